@@ -1,0 +1,61 @@
+"""wmkit-core: the contract every wmkit package builds on (DESIGN.md §3)."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from wmkit.core.action_spec import ActionKind, ActionSpec
+from wmkit.core.cli import Command
+from wmkit.core.pretrained import PretrainedLoadError, PretrainedMixin
+from wmkit.core.protocols import (
+    LatentActionModel,
+    Latents,
+    Rollout,
+    StepOutput,
+    Tokenizer,
+    WorldModel,
+    WorldState,
+)
+from wmkit.core.stage import make_stage, run_stage
+from wmkit.core.video import (
+    check_frames,
+    check_video,
+    frame_grid,
+    resize_video,
+    to_float_video,
+    to_uint8_frames,
+)
+from wmkit.core.video_io import read_video, write_gif, write_video
+from wmkit.core.world_model import StepwiseRolloutMixin, check_world_model_inputs
+
+try:
+    __version__ = version("wmkit-core")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ActionKind",
+    "ActionSpec",
+    "Command",
+    "LatentActionModel",
+    "Latents",
+    "PretrainedLoadError",
+    "PretrainedMixin",
+    "Rollout",
+    "StepOutput",
+    "StepwiseRolloutMixin",
+    "Tokenizer",
+    "WorldModel",
+    "WorldState",
+    "__version__",
+    "check_frames",
+    "check_video",
+    "check_world_model_inputs",
+    "frame_grid",
+    "make_stage",
+    "read_video",
+    "resize_video",
+    "run_stage",
+    "to_float_video",
+    "to_uint8_frames",
+    "write_gif",
+    "write_video",
+]

@@ -1,0 +1,372 @@
+"""`ActionSpec`: what an action is, for every model, dataset and environment in wmkit.
+
+Three kinds cover the settings of the papers we follow:
+
+- ``discrete``: one choice out of ``n`` (Crafter's 17 actions, Atari). Per-step shape ``()``.
+- ``multi_discrete``: several independent choices, one per entry of ``nvec``; e.g. MineWorld's
+  keyboard keys plus binned mouse deltas, or ViZDoom's buttons (``nvec=(2, 2, 2)``).
+  Per-step shape ``(len(nvec),)``.
+- ``continuous``: a float box with ``shape``, ``low`` and ``high`` (Meta-World's 4-D arm
+  control). Per-step shape ``shape``.
+
+Action tensors at a public boundary are ``[B, T, *spec.shape]`` (``validate``). Token models
+need every action as integers: ``to_tokens`` maps any spec to ``[..., num_tokens]`` ids, each
+column with its own vocabulary (``token_vocab_sizes``), discretising continuous values into
+``bins`` uniform bins over ``[low, high]`` (as MineWorld bins the camera and iVideoGPT's
+discrete-action variant bins the arm); ``from_tokens`` inverts it (bin centres).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+__all__ = ["ActionKind", "ActionSpec"]
+
+ActionKind = Literal["discrete", "multi_discrete", "continuous"]
+_KINDS = ("discrete", "multi_discrete", "continuous")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """Description of one step's action.
+
+    Build with the constructors ``ActionSpec.discrete``, ``ActionSpec.multi_discrete`` and
+    ``ActionSpec.continuous`` rather than by hand.
+
+    Args:
+        kind: ``"discrete"``, ``"multi_discrete"`` or ``"continuous"``.
+        n: number of choices (discrete).
+        nvec: number of choices per component (multi-discrete).
+        shape: per-step shape of a continuous action.
+        low: lower bound per component of a continuous action (flattened, len = prod(shape)).
+        high: upper bound per component of a continuous action (flattened).
+        bins: number of uniform bins per continuous component used by ``to_tokens``.
+        names: optional human-readable names: one per choice (discrete), per component
+            (multi-discrete, continuous). Used by play UIs and plots.
+    """
+
+    kind: ActionKind
+    n: int | None = None
+    nvec: tuple[int, ...] | None = None
+    shape: tuple[int, ...] | None = None
+    low: tuple[float, ...] | None = None
+    high: tuple[float, ...] | None = None
+    bins: int = 256
+    names: tuple[str, ...] | None = field(default=None)
+
+    # ----------------------------------------------------------------------------------
+    # construction
+    def __post_init__(self) -> None:
+        # JSON round trips give lists; normalise to tuples so specs compare and hash.
+        for name in ("nvec", "shape", "low", "high", "names"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+        if self.kind not in _KINDS:
+            raise ValueError(f"ActionSpec.kind must be one of {_KINDS}; got {self.kind!r}")
+        if self.kind == "discrete":
+            if self.n is None or int(self.n) < 1:
+                raise ValueError(f"a discrete ActionSpec needs n >= 1; got n={self.n!r}")
+        elif self.kind == "multi_discrete":
+            if not self.nvec or any(int(k) < 1 for k in self.nvec):
+                raise ValueError(
+                    f"a multi_discrete ActionSpec needs a non-empty nvec of positive ints; "
+                    f"got nvec={self.nvec!r}"
+                )
+        else:
+            if self.shape is None or any(int(s) < 1 for s in self.shape):
+                raise ValueError(
+                    f"a continuous ActionSpec needs a shape of positive ints; got {self.shape!r}"
+                )
+            size = math.prod(self.shape)
+            for bound in ("low", "high"):
+                value = getattr(self, bound)
+                if value is None or len(value) != size:
+                    raise ValueError(
+                        f"a continuous ActionSpec needs {bound} with {size} values "
+                        f"(one per component of shape {self.shape}); got {value!r}"
+                    )
+            if any(lo >= hi for lo, hi in zip(self.low, self.high)):  # type: ignore[arg-type]
+                raise ValueError(
+                    f"ActionSpec needs low < high per component; got low={self.low}, "
+                    f"high={self.high}"
+                )
+            if self.bins < 2:
+                raise ValueError(f"ActionSpec.bins must be >= 2; got {self.bins}")
+
+    @classmethod
+    def discrete(cls, n: int, names: Sequence[str] | None = None) -> ActionSpec:
+        """One choice out of ``n`` per step."""
+        if names is not None and len(names) != n:
+            raise ValueError(f"discrete ActionSpec with n={n} needs {n} names; got {len(names)}")
+        return cls(kind="discrete", n=int(n), names=tuple(names) if names else None)
+
+    @classmethod
+    def multi_discrete(cls, nvec: Sequence[int], names: Sequence[str] | None = None) -> ActionSpec:
+        """One choice per component; ``nvec[i]`` choices for component ``i``."""
+        if names is not None and len(names) != len(nvec):
+            raise ValueError(
+                f"multi_discrete ActionSpec with {len(nvec)} components needs as many names; "
+                f"got {len(names)}"
+            )
+        return cls(
+            kind="multi_discrete",
+            nvec=tuple(int(k) for k in nvec),
+            names=tuple(names) if names else None,
+        )
+
+    @classmethod
+    def continuous(
+        cls,
+        shape: int | Sequence[int],
+        low: float | Sequence[float] = -1.0,
+        high: float | Sequence[float] = 1.0,
+        bins: int = 256,
+        names: Sequence[str] | None = None,
+    ) -> ActionSpec:
+        """A float box; scalar bounds broadcast to every component."""
+        shape_t = (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
+        size = math.prod(shape_t)
+        low_t = (float(low),) * size if isinstance(low, int | float) else tuple(map(float, low))
+        hi_t = (float(high),) * size if isinstance(high, int | float) else tuple(map(float, high))
+        if names is not None and len(names) != size:
+            raise ValueError(
+                f"continuous ActionSpec with {size} components needs as many names; "
+                f"got {len(names)}"
+            )
+        return cls(
+            kind="continuous",
+            shape=shape_t,
+            low=low_t,
+            high=hi_t,
+            bins=int(bins),
+            names=tuple(names) if names else None,
+        )
+
+    # ----------------------------------------------------------------------------------
+    # properties
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        """Per-step shape: ``()`` discrete, ``(len(nvec),)`` multi-discrete, ``shape``."""
+        if self.kind == "discrete":
+            return ()
+        if self.kind == "multi_discrete":
+            return (len(self.nvec),)  # type: ignore[arg-type]
+        return self.shape  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """``torch.long`` for discrete kinds, ``torch.float32`` for continuous."""
+        return torch.float32 if self.kind == "continuous" else torch.long
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.kind != "continuous"
+
+    @property
+    def num_tokens(self) -> int:
+        """How many integer tokens one step's action becomes under ``to_tokens``."""
+        if self.kind == "discrete":
+            return 1
+        if self.kind == "multi_discrete":
+            return len(self.nvec)  # type: ignore[arg-type]
+        return math.prod(self.shape)  # type: ignore[arg-type]
+
+    @property
+    def token_vocab_sizes(self) -> tuple[int, ...]:
+        """Vocabulary size of each token column produced by ``to_tokens``."""
+        if self.kind == "discrete":
+            return (int(self.n),)  # type: ignore[arg-type]
+        if self.kind == "multi_discrete":
+            return tuple(self.nvec)  # type: ignore[arg-type]
+        return (self.bins,) * self.num_tokens
+
+    # ----------------------------------------------------------------------------------
+    # validation
+    def validate(self, actions: Tensor, name: str = "actions", batch_dims: int = 2) -> Tensor:
+        """Check ``actions`` is ``[*batch, *action_shape]`` with the right dtype and range.
+
+        ``batch_dims`` is 2 for ``[B, T, ...]`` sequences and 1 for a single step ``[B, ...]``.
+        Returns the tensor unchanged; raises ``TypeError``/``ValueError`` naming the problem.
+        """
+        if not isinstance(actions, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(actions).__name__}")
+        expected = ("B", "T")[:batch_dims] if batch_dims <= 2 else ("*",) * batch_dims
+        layout = "[" + ", ".join([*expected, *map(str, self.action_shape)]) + "]"
+        if actions.ndim != batch_dims + len(self.action_shape) or (
+            tuple(actions.shape[batch_dims:]) != self.action_shape
+        ):
+            raise ValueError(
+                f"{name} must be {layout} for {self.describe()}; got shape {tuple(actions.shape)}"
+            )
+        if self.kind == "continuous":
+            if not actions.is_floating_point():
+                raise TypeError(
+                    f"{name} must be a float tensor for {self.describe()}; got {actions.dtype}"
+                )
+            if not torch.isfinite(actions).all():
+                raise ValueError(f"{name} contains NaN or inf")
+            flat = actions.reshape(*actions.shape[:batch_dims], -1)
+            low = torch.tensor(self.low, dtype=flat.dtype, device=flat.device)
+            high = torch.tensor(self.high, dtype=flat.dtype, device=flat.device)
+            tol = 1e-6 * (high - low)
+            bad = (flat < low - tol) | (flat > high + tol)
+            if bad.any():
+                idx = bad.nonzero()[0].tolist()
+                raise ValueError(
+                    f"{name} out of range for {self.describe()}: value "
+                    f"{flat[tuple(idx)].item():.4g} at index {tuple(idx)} is outside "
+                    f"[{low[idx[-1]].item():.4g}, {high[idx[-1]].item():.4g}]"
+                )
+            return actions
+        if actions.is_floating_point() or actions.dtype == torch.bool or actions.is_complex():
+            raise TypeError(
+                f"{name} must be an integer tensor (torch.long) for {self.describe()}; "
+                f"got {actions.dtype}"
+            )
+        upper = torch.tensor(self.token_vocab_sizes, device=actions.device)
+        if self.kind == "discrete":
+            upper = upper[0]
+        bad = (actions < 0) | (actions >= upper)
+        if bad.any():
+            idx = tuple(bad.nonzero()[0].tolist())
+            limit = upper if upper.ndim == 0 else upper[idx[-1]]
+            raise ValueError(
+                f"{name} out of range for {self.describe()}: value {actions[idx].item()} at "
+                f"index {idx} is not in [0, {int(limit) - 1}]"
+            )
+        return actions
+
+    def describe(self) -> str:
+        """Short human-readable form, used in error messages."""
+        if self.kind == "discrete":
+            return f"ActionSpec.discrete(n={self.n})"
+        if self.kind == "multi_discrete":
+            return f"ActionSpec.multi_discrete(nvec={list(self.nvec)})"  # type: ignore[arg-type]
+        return f"ActionSpec.continuous(shape={self.shape})"
+
+    def check_compatible(self, other: ActionSpec, what: str = "action spec") -> None:
+        """Raise ``ValueError`` when ``other`` describes different actions than ``self``."""
+        if (
+            self.kind != other.kind
+            or self.action_shape != other.action_shape
+            or (
+                self.token_vocab_sizes != other.token_vocab_sizes
+                or (self.kind == "continuous" and (self.low, self.high) != (other.low, other.high))
+            )
+        ):
+            raise ValueError(
+                f"mismatched {what}: expected {self.describe()}, got {other.describe()}"
+            )
+
+    # ----------------------------------------------------------------------------------
+    # sampling
+    def sample(
+        self, batch_shape: Sequence[int] = (), generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Uniformly random actions of shape ``[*batch_shape, *action_shape]``."""
+        batch_shape = tuple(batch_shape)
+        if self.kind == "continuous":
+            u = torch.rand((*batch_shape, self.num_tokens), generator=generator)
+            low, high = torch.tensor(self.low), torch.tensor(self.high)
+            return (low + u * (high - low)).reshape(*batch_shape, *self.action_shape)
+        sizes = torch.tensor(self.token_vocab_sizes, dtype=torch.float64)
+        u = torch.rand((*batch_shape, len(sizes)), generator=generator, dtype=torch.float64)
+        ids = (u * sizes).floor().long().clamp_max(sizes.long() - 1)
+        return ids.reshape(*batch_shape, *self.action_shape)
+
+    # ----------------------------------------------------------------------------------
+    # tokens
+    def discretize(self, actions: Tensor, bins: int | None = None) -> Tensor:
+        """Continuous actions → bin ids in ``[0, bins)``, same shape, uniform over [low, high].
+
+        Values outside the box are clipped into the edge bins.
+        """
+        if self.kind != "continuous":
+            raise ValueError(f"discretize needs a continuous ActionSpec; got {self.describe()}")
+        bins = self.bins if bins is None else int(bins)
+        low, high = self._bounds(actions)
+        u = (actions.float() - low) / (high - low)
+        return (u * bins).floor().long().clamp(0, bins - 1)
+
+    def undiscretize(self, ids: Tensor, bins: int | None = None) -> Tensor:
+        """Bin ids → the bins' centre values (float32), inverse of ``discretize`` up to
+        half a bin width."""
+        if self.kind != "continuous":
+            raise ValueError(f"undiscretize needs a continuous ActionSpec; got {self.describe()}")
+        bins = self.bins if bins is None else int(bins)
+        if ids.is_floating_point():
+            raise TypeError(f"bin ids must be an integer tensor; got {ids.dtype}")
+        if (ids < 0).any() or (ids >= bins).any():
+            raise ValueError(f"bin ids must be in [0, {bins - 1}]")
+        low, high = self._bounds(ids)
+        return low + (ids.float() + 0.5) / bins * (high - low)
+
+    def to_tokens(self, actions: Tensor) -> Tensor:
+        """Actions ``[*batch, *action_shape]`` → long ids ``[*batch, num_tokens]``.
+
+        Column ``i`` takes values in ``[0, token_vocab_sizes[i])``.
+        """
+        nb = actions.ndim - len(self.action_shape)
+        if nb < 0 or tuple(actions.shape[nb:]) != self.action_shape:
+            raise ValueError(
+                f"actions must end with the action shape {self.action_shape} for "
+                f"{self.describe()}; got shape {tuple(actions.shape)}"
+            )
+        batch = actions.shape[:nb]
+        ids = self.discretize(actions) if self.kind == "continuous" else actions.long()
+        return ids.reshape(*batch, self.num_tokens)
+
+    def from_tokens(self, tokens: Tensor) -> Tensor:
+        """Inverse of ``to_tokens``: ``[*batch, num_tokens]`` → ``[*batch, *action_shape]``."""
+        if tokens.ndim < 1 or tokens.shape[-1] != self.num_tokens:
+            raise ValueError(
+                f"action tokens must be [..., {self.num_tokens}] for {self.describe()}; "
+                f"got shape {tuple(tokens.shape)}"
+            )
+        batch = tokens.shape[:-1]
+        if self.kind == "continuous":
+            values = self.undiscretize(tokens.reshape(*batch, *self.action_shape))
+            return values
+        return tokens.long().reshape(*batch, *self.action_shape)
+
+    def _bounds(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        low = torch.tensor(self.low, dtype=torch.float32, device=like.device)
+        high = torch.tensor(self.high, dtype=torch.float32, device=like.device)
+        return low.reshape(self.action_shape), high.reshape(self.action_shape)
+
+    # ----------------------------------------------------------------------------------
+    # serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form; ``None`` fields are dropped."""
+        return {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in asdict(self).items()
+            if v is not None
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ActionSpec:
+        """Inverse of ``to_dict``; unknown keys are an error (a typo would go unnoticed)."""
+        if not isinstance(data, dict):
+            raise TypeError(f"ActionSpec.from_dict needs a dict; got {type(data).__name__}")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown ActionSpec fields {sorted(unknown)}")
+        if "kind" not in data:
+            raise ValueError("ActionSpec dict needs a 'kind'")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ActionSpec:
+        return cls.from_dict(json.loads(text))

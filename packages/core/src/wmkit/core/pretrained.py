@@ -1,0 +1,238 @@
+"""`PretrainedMixin`: ``save_pretrained(dir)`` / ``from_pretrained(dir)`` for every wmkit model.
+
+A saved model is a directory with ``config.json`` (the ``__init__`` arguments, plus the
+class and format version) and ``model.safetensors`` (the weights). Built on
+huggingface_hub's ``PyTorchModelHubMixin`` (which captures the ``__init__`` arguments and
+writes both files and a model card), with three differences that matter here:
+
+- ``from_pretrained`` takes a **local path only** (no hub look-up: our machines have no
+  network and a typo must not turn into a download attempt);
+- loading is **strict** (the hub mixin defaults to ``strict=False``, which silently keeps
+  random weights for missing keys) and every failure names the file and what is wrong:
+  missing directory or file, unreadable JSON, corrupt safetensors, a config written by a
+  different class, missing/unexpected keys and shape mismatches;
+- saving refuses a model whose ``__init__`` arguments cannot all be written to JSON
+  (they would be silently dropped and the model reloaded with defaults).
+
+Weights are never unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_model
+
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "PretrainedLoadError", "PretrainedMixin"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+_META_KEYS = ("_wmkit_class", "_wmkit_format")
+
+T = TypeVar("T", bound="PretrainedMixin")
+
+
+class PretrainedLoadError(ValueError):
+    """A pretrained directory exists but does not hold what the class needs."""
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]):
+    """Mix into an ``nn.Module`` whose ``__init__`` takes JSON-serialisable arguments.
+
+    Example::
+
+        class ToyNet(nn.Module, PretrainedMixin):
+            def __init__(self, width: int = 8):
+                super().__init__()
+                self.lin = nn.Linear(width, width)
+
+        ToyNet(width=4).save_pretrained("out/toy")
+        net = ToyNet.from_pretrained("out/toy")
+
+    Dataclass arguments (such as ``ActionSpec``) are written as dicts and rebuilt from the
+    annotation on load.
+    """
+
+    # ------------------------------------------------------------------------------ save
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:  # type: ignore[override]
+        """Write ``config.json`` + ``model.safetensors`` (+ a model card) to ``save_directory``."""
+        if kwargs.get("push_to_hub"):
+            raise ValueError("wmkit saves to local directories only; push_to_hub is not supported")
+        config = dict(self._hub_mixin_config or {})
+        missing = [
+            name
+            for name, p in self._hub_mixin_init_parameters.items()
+            if name != "self"
+            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            and name not in config
+        ]
+        if missing:
+            raise TypeError(
+                f"cannot save {type(self).__name__}: __init__ argument(s) {missing} are not "
+                "JSON-serialisable (or have no default and were not passed), so "
+                "from_pretrained could not rebuild the model. Pass plain values, lists, dicts "
+                "or dataclasses."
+            )
+        config["_wmkit_class"] = _qualname(type(self))
+        config["_wmkit_format"] = FORMAT_VERSION
+        super().save_pretrained(Path(save_directory), config=config)
+
+    # ------------------------------------------------------------------------------ load
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls: type[T],
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        map_location: str | torch.device = "cpu",
+        **overrides: Any,
+    ) -> T:
+        """Rebuild the model from a local directory written by ``save_pretrained``.
+
+        ``overrides`` replace ``__init__`` arguments from the config (for arguments that do
+        not change parameter shapes, e.g. a dropout rate). Returns the model in eval mode.
+        """
+        directory = Path(pretrained_model_name_or_path)
+        if not directory.exists():
+            raise FileNotFoundError(
+                f"no pretrained directory at {directory} (wmkit loads from local paths only; "
+                "write one with save_pretrained or point to the right path)"
+            )
+        if not directory.is_dir():
+            raise NotADirectoryError(f"{directory} is a file; from_pretrained needs the directory")
+        config_path = directory / CONFIG_NAME
+        weights_path = directory / WEIGHTS_NAME
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path.name} is missing from {directory}")
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise PretrainedLoadError(f"{config_path} is not valid JSON: {e}") from e
+        if not isinstance(config, dict):
+            raise PretrainedLoadError(f"{config_path} must hold a JSON object")
+        saved_class = config.get("_wmkit_class")
+        if saved_class is not None and saved_class.rsplit(".", 1)[-1] != cls.__name__:
+            raise PretrainedLoadError(
+                f"{config_path} was saved by {saved_class}; cannot load it as {_qualname(cls)}"
+            )
+        params = {
+            n: p
+            for n, p in cls._hub_mixin_init_parameters.items()
+            if n != "self"
+            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        }
+        unknown = sorted(set(config) - set(params) - set(_META_KEYS))
+        if unknown:
+            raise PretrainedLoadError(
+                f"{config_path} has argument(s) {unknown} that {cls.__name__}.__init__ does "
+                "not take (saved by a different class or version?)"
+            )
+        bad_overrides = sorted(set(overrides) - set(params))
+        if bad_overrides:
+            raise TypeError(f"{cls.__name__}.__init__ takes no argument(s) {bad_overrides}")
+        _check_safetensors(weights_path)
+        decoded = _decode_dataclasses(cls, {k: v for k, v in config.items() if k in params})
+        decoded.update(overrides)
+        return super().from_pretrained(directory, map_location=str(map_location), **decoded)
+
+    @classmethod
+    def _from_pretrained(  # type: ignore[override]
+        cls: type[T],
+        *,
+        model_id: str,
+        map_location: str = "cpu",
+        revision: Any = None,
+        cache_dir: Any = None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        token: Any = None,
+        **model_kwargs: Any,
+    ) -> T:
+        for key in _META_KEYS:
+            model_kwargs.pop(key, None)
+        model = cls(**model_kwargs)
+        weights_path = Path(model_id) / WEIGHTS_NAME
+        _check_state_dict_matches(model, weights_path)
+        load_model(model, str(weights_path), strict=True, device=map_location)
+        model.eval()
+        return model
+
+
+def _decode_dataclasses(cls: type, config: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild dataclass arguments (e.g. ``ActionSpec``) from their JSON dicts.
+
+    The hub mixin only decodes when annotations are real classes; with ``from __future__
+    import annotations`` they are strings, so resolve them here.
+    """
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:
+        return dict(config)
+    out = dict(config)
+    for name, value in config.items():
+        if not isinstance(value, dict):
+            continue
+        hint = hints.get(name)
+        candidates = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        for typ in candidates:
+            if isinstance(typ, type) and dataclasses.is_dataclass(typ):
+                from_dict = getattr(typ, "from_dict", None)
+                out[name] = from_dict(value) if from_dict else typ(**value)
+                break
+    return out
+
+
+def _check_safetensors(path: Path) -> None:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                f.get_slice(key)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise PretrainedLoadError(f"{path} is not a readable safetensors file: {e}") from e
+
+
+def _check_state_dict_matches(model: torch.nn.Module, path: Path) -> None:
+    with safe_open(str(path), framework="pt") as f:
+        saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    # safetensors stores tied weights once; compare against the de-duplicated state dict.
+    expected: dict[str, tuple[int, ...]] = {}
+    seen: dict[int, str] = {}
+    for k, v in model.state_dict().items():
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        if ptr in seen and ptr != -1 and k not in saved:
+            continue
+        seen[ptr] = k
+        expected[k] = tuple(v.shape)
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    mismatched = [
+        f"{k}: file {saved[k]} vs model {expected[k]}"
+        for k in sorted(set(saved) & set(expected))
+        if saved[k] != expected[k]
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:8]}{' …' if len(missing) > 8 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:8]}{' …' if len(unexpected) > 8 else ''}")
+        if mismatched:
+            parts.append(f"shape mismatches {mismatched[:8]}")
+        raise PretrainedLoadError(
+            f"{path} does not match {type(model).__name__} built from config.json: "
+            + "; ".join(parts)
+        )

@@ -1,0 +1,69 @@
+"""Turn a package's LightningModule and LightningDataModule into a ``wmkit <stage>`` command.
+
+Every training stage is LightningCLI (DESIGN.md §5), so every trainer option works::
+
+    wmkit tokenizer fit -c configs/vidtok_tiny.yaml --trainer.devices 8
+    wmkit tokenizer fit -c configs/vidtok_tiny.yaml --trainer.precision bf16-mixed
+    wmkit tokenizer fit -c configs/vidtok_tiny.yaml --ckpt_path last     # resume
+    wmkit tokenizer test -c configs/vidtok_tiny.yaml --ckpt_path path/to.ckpt
+    wmkit tokenizer fit --print_config
+
+Models and data are in subclass mode, so YAML picks the classes by path
+(``model: {class_path: ..., init_args: ...}``) and nested networks are injected the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from wmkit.core.cli import Command
+
+__all__ = ["make_stage", "run_stage"]
+
+
+def run_stage(
+    model_class: type | None,
+    datamodule_class: type | None,
+    argv: list[str],
+    **cli_kwargs: Any,
+) -> Any:
+    """Run LightningCLI on ``argv`` (``fit|validate|test|predict ...``); returns the CLI object.
+
+    ``model_class``/``datamodule_class`` are base classes (``None`` accepts any
+    ``LightningModule``/``LightningDataModule``); YAML may name any subclass.
+    """
+    from lightning.pytorch.cli import LightningCLI
+
+    kwargs: dict[str, Any] = {
+        "subclass_mode_model": True,
+        "subclass_mode_data": True,
+        "save_config_kwargs": {"overwrite": True},
+        "args": argv,
+    }
+    kwargs.update(cli_kwargs)
+    return LightningCLI(model_class, datamodule_class, **kwargs)
+
+
+def make_stage(
+    help: str,
+    model_class: type | Callable[[], type] | None = None,
+    datamodule_class: type | Callable[[], type] | None = None,
+    **cli_kwargs: Any,
+) -> Command:
+    """Build the :class:`~wmkit.core.cli.Command` for a training stage.
+
+    ``model_class``/``datamodule_class`` may be zero-argument callables returning the class,
+    so that the entry-point module stays cheap to import (``wmkit --help`` loads it).
+    """
+
+    def resolve(obj: Any) -> type | None:
+        if obj is None or isinstance(obj, type):
+            return obj
+        return obj()
+
+    def run(argv: list[str]) -> int:
+        run_stage(resolve(model_class), resolve(datamodule_class), list(argv), **cli_kwargs)
+        return 0
+
+    return Command(help=help, run=run)

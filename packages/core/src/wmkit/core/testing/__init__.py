@@ -1,0 +1,36 @@
+"""``wmkit.core.testing``: the conformance suite and tiny reference models for tests."""
+
+from wmkit.core.testing.conformance import (
+    assert_same,
+    check_causality,
+    check_determinism,
+    check_latent_action_model,
+    check_protocol,
+    check_rejects,
+    check_save_load,
+    check_tokenizer,
+    check_world_model,
+)
+from wmkit.core.testing.moving_squares import MovingSquaresEpisodes, moving_squares
+from wmkit.core.testing.suites import LatentActionModelTests, TokenizerTests, WorldModelTests
+from wmkit.core.testing.toys import ToyTokenizer, ToyWorldModel, action_features
+
+__all__ = [
+    "LatentActionModelTests",
+    "MovingSquaresEpisodes",
+    "TokenizerTests",
+    "ToyTokenizer",
+    "ToyWorldModel",
+    "WorldModelTests",
+    "action_features",
+    "assert_same",
+    "check_causality",
+    "check_determinism",
+    "check_latent_action_model",
+    "check_protocol",
+    "check_rejects",
+    "check_save_load",
+    "check_tokenizer",
+    "check_world_model",
+    "moving_squares",
+]

@@ -1,0 +1,191 @@
+"""Small, honest reference implementations of the core protocols.
+
+They are real models (they train and behave as the contract says) kept tiny, so that core's
+tests can exercise the conformance suite and the stage machinery, and other packages' tests
+(eval, play, agents) have a ``WorldModel``/``Tokenizer`` to drive without depending on a
+sibling package.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from wmkit.core.action_spec import ActionSpec
+from wmkit.core.pretrained import PretrainedMixin
+from wmkit.core.protocols import Latents, StepOutput, WorldState
+from wmkit.core.video import check_video
+from wmkit.core.world_model import StepwiseRolloutMixin, check_world_model_inputs
+
+__all__ = ["ToyTokenizer", "ToyWorldModel", "action_features"]
+
+
+def action_features(spec: ActionSpec, actions: Tensor) -> Tensor:
+    """Actions ``[*batch, *action_shape]`` → float features ``[*batch, F]``: one-hot per
+    discrete component, the value rescaled to [-1, 1] per continuous component."""
+    if spec.kind == "continuous":
+        low, high = spec._bounds(actions)
+        x = (actions.float() - low) / (high - low) * 2 - 1
+        return x.reshape(*x.shape[: x.ndim - len(spec.action_shape)], -1)
+    ids = spec.to_tokens(actions)  # [*batch, K]
+    return torch.cat(
+        [F.one_hot(ids[..., k], n).float() for k, n in enumerate(spec.token_vocab_sizes)], dim=-1
+    )
+
+
+def _feature_dim(spec: ActionSpec) -> int:
+    return spec.num_tokens if spec.kind == "continuous" else sum(spec.token_vocab_sizes)
+
+
+class ToyWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
+    """Markov pixel-space world model: next frame = last frame + CNN(last frame, action).
+
+    Deterministic and strictly causal; predicts a reward from the new frame.
+
+    Args:
+        action_spec: the actions it takes.
+        channels: image channels.
+        hidden: width of the CNN.
+        kernel_size: CNN kernel size (odd); bigger lets actions move content further.
+    """
+
+    def __init__(
+        self,
+        action_spec: ActionSpec,
+        channels: int = 3,
+        hidden: int = 32,
+        kernel_size: int = 5,
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd; got {kernel_size}")
+        self._action_spec = action_spec
+        self.channels = channels
+        pad = kernel_size // 2
+        self.action_proj = nn.Linear(_feature_dim(action_spec), hidden)
+        self.inp = nn.Conv2d(channels, hidden, kernel_size, padding=pad)
+        self.mid = nn.Conv2d(hidden, hidden, kernel_size, padding=pad)
+        self.out = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.reward_head = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def action_spec(self) -> ActionSpec:
+        return self._action_spec
+
+    def predict(self, frame: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """One transition: frame ``[B, C, H, W]``, action ``[B, ...]`` → (next frame, reward)."""
+        a = self.action_proj(action_features(self.action_spec, action))  # [B, D]
+        h = F.silu(self.inp(frame) + a[:, :, None, None])  # [B, D, H, W]
+        h = F.silu(self.mid(h))
+        nxt = (frame + self.out(h)).clamp(-1, 1)  # [B, C, H, W]
+        reward = self.reward_head(h.mean(dim=(2, 3))).squeeze(-1)  # [B]
+        return nxt, reward
+
+    def forward(self, frames: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Teacher-forced: frames ``[B, T, C, H, W]``, actions ``[B, T, ...]`` → predicted
+        frames ``t + 1`` and rewards for every ``t`` (``[B, T, C, H, W]``, ``[B, T]``)."""
+        b = frames.shape[0]
+        x = rearrange(frames, "b t c h w -> (b t) c h w")
+        a = actions.reshape(-1, *self.action_spec.action_shape)
+        nxt, reward = self.predict(x, a)
+        return rearrange(nxt, "(b t) c h w -> b t c h w", b=b), reward.reshape(b, -1)
+
+    def reset(self, context_frames: Tensor, context_actions: Tensor | None = None) -> WorldState:
+        check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
+        return WorldState(t=context_frames.shape[1], frames=context_frames[:, -1:])
+
+    @torch.no_grad()
+    def step(self, state: WorldState, action: Tensor) -> StepOutput:
+        self.action_spec.validate(action, name="action", batch_dims=1)
+        frame, reward = self.predict(state.frames[:, -1], action)
+        return StepOutput(frame, reward, WorldState(t=state.t + 1, frames=frame.unsqueeze(1)))
+
+
+class ToyTokenizer(nn.Module, PretrainedMixin):
+    """Per-frame tokenizer with no learned weights: average-pool by ``patch``, then either
+    quantize each channel to ``levels`` values (discrete; id = mixed-radix digits) or keep the
+    pooled values (continuous). Causal (each frame on its own), exact on piecewise-flat
+    images such as moving squares aligned to the patch grid.
+
+    Args:
+        patch: spatial compression factor.
+        levels: quantization levels per channel (discrete).
+        channels: image channels.
+        kind: ``"discrete"`` or ``"continuous"``.
+    """
+
+    def __init__(
+        self,
+        patch: int = 4,
+        levels: int = 4,
+        channels: int = 3,
+        kind: Literal["discrete", "continuous"] = "discrete",
+    ) -> None:
+        super().__init__()
+        if kind not in ("discrete", "continuous"):
+            raise ValueError(f"kind must be 'discrete' or 'continuous'; got {kind!r}")
+        self.patch, self.levels, self.channels, self._kind = patch, levels, channels, kind
+        self.register_buffer("radix", levels ** torch.arange(channels), persistent=False)
+
+    @property
+    def kind(self) -> Literal["discrete", "continuous"]:
+        return self._kind
+
+    @property
+    def vocab_size(self) -> int | None:
+        return self.levels**self.channels if self._kind == "discrete" else None
+
+    @property
+    def latent_channels(self) -> int | None:
+        return self.channels if self._kind == "continuous" else None
+
+    @property
+    def spatial_compression(self) -> int:
+        return self.patch
+
+    @property
+    def temporal_compression(self) -> int:
+        return 1
+
+    def tokens_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+        if height % self.patch or width % self.patch:
+            raise ValueError(
+                f"height and width must be multiples of {self.patch}; got {height}x{width}"
+            )
+        hw = (height // self.patch, width // self.patch)
+        return (num_frames, *hw) if self._kind == "discrete" else (num_frames, self.channels, *hw)
+
+    def encode(self, video: Tensor) -> Latents:
+        check_video(video, channels=self.channels)
+        b = video.shape[0]
+        self.tokens_shape(*video.shape[1:2], *video.shape[3:])
+        x = F.avg_pool2d(rearrange(video, "b t c h w -> (b t) c h w"), self.patch)
+        x = rearrange(x, "(b t) c h w -> b t c h w", b=b)
+        if self._kind == "continuous":
+            return Latents(values=x, kind="continuous")
+        q = ((x + 1) / 2 * self.levels).floor().clamp(0, self.levels - 1).long()
+        ids = (q * self.radix.view(1, 1, -1, 1, 1)).sum(dim=2)  # [B, T, h, w]
+        return Latents(values=ids, kind="discrete")
+
+    def decode(self, latents: Latents | Tensor) -> Tensor:
+        values = latents.values if isinstance(latents, Latents) else latents
+        if self._kind == "discrete":
+            if values.ndim != 4 or values.is_floating_point():
+                raise ValueError(
+                    f"tokens must be long [B, T, h, w]; got {values.dtype}{tuple(values.shape)}"
+                )
+            digits = (values.unsqueeze(2) // self.radix.view(1, 1, -1, 1, 1)) % self.levels
+            x = (digits.float() + 0.5) / self.levels * 2 - 1  # [B, T, C, h, w]
+        else:
+            if values.ndim != 5:
+                raise ValueError(f"latents must be [B, T, C, h, w]; got {tuple(values.shape)}")
+            x = values
+        b = x.shape[0]
+        x = F.interpolate(rearrange(x, "b t c h w -> (b t) c h w"), scale_factor=self.patch)
+        return rearrange(x, "(b t) c h w -> b t c h w", b=b).clamp(-1, 1)

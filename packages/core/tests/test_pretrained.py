@@ -1,0 +1,129 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from wmkit.core import ActionSpec, PretrainedLoadError, PretrainedMixin
+
+
+class Net(nn.Module, PretrainedMixin):
+    def __init__(self, width: int = 8, depth: int = 2, spec: ActionSpec | None = None):
+        super().__init__()
+        self.spec = spec
+        self.layers = nn.Sequential(*[nn.Linear(width, width) for _ in range(depth)])
+        self.register_buffer("scale", torch.tensor(2.0))
+
+    def forward(self, x):
+        return self.layers(x) * self.scale
+
+
+class OtherNet(Net):
+    pass
+
+
+class Unsaveable(nn.Module, PretrainedMixin):
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+
+def test_round_trip_is_bit_identical(tmp_path):
+    torch.manual_seed(0)
+    net = Net(width=4, depth=3, spec=ActionSpec.multi_discrete([2, 3]))
+    net.save_pretrained(tmp_path / "net")
+    assert {"config.json", "model.safetensors"} <= {p.name for p in (tmp_path / "net").iterdir()}
+    config = json.loads((tmp_path / "net" / "config.json").read_text())
+    assert config["width"] == 4 and config["_wmkit_class"].endswith("Net")
+    loaded = Net.from_pretrained(tmp_path / "net")
+    assert loaded.spec == net.spec and not loaded.training
+    for (k, a), (_, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    x = torch.randn(3, 4)
+    assert torch.equal(net(x), loaded(x))
+
+
+def test_missing_directory_and_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no pretrained directory at .*local paths only"):
+        Net.from_pretrained(tmp_path / "nope")
+    Net().save_pretrained(tmp_path / "a")
+    (tmp_path / "a" / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
+        Net.from_pretrained(tmp_path / "a")
+    Net().save_pretrained(tmp_path / "b")
+    (tmp_path / "b" / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        Net.from_pretrained(tmp_path / "b")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        Net.from_pretrained(tmp_path / "file")
+
+
+def test_corrupt_files(tmp_path):
+    Net().save_pretrained(tmp_path / "a")
+    weights = tmp_path / "a" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:40])
+    with pytest.raises(
+        PretrainedLoadError, match=r"model.safetensors is not a readable safetensors"
+    ):
+        Net.from_pretrained(tmp_path / "a")
+    Net().save_pretrained(tmp_path / "b")
+    (tmp_path / "b" / "config.json").write_text("{not json")
+    with pytest.raises(PretrainedLoadError, match="config.json is not valid JSON"):
+        Net.from_pretrained(tmp_path / "b")
+
+
+def test_config_weights_mismatch(tmp_path):
+    Net(width=8).save_pretrained(tmp_path / "a")
+    config_path = tmp_path / "a" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["width"] = 6
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(PretrainedLoadError, match=r"shape mismatches.*\(8, 8\) vs model \(6, 6\)"):
+        Net.from_pretrained(tmp_path / "a")
+    config["width"], config["depth"] = 8, 3
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(PretrainedLoadError, match=r"missing keys \['layers.2.bias'"):
+        Net.from_pretrained(tmp_path / "a")
+    config["depth"] = 2
+    config_path.write_text(json.dumps(config))
+    save_file(
+        {**Net().state_dict(), "extra": torch.zeros(1)}, str(tmp_path / "a" / "model.safetensors")
+    )
+    with pytest.raises(PretrainedLoadError, match=r"unexpected keys \['extra'\]"):
+        Net.from_pretrained(tmp_path / "a")
+
+
+def test_wrong_class_and_unknown_arguments(tmp_path):
+    Net().save_pretrained(tmp_path / "a")
+    with pytest.raises(PretrainedLoadError, match="saved by .*Net; cannot load it as .*OtherNet"):
+        OtherNet.from_pretrained(tmp_path / "a")
+    config_path = tmp_path / "a" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["colour"] = "red"
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(PretrainedLoadError, match=r"\['colour'\]"):
+        Net.from_pretrained(tmp_path / "a")
+
+
+def test_overrides(tmp_path):
+    Net(width=4).save_pretrained(tmp_path / "a")
+    with pytest.raises(TypeError, match="no argument"):
+        Net.from_pretrained(tmp_path / "a", colour=1)
+    with pytest.raises(PretrainedLoadError, match="shape mismatches"):
+        Net.from_pretrained(tmp_path / "a", width=5)
+
+
+def test_refuses_to_save_non_json_arguments(tmp_path):
+    with pytest.raises(TypeError, match=r"\['inner'\] are not JSON-serialisable"):
+        Unsaveable(nn.Linear(2, 2)).save_pretrained(tmp_path / "u")
+
+
+def test_never_unpickles(tmp_path):
+    """A directory holding only a pickle is refused, never loaded."""
+    Net().save_pretrained(tmp_path / "a")
+    (tmp_path / "a" / "model.safetensors").unlink()
+    torch.save(Net().state_dict(), tmp_path / "a" / "pytorch_model.bin")
+    with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
+        Net.from_pretrained(tmp_path / "a")
