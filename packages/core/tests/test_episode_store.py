@@ -1,0 +1,147 @@
+import json
+
+import numpy as np
+import pytest
+
+from wmkit.core import ActionSpec
+from wmkit.core.data.episode_store import CorruptDatasetError, EpisodeStore, EpisodeWriter
+from wmkit.core.testing import moving_squares
+
+
+def _episodes(n=5, continuous=False, seed=0):
+    eps = moving_squares(n, 12, 16, continuous=continuous, seed=seed)
+    lengths = [12 - (i % 3) * 2 for i in range(n)]  # 12, 10, 8, ...
+    return eps, lengths
+
+
+def _write(root, n=5, frame_format="video", per_shard=2, continuous=False, close=True, **kw):
+    eps, lengths = _episodes(n, continuous)
+    writer = EpisodeWriter(root, action_spec=eps.action_spec, fps=10, env="squares",
+                           env_kwargs={"size": 16}, policy={"name": "sticky"}, seed=0,
+                           frame_format=frame_format, episodes_per_shard=per_shard, chunk=4, **kw)
+    for i in range(n):
+        t = lengths[i]
+        writer.add_episode(eps.frames[i, :t], eps.actions[i, :t], eps.rewards[i, :t],
+                           eps.dones[i, :t], seed=100 + i, info={"i": i})
+    if close:
+        writer.close()
+    return eps, lengths, writer
+
+
+@pytest.mark.parametrize("frame_format", ["video", "npz"])
+@pytest.mark.parametrize("continuous", [False, True])
+def test_round_trip_exact(tmp_path, frame_format, continuous):
+    eps, lengths, _ = _write(tmp_path / "d", frame_format=frame_format, continuous=continuous)
+    store = EpisodeStore(tmp_path / "d")
+    assert len(store) == 5 and store.fps == 10 and store.resolution == (16, 16)
+    assert store.action_spec == eps.action_spec
+    assert sorted(p.name for p in (tmp_path / "d" / "shards").iterdir()) == ["000000", "000001", "000002"]
+    for i in range(5):
+        assert store.episode_length(i) == lengths[i] and store.episode_seed(i) == 100 + i
+        frames, steps = store.read_episode(i)
+        t = lengths[i]
+        assert frames.dtype == np.uint8 and np.array_equal(frames, eps.frames[i, :t])
+        assert np.array_equal(steps["actions"], eps.actions[i, :t])
+        assert steps["actions"].dtype == (np.float32 if continuous else np.int64)
+        assert np.array_equal(steps["rewards"], eps.rewards[i, :t])
+        assert steps["dones"].dtype == bool
+    window = store.read_frames(0, 5, 9)  # crosses a chunk/keyframe boundary
+    assert np.array_equal(window, eps.frames[0, 5:9])
+    assert np.array_equal(store.read_steps(3, 2, 6)["actions"], eps.actions[3, 2:6])
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["env"] == "squares" and manifest["policy"] == {"name": "sticky"}
+    assert "wmkit-core" in manifest["versions"]
+
+
+def test_lossy_video(tmp_path):
+    eps, lengths, _ = _write(tmp_path / "d", n=2, crf=23)
+    frames = EpisodeStore(tmp_path / "d").read_frames(0, 0, 4)
+    assert np.abs(frames.astype(int) - eps.frames[0, :4]).mean() < 8
+
+
+def test_windows_are_checked(tmp_path):
+    _write(tmp_path / "d", n=2)
+    store = EpisodeStore(tmp_path / "d")
+    with pytest.raises(IndexError, match="outside episode 1 of length 10"):
+        store.read_frames(1, 8, 11)
+    with pytest.raises(IndexError, match="episode 7 out of range"):
+        store.episode_length(7)
+
+
+def test_resume_after_kill_keeps_complete_shards(tmp_path):
+    root = tmp_path / "d"
+    _write(root, n=3, per_shard=2, close=False)  # "killed": episode 2 only in .tmp-000001
+    assert (root / "shards" / ".tmp-000001").is_dir()
+    eps, lengths = _episodes(5)
+    writer = EpisodeWriter(root, action_spec=eps.action_spec, fps=10, env="squares",
+                           env_kwargs={"size": 16}, policy={"name": "sticky"}, seed=0,
+                           episodes_per_shard=2, chunk=4)
+    assert writer.num_episodes == 2 and not (root / "shards" / ".tmp-000001").exists()
+    for i in range(2, 5):
+        t = lengths[i]
+        assert writer.add_episode(eps.frames[i, :t], eps.actions[i, :t], eps.rewards[i, :t]) == i
+    writer.close()
+    store = EpisodeStore(root)
+    assert len(store) == 5
+    assert np.array_equal(store.read_episode(4)[0], eps.frames[4, : lengths[4]])
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    _write(tmp_path / "d", n=1)
+    with pytest.raises(ValueError, match=r"different settings \(fps: fps=10.0 vs 30.0\)"):
+        EpisodeWriter(tmp_path / "d", action_spec=_episodes(1)[0].action_spec, fps=30,
+                      env="squares", env_kwargs={"size": 16}, policy={"name": "sticky"}, seed=0,
+                      episodes_per_shard=2, chunk=4)
+    with pytest.raises(ValueError, match="different settings"):
+        EpisodeWriter(tmp_path / "d", action_spec=ActionSpec.discrete(6), fps=10, env="squares",
+                      env_kwargs={"size": 16}, policy={"name": "sticky"}, seed=0,
+                      episodes_per_shard=2, chunk=4)
+
+
+def test_bad_episode_input(tmp_path):
+    eps, _ = _episodes(1)
+    writer = EpisodeWriter(tmp_path / "d", action_spec=eps.action_spec, fps=10, env="squares")
+    with pytest.raises(ValueError, match="actions has 3 steps but frames has 12"):
+        writer.add_episode(eps.frames[0], eps.actions[0, :3])
+    with pytest.raises(ValueError, match="out of range"):
+        writer.add_episode(eps.frames[0], eps.actions[0] + 5)
+    with pytest.raises(TypeError, match="uint8"):
+        writer.add_episode(eps.frames[0].astype(np.float32), eps.actions[0])
+    writer.add_episode(eps.frames[0], eps.actions[0])
+    with pytest.raises(ValueError, match="dataset is 16x16"):
+        writer.add_episode(np.zeros((12, 8, 8, 3), np.uint8), eps.actions[0])
+
+
+def test_truncated_file_is_named(tmp_path):
+    _write(tmp_path / "d", n=2)
+    video = tmp_path / "d" / "shards" / "000000" / "ep000001.mkv"
+    video.write_bytes(video.read_bytes()[:-50])
+    with pytest.raises(CorruptDatasetError, match=r"ep000001.mkv is \d+ bytes, expected"):
+        EpisodeStore(tmp_path / "d")
+
+
+def test_missing_files_are_named(tmp_path):
+    _write(tmp_path / "d", n=4)
+    (tmp_path / "d" / "shards" / "000001" / "steps.parquet").unlink()
+    with pytest.raises(CorruptDatasetError, match=r"000001/steps.parquet is missing"):
+        EpisodeStore(tmp_path / "d")
+    with pytest.raises(FileNotFoundError, match="not a wmkit episode dataset"):
+        EpisodeStore(tmp_path)
+
+
+@pytest.mark.parametrize("frame_format", ["video", "npz"])
+def test_corrupt_content_is_named(tmp_path, frame_format):
+    _write(tmp_path / "d", n=2, frame_format=frame_format)
+    shard = tmp_path / "d" / "shards" / "000000"
+    suffix = "mkv" if frame_format == "video" else "npz"
+    for name in (f"ep000000.{suffix}", "steps.parquet"):
+        data = bytearray((shard / name).read_bytes())
+        data[: len(data) // 2] = bytes(len(data) // 2)  # same size, garbage content
+        (shard / name).write_bytes(bytes(data))
+    store = EpisodeStore(tmp_path / "d")  # sizes still match
+    with pytest.raises(CorruptDatasetError, match="sha256"):
+        store.verify()
+    with pytest.raises(CorruptDatasetError, match=f"ep000000.{suffix}"):
+        store.read_frames(0, 0, 4)
+    with pytest.raises(CorruptDatasetError, match="steps.parquet"):
+        store.read_steps(0, 0, 4)
