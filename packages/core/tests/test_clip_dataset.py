@@ -6,7 +6,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DistributedSampler
 
 from wmkit.core.data.clip_dataset import ClipDataset, RandomClipSampler, split_episodes
 from wmkit.core.data.datamodule import EpisodeDataModule
@@ -18,12 +18,14 @@ from wmkit.core.testing import moving_squares
 def dataset_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("clips") / "squares"
     eps = moving_squares(10, 20, 16, seed=0)
-    writer = EpisodeWriter(root, action_spec=eps.action_spec, fps=10, env="squares",
-                           episodes_per_shard=4, chunk=8)
+    writer = EpisodeWriter(
+        root, action_spec=eps.action_spec, fps=10, env="squares", episodes_per_shard=4, chunk=8
+    )
     for i in range(10):
         t = 20 - i  # lengths 20 .. 11
-        writer.add_episode(eps.frames[i, :t], eps.actions[i, :t], eps.rewards[i, :t],
-                           eps.dones[i, :t])
+        writer.add_episode(
+            eps.frames[i, :t], eps.actions[i, :t], eps.rewards[i, :t], eps.dones[i, :t]
+        )
     writer.close()
     return root
 
@@ -99,8 +101,14 @@ def test_resize_and_frames_only(dataset_dir):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_datamodule_batches(dataset_dir, workers):
-    dm = EpisodeDataModule(str(dataset_dir), clip_length=6, batch_size=4, num_workers=workers,
-                           split=(0.6, 0.2, 0.2), samples_per_epoch=16)
+    dm = EpisodeDataModule(
+        str(dataset_dir),
+        clip_length=6,
+        batch_size=4,
+        num_workers=workers,
+        split=(0.6, 0.2, 0.2),
+        samples_per_epoch=16,
+    )
     assert dm.action_spec.n == 5
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
@@ -116,7 +124,8 @@ def test_ddp_two_processes_share_evaluation(dataset_dir, tmp_path):
     """Real DDP (2 CPU processes, gloo): validation clips split disjointly and completely,
     training draws disjoint."""
     script = tmp_path / "ddp_run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json, sys, torch, lightning as L
         from wmkit.core.data.datamodule import EpisodeDataModule
 
@@ -126,10 +135,12 @@ def test_ddp_two_processes_share_evaluation(dataset_dir, tmp_path):
                 self.w = torch.nn.Parameter(torch.zeros(1))
                 self.seen = {{"train": [], "val": []}}
             def training_step(self, batch, i):
-                self.seen["train"] += [[int(e), int(s)] for e, s in zip(batch["episode"], batch["start"])]
+                pairs = zip(batch["episode"], batch["start"])
+                self.seen["train"] += [[int(e), int(s)] for e, s in pairs]
                 return (self.w * batch["frames"].mean()).sum()
             def validation_step(self, batch, i):
-                self.seen["val"] += [[int(e), int(s)] for e, s in zip(batch["episode"], batch["start"])]
+                pairs = zip(batch["episode"], batch["start"])
+                self.seen["val"] += [[int(e), int(s)] for e, s in pairs]
             def on_validation_epoch_end(self):
                 with open(f"{tmp_path}/rank{{self.global_rank}}.json", "w") as f:
                     json.dump(self.seen, f)
@@ -144,9 +155,11 @@ def test_ddp_two_processes_share_evaluation(dataset_dir, tmp_path):
                                 enable_progress_bar=False, enable_model_summary=False,
                                 num_sanity_val_steps=0)
             trainer.fit(Spy(), dm)
-    """))
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=300, cwd=tmp_path)
+    """)
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     train = [{tuple(x) for x in s["train"]} for s in seen]

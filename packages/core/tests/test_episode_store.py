@@ -16,13 +16,29 @@ def _episodes(n=5, continuous=False, seed=0):
 
 def _write(root, n=5, frame_format="video", per_shard=2, continuous=False, close=True, **kw):
     eps, lengths = _episodes(n, continuous)
-    writer = EpisodeWriter(root, action_spec=eps.action_spec, fps=10, env="squares",
-                           env_kwargs={"size": 16}, policy={"name": "sticky"}, seed=0,
-                           frame_format=frame_format, episodes_per_shard=per_shard, chunk=4, **kw)
+    writer = EpisodeWriter(
+        root,
+        action_spec=eps.action_spec,
+        fps=10,
+        env="squares",
+        env_kwargs={"size": 16},
+        policy={"name": "sticky"},
+        seed=0,
+        frame_format=frame_format,
+        episodes_per_shard=per_shard,
+        chunk=4,
+        **kw,
+    )
     for i in range(n):
         t = lengths[i]
-        writer.add_episode(eps.frames[i, :t], eps.actions[i, :t], eps.rewards[i, :t],
-                           eps.dones[i, :t], seed=100 + i, info={"i": i})
+        writer.add_episode(
+            eps.frames[i, :t],
+            eps.actions[i, :t],
+            eps.rewards[i, :t],
+            eps.dones[i, :t],
+            seed=100 + i,
+            info={"i": i},
+        )
     if close:
         writer.close()
     return eps, lengths, writer
@@ -35,7 +51,11 @@ def test_round_trip_exact(tmp_path, frame_format, continuous):
     store = EpisodeStore(tmp_path / "d")
     assert len(store) == 5 and store.fps == 10 and store.resolution == (16, 16)
     assert store.action_spec == eps.action_spec
-    assert sorted(p.name for p in (tmp_path / "d" / "shards").iterdir()) == ["000000", "000001", "000002"]
+    assert sorted(p.name for p in (tmp_path / "d" / "shards").iterdir()) == [
+        "000000",
+        "000001",
+        "000002",
+    ]
     for i in range(5):
         assert store.episode_length(i) == lengths[i] and store.episode_seed(i) == 100 + i
         frames, steps = store.read_episode(i)
@@ -54,7 +74,7 @@ def test_round_trip_exact(tmp_path, frame_format, continuous):
 
 
 def test_lossy_video(tmp_path):
-    eps, lengths, _ = _write(tmp_path / "d", n=2, crf=23)
+    eps, _, _ = _write(tmp_path / "d", n=2, crf=23)
     frames = EpisodeStore(tmp_path / "d").read_frames(0, 0, 4)
     assert np.abs(frames.astype(int) - eps.frames[0, :4]).mean() < 8
 
@@ -73,9 +93,17 @@ def test_resume_after_kill_keeps_complete_shards(tmp_path):
     _write(root, n=3, per_shard=2, close=False)  # "killed": episode 2 only in .tmp-000001
     assert (root / "shards" / ".tmp-000001").is_dir()
     eps, lengths = _episodes(5)
-    writer = EpisodeWriter(root, action_spec=eps.action_spec, fps=10, env="squares",
-                           env_kwargs={"size": 16}, policy={"name": "sticky"}, seed=0,
-                           episodes_per_shard=2, chunk=4)
+    writer = EpisodeWriter(
+        root,
+        action_spec=eps.action_spec,
+        fps=10,
+        env="squares",
+        env_kwargs={"size": 16},
+        policy={"name": "sticky"},
+        seed=0,
+        episodes_per_shard=2,
+        chunk=4,
+    )
     assert writer.num_episodes == 2 and not (root / "shards" / ".tmp-000001").exists()
     for i in range(2, 5):
         t = lengths[i]
@@ -89,13 +117,29 @@ def test_resume_after_kill_keeps_complete_shards(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path):
     _write(tmp_path / "d", n=1)
     with pytest.raises(ValueError, match=r"different settings \(fps: fps=10.0 vs 30.0\)"):
-        EpisodeWriter(tmp_path / "d", action_spec=_episodes(1)[0].action_spec, fps=30,
-                      env="squares", env_kwargs={"size": 16}, policy={"name": "sticky"}, seed=0,
-                      episodes_per_shard=2, chunk=4)
+        EpisodeWriter(
+            tmp_path / "d",
+            action_spec=_episodes(1)[0].action_spec,
+            fps=30,
+            env="squares",
+            env_kwargs={"size": 16},
+            policy={"name": "sticky"},
+            seed=0,
+            episodes_per_shard=2,
+            chunk=4,
+        )
     with pytest.raises(ValueError, match="different settings"):
-        EpisodeWriter(tmp_path / "d", action_spec=ActionSpec.discrete(6), fps=10, env="squares",
-                      env_kwargs={"size": 16}, policy={"name": "sticky"}, seed=0,
-                      episodes_per_shard=2, chunk=4)
+        EpisodeWriter(
+            tmp_path / "d",
+            action_spec=ActionSpec.discrete(6),
+            fps=10,
+            env="squares",
+            env_kwargs={"size": 16},
+            policy={"name": "sticky"},
+            seed=0,
+            episodes_per_shard=2,
+            chunk=4,
+        )
 
 
 def test_bad_episode_input(tmp_path):

@@ -1,0 +1,376 @@
+"""`LeRobotSource`: a local LeRobot dataset (codebase v2.x or v3.0) as an `EpisodeSource`.
+
+LeRobot stores per-step data in parquet files and each camera's frames in mp4 files,
+described by ``meta/info.json``:
+
+- v2.x: one parquet per episode (``data_path`` with ``episode_chunk``/``episode_index``),
+  one mp4 per camera per episode, episode lengths in ``meta/episodes.jsonl``.
+- v3.0: many episodes per parquet/mp4 file (``data_path`` with ``chunk_index``/
+  ``file_index``); ``meta/episodes/chunk-*/file-*.parquet`` gives each episode's files
+  (``data/chunk_index``, ``data/file_index``, ``videos/<camera>/chunk_index``, ...) and
+  where its frames start in the shared mp4 (``videos/<camera>/from_timestamp``).
+
+Only local files are read (download a dataset first, e.g. with ``huggingface-cli
+download``). Frames are decoded by seeking to the keyframe before a window; per-step
+columns are read once per parquet file and kept in a small cache.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wmkit.core.action_spec import ActionSpec
+from wmkit.core.data.source import StepData
+from wmkit.core.data.video_folder import read_clip
+
+__all__ = ["LeRobotSource"]
+
+_SUPPORTED = ("v2.0", "v2.1", "v3.0")
+_CACHED_FILES = 16
+
+
+@dataclass(frozen=True)
+class _Episode:
+    index: int  # LeRobot's episode_index
+    length: int
+    data_path: Path
+    video_path: Path
+    video_offset: int  # first frame of this episode in its (shared, v3.0) mp4
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+
+
+def _to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A (possibly nested list) arrow column → ``[rows, *inner]`` numpy array."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    rows = len(arr)
+    while (
+        pa.types.is_list(arr.type)
+        or pa.types.is_large_list(arr.type)
+        or (pa.types.is_fixed_size_list(arr.type))
+    ):
+        arr = arr.flatten()
+    values = arr.to_numpy(zero_copy_only=False)
+    return values.reshape(rows, -1) if rows else values.reshape(0, 0)
+
+
+class LeRobotSource:
+    """Episodes of a local LeRobot dataset: one camera's frames, actions, rewards, dones.
+
+    Args:
+        root: dataset folder (holding ``meta/info.json``).
+        camera_key: video feature to read, e.g. ``"observation.images.top"``; default the
+            first feature with dtype ``"video"`` in ``info.json``.
+        action_key: parquet column with the actions.
+        reward_key: reward column, or ``None``; omitted from ``read_steps`` when absent.
+        done_key: done column, or ``None``; omitted from ``read_steps`` when absent.
+        action_spec: the actions' spec. ``None`` infers a continuous spec with the
+            feature's shape and, per component, ``low``/``high`` from ``meta/stats.json``
+            min/max if present, else from a scan of every data file (components whose
+            min equals max get ``[v - 0.5, v + 0.5]`` so the box is never empty). Pass a
+            discrete spec for integer actions; they are then read as int64.
+        resolution: resize frames to ``resolution x resolution`` (area averaging when
+            shrinking); ``None`` keeps the recorded size.
+
+    Episode ``i`` here is the ``i``-th episode in order of LeRobot's ``episode_index``
+    (``episode_indices[i]``). Action ``t`` is the one taken after observing frame ``t``,
+    as in LeRobot.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        camera_key: str | None = None,
+        action_key: str = "action",
+        reward_key: str | None = "next.reward",
+        done_key: str | None = "next.done",
+        action_spec: ActionSpec | None = None,
+        resolution: int | None = None,
+    ) -> None:
+        self.root = Path(root)
+        info_path = self.root / "meta" / "info.json"
+        if not info_path.is_file():
+            raise FileNotFoundError(f"no LeRobot dataset at {self.root}: {info_path} is missing")
+        info = _read_json(info_path)
+        self.version = str(info.get("codebase_version", ""))
+        if self.version not in _SUPPORTED:
+            raise ValueError(
+                f"unsupported LeRobot codebase_version {self.version!r} in {info_path}; "
+                f"supported: {', '.join(_SUPPORTED)}"
+            )
+        for key in ("fps", "features", "data_path", "video_path"):
+            if key not in info:
+                raise ValueError(f"{info_path} has no {key!r} entry")
+        if resolution is not None and resolution < 1:
+            raise ValueError(f"resolution must be >= 1 or None; got {resolution}")
+        self.resolution = resolution
+        self._fps = float(info["fps"])
+        self.features: dict[str, dict[str, Any]] = info["features"]
+        self.camera_keys = [k for k, ft in self.features.items() if ft.get("dtype") == "video"]
+        if not self.camera_keys:
+            raise ValueError(
+                f"{info_path} has no video features (dtype 'video'); image-only LeRobot "
+                "datasets are not supported"
+            )
+        if camera_key is None:
+            camera_key = self.camera_keys[0]
+        elif camera_key not in self.camera_keys:
+            raise ValueError(
+                f"camera_key {camera_key!r} is not a video feature of {self.root}; "
+                f"available: {self.camera_keys}"
+            )
+        self.camera_key = camera_key
+        if action_key not in self.features:
+            columns = [k for k in self.features if k not in self.camera_keys]
+            raise ValueError(
+                f"action_key {action_key!r} is not a feature of {self.root}; available: {columns}"
+            )
+        self.action_key = action_key
+        self.reward_key = reward_key if reward_key in self.features else None
+        self.done_key = done_key if done_key in self.features else None
+        self._info = info
+        self._episodes = self._load_v2() if self.version.startswith("v2.") else self._load_v3()
+        if not self._episodes:
+            raise ValueError(f"LeRobot dataset {self.root} has no episodes")
+        self._files: OrderedDict[Path, dict[str, np.ndarray]] = OrderedDict()
+        self._rows: dict[int, np.ndarray] = {}
+        self._action_shape = tuple(int(s) for s in self.features[action_key].get("shape", (1,)))
+        self._action_spec = action_spec if action_spec is not None else self._infer_spec()
+        per_step = math.prod(self._action_shape)
+        if math.prod(self._action_spec.action_shape) != per_step:
+            raise ValueError(
+                f"action_spec {self._action_spec.describe()} does not fit column "
+                f"{action_key!r} of shape {self._action_shape}"
+            )
+
+    # ----------------------------------------------------------------------------------
+    # metadata
+    def _load_v2(self) -> list[_Episode]:
+        path = self.root / "meta" / "episodes.jsonl"
+        if not path.is_file():
+            raise FileNotFoundError(f"LeRobot {self.version} episode list {path} is missing")
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path} line {n} is not valid JSON: {e}") from e
+        chunks = int(self._info.get("chunks_size", 1000))
+        episodes = []
+        for row in sorted(rows, key=lambda r: int(r["episode_index"])):
+            idx = int(row["episode_index"])
+            names = {"episode_chunk": idx // chunks, "episode_index": idx}
+            episodes.append(
+                _Episode(
+                    index=idx,
+                    length=int(row["length"]),
+                    data_path=self.root / self._info["data_path"].format(**names),
+                    video_path=self.root
+                    / self._info["video_path"].format(video_key=self.camera_key, **names),
+                    video_offset=0,
+                )
+            )
+        return episodes
+
+    def _load_v3(self) -> list[_Episode]:
+        files = sorted((self.root / "meta" / "episodes").glob("*/*.parquet"))
+        if not files:
+            raise FileNotFoundError(
+                f"LeRobot v3.0 episode metadata is missing: no parquet files under "
+                f"{self.root / 'meta' / 'episodes'}"
+            )
+        video = f"videos/{self.camera_key}/"
+        columns = [
+            "episode_index",
+            "length",
+            "data/chunk_index",
+            "data/file_index",
+            video + "chunk_index",
+            video + "file_index",
+            video + "from_timestamp",
+        ]
+        episodes = []
+        for path in files:
+            names = set(pq.read_schema(path).names)
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise ValueError(f"LeRobot episode metadata {path} lacks columns {missing}")
+            table = pq.read_table(path, columns=columns).to_pydict()
+            for i in range(len(table["episode_index"])):
+                data = self._info["data_path"].format(
+                    chunk_index=int(table["data/chunk_index"][i]),
+                    file_index=int(table["data/file_index"][i]),
+                )
+                mp4 = self._info["video_path"].format(
+                    video_key=self.camera_key,
+                    chunk_index=int(table[video + "chunk_index"][i]),
+                    file_index=int(table[video + "file_index"][i]),
+                )
+                episodes.append(
+                    _Episode(
+                        index=int(table["episode_index"][i]),
+                        length=int(table["length"][i]),
+                        data_path=self.root / data,
+                        video_path=self.root / mp4,
+                        video_offset=round(float(table[video + "from_timestamp"][i]) * self._fps),
+                    )
+                )
+        return sorted(episodes, key=lambda e: e.index)
+
+    def _infer_spec(self) -> ActionSpec:
+        size = math.prod(self._action_shape)
+        low = high = None
+        stats_path = self.root / "meta" / "stats.json"
+        if stats_path.is_file():
+            stats = _read_json(stats_path).get(self.action_key, {})
+            if "min" in stats and "max" in stats:
+                low = np.asarray(stats["min"], np.float64).reshape(-1)
+                high = np.asarray(stats["max"], np.float64).reshape(-1)
+                if low.size != size or high.size != size:
+                    low = high = None
+        if low is None or high is None:
+            seen = [self._file_columns(p)[self.action_key] for p in self._data_paths()]
+            values = np.concatenate(seen).astype(np.float64)
+            low, high = values.min(axis=0), values.max(axis=0)
+        flat = high <= low
+        low, high = np.where(flat, low - 0.5, low), np.where(flat, high + 0.5, high)
+        names = self.features[self.action_key].get("names")
+        if not (
+            isinstance(names, list)
+            and len(names) == size
+            and all(isinstance(n, str) for n in names)
+        ):
+            names = None
+        return ActionSpec.continuous(
+            self._action_shape, low=low.tolist(), high=high.tolist(), names=names
+        )
+
+    def _data_paths(self) -> list[Path]:
+        return list(dict.fromkeys(e.data_path for e in self._episodes))
+
+    # ----------------------------------------------------------------------------------
+    # per-step data
+    def _file_columns(self, path: Path) -> dict[str, np.ndarray]:
+        if path in self._files:
+            self._files.move_to_end(path)
+            return self._files[path]
+        if not path.is_file():
+            raise FileNotFoundError(f"LeRobot data file {path} is missing")
+        names = set(pq.read_schema(path).names)
+        if self.action_key not in names:
+            raise ValueError(f"LeRobot data file {path} has no column {self.action_key!r}")
+        wanted = [self.action_key, self.reward_key, self.done_key, "episode_index"]
+        columns = [c for c in dict.fromkeys(wanted) if c is not None and c in names]
+        table = pq.read_table(path, columns=columns)
+        out = {c: _to_numpy(table.column(c)) for c in columns}
+        self._files[path] = out
+        if len(self._files) > _CACHED_FILES:
+            self._files.popitem(last=False)
+        return out
+
+    def _episode_rows(self, episode: _Episode) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The columns of ``episode``'s data file and the episode's row numbers in it."""
+        columns = self._file_columns(episode.data_path)
+        rows = self._rows.get(episode.index)
+        if rows is None:
+            if "episode_index" in columns:
+                rows = np.flatnonzero(columns["episode_index"][:, 0] == episode.index)
+            else:
+                rows = np.arange(len(columns[self.action_key]))
+            if len(rows) != episode.length:
+                raise ValueError(
+                    f"LeRobot data file {episode.data_path} has {len(rows)} rows for episode "
+                    f"{episode.index}; the metadata says {episode.length}"
+                )
+            self._rows[episode.index] = rows
+        return columns, rows
+
+    # ----------------------------------------------------------------------------------
+    # EpisodeSource
+    @property
+    def action_spec(self) -> ActionSpec:
+        return self._action_spec
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @property
+    def episode_indices(self) -> list[int]:
+        """LeRobot's ``episode_index`` of each of our episodes."""
+        return [e.index for e in self._episodes]
+
+    def __len__(self) -> int:
+        return len(self._episodes)
+
+    def _episode(self, episode: int, start: int, stop: int) -> _Episode:
+        if not 0 <= episode < len(self._episodes):
+            raise IndexError(
+                f"episode {episode} out of range; {self.root} has {len(self._episodes)} episodes"
+            )
+        ep = self._episodes[episode]
+        if not 0 <= start <= stop <= ep.length:
+            raise ValueError(
+                f"window [{start}, {stop}) out of range for episode {episode} "
+                f"(episode_index {ep.index}, {ep.length} frames)"
+            )
+        return ep
+
+    def episode_length(self, episode: int) -> int:
+        return self._episode(episode, 0, 0).length
+
+    def read_frames(self, episode: int, start: int, stop: int) -> np.ndarray:
+        ep = self._episode(episode, start, stop)
+        if not ep.video_path.is_file():
+            raise FileNotFoundError(
+                f"LeRobot video file {ep.video_path} (camera {self.camera_key!r}, episode "
+                f"{ep.index}) is missing"
+            )
+        if start == stop:
+            shape = self.features[self.camera_key].get("shape", (0, 0, 3))
+            h, w = (self.resolution,) * 2 if self.resolution else _hw(shape)
+            return np.zeros((0, h, w, 3), np.uint8)
+        return read_clip(
+            ep.video_path, ep.video_offset + start, ep.video_offset + stop, self.resolution
+        )
+
+    def read_steps(self, episode: int, start: int, stop: int) -> StepData:
+        ep = self._episode(episode, start, stop)
+        columns, rows = self._episode_rows(ep)
+        rows = rows[start:stop]
+        spec = self._action_spec
+        actions = columns[self.action_key][rows]
+        out: StepData = {
+            "actions": actions.reshape(len(rows), *spec.action_shape).astype(
+                np.float32 if spec.kind == "continuous" else np.int64
+            )
+        }
+        if self.reward_key is not None and self.reward_key in columns:
+            out["rewards"] = columns[self.reward_key][rows, 0].astype(np.float32)
+        if self.done_key is not None and self.done_key in columns:
+            out["dones"] = columns[self.done_key][rows, 0].astype(bool)
+        return out
+
+
+def _hw(shape: Any) -> tuple[int, int]:
+    """(H, W) of a LeRobot video feature shape, which is ``[H, W, C]`` or ``[C, H, W]``."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 3 and shape[0] in (1, 3) and shape[-1] not in (1, 3):
+        return shape[1], shape[2]
+    return shape[0], shape[1]
