@@ -127,3 +127,25 @@ def test_never_unpickles(tmp_path):
     torch.save(Net().state_dict(), tmp_path / "a" / "pytorch_model.bin")
     with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
         Net.from_pretrained(tmp_path / "a")
+
+
+def test_load_pretrained_finds_the_class(tmp_path):
+    from wmkit.core import ActionSpec, load_pretrained
+    from wmkit.core.testing import ToyWorldModel
+
+    model = ToyWorldModel(ActionSpec.discrete(5), hidden=4)
+    model.save_pretrained(tmp_path / "w")
+    loaded = load_pretrained(tmp_path / "w")
+    assert type(loaded) is ToyWorldModel
+    assert torch.equal(loaded.inp.weight, model.inp.weight)
+    config = json.loads((tmp_path / "w" / "config.json").read_text())
+    config["_wmkit_class"] = "wmkit.nowhere.Model"
+    (tmp_path / "w" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PretrainedLoadError, match="cannot be imported"):
+        load_pretrained(tmp_path / "w")
+    config["_wmkit_class"] = "json.JSONDecoder"
+    (tmp_path / "w" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PretrainedLoadError, match="not a wmkit model"):
+        load_pretrained(tmp_path / "w")
+    with pytest.raises(FileNotFoundError, match="no pretrained directory"):
+        load_pretrained(tmp_path / "missing")

@@ -4,7 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from wmkit.core.action_spec import ActionKind, ActionSpec
 from wmkit.core.cli import Command
-from wmkit.core.pretrained import PretrainedLoadError, PretrainedMixin
+from wmkit.core.pretrained import PretrainedLoadError, PretrainedMixin, load_pretrained
 from wmkit.core.protocols import (
     LatentActionModel,
     Latents,
@@ -50,6 +50,7 @@ __all__ = [
     "check_video",
     "check_world_model_inputs",
     "frame_grid",
+    "load_pretrained",
     "make_stage",
     "read_video",
     "resize_video",

@@ -32,7 +32,13 @@ from huggingface_hub import PyTorchModelHubMixin
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "PretrainedLoadError", "PretrainedMixin"]
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "PretrainedLoadError",
+    "PretrainedMixin",
+    "load_pretrained",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -236,3 +242,43 @@ def _check_state_dict_matches(model: torch.nn.Module, path: Path) -> None:
             f"{path} does not match {type(model).__name__} built from config.json: "
             + "; ".join(parts)
         )
+
+
+def load_pretrained(
+    pretrained_dir: str | os.PathLike, *, map_location: str | torch.device = "cpu"
+) -> PretrainedMixin:
+    """Load any wmkit model from its directory, without naming its class.
+
+    The class comes from ``_wmkit_class`` in ``config.json`` (written by ``save_pretrained``);
+    its module is imported, so the package that defines it must be installed. This is how a
+    later stage loads an earlier stage's output by path alone (DESIGN.md §5), e.g. a world
+    model's frozen tokenizer, without importing a sibling package.
+    """
+    import importlib
+
+    directory = Path(pretrained_dir)
+    config_path = directory / CONFIG_NAME
+    if not config_path.is_file():
+        if not directory.exists():
+            raise FileNotFoundError(f"no pretrained directory at {directory}")
+        raise FileNotFoundError(f"{CONFIG_NAME} is missing from {directory}")
+    try:
+        qualname = json.loads(config_path.read_text(encoding="utf-8")).get("_wmkit_class")
+    except (json.JSONDecodeError, AttributeError) as e:
+        raise PretrainedLoadError(f"{config_path} is not a valid JSON object: {e}") from e
+    if not qualname:
+        raise PretrainedLoadError(
+            f"{config_path} does not name its class (_wmkit_class); load it with "
+            "TheClass.from_pretrained(...)"
+        )
+    module_name, _, class_name = qualname.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as e:
+        raise PretrainedLoadError(
+            f"{config_path} was saved by {qualname}, which cannot be imported ({e}); install "
+            "the package that defines it"
+        ) from e
+    if not (isinstance(cls, type) and issubclass(cls, PretrainedMixin)):
+        raise PretrainedLoadError(f"{qualname} named in {config_path} is not a wmkit model")
+    return cls.from_pretrained(directory, map_location=map_location)
