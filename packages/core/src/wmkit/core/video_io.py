@@ -122,7 +122,6 @@ def read_video(
             if not container.streams.video:
                 raise ValueError(f"{path} has no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
             rate = stream.average_rate or stream.base_rate
             fps = float(rate or 0.0)
             origin = stream.start_time or 0
