@@ -1,0 +1,82 @@
+"""Static KV cache with per-slot validity, shared by raster and diagonal decoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["KVCache"]
+
+
+@dataclass
+class KVCache:
+    """Pre-allocated keys/values for every layer, indexed by sequence position.
+
+    Slot ``p`` holds the key/value of the token at position ``p`` of the current context
+    window (as in MineWorld's static cache). ``valid[p]`` says whether slot ``p`` has been
+    written: diagonal decoding writes positions out of order, and a query must not attend to
+    a slot that holds nothing yet. MineWorld attends to such empty (zero) slots; we mask them,
+    which makes window-1 diagonal decoding equal to raster decoding exactly.
+
+    Attributes:
+        keys: per layer ``[B, H, L, Dh]``.
+        values: per layer ``[B, H, L, Dh]``.
+        valid: ``bool [L]`` (the same for every batch row: all rows follow one schedule).
+        end: one past the highest written slot (attention only looks at ``[:end]``).
+    """
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    valid: Tensor
+    end: int = 0
+
+    @classmethod
+    def empty(
+        cls,
+        num_layers: int,
+        batch: int,
+        heads: int,
+        head_dim: int,
+        max_len: int,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> KVCache:
+        shape = (batch, heads, max_len, head_dim)
+        return cls(
+            keys=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(num_layers)],
+            values=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(num_layers)],
+            valid=torch.zeros(max_len, dtype=torch.bool, device=device),
+        )
+
+    @property
+    def max_len(self) -> int:
+        return self.valid.shape[0]
+
+    def reset(self) -> None:
+        """Forget everything (the tensors are kept and overwritten)."""
+        self.valid.zero_()
+        self.end = 0
+
+    def mark(self, positions: Tensor) -> None:
+        """Record that ``positions`` are about to be written (before the layers run)."""
+        if positions.numel() and int(positions.max()) >= self.max_len:
+            raise ValueError(
+                f"position {int(positions.max())} is past the cache length {self.max_len}; "
+                "refresh the context window first"
+            )
+        self.valid[positions] = True
+        self.end = max(self.end, int(positions.max()) + 1) if positions.numel() else self.end
+
+    def attention_mask(self, positions: Tensor) -> Tensor:
+        """``bool [S, end]``: query at ``positions[i]`` sees written slots ``<= positions[i]``."""
+        slots = torch.arange(self.end, device=positions.device)
+        return self.valid[: self.end][None, :] & (slots[None, :] <= positions[:, None])
+
+    def write(self, layer: int, positions: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store ``k, v`` ``[B, H, S, Dh]`` at ``positions``; return the layer's keys/values
+        up to ``end``."""
+        self.keys[layer][:, :, positions] = k
+        self.values[layer][:, :, positions] = v
+        return self.keys[layer][:, :, : self.end], self.values[layer][:, :, : self.end]

@@ -1,0 +1,126 @@
+"""`ARWorldModelModule`: trains an injected :class:`ARWorldModel` with next-token
+cross-entropy on frame tokens plus reward (MSE) and done (BCE) losses at the slots.
+
+Batches are core's dicts: ``frames`` ``[B, T, C, H, W]`` (encoded on the fly by the frozen
+tokenizer) or ``tokens`` ``[B, T, h, w]`` (from a :mod:`~wmkit.ar_world.token_cache`), with
+``actions`` ``[B, T, ...]``, ``rewards`` and optionally ``dones`` ``[B, T]``. Precision, DDP/
+FSDP, checkpointing and resuming are Lightning's (``--trainer.precision bf16-mixed``,
+``--trainer.strategy fsdp``); gradient checkpointing is the network's
+``gradient_checkpointing`` argument.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from wmkit.ar_world.world_model import ARWorldModel
+
+__all__ = ["ARWorldModelModule"]
+
+
+class ARWorldModelModule(L.LightningModule):
+    """Teacher-forced training of an autoregressive world model.
+
+    Args:
+        model: the network (injected; YAML gives its ``class_path`` and ``init_args``).
+        lr: AdamW peak learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up steps.
+        reward_weight: weight of the reward MSE.
+        done_weight: weight of the done BCE.
+        action_dropout: probability of replacing a step's action by the null action, so the
+            model also runs from frames alone (``reset`` without context actions).
+        goal_prob: probability of a batch being goal-conditioned: the clip's last frame is
+            placed first, followed by a null action (iVideoGPT's rearrangement).
+    """
+
+    def __init__(
+        self,
+        model: ARWorldModel,
+        lr: float = 3e-4,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 0,
+        reward_weight: float = 1.0,
+        done_weight: float = 0.1,
+        action_dropout: float = 0.1,
+        goal_prob: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+
+    def _tokens(self, batch: dict[str, Tensor]) -> Tensor:
+        if "tokens" in batch:
+            return batch["tokens"].long()
+        return self.model.encode_frames(batch["frames"])
+
+    def losses(self, batch: dict[str, Tensor], train: bool = False) -> dict[str, Tensor]:
+        """Loss terms and metrics for one batch (``train`` enables action dropout and goals)."""
+        tokens, actions = self._tokens(batch), batch["actions"]
+        rewards = batch["rewards"].float()
+        dones = batch.get("dones", torch.zeros_like(rewards)).float()
+        b, t = tokens.shape[:2]
+        hp = self.hparams
+        null = None
+        if train and hp.action_dropout > 0:
+            null = torch.rand(b, t, device=tokens.device) < hp.action_dropout
+        frame_from = 0
+        goal = train and hp.goal_prob > 0 and t < self.model.max_frames
+        if goal and torch.rand(()) < hp.goal_prob:
+            tokens = torch.cat([tokens[:, -1:], tokens], dim=1)
+            actions = torch.cat([actions[:, :1], actions], dim=1)
+            goal_null = torch.ones(b, 1, dtype=torch.bool, device=tokens.device)
+            base = torch.zeros(b, t, dtype=torch.bool, device=tokens.device)
+            null = torch.cat([goal_null, base if null is None else null], dim=1)
+            rewards = torch.cat([rewards[:, :1], rewards], dim=1)
+            dones = torch.cat([dones[:, :1], dones], dim=1)
+            frame_from = 1  # no reward/done target for the goal step
+        out = self.model(tokens, actions, null)
+        logits = out.frame_logits  # [B, T - 1, n, V]
+        target = tokens[:, 1:].flatten(2)  # [B, T - 1, n]
+        ce = F.cross_entropy(logits.flatten(0, 2).float(), target.flatten())
+        reward = F.mse_loss(out.reward[:, frame_from:].float(), rewards[:, frame_from:])
+        done = F.binary_cross_entropy_with_logits(
+            out.done_logits[:, frame_from:].float(), dones[:, frame_from:]
+        )
+        acc = (logits.argmax(-1) == target).float().mean()
+        return {
+            "loss": ce + hp.reward_weight * reward + hp.done_weight * done,
+            "token_ce": ce,
+            "token_acc": acc,
+            "reward_mse": reward,
+            "done_bce": done,
+        }
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        losses = self.losses(batch, train=True)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True)
+        return losses["loss"]
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self.log_dict({f"val/{k}": v for k, v in self.losses(batch).items()})
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self.log_dict({f"test/{k}": v for k, v in self.losses(batch).items()})
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim >= 2]
+        other = [p for p in self.model.parameters() if p.requires_grad and p.ndim < 2]
+        opt = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": hp.weight_decay},
+                {"params": other, "weight_decay": 0},
+            ],
+            lr=hp.lr,
+            betas=(0.9, 0.95),
+        )
+        if hp.warmup_steps <= 0:
+            return opt
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: min(1.0, (step + 1) / hp.warmup_steps)
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,35 @@
+"""Raster-order decoding of one frame's token grid: one token per forward pass."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["FeedFn", "raster_decode"]
+
+FeedFn = Callable[[Tensor, Tensor], Tensor]
+"""``feed(ids [B, S], grid_index [S]) -> logits [B, S, V]``: run the model on frame tokens at
+flat grid indices (their sequence positions follow from the frame's start) and return, for
+each, the logits of the token that follows it in raster order."""
+
+
+def raster_decode(
+    feed: FeedFn, first_logits: Tensor, height: int, width: int, sample: Callable[[Tensor], Tensor]
+) -> Tensor:
+    """Generate a ``height × width`` grid token by token in raster order.
+
+    ``first_logits`` ``[B, V]`` predict token ``(0, 0)`` (the output at the slot before the
+    frame). Every generated token is fed back, the last one too, so the cache ends up holding
+    the whole frame. Returns ids ``long [B, height, width]``.
+    """
+    n = height * width
+    b = first_logits.shape[0]
+    out = torch.zeros(b, n, dtype=torch.long, device=first_logits.device)
+    logits = first_logits
+    for j in range(n):
+        out[:, j] = sample(logits)
+        nxt = feed(out[:, j : j + 1], torch.tensor([j], device=out.device))  # [B, 1, V]
+        logits = nxt[:, 0]
+    return out.reshape(b, height, width)

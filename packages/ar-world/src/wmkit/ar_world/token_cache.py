@@ -1,0 +1,136 @@
+"""Token cache: encode a dataset once with the frozen tokenizer, then train on the ids.
+
+``build_token_cache`` runs a DataModule's loaders through the tokenizer and writes
+``{split}.safetensors`` (``tokens`` ``int32 [N, T, h, w]``, ``actions``, ``rewards``,
+``dones``) and ``meta.json`` (action spec, vocab size, grid). ``TokenCacheDataModule`` serves
+them as batches with a ``tokens`` key, which :class:`~wmkit.ar_world.lit.ARWorldModelModule`
+uses instead of encoding frames. A random-clip training loader (``EpisodeDataModule``) is
+cached for one pass: one epoch's worth of clips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+from wmkit.core import ActionSpec, Tokenizer, load_pretrained
+
+__all__ = ["TokenCacheDataModule", "build_token_cache"]
+
+SPLITS = ("train", "val", "test")
+
+
+@torch.no_grad()
+def build_token_cache(
+    tokenizer: Tokenizer | str | os.PathLike,
+    datamodule: L.LightningDataModule,
+    out: str | os.PathLike,
+    splits: tuple[str, ...] = SPLITS,
+    device: str = "cpu",
+) -> Path:
+    """Encode every clip of ``datamodule``'s ``splits`` and write the cache to ``out``."""
+    tok: Any = load_pretrained(tokenizer) if isinstance(tokenizer, str | os.PathLike) else tokenizer
+    if not isinstance(tok, Tokenizer) or tok.kind != "discrete":
+        raise TypeError(f"tokenizer must be a discrete wmkit Tokenizer; got {type(tok).__name__}")
+    if hasattr(tok, "to"):
+        tok = tok.to(device).eval()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    datamodule.setup("fit")
+    spec = getattr(datamodule, "action_spec", None)
+    grid: list[int] | None = None
+    for split in splits:
+        loader = getattr(datamodule, f"{split}_dataloader")()
+        parts: dict[str, list[Tensor]] = {"tokens": [], "actions": [], "rewards": [], "dones": []}
+        for batch in loader:
+            tokens = tok.encode(batch["frames"].to(device)).values.cpu()  # [B, T, h, w]
+            grid = list(tokens.shape[2:])
+            parts["tokens"].append(tokens.to(torch.int32))
+            parts["actions"].append(batch["actions"])
+            parts["rewards"].append(batch["rewards"].float())
+            parts["dones"].append(batch.get("dones", torch.zeros_like(batch["rewards"])).float())
+        if not parts["tokens"]:
+            raise ValueError(f"the {split} loader yielded no batches")
+        save_file(
+            {k: torch.cat(v).contiguous() for k, v in parts.items()}, out / f"{split}.safetensors"
+        )
+    meta = {
+        "vocab_size": tok.vocab_size,
+        "grid": grid,
+        "action_spec": spec.to_dict() if isinstance(spec, ActionSpec) else None,
+        "tokenizer": type(tok).__qualname__,
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return out
+
+
+class TokenCacheDataModule(L.LightningDataModule):
+    """Batches ``{"tokens", "actions", "rewards", "dones"}`` from a ``build_token_cache`` dir.
+
+    Args:
+        path: the cache directory.
+        batch_size: clips per batch.
+        num_workers: DataLoader workers.
+    """
+
+    def __init__(self, path: str, batch_size: int = 8, num_workers: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.splits: dict[str, TensorDataset] = {}
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        meta_path = Path(self.hparams.path) / "meta.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"no token cache at {self.hparams.path} (meta.json missing)")
+        return json.loads(meta_path.read_text(encoding="utf-8"))
+
+    @property
+    def action_spec(self) -> ActionSpec | None:
+        spec = self.meta.get("action_spec")
+        return ActionSpec.from_dict(spec) if spec else None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        self.meta  # noqa: B018 (checks the directory)
+        for split in SPLITS:
+            file = Path(self.hparams.path) / f"{split}.safetensors"
+            if file.is_file():
+                d = load_file(str(file))
+                self.splits[split] = TensorDataset(
+                    d["tokens"], d["actions"], d["rewards"], d["dones"]
+                )
+
+    @staticmethod
+    def _collate(items: list[tuple[Tensor, ...]]) -> dict[str, Tensor]:
+        tokens, actions, rewards, dones = (torch.stack(x) for x in zip(*items))
+        return {"tokens": tokens.long(), "actions": actions, "rewards": rewards, "dones": dones}
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.splits:
+            raise FileNotFoundError(f"the token cache at {self.hparams.path} has no {split} split")
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            collate_fn=self._collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)

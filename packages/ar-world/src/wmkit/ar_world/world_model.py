@@ -1,0 +1,506 @@
+"""`ARWorldModel`: an autoregressive transformer world model over frame, action and reward
+tokens (iVideoGPT, Wu et al. 2024; MineWorld, Guo et al. 2025), usable through
+``wmkit.core.WorldModel``.
+
+Frames go through any frozen discrete ``wmkit.core.Tokenizer`` (per-frame: temporal
+compression 1); the transformer predicts the next frame's tokens one by one (raster) or
+along anti-diagonals (``diagonal_decoding``), and a reward and done at each step's slot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from wmkit.ar_world.diagonal_decoding import diagonal_decode
+from wmkit.ar_world.kv_cache import KVCache
+from wmkit.ar_world.layout import SequenceLayout, action_feature_dim, action_features
+from wmkit.ar_world.raster_decoding import raster_decode
+from wmkit.ar_world.sampling import Sampler
+from wmkit.ar_world.sizes import SIZES
+from wmkit.ar_world.transformer import Transformer
+from wmkit.core import (
+    ActionSpec,
+    PretrainedMixin,
+    StepOutput,
+    StepwiseRolloutMixin,
+    Tokenizer,
+    WorldState,
+    check_video,
+    check_world_model_inputs,
+    load_pretrained,
+)
+
+__all__ = ["TOKENIZER_SUBDIR", "ARState", "ARWorldModel", "ARWorldModelOutput"]
+
+TOKENIZER_SUBDIR = "tokenizer"
+"""``save_pretrained`` writes the frozen tokenizer here, beside the world model's files."""
+
+
+@dataclass
+class ARWorldModelOutput:
+    """Teacher-forced outputs for a clip of ``T`` steps.
+
+    Attributes:
+        frame_logits: ``[B, T - 1, n, V]``, logits of the tokens of frames ``1 … T - 1``.
+        reward: ``[B, T]`` predicted reward of each step's action.
+        done_logits: ``[B, T]`` logits of each step ending the episode.
+    """
+
+    frame_logits: Tensor
+    reward: Tensor
+    done_logits: Tensor
+
+
+@dataclass
+class ARState(WorldState):
+    """Decoding state: the token window (pinned prefix + recent frames), the actions
+    between its frames, and the KV cache (or, without a cache, the input embeddings).
+
+    ``step`` updates the cache in place: keep using the returned state, or ``clone()`` one to
+    branch (planning).
+    """
+
+    prefix_tokens: list[Tensor] = field(default_factory=list)
+    prefix_actions: list[Tensor | None] = field(default_factory=list)
+    tokens: list[Tensor] = field(default_factory=list)
+    actions: list[Tensor | None] = field(default_factory=list)
+    cache: KVCache | None = None
+    inputs: Tensor | None = None
+    pos: int = 0
+
+    def clone(self) -> ARState:
+        cache = None
+        if self.cache is not None:
+            cache = KVCache(
+                [k.clone() for k in self.cache.keys],
+                [v.clone() for v in self.cache.values],
+                self.cache.valid.clone(),
+                self.cache.end,
+            )
+        return ARState(
+            t=self.t,
+            frames=self.frames,
+            extra=dict(self.extra),
+            prefix_tokens=list(self.prefix_tokens),
+            prefix_actions=list(self.prefix_actions),
+            tokens=list(self.tokens),
+            actions=list(self.actions),
+            cache=cache,
+            inputs=self.inputs,
+            pos=self.pos,
+        )
+
+
+class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
+    """Llama-style decoder over ``[frame tokens][action tokens][slot]`` steps.
+
+    Args:
+        action_spec: the actions it takes.
+        tokenizer: a frozen discrete per-frame tokenizer, or the directory it was saved to
+            (loaded with ``wmkit.core.load_pretrained``). ``save_pretrained`` saves it in the
+            subdirectory ``tokenizer/`` and records ``"./tokenizer"``, which
+            ``from_pretrained`` resolves against the model's directory.
+        frame_size: ``(H, W)`` of the frames.
+        size: named transformer size (``wmkit.ar_world.SIZES``).
+        action_mode: ``"tokens"`` (MineWorld) or ``"embedding"`` (iVideoGPT).
+        max_frames: context window in frames (the training clip length).
+        refresh_keep: frames kept when the window is full and the cache is refreshed
+            (default ``max_frames // 2``, MineWorld's reference frames).
+        decoding: ``"raster"`` or ``"diagonal"``.
+        window: diagonal decoding: most rows decoded at once.
+        offset: diagonal decoding: lag in tokens between a row and the row above.
+        use_cache: decode with the static KV cache (``False``: recompute the whole window for
+            every token; raster only; for benchmarks).
+        temperature: sampling temperature (``0``: greedy, deterministic).
+        top_k: sample among the ``top_k`` most likely tokens.
+        top_p: nucleus sampling threshold.
+        gradient_checkpointing: recompute blocks in the backward pass.
+    """
+
+    def __init__(
+        self,
+        action_spec: ActionSpec,
+        tokenizer: str | nn.Module,
+        frame_size: tuple[int, int] = (16, 16),
+        size: str = "tiny",
+        action_mode: Literal["tokens", "embedding"] = "tokens",
+        max_frames: int = 8,
+        refresh_keep: int | None = None,
+        decoding: Literal["raster", "diagonal"] = "raster",
+        window: int = 4,
+        offset: int = 1,
+        use_cache: bool = True,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float = 1.0,
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        if size not in SIZES:
+            raise ValueError(f"size must be one of {sorted(SIZES)}; got {size!r}")
+        if decoding not in ("raster", "diagonal"):
+            raise ValueError(f"decoding must be 'raster' or 'diagonal'; got {decoding!r}")
+        if decoding == "diagonal" and not use_cache:
+            raise ValueError(
+                "decoding='diagonal' needs use_cache=True (tokens arrive out of order)"
+            )
+        if max_frames < 2:
+            raise ValueError(f"max_frames must be >= 2; got {max_frames}")
+        keep = max_frames // 2 if refresh_keep is None else refresh_keep
+        if not 1 <= keep < max_frames:
+            raise ValueError(f"refresh_keep must be in [1, max_frames - 1]; got {refresh_keep}")
+        if window < 1 or offset < 1:
+            raise ValueError(f"window and offset must be >= 1; got {window}, {offset}")
+        self._action_spec = action_spec
+        self.__dict__["tokenizer"] = _load_tokenizer(tokenizer)  # frozen, not a submodule
+        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        shape = self.tokenizer.tokens_shape(1, *self.frame_size)
+        if len(shape) != 3:
+            raise ValueError(f"tokenizer.tokens_shape(1, H, W) must be (1, h, w); got {shape}")
+        self.layout = SequenceLayout(
+            (shape[1], shape[2]), self.tokenizer.vocab_size, action_spec, action_mode
+        )
+        self.max_frames, self.refresh_keep = max_frames, keep
+        self.decoding, self.window, self.offset, self.use_cache = (
+            decoding,
+            window,
+            offset,
+            use_cache,
+        )
+        self.sampler = Sampler(temperature, top_k, top_p)
+        cfg = SIZES[size]
+        dim = cfg["dim"]
+        self.embed = nn.Embedding(self.layout.num_ids, dim)
+        self.role = nn.Embedding(self.layout.num_roles, dim)
+        if action_mode == "embedding":
+            self.action_proj = nn.Linear(action_feature_dim(action_spec), dim)
+            self.null_action = nn.Parameter(torch.zeros(dim))
+        self.transformer = Transformer(
+            dim, cfg["depth"], cfg["heads"], cfg["ffn_multiple"],
+            gradient_checkpointing=gradient_checkpointing,
+        )  # fmt: skip
+        self.frame_head = nn.Linear(dim, self.layout.vocab_size, bias=False)
+        self.reward_head = nn.Linear(dim, 1)
+        self.done_head = nn.Linear(dim, 1)
+        self.apply(_init_weights)
+
+    # ------------------------------------------------------------------ nn.Module plumbing
+    @property
+    def action_spec(self) -> ActionSpec:
+        return self._action_spec
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.layout.n
+
+    def _apply(self, fn: Any, recurse: bool = True) -> ARWorldModel:  # move the tokenizer too
+        super()._apply(fn, recurse)
+        if isinstance(self.tokenizer, nn.Module):
+            self.tokenizer._apply(fn, recurse)
+        return self
+
+    def train(self, mode: bool = True) -> ARWorldModel:
+        super().train(mode)
+        if isinstance(self.tokenizer, nn.Module):
+            self.tokenizer.eval()  # frozen
+        return self
+
+    # ------------------------------------------------------------------ embeddings
+    def _action_vector(self, actions: Tensor | None, null: Tensor | None, lead: tuple) -> Tensor:
+        """Embedding-mode action vector ``[*lead, D]`` added at the slot."""
+        null_vec = self.null_action.expand(*lead, -1)
+        if actions is None:
+            return null_vec
+        vec = self.action_proj(action_features(self.action_spec, actions))
+        return vec if null is None else torch.where(null[..., None], null_vec, vec)
+
+    def _embed(self, ids: Tensor, roles: Tensor) -> Tensor:
+        return self.embed(ids) + self.role(roles)  # [B, S, D]
+
+    # ------------------------------------------------------------------ training forward
+    def encode_frames(self, frames: Tensor, name: str = "frames") -> Tensor:
+        """Frames ``[B, T, C, H, W]`` in [-1, 1] → token ids ``[B, T, h, w]`` (frozen)."""
+        check_video(frames, name)
+        if tuple(frames.shape[-2:]) != self.frame_size:
+            raise ValueError(
+                f"{name} must be {self.frame_size[0]}x{self.frame_size[1]} (frame_size); got "
+                f"{frames.shape[-2]}x{frames.shape[-1]}"
+            )
+        with torch.no_grad():
+            latents = self.tokenizer.encode(frames)
+        if latents.future is not None:
+            raise ValueError(
+                "compressive tokenizers (Latents.future) are not supported yet by ARWorldModel"
+            )
+        return latents.values
+
+    def forward(
+        self, tokens: Tensor, actions: Tensor, null_actions: Tensor | None = None
+    ) -> ARWorldModelOutput:
+        """Teacher-forced pass over a clip.
+
+        Args:
+            tokens: frame token ids ``long [B, T, h, w]`` (``encode_frames`` or a token cache).
+            actions: ``[B, T, *action_shape]``; action ``t`` follows frame ``t``.
+            null_actions: optional ``bool [B, T]``: replace those actions by the null action
+                (action dropout, so the model also works without context actions).
+        """
+        b, t = tokens.shape[:2]
+        if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (self.layout.h, self.layout.w):
+            raise ValueError(
+                f"tokens must be [B, T, {self.layout.h}, {self.layout.w}]; got "
+                f"{tuple(tokens.shape)}"
+            )
+        if t > self.max_frames:
+            raise ValueError(f"clip has {t} frames but max_frames is {self.max_frames}")
+        self.action_spec.validate(actions, name="actions")
+        if tuple(actions.shape[:2]) != (b, t):
+            raise ValueError(f"actions must be [B, T, ...] = {(b, t)}; got {tuple(actions.shape)}")
+        ids, roles = self.layout.build(tokens, actions, null_actions)
+        x = self._embed(ids, roles)  # [B, T·L, D]
+        slots = self.layout.slot_positions(t, x.device)
+        if self.layout.mode == "embedding":
+            extra = torch.zeros_like(x)
+            extra[:, slots] = self._action_vector(actions, null_actions, (b, t)).to(x.dtype)
+            x = x + extra
+        h = self.transformer(x, torch.arange(x.shape[1], device=x.device))  # [B, T·L, D]
+        pred = self.layout.predictor_positions(t, x.device)  # [T - 1, n]
+        frame_logits = self.frame_head(h[:, pred])  # [B, T - 1, n, V]
+        hs = h[:, slots]  # [B, T, D]
+        return ARWorldModelOutput(
+            frame_logits=frame_logits,
+            reward=self.reward_head(hs).squeeze(-1),
+            done_logits=self.done_head(hs).squeeze(-1),
+        )
+
+    # ------------------------------------------------------------------ inference
+    def _run(self, state: ARState, x: Tensor, positions: Tensor) -> Tensor:
+        if state.cache is not None:
+            return self.transformer(x, positions, state.cache)
+        start = 0 if state.inputs is None else state.inputs.shape[1]
+        if positions[0] != start or positions[-1] != start + x.shape[1] - 1:
+            raise ValueError("without the KV cache, tokens must be fed in order")
+        state.inputs = x if state.inputs is None else torch.cat([state.inputs, x], dim=1)
+        p = state.inputs.shape[1]
+        return self.transformer(state.inputs, torch.arange(p, device=x.device))[:, -x.shape[1] :]
+
+    def _prefill(self, state: ARState) -> None:
+        """(Re)build the window ``prefix + recent frames`` and run it through the model."""
+        frames = state.prefix_tokens + state.tokens
+        acts = state.prefix_actions + state.actions  # one fewer than frames
+        tokens = torch.stack(frames, dim=1)  # [B, T, h, w]
+        b, t = tokens.shape[:2]
+        spec = self.action_spec
+        filler = torch.zeros((b, *spec.action_shape), dtype=spec.dtype, device=tokens.device)
+        if spec.kind == "continuous":
+            filler = filler + torch.tensor(spec.low, device=tokens.device).reshape(
+                spec.action_shape
+            )
+        padded = [a if a is not None else filler for a in acts] + [filler]
+        null = torch.tensor([a is None for a in acts] + [True], device=tokens.device)
+        actions = torch.stack(padded, dim=1)  # [B, T, ...]
+        null_bt = null[None].expand(b, t)
+        ids, roles = self.layout.build(tokens, actions, null_bt)
+        x = self._embed(ids, roles)
+        if self.layout.mode == "embedding":
+            slots = self.layout.slot_positions(t, x.device)
+            extra = torch.zeros_like(x)
+            extra[:, slots] = self._action_vector(actions, null_bt, (b, t)).to(x.dtype)
+            x = x + extra
+        cut = self.layout.k + 1  # the last frame has no action yet
+        x = x[:, :-cut]
+        p = x.shape[1]
+        state.inputs = None
+        if self.use_cache:
+            if state.cache is None:
+                max_len = self.max_frames * self.layout.step_len
+                state.cache = self.transformer.new_cache(b, max_len, x.device, x.dtype)
+            state.cache.reset()
+        positions = torch.arange(p, device=x.device)
+        self._run(state, x, positions)
+        state.pos = p
+
+    def _tokens_for(self, frames: Tensor, name: str) -> list[Tensor]:
+        return list(self.encode_frames(frames, name).unbind(1))
+
+    @torch.no_grad()
+    def reset(
+        self,
+        context_frames: Tensor,
+        context_actions: Tensor | None = None,
+        *,
+        goal_frame: Tensor | None = None,
+        prompt_frames: Tensor | None = None,
+        prompt_actions: Tensor | None = None,
+    ) -> ARState:
+        """Encode and prefill the context.
+
+        Args:
+            context_frames: ``[B, T0, C, H, W]`` in [-1, 1]; the last ``max_frames`` are kept.
+            context_actions: ``[B, T0 - 1, ...]`` (or ``[B, T0, ...]``, the last ignored)
+                between context frames; ``None``: null actions.
+            goal_frame: ``[B, C, H, W]``, placed first (iVideoGPT's goal-conditioned
+                rearrangement; train with ``goal_prob > 0``). Pinned across refreshes.
+            prompt_frames, prompt_actions: a demonstration clip ``[B, Tp, C, H, W]`` (and its
+                ``[B, Tp - 1, ...]`` actions) placed before the context, for video-prompt
+                conditioning. Pinned across refreshes.
+        """
+        check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
+        b = context_frames.shape[0]
+        prefix_tokens: list[Tensor] = []
+        prefix_actions: list[Tensor | None] = []
+        if goal_frame is not None:
+            check_video(goal_frame.unsqueeze(1), "goal_frame")
+            prefix_tokens += self._tokens_for(goal_frame.unsqueeze(1), "goal_frame")
+            prefix_actions.append(None)
+        if prompt_frames is not None:
+            check_world_model_inputs(self.action_spec, prompt_frames, None, prompt_actions)
+            tp = prompt_frames.shape[1]
+            prefix_tokens += self._tokens_for(prompt_frames, "prompt_frames")
+            pa = prompt_actions
+            prefix_actions += [pa[:, i] if pa is not None else None for i in range(tp - 1)]
+            prefix_actions.append(None)
+        if len(prefix_tokens) >= self.max_frames - 1:
+            raise ValueError(
+                f"goal/prompt take {len(prefix_tokens)} frames; max_frames is {self.max_frames}"
+            )
+        room = self.max_frames - len(prefix_tokens)
+        tokens = self._tokens_for(context_frames, "context_frames")
+        t0 = len(tokens)
+        acts: list[Tensor | None] = [
+            context_actions[:, i] if context_actions is not None else None for i in range(t0 - 1)
+        ]
+        keep = min(t0, room)
+        state = ARState(
+            t=t0,
+            frames=context_frames[:, -1:],
+            prefix_tokens=[p.expand(b, -1, -1) for p in prefix_tokens],
+            prefix_actions=prefix_actions,
+            tokens=tokens[t0 - keep :],
+            actions=acts[t0 - keep :],
+        )
+        self._prefill(state)
+        return state
+
+    @torch.no_grad()
+    def step(self, state: WorldState, action: Tensor) -> StepOutput:
+        """Take ``action`` ``[B, ...]`` after the last frame; returns the next frame."""
+        if not isinstance(state, ARState):
+            raise TypeError(f"state must come from ARWorldModel.reset; got {type(state).__name__}")
+        self.action_spec.validate(action, name="action", batch_dims=1)
+        b = state.tokens[-1].shape[0]
+        if action.shape[0] != b:
+            raise ValueError(f"action has batch size {action.shape[0]} but the state has {b}")
+        if len(state.prefix_tokens) + len(state.tokens) >= self.max_frames:  # window full
+            keep = min(self.refresh_keep, self.max_frames - len(state.prefix_tokens) - 1)
+            keep = max(keep, 1)
+            state.tokens = state.tokens[-keep:]
+            state.actions = state.actions[len(state.actions) - (keep - 1) :] if keep > 1 else []
+            self._prefill(state)
+        layout = self.layout
+        device = state.tokens[-1].device
+        ids = layout.action_slot_ids(action, None, b)  # [B, K + 1]
+        x = self._embed(ids, layout.action_slot_roles(device))  # [B, K + 1, D]
+        if layout.mode == "embedding":
+            extra = torch.zeros_like(x)
+            extra[:, -1] = self._action_vector(action, None, (b,)).to(x.dtype)
+            x = x + extra
+        positions = state.pos + torch.arange(layout.k + 1, device=device)
+        slot = self._run(state, x, positions)[:, -1]  # [B, D]
+        reward = self.reward_head(slot).squeeze(-1).float()
+        done = (self.done_head(slot).squeeze(-1) > 0).float()
+        base = state.pos + layout.k + 1
+        roles = layout.frame_roles(device)
+
+        def feed(tok: Tensor, index: Tensor) -> Tensor:
+            h = self._run(state, self._embed(tok, roles[index]), base + index)
+            return self.frame_head(h)  # [B, S, V]
+
+        first = self.frame_head(slot)
+        if self.decoding == "diagonal":
+            grid = diagonal_decode(
+                feed, first, layout.h, layout.w, self.sampler, self.window, self.offset,
+                placeholder=state.tokens[-1],
+            )  # fmt: skip
+        else:
+            grid = raster_decode(feed, first, layout.h, layout.w, self.sampler)
+        state.pos = base + layout.n
+        state.tokens.append(grid)
+        state.actions.append(action)
+        frame = self.tokenizer.decode(grid[:, None]).clamp(-1, 1)[:, 0]  # [B, C, H, W]
+        state.t += 1
+        state.frames = frame.unsqueeze(1)
+        return StepOutput(frame=frame, reward=reward, state=state, done=done)
+
+    # ------------------------------------------------------------------ save / load
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:  # type: ignore[override]
+        """Write the world model (``config.json`` + ``model.safetensors``) and its tokenizer
+        (``tokenizer/``, via the tokenizer's own ``save_pretrained``)."""
+        if not hasattr(self.tokenizer, "save_pretrained"):
+            raise TypeError(
+                f"cannot save ARWorldModel: its tokenizer {type(self.tokenizer).__name__} has no "
+                "save_pretrained"
+            )
+        directory = Path(save_directory)
+        self.tokenizer.save_pretrained(directory / TOKENIZER_SUBDIR)
+        previous = self._hub_mixin_config
+        self._hub_mixin_config = {**(previous or {}), "tokenizer": f"./{TOKENIZER_SUBDIR}"}
+        try:
+            super().save_pretrained(directory, **kwargs)
+        finally:
+            self._hub_mixin_config = previous
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any
+    ) -> ARWorldModel:
+        """Load a saved world model; a ``./``-relative tokenizer path is resolved against
+        its directory."""
+        directory = Path(pretrained_model_name_or_path)
+        config_path = directory / "config.json"
+        if "tokenizer" not in kwargs and config_path.is_file():
+            try:
+                saved = json.loads(config_path.read_text(encoding="utf-8")).get("tokenizer")
+            except (json.JSONDecodeError, AttributeError):
+                saved = None  # the base class reports the broken file
+            if isinstance(saved, str) and saved.startswith("./"):
+                kwargs["tokenizer"] = str(directory / saved[2:])
+        return super().from_pretrained(directory, **kwargs)
+
+
+def _load_tokenizer(tokenizer: str | os.PathLike | nn.Module) -> Any:
+    if isinstance(tokenizer, str | os.PathLike):
+        tokenizer = load_pretrained(tokenizer)
+    if not isinstance(tokenizer, Tokenizer):
+        raise TypeError(
+            f"tokenizer must satisfy wmkit.core.Tokenizer (or be its directory); got "
+            f"{type(tokenizer).__name__}"
+        )
+    if tokenizer.kind != "discrete" or not tokenizer.vocab_size:
+        raise ValueError(
+            f"tokenizer must be discrete with a vocab_size; got kind {tokenizer.kind!r}"
+        )
+    if tokenizer.temporal_compression != 1:
+        raise ValueError(
+            "ARWorldModel needs a per-frame tokenizer (temporal_compression 1); got "
+            f"{tokenizer.temporal_compression}"
+        )
+    if isinstance(tokenizer, nn.Module):
+        tokenizer.requires_grad_(False).eval()
+    return tokenizer
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)

@@ -1,0 +1,173 @@
+"""``wmkit eval``: weights conversion, rollout evaluation and IDM training.
+
+::
+
+    wmkit eval weights                                  # LPIPS (alex, vgg) + I3D → cache
+    wmkit eval rollout --world runs/wm --data data/crafter-64 --context 4 --horizon 12 \\
+        --out runs/eval                                 # report.md / report.html / ...
+    wmkit eval idm --data data/crafter-64 --out runs/idm   # IDM for action accuracy
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from wmkit.core.cli import Command
+
+__all__ = ["command", "main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wmkit eval", description="wmkit evaluation")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("weights", help="convert LPIPS and I3D weights into the weights cache")
+    w.add_argument("--lpips", nargs="*", default=["alex", "vgg"], choices=["alex", "vgg"])
+    w.add_argument("--no-i3d", action="store_true", help="skip the I3D (FVD) weights")
+
+    r = sub.add_parser("rollout", help="evaluate a world model's rollouts and write a report")
+    r.add_argument("--world", required=True, help="world model directory (save_pretrained)")
+    r.add_argument("--data", required=True, help="dataset directory (wmkit, LeRobot, videos)")
+    r.add_argument("--tokenizer", help="tokenizer directory, for the reconstruction ceiling")
+    r.add_argument("--idm", help="inverse-dynamics model directory (wmkit eval idm)")
+    r.add_argument("--context", type=int, default=2)
+    r.add_argument("--horizon", type=int, default=8)
+    r.add_argument("--split", choices=["train", "val", "test", "all"], default="test")
+    r.add_argument("--frame-skip", type=int, default=1)
+    r.add_argument("--resolution", type=int, help="resize frames to this size")
+    r.add_argument("--batch-size", type=int, default=8)
+    r.add_argument("--max-batches", type=int)
+    r.add_argument("--samples", type=int, default=1, help="rollouts per context")
+    r.add_argument("--action-mode", choices=["random", "shuffle"], default="random")
+    r.add_argument("--lpips", choices=["auto", "alex", "vgg", "off"], default="auto",
+                   help="auto: AlexNet LPIPS if its weights are cached")  # fmt: skip
+    r.add_argument("--fvd", action="store_true", help="compute FVD (needs I3D weights)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--fps", type=float, default=4.0)
+    r.add_argument("--out", default="runs/eval", help="report directory")
+
+    i = sub.add_parser("idm", help="train an inverse-dynamics model on recorded data")
+    i.add_argument("--data", required=True)
+    i.add_argument("--out", required=True)
+    i.add_argument("--clips", type=int, default=256, help="training clips to load")
+    i.add_argument("--clip-length", type=int, default=8)
+    i.add_argument("--resolution", type=int)
+    i.add_argument("--steps", type=int, default=500)
+    i.add_argument("--hidden", type=int, default=32)
+    i.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from wmkit.core.weights import convert_lpips
+
+    for net in args.lpips:
+        print(f"LPIPS {net}: {convert_lpips(net)}")
+    if not args.no_i3d:
+        from wmkit.eval.i3d import convert_i3d
+
+        print(f"I3D: {convert_i3d()}")
+    return 0
+
+
+def _clips(data: str, split: str, length: int, frame_skip: int = 1, resolution: int | None = None):
+    from wmkit.core.data.clip_dataset import ClipDataset, split_episodes
+    from wmkit.core.data.open_source import open_source
+
+    source = open_source(data)
+    episodes = None if split == "all" else split_episodes(len(source))[split]
+    dataset = ClipDataset(
+        source, clip_length=length, frame_skip=frame_skip, mode="sequential",
+        episodes=episodes, resolution=resolution,
+    )  # fmt: skip
+    return source, dataset
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from wmkit.core import WorldModel, load_pretrained
+    from wmkit.core.weights import lpips_weights_name, weights_path
+    from wmkit.eval.report import write_report
+    from wmkit.eval.rollout import evaluate_rollouts
+
+    world = load_pretrained(args.world, map_location=args.device)
+    if not isinstance(world, WorldModel):
+        raise TypeError(f"{args.world} holds a {type(world).__name__}, not a wmkit WorldModel")
+    source, dataset = _clips(
+        args.data, args.split, args.context + args.horizon, args.frame_skip, args.resolution
+    )
+    if source.action_spec != world.action_spec:
+        raise ValueError(
+            f"{args.data} has actions {source.action_spec} but the world model takes "
+            f"{world.action_spec}"
+        )
+    tokenizer = (
+        load_pretrained(args.tokenizer, map_location=args.device) if args.tokenizer else None
+    )
+    idm = load_pretrained(args.idm, map_location=args.device) if args.idm else None
+    lpips = None
+    if args.lpips != "off":
+        from wmkit.core.lpips import LPIPS
+
+        net = "alex" if args.lpips == "auto" else args.lpips
+        if args.lpips != "auto" or weights_path(lpips_weights_name(net)).is_file():
+            lpips = LPIPS(net).to(args.device)
+        else:
+            print("LPIPS skipped: weights not cached (run `wmkit eval weights`)", file=sys.stderr)
+    fvd_extractor = None
+    if args.fvd:
+        from wmkit.eval.fvd import I3DFeatures
+
+        fvd_extractor = I3DFeatures().to(args.device)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
+    with torch.no_grad():
+        ev = evaluate_rollouts(
+            world, loader, context=args.context, horizon=args.horizon, tokenizer=tokenizer,
+            lpips=lpips, fvd_extractor=fvd_extractor, idm=idm, num_samples=args.samples,
+            action_mode=args.action_mode, seed=args.seed, max_batches=args.max_batches,
+            device=args.device,
+        )  # fmt: skip
+    info = {
+        "world model": args.world, "data": args.data, "split": args.split,
+        "tokenizer": args.tokenizer, "idm": args.idm, "device": args.device,
+    }  # fmt: skip
+    files = write_report(ev, args.out, fps=args.fps, info={k: v for k, v in info.items() if v})
+    print(ev.markdown_table())
+    print(f"\nΔPSNR: {ev.controllability['delta_psnr']:.3f} dB")
+    print(f"report: {files['report.html']}")
+    return 0
+
+
+def _idm(args: argparse.Namespace) -> int:
+    import torch
+
+    from wmkit.eval.idm import InverseDynamicsModel, train_idm
+
+    source, dataset = _clips(args.data, "train", args.clip_length, resolution=args.resolution)
+    if source.action_spec is None:
+        raise ValueError(f"{args.data} has no actions; an IDM needs them")
+    n = min(args.clips, len(dataset))
+    items = [dataset[i] for i in torch.linspace(0, len(dataset) - 1, n).long().tolist()]
+    frames = torch.stack([it["frames"] for it in items])
+    actions = torch.stack([it["actions"] for it in items])
+    idm = InverseDynamicsModel(source.action_spec, channels=frames.shape[2], hidden=args.hidden)
+    torch.manual_seed(args.seed)
+    losses = train_idm(idm, frames, actions, steps=args.steps, seed=args.seed)
+    idm.save_pretrained(args.out)
+    print(f"IDM trained on {n} clips: loss {losses[0]:.3f} → {losses[-1]:.3f}; saved to {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``wmkit eval ...``; returns the exit code."""
+    args = _parser().parse_args(argv)
+    return {"weights": _weights, "rollout": _rollout, "idm": _idm}[args.cmd](args)
+
+
+command = Command(
+    help="evaluate: convert metric weights, score world-model rollouts, write reports",
+    run=main,
+)

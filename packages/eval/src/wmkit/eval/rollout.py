@@ -1,0 +1,265 @@
+"""Rollout evaluation: any ``wmkit.core.WorldModel`` on held-out clips, beside baselines.
+
+For every clip of ``context + horizon`` frames: the model sees the first ``context`` frames
+(and the actions between them), then is rolled out for ``horizon`` steps under the real
+actions (``num_samples`` times with different seeds for a stochastic model; metrics are
+averaged over samples). The predictions are compared with the real frames per horizon step
+(PSNR, SSIM, optionally LPIPS) and overall, always beside copy-last-frame and, when the model's
+tokenizer is given, the tokenizer's reconstruction of the real frames (the ceiling).
+Controllability is measured by ΔPSNR (true vs other actions) and, with an inverse-dynamics
+model, IDM action accuracy on generated frames; FVD on ``context + horizon`` clips when an
+FVD feature extractor is given and clips have at least 9 frames.
+
+Only the protocols are used, so this works for every wmkit world model and tokenizer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from wmkit.core.protocols import Tokenizer, WorldModel
+from wmkit.core.video import check_video
+from wmkit.eval.baselines import CopyLastFrame, tokenizer_reconstruction
+from wmkit.eval.controllability import delta_psnr
+from wmkit.eval.frame_metrics import PerStepMean, frame_lpips, frame_psnr, frame_ssim
+from wmkit.eval.fvd import FrechetVideoDistance
+from wmkit.eval.i3d import MIN_FRAMES
+from wmkit.eval.idm import InverseDynamicsModel, idm_accuracy
+
+__all__ = ["METHOD_LABELS", "RolloutEvaluation", "evaluate_rollouts"]
+
+METHOD_LABELS = {
+    "model": "world model",
+    "copy_last_frame": "copy last frame",
+    "tokenizer_recon": "tokenizer reconstruction (ceiling)",
+}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fvd": False}
+
+
+@dataclass
+class RolloutEvaluation:
+    """Results of :func:`evaluate_rollouts`.
+
+    Attributes:
+        context, horizon, num_clips, num_samples: the setting.
+        per_step: ``method → metric → [horizon]`` means per step.
+        overall: ``method → metric → value`` (per-frame means; ``fvd`` per clip set).
+        controllability: ``delta_psnr`` (mean), ``delta_psnr_per_step``, ``psnr_true``,
+            ``psnr_other``, ``action_mode`` and, with an IDM, ``idm_accuracy`` per method.
+        videos: a few clips for the report, ``name → [K, context + horizon, C, H, W]``
+            (ground truth, each method, the model under other actions).
+        notes: why something was not measured.
+    """
+
+    context: int
+    horizon: int
+    num_clips: int
+    num_samples: int
+    per_step: dict[str, dict[str, list[float]]]
+    overall: dict[str, dict[str, float]]
+    controllability: dict[str, Any]
+    videos: dict[str, Tensor] = field(repr=False)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able results (no videos)."""
+        out = asdict(self)
+        out.pop("videos")
+        return out
+
+    def markdown_table(self) -> str:
+        """Overall metrics per method as a Markdown table (arrows say which way is better)."""
+        metrics = [
+            m
+            for m in ("psnr", "ssim", "lpips", "fvd")
+            if any(m in v for v in self.overall.values())
+        ]
+        head = ["method", *[f"{m.upper()} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in metrics]]
+        rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for method, values in self.overall.items():
+            cells = [METHOD_LABELS.get(method, method)]
+            for m in metrics:
+                v = values.get(m)
+                cells.append("–" if v is None else f"{v:.4g}" if m == "fvd" else f"{v:.4f}")
+            rows.append("| " + " | ".join(cells) + " |")
+        return "\n".join(rows)
+
+
+def _split(batch: Mapping[str, Tensor], context: int, horizon: int) -> tuple[Tensor, ...]:
+    if "frames" not in batch or "actions" not in batch:
+        raise KeyError(f"each batch needs 'frames' and 'actions'; got keys {sorted(batch)}")
+    frames, actions = batch["frames"], batch["actions"]
+    check_video(frames, "batch['frames']")
+    need = context + horizon
+    if frames.shape[1] < need or actions.shape[1] < need - 1:
+        raise ValueError(
+            f"clips must have at least context + horizon = {need} frames (and {need - 1} "
+            f"actions); got {frames.shape[1]} frames, {actions.shape[1]} actions"
+        )
+    frames = frames[:, :need]
+    ctx = frames[:, :context]
+    ctx_actions = actions[:, : context - 1] if context > 1 else None
+    step_actions = actions[:, context - 1 : need - 1]  # action t follows frame t
+    return frames, ctx, ctx_actions, step_actions, frames[:, context:]
+
+
+@torch.no_grad()
+def evaluate_rollouts(
+    world_model: WorldModel,
+    batches: Iterable[Mapping[str, Tensor]],
+    *,
+    context: int,
+    horizon: int,
+    tokenizer: Tokenizer | None = None,
+    lpips: Callable[[Tensor, Tensor], Tensor] | None = None,
+    fvd_extractor: Callable[[Tensor], Tensor] | None = None,
+    fvd_feature_dim: int = 400,
+    idm: InverseDynamicsModel | None = None,
+    num_samples: int = 1,
+    action_mode: Literal["shuffle", "random"] = "random",
+    seed: int = 0,
+    max_batches: int | None = None,
+    keep_videos: int = 4,
+    device: str | torch.device | None = None,
+) -> RolloutEvaluation:
+    """Evaluate ``world_model`` on ``batches`` of clips (dicts with ``frames [B, T, C, H, W]``
+    in [-1, 1] and ``actions [B, T, ...]``, ``T >= context + horizon``), e.g. a
+    ``ClipDataset``'s loader.
+
+    Args:
+        context: frames the model observes (``T0 >= 1``).
+        horizon: frames it generates (``H >= 1``).
+        tokenizer: the model's tokenizer, for the reconstruction ceiling.
+        lpips: an LPIPS network (``wmkit.core.lpips.LPIPS``) to add the LPIPS metric.
+        fvd_extractor: video features for FVD (``wmkit.eval.fvd.I3DFeatures()``); FVD is
+            computed on whole clips when ``context + horizon >= 9``.
+        idm: a trained inverse-dynamics model for IDM action accuracy.
+        num_samples: rollouts per clip (seeds ``seed .. seed + num_samples - 1``).
+        action_mode: how ΔPSNR's other actions are chosen (``"random"`` or ``"shuffle"``).
+        max_batches: stop after this many batches.
+        keep_videos: clips kept for the report.
+    """
+    if context < 1 or horizon < 1 or num_samples < 1:
+        raise ValueError(
+            f"context, horizon and num_samples must be >= 1; got {context}, {horizon}, "
+            f"{num_samples}"
+        )
+    copy_last = CopyLastFrame(world_model.action_spec)
+    methods = ["model", "copy_last_frame"] + (["tokenizer_recon"] if tokenizer is not None else [])
+    names = ["psnr", "ssim"] + (["lpips"] if lpips is not None else [])
+    acc = {m: {n: PerStepMean(horizon) for n in names} for m in methods}
+    ctrl = {k: PerStepMean(horizon) for k in ("true", "other", "delta")}
+    idm_acc = {k: PerStepMean(horizon) for k in ("real", "model", "copy_last_frame")} if idm else {}
+    notes: list[str] = []
+    fvd = None
+    if fvd_extractor is not None:
+        if context + horizon >= MIN_FRAMES:
+            fvd = {
+                m: FrechetVideoDistance(fvd_extractor, feature_dim=fvd_feature_dim) for m in methods
+            }
+        else:
+            notes.append(
+                f"FVD not computed: clips of context + horizon = {context + horizon} frames are "
+                f"shorter than I3D's minimum of {MIN_FRAMES}"
+            )
+    kept: dict[str, list[Tensor]] = {}
+    num_clips = 0
+    for i, batch in enumerate(batches):
+        if max_batches is not None and i >= max_batches:
+            break
+        if device is not None:
+            batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+        clip, ctx, ctx_actions, step_actions, target = _split(batch, context, horizon)
+        preds: dict[str, Tensor] = {}
+        samples = []
+        for s in range(num_samples):
+            torch.manual_seed(seed + s)
+            samples.append(world_model.rollout(ctx, step_actions, ctx_actions).frames)
+        preds["copy_last_frame"] = copy_last.rollout(ctx, step_actions, ctx_actions).frames
+        if tokenizer is not None:
+            preds["tokenizer_recon"] = tokenizer_reconstruction(tokenizer, clip, horizon)
+        for name, fn in (("psnr", frame_psnr), ("ssim", frame_ssim)):
+            acc["model"][name].update(torch.stack([fn(p, target) for p in samples]).mean(0))
+            for m in methods[1:]:
+                acc[m][name].update(fn(preds[m], target))
+        if lpips is not None:
+            acc["model"]["lpips"].update(
+                torch.stack([frame_lpips(p, target, lpips) for p in samples]).mean(0)
+            )
+            for m in methods[1:]:
+                acc[m]["lpips"].update(frame_lpips(preds[m], target, lpips))
+        preds["model"] = samples[0]
+        c = delta_psnr(
+            world_model, ctx, step_actions, target, context_actions=ctx_actions,
+            predicted=samples[0], mode=action_mode, seed=seed,
+        )  # fmt: skip
+        ctrl["true"].update(c.psnr_true)
+        ctrl["other"].update(c.psnr_other)
+        ctrl["delta"].update(c.delta)
+        last = ctx[:, -1:]
+        if idm is not None:
+            idm_acc["real"].update(idm_accuracy(idm, torch.cat([last, target], 1), step_actions))
+            for m in ("model", "copy_last_frame"):
+                idm_acc[m].update(idm_accuracy(idm, torch.cat([last, preds[m]], 1), step_actions))
+        if fvd is not None:
+            for m in methods:
+                fvd[m].update(clip, real=True)
+                fvd[m].update(torch.cat([ctx, preds[m]], 1), real=False)
+        if sum(v.shape[0] for v in kept.get("ground truth", [])) < keep_videos:
+            k = keep_videos
+            kept.setdefault("ground truth", []).append(clip[:k].cpu())
+            for m in methods:
+                kept.setdefault(METHOD_LABELS[m], []).append(
+                    torch.cat([ctx, preds[m]], 1)[:k].cpu()
+                )
+            kept.setdefault("world model, other actions", []).append(
+                torch.cat([ctx, c.frames_other], 1)[:k].cpu()
+            )
+        num_clips += clip.shape[0]
+    if num_clips == 0:
+        raise ValueError("batches yielded no clips")
+
+    per_step = {m: {n: acc[m][n].compute().tolist() for n in names} for m in methods}
+    overall: dict[str, dict[str, float]] = {
+        m: {n: acc[m][n].overall() for n in names} for m in methods
+    }
+    if fvd is not None:
+        if num_clips >= 2:
+            for m in methods:
+                overall[m]["fvd"] = float(fvd[m].compute())
+        else:
+            notes.append("FVD not computed: it needs at least 2 clips")
+    controllability: dict[str, Any] = {
+        "action_mode": action_mode,
+        "delta_psnr": ctrl["delta"].overall(),
+        "delta_psnr_per_step": ctrl["delta"].compute().tolist(),
+        "psnr_true": ctrl["true"].overall(),
+        "psnr_other": ctrl["other"].overall(),
+    }
+    if idm is not None:
+        controllability["idm_accuracy"] = {k: v.overall() for k, v in idm_acc.items()}
+        controllability["idm_accuracy_per_step"] = {
+            k: v.compute().tolist() for k, v in idm_acc.items()
+        }
+    videos = {k: torch.cat(v)[:keep_videos] for k, v in kept.items()}
+    for m in overall.values():
+        for k, v in m.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                notes.append(f"{k} is not finite")
+    return RolloutEvaluation(
+        context=context,
+        horizon=horizon,
+        num_clips=num_clips,
+        num_samples=num_samples,
+        per_step=per_step,
+        overall=overall,
+        controllability=controllability,
+        videos=videos,
+        notes=notes,
+    )

@@ -1,0 +1,144 @@
+"""The rollout evaluator runs end to end on a trained tiny world model and a scripted oracle,
+beside the baselines, and writes every report file; the CLI does the same from directories."""
+
+import json
+
+import pytest
+import torch
+
+from wmkit.core.data.episode_store import EpisodeWriter
+from wmkit.core.lpips import LPIPS
+from wmkit.core.testing import ToyTokenizer, ToyWorldModel, moving_squares
+from wmkit.eval.cli import main
+from wmkit.eval.idm import InverseDynamicsModel, train_idm
+from wmkit.eval.report import write_report
+from wmkit.eval.rollout import evaluate_rollouts
+
+
+def _batches(frames, actions, size=4):
+    return [
+        {"frames": frames[i : i + size], "actions": actions[i : i + size]}
+        for i in range(0, len(frames), size)
+    ]
+
+
+def _train_toy(frames, actions, spec, steps=20):
+    torch.manual_seed(0)
+    model = ToyWorldModel(spec, hidden=16, kernel_size=5)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        pred, _ = model(frames[:, :-1], actions[:, :-1])
+        loss = (pred - frames[:, 1:]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    return model.eval()
+
+
+def test_oracle_beats_copy_last_and_shows_controllability(squares, oracle):
+    frames, actions, spec = squares
+    ev = evaluate_rollouts(
+        oracle(spec), _batches(frames, actions), context=2, horizon=5, num_samples=2
+    )
+    assert ev.num_clips == 12 and len(ev.per_step["model"]["psnr"]) == 5
+    assert ev.overall["model"]["psnr"] > ev.overall["copy_last_frame"]["psnr"] + 10
+    assert ev.controllability["delta_psnr"] > 10
+    copy = evaluate_rollouts(oracle(spec), _batches(frames, actions), context=2, horizon=5)
+    assert copy.overall == ev.overall  # deterministic model: samples agree
+
+
+def test_end_to_end_with_trained_toy_model_writes_every_report_file(
+    squares, weights, cheap_features, tmp_path
+):
+    frames, actions, spec = squares
+    model = _train_toy(frames[:8], actions[:8], spec)
+    idm = InverseDynamicsModel(spec, hidden=16, depth=2)
+    train_idm(idm, frames[:8], actions[:8], steps=10, batch_size=32)
+    ev = evaluate_rollouts(
+        model,
+        _batches(frames[8:], actions[8:], size=2),
+        context=3,
+        horizon=7,
+        tokenizer=ToyTokenizer(patch=2, levels=16),
+        lpips=LPIPS("alex", weights=weights["lpips"]),
+        fvd_extractor=cheap_features,
+        fvd_feature_dim=16,
+        idm=idm,
+        action_mode="shuffle",
+        keep_videos=2,
+    )
+    assert set(ev.overall) == {"model", "copy_last_frame", "tokenizer_recon"}
+    for method in ev.overall.values():
+        assert set(method) == {"psnr", "ssim", "lpips", "fvd"}
+    assert ev.overall["model"]["psnr"] > 10 and ev.overall["tokenizer_recon"]["ssim"] > 0.5
+    assert set(ev.controllability["idm_accuracy"]) == {"real", "model", "copy_last_frame"}
+    assert ev.videos["ground truth"].shape == (2, 10, 3, 16, 16)
+    files = write_report(ev, tmp_path / "report", info={"model": "toy"})
+    expected = {
+        "report.md", "report.html", "metrics.json", "psnr_vs_horizon.png", "controllability.png",
+        "videos/sample_0.mp4", "videos/sample_0.gif", "videos/sample_1.mp4", "videos/sample_1.gif",
+    }  # fmt: skip
+    assert expected <= set(files)
+    for name in expected:
+        assert (tmp_path / "report" / name).stat().st_size > 100, name
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:video/mp4;base64,") == 2 and '<table id="metrics">' in html
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| world model |" in md and "tokenizer reconstruction (ceiling)" in md
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["overall"]["model"]["psnr"] == pytest.approx(ev.overall["model"]["psnr"])
+
+
+def test_fvd_needs_nine_frames_and_bad_batches_fail(squares, oracle, cheap_features):
+    frames, actions, spec = squares
+    ev = evaluate_rollouts(oracle(spec), _batches(frames, actions), context=2, horizon=3,
+                           fvd_extractor=cheap_features, fvd_feature_dim=16)  # fmt: skip
+    assert "fvd" not in ev.overall["model"] and "FVD not computed" in ev.notes[0]
+    with pytest.raises(ValueError, match="at least context \\+ horizon = 20"):
+        evaluate_rollouts(oracle(spec), _batches(frames, actions), context=4, horizon=16)
+    with pytest.raises(KeyError, match="'frames' and 'actions'"):
+        evaluate_rollouts(oracle(spec), [{"frames": frames}], context=2, horizon=3)
+    with pytest.raises(ValueError, match="must be >= 1"):
+        evaluate_rollouts(oracle(spec), [], context=0, horizon=3)
+
+
+def test_cli_weights_idm_and_rollout(tmp_path, monkeypatch, squares):
+    monkeypatch.setenv("WMKIT_WEIGHTS_DIR", str(tmp_path / "cache"))
+    assert main(["weights", "--lpips", "alex", "--no-i3d"]) == 0
+    assert (tmp_path / "cache" / "lpips-alex.safetensors").is_file()
+    eps = moving_squares(num_episodes=6, length=10, size=16, seed=1)
+    with EpisodeWriter(tmp_path / "data", action_spec=eps.action_spec, fps=4, env="squares",
+                       frame_format="npz") as writer:  # fmt: skip
+        for n in range(6):
+            writer.add_episode(eps.frames[n], eps.actions[n], eps.rewards[n], eps.dones[n])
+    _, _, spec = squares
+    ToyWorldModel(spec, hidden=8).save_pretrained(tmp_path / "world")
+    ToyTokenizer(patch=2, levels=8).save_pretrained(tmp_path / "tok")
+    assert (
+        main(
+            [
+                "idm",
+                "--data",
+                str(tmp_path / "data"),
+                "--out",
+                str(tmp_path / "idm"),
+                "--steps",
+                "5",
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "eval"
+    code = main([
+        "rollout", "--world", str(tmp_path / "world"), "--data", str(tmp_path / "data"),
+        "--tokenizer", str(tmp_path / "tok"), "--idm", str(tmp_path / "idm"), "--split", "all",
+        "--context", "2", "--horizon", "4", "--batch-size", "4", "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0
+    assert {"report.md", "report.html", "metrics.json"} <= {p.name for p in out.iterdir()}
+    overall = json.loads((out / "metrics.json").read_text())["overall"]
+    assert "lpips" in overall["model"] and "tokenizer_recon" in overall

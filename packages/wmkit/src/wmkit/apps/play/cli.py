@@ -1,0 +1,127 @@
+"""``wmkit play``: serve a page on 127.0.0.1 to drive a world model with the keyboard."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wmkit.core.cli import Command
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from wmkit.apps.play.bindings import Bindings
+    from wmkit.apps.play.session import PlaySession
+
+__all__ = ["build_session", "command"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="wmkit play",
+        description="Drive a world model (or the real environment) from your browser.",
+    )
+    p.add_argument("--world", type=Path, help="world model directory (save_pretrained output)")
+    p.add_argument("--env", help="real environment to play or to switch to (e.g. crafter)")
+    p.add_argument("--resolution", type=int, default=64, help="environment frame size")
+    p.add_argument(
+        "--env-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment option (repeatable), e.g. --env-arg task=reach-v3",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="dataset whose clips start the world model when no environment is given",
+    )
+    p.add_argument("--context", type=int, default=1, help="context frames given to the model")
+    p.add_argument("--bindings", type=Path, help="JSON key bindings (see wmkit.apps.play.bindings)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--fps", type=float, default=15.0, help="target frames per second")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--record-dir", type=Path, default=Path("recordings"))
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def build_session(args: argparse.Namespace) -> tuple[PlaySession, Bindings]:
+    """The ``PlaySession`` and ``Bindings`` that the arguments describe."""
+    from wmkit.apps.play.bindings import Bindings, default_bindings
+    from wmkit.apps.play.session import PlaySession
+    from wmkit.core import load_pretrained
+
+    if args.world is None and args.env is None:
+        raise SystemExit("wmkit play: give --world DIR, --env NAME, or both")
+    world = None
+    if args.world is not None:
+        world = load_pretrained(args.world, map_location=args.device)
+    env = None
+    if args.env is not None:
+        from wmkit.core.data.envs import make_env
+
+        kwargs = {}
+        for item in args.env_arg:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise SystemExit(f"wmkit play: --env-arg needs KEY=VALUE; got {item!r}")
+            kwargs[key] = value
+        env = make_env(args.env, args.resolution, **kwargs)
+    context = None
+    if world is not None and env is None:
+        if args.data is None:
+            raise SystemExit("wmkit play: a world model without --env needs --data DIR for context")
+        context = _dataset_context(args.data, args.context, args.seed)
+    session = PlaySession(
+        world,
+        env,
+        context=context,
+        context_frames=args.context,
+        seed=args.seed,
+        record_dir=args.record_dir,
+        fps=args.fps,
+        device=args.device,
+    )
+    spec = session.action_spec
+    bindings = Bindings.load(args.bindings, spec) if args.bindings else default_bindings(spec)
+    return session, bindings
+
+
+def _dataset_context(path: Path, frames: int, seed: int) -> Callable[[], Tensor]:
+    import numpy as np
+
+    from wmkit.core.data.clip_dataset import ClipDataset, split_episodes
+    from wmkit.core.data.open_source import open_source
+
+    source = open_source(path)
+    held_out = split_episodes(len(source), seed=0)["test"] or list(range(len(source)))
+    clips = ClipDataset(
+        source, clip_length=frames, mode="sequential", episodes=held_out, with_steps=False
+    )
+    rng = np.random.default_rng(seed)
+
+    def context() -> Tensor:
+        return clips[int(rng.integers(len(clips)))]["frames"].unsqueeze(0)
+
+    return context
+
+
+def _run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from aiohttp import web
+
+    from wmkit.apps.play.server import create_app
+
+    session, bindings = build_session(args)
+    title = str(args.world or args.env)
+    app = create_app(session, bindings, fps=args.fps, title=title)
+    print(f"wmkit play: open http://{args.host}:{args.port} (Ctrl-C to stop)")
+    web.run_app(app, host=args.host, port=args.port, print=None)
+    return 0
+
+
+command = Command(help="drive a world model from your browser (keyboard, mouse)", run=_run)

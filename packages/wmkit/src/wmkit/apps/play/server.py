@@ -1,0 +1,231 @@
+"""The play server: a page on 127.0.0.1 and a WebSocket that streams frames.
+
+Protocol (JSON text messages, at most ``MAX_MESSAGE_BYTES``):
+
+- client → server: ``{"type": "input", "keys": [...], "mouse": [dx, dy]}`` (keys held, in
+  press order; mouse movement since the last message), ``{"type": "reset"}``,
+  ``{"type": "pause", "paused": bool}``, ``{"type": "record", "on": bool}``,
+  ``{"type": "source", "source": "model" | "env"}``.
+- server → client: each frame as a binary PNG message, then ``{"type": "status", ...}``
+  (t, fps, reward, paused, recording, source); ``{"type": "saved", "path": ...}`` after a
+  recording; ``{"type": "error", "message": ...}`` for anything malformed. A bad message is
+  answered, never fatal; one client plays at a time (a second one is told so and closed).
+
+The game loop runs on the server at the target frame rate (DIAMOND's play loop): each tick
+turns the latest input into an action with the bindings and steps the session in a worker
+thread, so a slow model lowers the FPS shown instead of queueing input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import time
+from collections import deque
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from aiohttp import WSMsgType, web
+from PIL import Image
+
+from wmkit.apps.play.bindings import Bindings, InputState
+from wmkit.apps.play.session import PlaySession
+
+__all__ = ["MAX_MESSAGE_BYTES", "ProtocolError", "create_app", "encode_png", "parse_message"]
+
+MAX_MESSAGE_BYTES = 4096
+_MAX_KEYS = 16
+_MAX_KEY_LEN = 24
+
+
+class ProtocolError(ValueError):
+    """A client message that does not follow the protocol."""
+
+
+def parse_message(text: str) -> dict[str, Any]:
+    """Validate one client message; raises ``ProtocolError`` saying what is wrong."""
+    if len(text.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message longer than {MAX_MESSAGE_BYTES} bytes")
+    try:
+        msg = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ProtocolError(f"message is not JSON: {e.msg}") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        raise ProtocolError('message must be a JSON object with a string "type"')
+    kind = msg["type"]
+    if kind == "input":
+        keys, mouse = msg.get("keys", []), msg.get("mouse", [0, 0])
+        if (
+            not isinstance(keys, list)
+            or len(keys) > _MAX_KEYS
+            or not all(isinstance(k, str) and 0 < len(k) <= _MAX_KEY_LEN for k in keys)
+        ):
+            raise ProtocolError(f'"keys" must be a list of at most {_MAX_KEYS} short strings')
+        if (
+            not isinstance(mouse, list)
+            or len(mouse) != 2
+            or not all(isinstance(v, int | float) and abs(v) < 1e5 for v in mouse)
+        ):
+            raise ProtocolError('"mouse" must be [dx, dy] with finite numbers')
+        return {"type": kind, "keys": keys, "mouse": (float(mouse[0]), float(mouse[1]))}
+    if kind == "reset":
+        return {"type": kind}
+    if kind in ("pause", "record"):
+        field = "paused" if kind == "pause" else "on"
+        if not isinstance(msg.get(field), bool):
+            raise ProtocolError(f'"{kind}" needs a boolean "{field}"')
+        return {"type": kind, field: msg[field]}
+    if kind == "source":
+        if msg.get("source") not in ("model", "env"):
+            raise ProtocolError('"source" must be "model" or "env"')
+        return {"type": kind, "source": msg["source"]}
+    raise ProtocolError(f"unknown message type {kind!r}")
+
+
+def encode_png(frame: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+class _Player:
+    """One connected client: its input state, the loop and the session commands."""
+
+    def __init__(self, session: PlaySession, bindings: Bindings, fps: float) -> None:
+        self.session, self.bindings, self.period = session, bindings, 1.0 / fps
+        self.input = InputState()
+        self.paused = False
+        self.ticks: deque[float] = deque(maxlen=30)
+        self.lock = asyncio.Lock()
+
+    def fps(self) -> float:
+        if len(self.ticks) < 2:
+            return 0.0
+        return (len(self.ticks) - 1) / max(self.ticks[-1] - self.ticks[0], 1e-9)
+
+    async def send_frame(self, ws: web.WebSocketResponse, frame: np.ndarray) -> None:
+        await ws.send_bytes(encode_png(frame))
+        await self.send_status(ws)
+
+    async def send_status(self, ws: web.WebSocketResponse) -> None:
+        s = self.session
+        await ws.send_json({
+            "type": "status", "t": s.t, "fps": round(self.fps(), 2), "reward": s.last_reward,
+            "paused": self.paused, "recording": s.recording is not None, "source": s.source,
+        })  # fmt: skip
+
+    async def run_loop(self, ws: web.WebSocketResponse) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = time.monotonic()
+        while not ws.closed:
+            next_tick += self.period
+            if not self.paused:
+                action = self.bindings.action(self.input)
+                self.input.mouse = (0.0, 0.0)
+                try:
+                    async with self.lock:
+                        frame = await loop.run_in_executor(None, self.session.step, action)
+                except Exception as e:  # report it and pause; the server keeps serving
+                    self.paused = True
+                    await ws.send_json({"type": "error", "message": f"step failed: {e}"})
+                    continue
+                self.ticks.append(time.monotonic())
+                await self.send_frame(ws, frame)
+            delay = next_tick - time.monotonic()
+            if delay < 0:
+                next_tick = time.monotonic()
+            await asyncio.sleep(max(delay, 0.0))
+
+    async def handle(self, ws: web.WebSocketResponse, msg: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        kind = msg["type"]
+        if kind == "input":
+            dx, dy = msg["mouse"]
+            mx, my = self.input.mouse
+            self.input = InputState(keys=msg["keys"], mouse=(mx + dx, my + dy))
+        elif kind == "pause":
+            self.paused = msg["paused"]
+            await self.send_status(ws)
+        elif kind == "reset":
+            async with self.lock:
+                frame = await loop.run_in_executor(None, self.session.reset)
+            await self.send_frame(ws, frame)
+        elif kind == "source":
+            async with self.lock:
+                frame = await loop.run_in_executor(None, self.session.set_source, msg["source"])
+            await self.send_frame(ws, frame)
+        elif kind == "record":
+            if msg["on"]:
+                self.session.start_recording()
+            else:
+                path = await loop.run_in_executor(None, self.session.stop_recording)
+                await ws.send_json({"type": "saved", "path": str(path) if path else None})
+
+
+def create_app(
+    session: PlaySession, bindings: Bindings | None = None, fps: float = 15.0, title: str = ""
+) -> web.Application:
+    """The aiohttp application: ``/`` (the page), ``/config`` (bindings, sources) and ``/ws``."""
+    from wmkit.apps.play.bindings import default_bindings
+
+    bindings = bindings or default_bindings(session.action_spec)
+    session.action_spec.check_compatible(bindings.spec, "bindings' action spec")
+    app = web.Application()
+    busy = asyncio.Lock()  # one client at a time
+
+    async def index(request: web.Request) -> web.Response:
+        html = resources.files("wmkit.apps.play").joinpath("static/index.html").read_text()
+        return web.Response(text=html, content_type="text/html")
+
+    async def config(request: web.Request) -> web.Response:
+        return web.json_response({
+            "title": title, "fps": fps, "sources": session.sources, "source": session.source,
+            "bindings": bindings.to_dict(), "help": bindings.describe(),
+            "action_spec": session.action_spec.to_dict(),
+        })  # fmt: skip
+
+    async def websocket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=64 * 1024, heartbeat=30)
+        await ws.prepare(request)
+        if busy.locked():
+            await ws.send_json({"type": "error", "message": "another client is playing"})
+            await ws.close()
+            return ws
+        await busy.acquire()
+        player = _Player(session, bindings, fps)
+        loop_task: asyncio.Task | None = None
+        try:
+            async with player.lock:
+                frame = await asyncio.get_running_loop().run_in_executor(None, session.reset)
+            await player.send_frame(ws, frame)
+            loop_task = asyncio.create_task(player.run_loop(ws))
+            async for raw in ws:
+                if raw.type == WSMsgType.TEXT:
+                    try:
+                        await player.handle(ws, parse_message(raw.data))
+                    except (ProtocolError, ValueError) as e:
+                        await ws.send_json({"type": "error", "message": str(e)})
+                elif raw.type == WSMsgType.BINARY:
+                    reply = {"type": "error", "message": "binary messages are not accepted"}
+                    await ws.send_json(reply)
+                elif raw.type == WSMsgType.ERROR:
+                    break
+        finally:
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(
+                    asyncio.CancelledError, ConnectionResetError, RuntimeError
+                ):
+                    await loop_task
+            if session.recording is not None:
+                session.stop_recording()
+            busy.release()
+        return ws
+
+    app.router.add_get("/", index)
+    app.router.add_get("/config", config)
+    app.router.add_get("/ws", websocket)
+    return app

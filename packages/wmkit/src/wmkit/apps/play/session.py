@@ -1,0 +1,172 @@
+"""`PlaySession`: one frame at a time from a world model or the real environment.
+
+As in DIAMOND's play loop, the person's action goes to whichever *source* is active: the
+world model (``step`` on its state) or the real simulator. Switching from the environment
+to the model seeds the model with the frames just seen, so one can compare them from the
+same situation; switching back resets the environment (a simulator cannot be put into the
+model's imagined state). Frames are ``uint8 [H, W, 3]``; a session can be recorded to mp4.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from wmkit.core import ActionSpec, WorldModel, WorldState, to_float_video, write_video
+
+__all__ = ["PlaySession", "Source"]
+
+
+def _to_u8(frame: Tensor) -> np.ndarray:
+    """``float [C, H, W]`` in [-1, 1] → ``uint8 [H, W, C]``."""
+    return ((frame.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+Source = Literal["model", "env"]
+
+
+class PlaySession:
+    """State of one play session.
+
+    Args:
+        world: the world model (``None`` to play only the environment).
+        env: a real environment with ``reset(seed) -> frame``, ``step(action) -> (frame,
+            reward, done)`` and ``action_spec`` (e.g. ``wmkit.core.data.envs.make_env``).
+        context: ``() -> float [1, T0, C, H, W]`` giving the world model's starting context
+            when there is no environment (e.g. a held-out clip of a dataset).
+        context_frames: how many recent frames seed the model after a switch from the env.
+        seed: first environment seed (incremented at every reset).
+        record_dir: where recordings go.
+        fps: frame rate written into recordings.
+        device: where the world model runs.
+    """
+
+    def __init__(
+        self,
+        world: WorldModel | None = None,
+        env: Any | None = None,
+        context: Callable[[], Tensor] | None = None,
+        context_frames: int = 1,
+        seed: int = 0,
+        record_dir: str | Path = "recordings",
+        fps: float = 10.0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if world is None and env is None:
+            raise ValueError("PlaySession needs a world model, an environment, or both")
+        if world is not None and env is None and context is None:
+            raise ValueError("a world model without an environment needs a context source")
+        if world is not None and env is not None:
+            world.action_spec.check_compatible(env.action_spec, "environment action spec")
+        self.world, self.env, self.context = world, env, context
+        self.context_frames = max(1, int(context_frames))
+        self.seed, self.fps, self.device = seed, fps, torch.device(device)
+        self.record_dir = Path(record_dir)
+        self.source: Source = "model" if world is not None else "env"
+        self.history: deque[np.ndarray] = deque(maxlen=self.context_frames)
+        self.state: WorldState | None = None
+        self.t = 0
+        self.last_reward: float | None = None
+        self.done = False
+        self.recording: list[np.ndarray] | None = None
+        self.frame: np.ndarray | None = None
+
+    @property
+    def action_spec(self) -> ActionSpec:
+        return self.world.action_spec if self.world is not None else self.env.action_spec
+
+    @property
+    def sources(self) -> list[Source]:
+        return [s for s, obj in (("model", self.world), ("env", self.env)) if obj is not None]
+
+    # ---------------------------------------------------------------------------- frames
+    def _show(self, frame: np.ndarray) -> np.ndarray:
+        frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        self.frame = frame
+        self.history.append(frame)
+        if self.recording is not None:
+            self.recording.append(frame)
+        return frame
+
+    @torch.no_grad()
+    def _reset_model(self, context: Tensor) -> np.ndarray:
+        assert self.world is not None
+        self.state = self.world.reset(context.to(self.device))
+        return _to_u8(context[0, -1])
+
+    def _context_from_history(self) -> Tensor:
+        frames = list(self.history)
+        while len(frames) < self.context_frames:
+            frames.insert(0, frames[0])
+        return to_float_video(np.stack(frames))  # [1, T0, C, H, W]
+
+    def reset(self) -> np.ndarray:
+        """Start over: a new environment episode (next seed) or a new model context."""
+        self.t, self.last_reward, self.done = 0, None, False
+        self.history.clear()
+        if self.env is not None:
+            frame = self.env.reset(self.seed)
+            self.seed += 1
+            if self.source == "env":
+                return self._show(frame)
+            self.history.append(np.asarray(frame, np.uint8))
+            return self._show(self._reset_model(self._context_from_history()))
+        assert self.context is not None
+        context = self.context()
+        for f in context[0]:
+            self.history.append(_to_u8(f))
+        return self._show(self._reset_model(context))
+
+    @torch.no_grad()
+    def step(self, action: Tensor) -> np.ndarray:
+        """Apply one action (``[*action_shape]``) to the active source; returns the frame."""
+        if self.frame is None:
+            self.reset()
+        self.action_spec.validate(action.unsqueeze(0), name="action", batch_dims=1)
+        if self.source == "env":
+            native: Any = action.numpy()
+            if self.action_spec.kind == "discrete":
+                native = int(native)
+            frame, reward, done = self.env.step(native)
+            self.last_reward, self.done = float(reward), bool(done)
+            self.t += 1
+            out = self._show(frame)
+            if done:  # keep playing: the next step starts a new episode
+                self.reset()
+            return out
+        assert self.world is not None and self.state is not None
+        result = self.world.step(self.state, action.unsqueeze(0).to(self.device))
+        self.state = result.state
+        self.last_reward = None if result.reward is None else float(result.reward[0])
+        self.t += 1
+        return self._show(_to_u8(result.frame[0]))
+
+    def set_source(self, source: Source) -> np.ndarray:
+        """Switch between the world model and the environment (see the module docstring)."""
+        if source not in self.sources:
+            raise ValueError(f"source must be one of {self.sources}; got {source!r}")
+        if source == self.source and self.frame is not None:
+            return self.frame
+        previous, self.source = self.source, source
+        if source == "model" and previous == "env" and self.history:
+            return self._show(self._reset_model(self._context_from_history()))
+        return self.reset()
+
+    # ------------------------------------------------------------------------- recording
+    def start_recording(self) -> None:
+        self.recording = [] if self.frame is None else [self.frame]
+
+    def stop_recording(self) -> Path | None:
+        """Write the recorded frames to an mp4 under ``record_dir``; returns its path."""
+        frames, self.recording = self.recording, None
+        if not frames:
+            return None
+        name = time.strftime("play-%Y%m%d-%H%M%S") + f"-{time.monotonic_ns() % 10**6:06d}.mp4"
+        return write_video(self.record_dir / name, np.stack(frames), fps=self.fps)

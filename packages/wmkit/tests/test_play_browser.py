@@ -1,0 +1,76 @@
+"""`wmkit play` in a real browser: headless Chromium (Debian's) driven by Playwright."""
+
+import asyncio
+import shutil
+import threading
+
+import pytest
+from aiohttp import web
+
+from wmkit.apps.play.server import create_app
+from wmkit.apps.play.session import PlaySession
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SQUARE_X = """() => {
+  const img = document.getElementById("screen");
+  const c = document.createElement("canvas"); c.width = 16; c.height = 16;
+  const ctx = c.getContext("2d"); ctx.drawImage(img, 0, 0, 16, 16);
+  const d = ctx.getImageData(0, 0, 16, 16).data;
+  let best = 99;
+  for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++)
+    if (d[(y * 16 + x) * 4] > 100) best = Math.min(best, x);
+  return best;
+}"""
+
+
+@pytest.fixture
+def server(world, context, tmp_path):
+    session = PlaySession(world, context=context, record_dir=tmp_path)
+    app = create_app(session, fps=20, title="scripted squares")
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def test_play_in_headless_chromium(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(30000)
+        page.goto(server)
+        page.wait_for_function("document.getElementById('screen').src.startsWith('blob:')")
+        page.wait_for_function("parseFloat(document.getElementById('fps').textContent) > 0")
+        assert page.text_content("#title") == "scripted squares"
+        assert "ArrowRight: right" in page.text_content("#help")
+        page.click("#screen")
+        x0 = page.evaluate(SQUARE_X)
+        page.keyboard.down("ArrowRight")
+        page.wait_for_function(f"({SQUARE_X})() > {x0}", timeout=20000)
+        page.keyboard.up("ArrowRight")
+        x1 = page.evaluate(SQUARE_X)
+        page.keyboard.down("ArrowLeft")
+        page.wait_for_function(f"({SQUARE_X})() < {x1}", timeout=20000)
+        page.keyboard.up("ArrowLeft")
+        fps = float(page.text_content("#fps"))
+        shown = float(page.text_content("#client-fps"))
+        assert fps > 2 and shown > 2
+        step = int(page.text_content("#t"))
+        page.wait_for_function(f"parseInt(document.getElementById('t').textContent) > {step}")
+        page.screenshot(path=str(tmp_path / "play.png"))
+        browser.close()

@@ -1,0 +1,139 @@
+"""The play server over a real WebSocket (aiohttp's test server on 127.0.0.1)."""
+
+import asyncio
+import io
+import json
+
+import numpy as np
+import pytest
+from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient, TestServer
+from PIL import Image
+
+from wmkit.apps.play.server import MAX_MESSAGE_BYTES, ProtocolError, create_app, parse_message
+from wmkit.apps.play.session import PlaySession
+
+
+def _decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+async def _next(ws, kind: str, timeout: float = 5.0):
+    """Next message of a kind: "frame" (binary PNG) or a JSON "type"."""
+    async with asyncio.timeout(timeout):
+        while True:
+            msg = await ws.receive()
+            if msg.type == WSMsgType.BINARY and kind == "frame":
+                return _decode(msg.data)
+            if msg.type == WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                if data["type"] == kind:
+                    return data
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return None
+
+
+def _square_x(frame: np.ndarray) -> int:
+    return int(np.nonzero(frame[..., 0] > 100)[1].min())
+
+
+def _run(coro_fn, world, context, tmp_path, **kwargs):
+    async def main():
+        session = PlaySession(world, context=context, record_dir=tmp_path)
+        app = create_app(session, fps=40, **kwargs)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            await coro_fn(client)
+
+    asyncio.run(main())
+
+
+def test_parse_message_rejects_bad_input():
+    assert parse_message('{"type": "input", "keys": ["a"], "mouse": [1, 2]}')["keys"] == ["a"]
+    for bad, match in [
+        ("nope", "not JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"type": "dance"}', "unknown message type"),
+        ('{"type": "input", "keys": "a"}', "keys"),
+        ('{"type": "input", "keys": ["' + "k" * 40 + '"]}', "keys"),
+        ('{"type": "input", "mouse": [1]}', "mouse"),
+        ('{"type": "pause", "paused": "yes"}', "boolean"),
+        ('{"type": "source", "source": "dream"}', "model"),
+        ('{"type": "input", "keys": []' + " " * MAX_MESSAGE_BYTES + "}", "longer than"),
+    ]:
+        with pytest.raises(ProtocolError, match=match):
+            parse_message(bad)
+
+
+def test_frames_arrive_and_follow_the_action(world, context, tmp_path):
+    async def play(client):
+        config = await (await client.get("/config")).json()
+        assert "ArrowRight: right" in config["help"]
+        page = await (await client.get("/")).text()
+        assert '<img id="screen"' in page
+        ws = await client.ws_connect("/ws")
+        first = await _next(ws, "frame")
+        assert first.shape == (16, 16, 3)
+        status = await _next(ws, "status")
+        assert status["source"] == "model"
+        x0 = _square_x(first)
+        await ws.send_json({"type": "input", "keys": ["ArrowRight"], "mouse": [0, 0]})
+        for _ in range(6):
+            frame = await _next(ws, "frame")
+        assert _square_x(frame) > x0
+        await ws.send_json({"type": "input", "keys": [], "mouse": [0, 0]})
+        status = await _next(ws, "status")
+        assert status["t"] > 0 and status["fps"] > 0
+        await ws.close()
+
+    _run(play, world, context, tmp_path)
+
+
+def test_malformed_messages_get_errors_and_play_goes_on(world, context, tmp_path):
+    async def play(client):
+        ws = await client.ws_connect("/ws")
+        await _next(ws, "frame")
+        for bad in ["{oops", '{"type": 3}', '{"type": "input", "keys": 7}', "x" * 5000]:
+            await ws.send_str(bad)
+            assert "message" in await _next(ws, "error")
+        await ws.send_bytes(b"\x00\x01")
+        assert "binary" in (await _next(ws, "error"))["message"]
+        assert (await _next(ws, "frame")) is not None  # still streaming
+        await ws.send_str("y" * 100_000)  # beyond the transport limit: this connection ends
+        assert (await _next(ws, "frame", timeout=10)) is None or ws.closed
+        ws2 = await client.ws_connect("/ws")  # ... and the server still serves
+        assert (await _next(ws2, "frame")) is not None
+        await ws2.close()
+
+    _run(play, world, context, tmp_path)
+
+
+def test_one_client_at_a_time_pause_reset_record(world, context, tmp_path):
+    async def play(client):
+        ws = await client.ws_connect("/ws")
+        await _next(ws, "frame")
+        other = await client.ws_connect("/ws")
+        assert "another client" in (await _next(other, "error"))["message"]
+        await other.close()
+        await ws.send_json({"type": "record", "on": True})
+        await _next(ws, "frame")
+        await _next(ws, "frame")
+        await ws.send_json({"type": "record", "on": False})
+        saved = await _next(ws, "saved")
+        assert saved["path"].endswith(".mp4")
+        await ws.send_json({"type": "pause", "paused": True})
+        status = await _next(ws, "status")
+        while not status["paused"]:
+            status = await _next(ws, "status")
+        t = status["t"]
+        await asyncio.sleep(0.3)
+        await ws.send_json({"type": "reset"})
+        status = await _next(ws, "status")
+        while status["t"] != 0:  # a status of a step already in flight may come first
+            status = await _next(ws, "status")
+        assert status["paused"] and t > 0
+        await ws.send_json({"type": "source", "source": "env"})
+        assert "source must be one of" in (await _next(ws, "error"))["message"]
+        await ws.close()
+
+    _run(play, world, context, tmp_path)
+    assert list(tmp_path.glob("*.mp4"))
