@@ -127,3 +127,14 @@ def test_metaworld_noisy_expert_reaches_the_goal():
 def test_registry_lists_each_simulator():
     assert set(ENVS) == {"crafter", "metaworld", "vizdoom"}
     assert all(factory.help for factory in ENVS.values())
+
+
+def test_sticky_policy_with_weights_draws_only_weighted_actions():
+    spec = ActionSpec.discrete(4)
+    policy = StickyRandomPolicy(spec, repeat_prob=0.0, probs=[0, 3, 1, 0], name="walk")
+    rng = np.random.default_rng(0)
+    draws = [policy.act(None, rng) for _ in range(400)]
+    assert set(draws) == {1, 2} and 0.65 < draws.count(1) / 400 < 0.85
+    assert policy.describe() == {"name": "walk", "repeat_prob": 0.0, "probs": [0, 0.75, 0.25, 0]}
+    with pytest.raises(ValueError, match="non-negative weights"):
+        StickyRandomPolicy(spec, probs=[1, 1])

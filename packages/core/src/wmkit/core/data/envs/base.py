@@ -105,13 +105,30 @@ class StickyRandomPolicy(ExplorationPolicy):
     Args:
         spec: the env's action spec.
         repeat_prob: probability of repeating the previous action, in ``[0, 1)``.
+        probs: discrete specs only: probability of each action when a new one is drawn
+            (normalised; default uniform), e.g. to favour the actions that change the frame.
+        name: the policy's name in the manifest.
     """
 
-    def __init__(self, spec: ActionSpec, repeat_prob: float = 0.5) -> None:
+    def __init__(
+        self,
+        spec: ActionSpec,
+        repeat_prob: float = 0.5,
+        probs: list[float] | None = None,
+        name: str | None = None,
+    ) -> None:
         if not 0.0 <= repeat_prob < 1.0:
             raise ValueError(f"repeat_prob must be in [0, 1); got {repeat_prob}")
+        if probs is not None:
+            if spec.kind != "discrete" or len(probs) != spec.n or min(probs) < 0 or sum(probs) <= 0:
+                raise ValueError(
+                    f"probs must be {spec.n} non-negative weights for {spec.describe()}"
+                )
+            probs = [p / sum(probs) for p in probs]
         self.spec = spec
         self.repeat_prob = float(repeat_prob)
+        self.probs = probs
+        self.name = name or ("sticky_random" if self.repeat_prob > 0 else "random")
         self._prev: np.ndarray | int | None = None
 
     def reset(self, rng: np.random.Generator) -> None:
@@ -120,9 +137,14 @@ class StickyRandomPolicy(ExplorationPolicy):
     def act(self, obs: Any, rng: np.random.Generator) -> np.ndarray | int:
         repeat = rng.random() < self.repeat_prob  # drawn every step: a fixed rng stream
         if self._prev is None or not repeat:
-            self._prev = random_action(self.spec, rng)
+            if self.probs is not None:
+                self._prev = int(rng.choice(len(self.probs), p=self.probs))
+            else:
+                self._prev = random_action(self.spec, rng)
         return self._prev.copy() if isinstance(self._prev, np.ndarray) else self._prev
 
     def describe(self) -> dict[str, Any]:
-        name = "sticky_random" if self.repeat_prob > 0 else "random"
-        return {"name": name, "repeat_prob": self.repeat_prob}
+        out: dict[str, Any] = {"name": self.name, "repeat_prob": self.repeat_prob}
+        if self.probs is not None:
+            out["probs"] = [round(p, 6) for p in self.probs]
+        return out

@@ -101,9 +101,23 @@ class CrafterEnv(RecordableEnv):
         return self._last_frame, float(reward), bool(done)
 
     def policies(self) -> dict[str, Callable[..., ExplorationPolicy]]:
+        # "explore": most draws walk (moves 0.6) or interact ("do" 0.2), so the view scrolls
+        # and objects change and actions visibly matter; the other 12 actions share 0.15.
+        names = self.action_spec.names or ()
+        weights = {"move_left": 0.15, "move_right": 0.15, "move_up": 0.15, "move_down": 0.15,
+                   "do": 0.2, "noop": 0.05}  # fmt: skip
+        rest = 0.15 / max(1, len(names) - len(weights))
+        explore = [weights.get(n, rest) for n in names]
         return {
             "sticky_random": functools.partial(
                 StickyRandomPolicy, self.action_spec, repeat_prob=0.5
+            ),
+            "explore": functools.partial(
+                StickyRandomPolicy,
+                self.action_spec,
+                repeat_prob=0.5,
+                probs=explore,
+                name="explore",
             ),
             "random": functools.partial(StickyRandomPolicy, self.action_spec, repeat_prob=0.0),
         }

@@ -1,0 +1,24 @@
+"""Episode data: recording simulators, the sharded episode format, readers and clip loading.
+
+Heavy or optional pieces (simulators, LeRobot, video folders) are imported from their own
+modules, so ``import wmkit.core.data`` stays light.
+"""
+
+from wmkit.core.data.clip_dataset import ClipDataset, RandomClipSampler, split_episodes
+from wmkit.core.data.datamodule import EpisodeDataModule
+from wmkit.core.data.episode_store import CorruptDatasetError, EpisodeStore, EpisodeWriter
+from wmkit.core.data.open_source import open_source
+from wmkit.core.data.source import EpisodeSource, StepData
+
+__all__ = [
+    "ClipDataset",
+    "CorruptDatasetError",
+    "EpisodeDataModule",
+    "EpisodeSource",
+    "EpisodeStore",
+    "EpisodeWriter",
+    "RandomClipSampler",
+    "StepData",
+    "open_source",
+    "split_episodes",
+]

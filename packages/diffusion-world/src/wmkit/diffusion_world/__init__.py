@@ -1,0 +1,53 @@
+"""wmkit.diffusion_world: causal, action-conditioned video diffusion world models on diffusers
+(Diffusion Forcing training, Vid2World causalization and causal action guidance)."""
+
+from wmkit.diffusion_world.action_embedding import ActionEmbedding
+from wmkit.diffusion_world.causal_layers import (
+    TEMPORAL_CONV_RULES,
+    CausalAttnProcessor,
+    CausalTemporalConv3d,
+    FrameGroupNorm,
+    transfer_temporal_kernel,
+)
+from wmkit.diffusion_world.causalize import (
+    SVD_UNET_SIZES,
+    CausalSVDUNet,
+    causalize,
+    load_diffusers_unet,
+    tiny_svd_unet_config,
+)
+from wmkit.diffusion_world.dit import DIT_SIZES, SpatioTemporalDiT
+from wmkit.diffusion_world.sampler import NextFrameSampler, guided_prediction
+from wmkit.diffusion_world.schedulers import (
+    SAMPLERS,
+    add_frame_noise,
+    frame_target,
+    make_sampling_scheduler,
+    make_training_scheduler,
+)
+from wmkit.diffusion_world.world_model import DiffusionLoss, DiffusionWorldModel
+
+__all__ = [
+    "DIT_SIZES",
+    "SAMPLERS",
+    "SVD_UNET_SIZES",
+    "TEMPORAL_CONV_RULES",
+    "ActionEmbedding",
+    "CausalAttnProcessor",
+    "CausalSVDUNet",
+    "CausalTemporalConv3d",
+    "DiffusionLoss",
+    "DiffusionWorldModel",
+    "FrameGroupNorm",
+    "NextFrameSampler",
+    "SpatioTemporalDiT",
+    "add_frame_noise",
+    "causalize",
+    "frame_target",
+    "guided_prediction",
+    "load_diffusers_unet",
+    "make_sampling_scheduler",
+    "make_training_scheduler",
+    "tiny_svd_unet_config",
+    "transfer_temporal_kernel",
+]

@@ -1,0 +1,260 @@
+"""Causalization of pretrained diffusers video networks (Vid2World, arXiv:2505.14357, §3.1).
+
+``causalize(unet, temporal_conv=...)`` turns diffusers' full-sequence
+``UNetSpatioTemporalConditionModel`` (Stable Video Diffusion) into a strictly causal
+network over time with a noise level per frame:
+
+- temporal attention (``TemporalBasicTransformerBlock.attn1``) gets a causal mask;
+- temporal convolutions (``TemporalResnetBlock.conv1/conv2``, kernel ``(3, 1, 1)``) become
+  :class:`~wmkit.diffusion_world.causal_layers.CausalTemporalConv3d` with Vid2World's
+  weight-transfer rule (``shift``, ``masked`` or ``extrapolative``);
+- GroupNorms that see ``[B, C, T, H, W]`` normalise per frame (the original takes
+  statistics over all frames, which leaks the future);
+- the timestep becomes per frame (``[B, T]``), as Diffusion Forcing needs: the returned
+  :class:`CausalSVDUNet` runs the UNet's own blocks with a per-frame time embedding, plus
+  an optional per-frame conditioning vector (actions) added to it through a zero-initialised
+  projection, so a pretrained network starts out unchanged.
+
+Everything else in the UNet already works frame by frame (2D convs and spatial attention
+over ``(B T)``; the temporal cross-attention reads the first frame's context only).
+``UNet3DConditionModel`` and video transformers are not covered yet.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import UNetSpatioTemporalConditionModel
+from diffusers.models.attention import TemporalBasicTransformerBlock
+from einops import rearrange, repeat
+from torch import Tensor, nn
+
+from wmkit.diffusion_world.causal_layers import (
+    TEMPORAL_CONV_RULES,
+    CausalAttnProcessor,
+    CausalTemporalConv3d,
+    FrameGroupNorm,
+    TemporalConvRule,
+)
+
+__all__ = [
+    "SVD_UNET_SIZES",
+    "CausalSVDUNet",
+    "causalize",
+    "load_diffusers_unet",
+    "tiny_svd_unet_config",
+]
+
+SVD_UNET_SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "block_out_channels": (64, 64),  # GroupNorm(32) needs >= 2 channels a group
+        "down_block_types": ("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        "up_block_types": ("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        "layers_per_block": 1,
+        "cross_attention_dim": 8,
+        "num_attention_heads": (2, 2),
+        "addition_time_embed_dim": 8,
+        "projection_class_embeddings_input_dim": 24,
+    },
+    "small": {
+        "block_out_channels": (64, 128, 256),
+        "down_block_types": (
+            "CrossAttnDownBlockSpatioTemporal",
+            "CrossAttnDownBlockSpatioTemporal",
+            "DownBlockSpatioTemporal",
+        ),
+        "up_block_types": (
+            "UpBlockSpatioTemporal",
+            "CrossAttnUpBlockSpatioTemporal",
+            "CrossAttnUpBlockSpatioTemporal",
+        ),
+        "layers_per_block": 2,
+        "cross_attention_dim": 256,
+        "num_attention_heads": (2, 4, 8),
+        "addition_time_embed_dim": 64,
+        "projection_class_embeddings_input_dim": 192,
+    },
+}
+
+
+def tiny_svd_unet_config(channels: int = 3, **overrides: Any) -> dict[str, Any]:
+    """Config of a tiny random ``UNetSpatioTemporalConditionModel`` (tests, CPU)."""
+    return {
+        **SVD_UNET_SIZES["tiny"],
+        "in_channels": channels,
+        "out_channels": channels,
+        **overrides,
+    }
+
+
+def load_diffusers_unet(path: str | os.PathLike) -> UNetSpatioTemporalConditionModel:
+    """Load a ``UNetSpatioTemporalConditionModel`` from a local diffusers directory
+    (``config.json`` + weights, as written by its ``save_pretrained``); never the hub."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"no diffusers UNet directory at {directory} (pretrained_network must be a local "
+            "path written by UNetSpatioTemporalConditionModel.save_pretrained)"
+        )
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"config.json is missing from {directory}")
+    weights = list(directory.glob("diffusion_pytorch_model*.safetensors"))
+    if not weights:
+        raise FileNotFoundError(
+            f"no diffusion_pytorch_model*.safetensors in {directory} (only safetensors weights "
+            "are loaded)"
+        )
+    return UNetSpatioTemporalConditionModel.from_pretrained(
+        directory, local_files_only=True, use_safetensors=True
+    )
+
+
+def _replace_children(module: nn.Module, temporal_conv: TemporalConvRule) -> None:
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.Conv3d) and not isinstance(child, CausalTemporalConv3d):
+            if child.kernel_size[0] > 1:
+                setattr(module, name, CausalTemporalConv3d.from_conv(child, temporal_conv))
+        elif isinstance(child, nn.GroupNorm) and not isinstance(child, FrameGroupNorm):
+            setattr(module, name, FrameGroupNorm.from_group_norm(child))
+        else:
+            _replace_children(child, temporal_conv)
+
+
+class CausalSVDUNet(nn.Module):
+    """A causalized ``UNetSpatioTemporalConditionModel`` with per-frame timesteps.
+
+    ``forward(sample [B, T, C, H, W], timesteps [B, T], cond [B, T, cond_dim] | None)`` →
+    ``[B, T, C_out, H, W]``. Output frame ``t`` depends on inputs, timesteps and conditions
+    of frames ``<= t`` only. When the UNet takes more input channels than ``sample`` has
+    (SVD concatenates the conditioning image's latents), the extra channels are zeros.
+
+    Args:
+        unet: the (already causalized) diffusers UNet; use :func:`causalize` to build this.
+        cond_dim: width of the per-frame conditioning; ``None`` for none.
+    """
+
+    def __init__(self, unet: UNetSpatioTemporalConditionModel, cond_dim: int | None = None):
+        super().__init__()
+        self.unet = unet
+        emb_dim = unet.time_embedding.linear_2.out_features
+        self.cond_dim = cond_dim if cond_dim is not None else emb_dim
+        self.cond_proj = nn.Linear(self.cond_dim, emb_dim)
+        nn.init.zeros_(self.cond_proj.weight)
+        nn.init.zeros_(self.cond_proj.bias)
+        cross = unet.config.cross_attention_dim
+        self.context = nn.Parameter(
+            torch.zeros(1, 1, cross if isinstance(cross, int) else cross[0])
+        )
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.unet.config.out_channels)
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        if enabled:
+            self.unet.enable_gradient_checkpointing()
+        else:
+            self.unet.disable_gradient_checkpointing()
+
+    def forward(
+        self,
+        sample: Tensor,
+        timesteps: Tensor,
+        cond: Tensor | None = None,
+        encoder_hidden_states: Tensor | None = None,
+        added_time_ids: Tensor | None = None,
+    ) -> Tensor:
+        unet = self.unet
+        b, t, c, h, w = sample.shape
+        if timesteps.shape != (b, t):
+            raise ValueError(f"timesteps must be [B, T] = {(b, t)}; got {tuple(timesteps.shape)}")
+        extra = unet.config.in_channels - c
+        if extra < 0:
+            raise ValueError(f"sample has {c} channels; the UNet takes {unet.config.in_channels}")
+        if extra:
+            sample = torch.cat([sample, sample.new_zeros(b, t, extra, h, w)], dim=2)
+        up_factor = 2**unet.num_upsamplers
+        forward_upsample_size = any(s % up_factor for s in (h, w))
+        upsample_size = None
+
+        t_emb = unet.time_proj(timesteps.reshape(-1)).to(sample.dtype)  # [(B T), C0]
+        emb = unet.time_embedding(t_emb)  # [(B T), E]
+        if added_time_ids is not None:  # SVD's fps / motion / noise-aug ids, per clip
+            aug = unet.add_time_proj(added_time_ids.flatten()).reshape(b, -1).to(emb.dtype)
+            emb = emb + repeat(unet.add_embedding(aug), "b e -> (b t) e", t=t)
+        if cond is not None:
+            emb = emb + self.cond_proj(rearrange(cond, "b t d -> (b t) d"))  # [(B T), E]
+        if encoder_hidden_states is None:
+            encoder_hidden_states = self.context.expand(b, -1, -1)
+        ehs = repeat(encoder_hidden_states, "b n d -> (b t) n d", t=t)  # [(B T), N, D]
+        x = unet.conv_in(rearrange(sample, "b t c h w -> (b t) c h w"))  # [(B T), C1, H, W]
+        indicator = torch.zeros(b, t, dtype=x.dtype, device=x.device)
+
+        res = (x,)
+        for block in unet.down_blocks:
+            kwargs = {"encoder_hidden_states": ehs} if _cross(block) else {}
+            x, block_res = block(
+                hidden_states=x, temb=emb, image_only_indicator=indicator, **kwargs
+            )
+            res += block_res
+        x = unet.mid_block(
+            hidden_states=x, temb=emb, encoder_hidden_states=ehs, image_only_indicator=indicator
+        )
+        for i, block in enumerate(unet.up_blocks):
+            skips = res[-len(block.resnets) :]
+            res = res[: -len(block.resnets)]
+            if i < len(unet.up_blocks) - 1 and forward_upsample_size:
+                upsample_size = res[-1].shape[2:]
+            kwargs = {"encoder_hidden_states": ehs} if _cross(block) else {}
+            x = block(
+                hidden_states=x,
+                temb=emb,
+                res_hidden_states_tuple=skips,
+                upsample_size=upsample_size,
+                image_only_indicator=indicator,
+                **kwargs,
+            )
+        x = unet.conv_out(unet.conv_act(unet.conv_norm_out(x)))  # [(B T), C, H, W]
+        return rearrange(x, "(b t) c h w -> b t c h w", b=b)
+
+
+def _cross(block: nn.Module) -> bool:
+    return bool(getattr(block, "has_cross_attention", False))
+
+
+def causalize(
+    model: UNetSpatioTemporalConditionModel,
+    temporal_conv: TemporalConvRule = "extrapolative",
+    cond_dim: int | None = None,
+) -> CausalSVDUNet:
+    """Make a diffusers video UNet strictly causal over time (in place) and wrap it with
+    per-frame timesteps and conditioning.
+
+    Args:
+        model: a ``UNetSpatioTemporalConditionModel`` (random or pretrained).
+        temporal_conv: weight-transfer rule for temporal convolutions: ``"shift"``,
+            ``"masked"`` or ``"extrapolative"`` (Vid2World; see
+            :func:`~wmkit.diffusion_world.causal_layers.transfer_temporal_kernel`).
+        cond_dim: width of the per-frame conditioning vectors (e.g. action embeddings)
+            added to the time embedding; default the time-embedding width.
+
+    Returns:
+        :class:`CausalSVDUNet` around the modified ``model``.
+    """
+    if temporal_conv not in TEMPORAL_CONV_RULES:
+        raise ValueError(
+            f"temporal_conv must be one of {TEMPORAL_CONV_RULES}; got {temporal_conv!r}"
+        )
+    if not isinstance(model, UNetSpatioTemporalConditionModel):
+        raise TypeError(
+            "causalize supports diffusers' UNetSpatioTemporalConditionModel; got "
+            f"{type(model).__name__}"
+        )
+    _replace_children(model, temporal_conv)
+    for module in model.modules():
+        if isinstance(module, TemporalBasicTransformerBlock):
+            module.attn1.set_processor(CausalAttnProcessor())
+    return CausalSVDUNet(model, cond_dim=cond_dim)

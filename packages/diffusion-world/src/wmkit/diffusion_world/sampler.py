@@ -1,0 +1,112 @@
+"""Autoregressive next-frame sampling with causal action guidance (kept apart from networks).
+
+Each step denoises only the newest frame while the history stays clean (or lightly noised:
+Diffusion Forcing's stabilisation, arXiv:2407.01392 §3.4, tells the network the history is
+slightly noisy so that its own small errors look like noise it was trained to ignore).
+The denoising loop is a diffusers scheduler (DDPM / DDIM / Euler / DPM-Solver++), any
+number of steps (down to 1).
+
+**Causal action guidance** (Vid2World §3.2): classifier-free guidance on the *current*
+action only. The unconditional branch keeps every past action and replaces the newest
+frame's action with the learned "no action" vector (the model learns both branches because
+training drops actions independently per frame):
+``pred = uncond + scale · (cond - uncond)``; ``scale = 1`` is plain conditional sampling,
+``scale = 0`` the unconditional path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from diffusers import DDPMScheduler
+from torch import Tensor
+
+from wmkit.diffusion_world.schedulers import SamplerName, add_frame_noise, make_sampling_scheduler
+
+__all__ = ["Denoiser", "NextFrameSampler", "guided_prediction"]
+
+Denoiser = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``(x [B, T, C, H, W], timesteps [B, T], cond [B, T, D]) -> prediction [B, T, C, H, W]``."""
+
+
+def guided_prediction(
+    denoise: Denoiser,
+    x: Tensor,
+    timesteps: Tensor,
+    cond: Tensor,
+    uncond: Tensor,
+    scale: float,
+) -> Tensor:
+    """Prediction for the newest frame ``[B, C, H, W]`` under causal action guidance.
+
+    ``cond``/``uncond`` are the per-frame conditions ``[B, T, D]`` with and without the
+    newest action. Both branches run as one batch.
+    """
+    if scale == 1.0:
+        return denoise(x, timesteps, cond)[:, -1]
+    both = denoise(torch.cat([x, x]), torch.cat([timesteps, timesteps]), torch.cat([cond, uncond]))
+    c, u = both[:, -1].chunk(2)
+    return u + scale * (c - u)
+
+
+class NextFrameSampler:
+    """Samples frame ``t`` given frames ``< t``.
+
+    Args:
+        training_scheduler: the forward process the network was trained with.
+        sampler: ``"ddpm"``, ``"ddim"``, ``"euler"`` or ``"dpm"``.
+        num_steps: denoising steps per frame.
+        guidance_scale: causal action guidance scale.
+        history_noise_level: timestep the history is noised to (0: clean).
+    """
+
+    def __init__(
+        self,
+        training_scheduler: DDPMScheduler,
+        sampler: SamplerName = "ddim",
+        num_steps: int = 4,
+        guidance_scale: float = 1.0,
+        history_noise_level: int = 0,
+    ) -> None:
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1; got {num_steps}")
+        n = training_scheduler.config.num_train_timesteps
+        if not 0 <= history_noise_level < n:
+            raise ValueError(f"history_noise_level must be in [0, {n}); got {history_noise_level}")
+        self.training_scheduler = training_scheduler
+        self.scheduler = make_sampling_scheduler(training_scheduler, sampler)
+        self.num_steps = num_steps
+        self.guidance_scale = float(guidance_scale)
+        self.history_noise_level = history_noise_level
+
+    @torch.no_grad()
+    def sample(
+        self,
+        denoise: Denoiser,
+        history: Tensor,
+        history_cond: Tensor,
+        cond: Tensor,
+        null_cond: Tensor,
+    ) -> Tensor:
+        """history ``[B, L, C, H, W]`` (``L >= 0``), their conditions ``[B, L, D]``, the new
+        frame's condition ``[B, D]`` and the "no action" one → the new frame ``[B, C, H, W]``."""
+        b, length = history.shape[:2]
+        device = history.device
+        sched = self.scheduler
+        sched.set_timesteps(self.num_steps, device=device)
+        hist_t = torch.full((b, length), float(self.history_noise_level), device=device)
+        if self.history_noise_level > 0 and length:
+            history = add_frame_noise(
+                self.training_scheduler, history, torch.randn_like(history), hist_t.long()
+            )
+        cond_seq = torch.cat([history_cond, cond[:, None]], dim=1)  # [B, L + 1, D]
+        uncond_seq = torch.cat([history_cond, null_cond[:, None]], dim=1)
+        x = torch.randn(b, *history.shape[2:], device=device, dtype=history.dtype)
+        x = x * sched.init_noise_sigma
+        for t in sched.timesteps:
+            x_in = torch.cat([history, sched.scale_model_input(x, t)[:, None]], dim=1)
+            ts = torch.cat([hist_t, torch.full((b, 1), float(t), device=device)], dim=1)
+            pred = guided_prediction(denoise, x_in, ts, cond_seq, uncond_seq, self.guidance_scale)
+            x = sched.step(pred, t, x).prev_sample
+        return x
