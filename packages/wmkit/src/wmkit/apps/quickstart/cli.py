@@ -1,0 +1,90 @@
+"""``wmkit quickstart``: the whole loop (data → tokenizer → world model → report) in one go."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from wmkit.core.cli import Command
+
+__all__ = ["command"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="wmkit quickstart",
+        description="Record a small dataset, train a tokenizer and a world model, evaluate "
+        "rollouts against copy-last-frame and write a report. Killed and rerun, it resumes.",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/quickstart"))
+    p.add_argument("--data-dir", type=Path, help="recorded dataset (default runs/data/<env>-...)")
+    p.add_argument("--env", default="crafter", choices=["crafter", "metaworld", "vizdoom"])
+    p.add_argument(
+        "--world",
+        default="ar",
+        choices=["ar"],
+        help="world model family (ar: tokenizer + autoregressive transformer)",
+    )
+    p.add_argument("--preset", default="default", help="budget: tiny (tests), default, gpu")
+    p.add_argument("--tiny", action="store_true", help="shorthand for --preset tiny")
+    p.add_argument("--device", help="cpu or cuda (default: the preset's)")
+    p.add_argument("--size", help="world model size (tiny, small, 300M, ...)")
+    p.add_argument("--resolution", type=int)
+    p.add_argument("--episodes", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from wmkit.apps.quickstart.plan import PRESETS, QuickstartPlan
+    from wmkit.apps.quickstart.runner import run_quickstart
+
+    preset = "tiny" if args.tiny else args.preset
+    if preset not in PRESETS:
+        raise SystemExit(
+            f"wmkit quickstart: unknown preset {preset!r}; choose from {list(PRESETS)}"
+        )
+    changes = dict(PRESETS[preset])
+    for name, value in (
+        ("device", args.device),
+        ("world_size", args.size),
+        ("resolution", args.resolution),
+        ("episodes", args.episodes),
+    ):
+        if value is not None:
+            changes[name] = value
+    plan = QuickstartPlan(
+        out=args.out, data_dir=args.data_dir, env=args.env, world=args.world, seed=args.seed
+    ).scaled(**changes)
+    start = time.perf_counter()
+    result = run_quickstart(plan)
+    m = result.metrics
+    print(
+        f"\n== wmkit quickstart done in {time.perf_counter() - start:.0f} s "
+        f"(steps: {', '.join(f'{k} {v:.0f} s' for k, v in result.durations.items())})"
+    )
+    print(m["table"])
+    verdict = "beats" if m["psnr"] > m["copy_last_psnr"] else "does NOT beat"
+    print(
+        f"world model {verdict} copy-last-frame: PSNR {m['psnr']:.2f} vs "
+        f"{m['copy_last_psnr']:.2f} dB; action controllability ΔPSNR {m['delta_psnr']:+.2f} dB"
+    )
+    print(f"\nreport:      {result.report_dir / 'report.html'}")
+    print(f"tokenizer:   {result.tokenizer_dir}   (load_pretrained)")
+    print(f"world model: {result.world_dir}")
+    print("rerun one stage:")
+    for stage, path in (
+        ("tokenizer", result.configs["tokenizer"]),
+        ("ar-world", result.configs["world"]),
+    ):
+        print(f"  wmkit {stage} fit -c {path}")
+    print(
+        f"play it:     wmkit play --world {result.world_dir} --env {plan.env} "
+        f"--resolution {plan.resolution}"
+    )
+    return 0
+
+
+command = Command(help="the whole loop on one CPU: record, train, evaluate, report", run=_run)

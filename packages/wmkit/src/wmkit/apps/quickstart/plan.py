@@ -1,0 +1,192 @@
+"""What the quickstart runs: budgets per preset and the stage configs it writes.
+
+Every training step is an ordinary LightningCLI config (written to ``OUT/configs/``), so a
+user can rerun one stage with ``wmkit <stage> fit -c OUT/configs/<stage>.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["PRESETS", "QuickstartPlan"]
+
+
+@dataclass(frozen=True)
+class QuickstartPlan:
+    """Settings of one quickstart run.
+
+    Attributes:
+        out: output directory (configs, checkpoints, exported models, report).
+        data_dir: recorded dataset (shared between runs, reused when complete).
+        env: simulator to record (``crafter``, ``metaworld``, ``vizdoom``).
+        policy: exploration policy (``None``: the env's default; Crafter's ``explore`` walks
+            and interacts more often than uniform random, so actions visibly matter).
+        world: ``ar`` (tokenizer + autoregressive transformer) or ``diffusion``.
+        device: ``cpu`` or ``cuda``.
+        resolution: frame size.
+        episodes: episodes recorded.
+        max_steps: steps per recorded episode.
+        clip_length: frames per training clip.
+        tokenizer_steps / world_steps: optimisation steps per stage.
+        tokenizer_size / world_size: named sizes of the two models.
+        batch_size: clips per batch.
+        eval_batches: held-out batches evaluated.
+        context / horizon: evaluation context frames and predicted frames.
+        seed: seed of everything.
+    """
+
+    out: Path = Path("runs/quickstart")
+    data_dir: Path | None = None
+    env: str = "crafter"
+    policy: str | None = "explore"
+    world: Literal["ar", "diffusion"] = "ar"
+    device: str = "cpu"
+    resolution: int = 32
+    episodes: int = 48
+    max_steps: int = 120
+    clip_length: int = 8
+    tokenizer_steps: int = 600
+    world_steps: int = 1200
+    tokenizer_size: str = "small"
+    world_size: str = "small"
+    batch_size: int = 8
+    eval_batches: int = 4
+    context: int = 2
+    horizon: int = 6
+    seed: int = 0
+
+    @property
+    def dataset(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        name = f"{self.env}-{self.resolution}-{self.policy or 'default'}-e{self.episodes}"
+        return Path("runs/data") / f"{name}-s{self.seed}"
+
+    def scaled(self, **changes: Any) -> QuickstartPlan:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    # ------------------------------------------------------------------------- configs
+    def _trainer(self, stage: str, steps: int) -> dict[str, Any]:
+        accelerator = "gpu" if self.device.startswith("cuda") else "cpu"
+        return {
+            "max_steps": steps,
+            "max_epochs": -1,
+            "accelerator": accelerator,
+            "devices": 1,
+            "precision": "bf16-mixed" if accelerator == "gpu" else "32-true",
+            "default_root_dir": str(self.out / "logs" / stage),
+            "logger": False,
+            "log_every_n_steps": 10,
+            "limit_val_batches": 2,
+            "val_check_interval": None,
+            "check_val_every_n_epoch": None,
+            "enable_model_summary": False,
+            "callbacks": [{
+                "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                "init_args": {
+                    "dirpath": str(self.out / "checkpoints" / stage),
+                    "save_last": True,
+                    "every_n_train_steps": max(1, steps // 10),
+                    "save_top_k": 0,
+                },
+            }],
+        }  # fmt: skip
+
+    def _data(self, with_steps: bool, clip_length: int) -> dict[str, Any]:
+        return {
+            "class_path": "wmkit.core.data.datamodule.EpisodeDataModule",
+            "init_args": {
+                "path": str(self.dataset),
+                "clip_length": clip_length,
+                "batch_size": self.batch_size,
+                "num_workers": 0,
+                "split": [0.8, 0.1, 0.1],
+                "samples_per_epoch": self.batch_size * 50,
+                "with_steps": with_steps,
+                "seed": self.seed,
+            },
+        }
+
+    def tokenizer_config(self) -> dict[str, Any]:
+        """VidTok-style tokenizer, per frame (1×8×8) so the AR model sees one token grid per
+        frame, with FSQ ids (1,000 codes)."""
+        return {
+            "seed_everything": self.seed,
+            "trainer": self._trainer("tokenizer", self.tokenizer_steps),
+            "model": {
+                "class_path": "wmkit.tokenizers.lit.VidTokModule",
+                "init_args": {
+                    "lr": 2e-3,
+                    "perceptual_weight": 0.0,
+                    "export_dir": str(self.out / "tokenizer"),
+                    "log_videos_every_n_epochs": 0,
+                    "tokenizer": {
+                        "class_path": "wmkit.tokenizers.vidtok.VidTokTokenizer",
+                        "init_args": {
+                            "size": self.tokenizer_size,
+                            "regularizer": "fsq",
+                            "fsq_levels": [8, 5, 5, 5],
+                            "spatial_compression": 4 if self.resolution <= 32 else 8,
+                            "temporal_compression": 1,
+                            "temporal_mixing": False,
+                        },
+                    },
+                },
+            },
+            "data": self._data(with_steps=False, clip_length=2),
+        }
+
+    def world_config(self, action_spec: dict[str, Any]) -> dict[str, Any]:
+        """Autoregressive world model over the frozen tokenizer's tokens."""
+        return {
+            "seed_everything": self.seed,
+            "trainer": self._trainer("world", self.world_steps),
+            "model": {
+                "class_path": "wmkit.ar_world.lit.ARWorldModelModule",
+                "init_args": {
+                    "lr": 1e-3,
+                    "warmup_steps": 50,
+                    "action_dropout": 0.1,
+                    "model": {
+                        "class_path": "wmkit.ar_world.world_model.ARWorldModel",
+                        "init_args": {
+                            "action_spec": action_spec,
+                            "tokenizer": str(self.out / "tokenizer"),
+                            "frame_size": [self.resolution, self.resolution],
+                            "size": self.world_size,
+                            "action_mode": "tokens",
+                            "max_frames": self.clip_length,
+                            "decoding": "diagonal",
+                            "window": 4,
+                            "temperature": 1.0,
+                            "top_k": 1,
+                        },
+                    },
+                },
+            },
+            "data": self._data(with_steps=True, clip_length=self.clip_length),
+        }
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the test budget: every step runs for real, in about a minute
+    "tiny": {
+        "resolution": 32, "episodes": 6, "max_steps": 40, "tokenizer_steps": 12,
+        "world_steps": 12, "tokenizer_size": "tiny", "world_size": "tiny", "batch_size": 4,
+        "eval_batches": 1, "horizon": 3,
+    },
+    # the default: whole loop on 2 CPU cores in about 15 minutes
+    "default": {},
+    # a bigger run for a GPU
+    "gpu": {
+        "resolution": 64, "episodes": 400, "max_steps": 200, "clip_length": 16,
+        "tokenizer_steps": 20000, "world_steps": 40000, "tokenizer_size": "base",
+        "world_size": "300M", "batch_size": 16, "eval_batches": 16, "horizon": 8,
+        "device": "cuda",
+    },
+}  # fmt: skip

@@ -1,0 +1,207 @@
+"""Run the quickstart's steps, each resumable: record → tokenizer → world model → evaluation.
+
+A step that finished is recorded in ``OUT/quickstart_state.json`` and skipped on a rerun;
+a training step killed midway resumes from its ``last.ckpt`` (Lightning restores model,
+optimiser and step); recording resumes at its first missing episode. So ``wmkit
+quickstart`` killed at any point and run again carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from wmkit.apps.quickstart.plan import QuickstartPlan
+
+__all__ = ["QuickstartResult", "run_quickstart"]
+
+STEPS = ("record", "tokenizer", "world", "evaluate")
+
+
+@dataclass
+class QuickstartResult:
+    """Where everything went and what the evaluation measured."""
+
+    out: Path
+    dataset: Path
+    tokenizer_dir: Path
+    world_dir: Path
+    report_dir: Path
+    configs: dict[str, Path]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
+
+
+class _State:
+    def __init__(self, path: Path, plan: QuickstartPlan) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"plan": plan.to_dict(), "done": {}, "durations": {}}
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if saved.get("plan") != self.data["plan"]:
+                differ = sorted(
+                    k for k in self.data["plan"] if saved["plan"].get(k) != self.data["plan"][k]
+                )
+                raise ValueError(
+                    f"{path.parent} holds a quickstart run with other settings "
+                    f"({', '.join(differ)}); use another --out or delete it"
+                )
+            self.data = saved
+
+    def done(self, step: str) -> bool:
+        return bool(self.data["done"].get(step))
+
+    def finish(self, step: str, seconds: float, **info: Any) -> None:
+        self.data["done"][step] = info or True
+        self.data["durations"][step] = self.data["durations"].get(step, 0.0) + seconds
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        tmp.replace(self.path)
+
+
+def _fit(config_path: Path, ckpt_dir: Path) -> Any:
+    from wmkit.core import run_stage
+
+    args = ["fit", "-c", str(config_path)]
+    last = ckpt_dir / "last.ckpt"
+    if last.is_file():
+        args.append(f"--ckpt_path={last}")
+    return run_stage(None, None, args, save_config_callback=None)
+
+
+def _write_yaml(path: Path, config: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> QuickstartResult:
+    """Run (or resume) every step of ``plan``; returns the result with the metrics."""
+    out = plan.out
+    out.mkdir(parents=True, exist_ok=True)
+    state = _State(out / "quickstart_state.json", plan)
+    configs = {
+        "tokenizer": out / "configs" / "tokenizer.yaml",
+        "world": out / "configs" / "world.yaml",
+    }
+    result = QuickstartResult(
+        out=out,
+        dataset=plan.dataset,
+        tokenizer_dir=out / "tokenizer",
+        world_dir=out / "world",
+        report_dir=out / "report",
+        configs=configs,
+    )
+    torch.manual_seed(plan.seed)
+
+    # 1. data ----------------------------------------------------------------------------
+    if not state.done("record"):
+        from wmkit.core.data.record import record
+
+        log(
+            f"[1/4] recording {plan.episodes} {plan.env} episodes at {plan.resolution}² "
+            f"into {plan.dataset} (reused if already there)"
+        )
+        start = time.perf_counter()
+        record(
+            plan.env,
+            plan.dataset,
+            plan.episodes,
+            resolution=plan.resolution,
+            seed=plan.seed,
+            frame_format="npz",
+            max_steps=plan.max_steps,
+        )
+        state.finish("record", time.perf_counter() - start)
+    else:
+        log(f"[1/4] dataset ready: {plan.dataset}")
+
+    # 2. tokenizer ----------------------------------------------------------------------
+    _write_yaml(configs["tokenizer"], plan.tokenizer_config())
+    if not state.done("tokenizer"):
+        log(f"[2/4] training the tokenizer: wmkit tokenizer fit -c {configs['tokenizer']}")
+        start = time.perf_counter()
+        _fit(configs["tokenizer"], out / "checkpoints" / "tokenizer")
+        if not (result.tokenizer_dir / "config.json").is_file():
+            raise RuntimeError(f"the tokenizer stage did not export {result.tokenizer_dir}")
+        state.finish("tokenizer", time.perf_counter() - start)
+    else:
+        log(f"[2/4] tokenizer ready: {result.tokenizer_dir}")
+
+    # 3. world model --------------------------------------------------------------------
+    from wmkit.core.data.episode_store import EpisodeStore
+
+    spec = EpisodeStore(plan.dataset).action_spec
+    _write_yaml(configs["world"], plan.world_config(spec.to_dict()))
+    if not state.done("world"):
+        log(f"[3/4] training the world model: wmkit ar-world fit -c {configs['world']}")
+        start = time.perf_counter()
+        cli = _fit(configs["world"], out / "checkpoints" / "world")
+        cli.model.model.save_pretrained(result.world_dir)
+        state.finish("world", time.perf_counter() - start)
+    else:
+        log(f"[3/4] world model ready: {result.world_dir}")
+
+    # 4. evaluation ---------------------------------------------------------------------
+    if not state.done("evaluate"):
+        log(
+            f"[4/4] evaluating rollouts on held-out episodes ({plan.context} context frames, "
+            f"{plan.horizon} predicted)"
+        )
+        start = time.perf_counter()
+        metrics = _evaluate(plan, result)
+        state.finish("evaluate", time.perf_counter() - start, **metrics)
+    result.metrics = state.data["done"]["evaluate"]
+    result.durations = dict(state.data["durations"])
+    return result
+
+
+def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
+    from wmkit.core import load_pretrained
+    from wmkit.core.data.datamodule import EpisodeDataModule
+    from wmkit.eval import evaluate_rollouts, write_report
+
+    device = torch.device(plan.device)
+    world = load_pretrained(result.world_dir, map_location=device)
+    tokenizer = load_pretrained(result.tokenizer_dir, map_location=device)
+    data = EpisodeDataModule(
+        str(plan.dataset),
+        clip_length=plan.context + plan.horizon,
+        batch_size=plan.batch_size,
+        split=(0.8, 0.1, 0.1),
+        seed=plan.seed,
+    )
+    data.setup("test")
+    evaluation = evaluate_rollouts(
+        world,
+        data.test_dataloader(),
+        context=plan.context,
+        horizon=plan.horizon,
+        tokenizer=tokenizer,
+        max_batches=plan.eval_batches,
+        seed=plan.seed,
+        device=device,
+    )
+    write_report(
+        evaluation,
+        result.report_dir,
+        title=f"wmkit quickstart: {plan.env}",
+        info={"plan": plan.to_dict()},
+    )
+    overall = evaluation.overall
+    return {
+        "psnr": overall["model"]["psnr"],
+        "ssim": overall["model"]["ssim"],
+        "copy_last_psnr": overall["copy_last_frame"]["psnr"],
+        "copy_last_ssim": overall["copy_last_frame"]["ssim"],
+        "reconstruction_psnr": overall.get("tokenizer_recon", {}).get("psnr"),
+        "delta_psnr": evaluation.controllability["delta_psnr"],
+        "table": evaluation.markdown_table(),
+    }

@@ -1,0 +1,61 @@
+"""`wmkit quickstart --tiny` end to end, killed mid-training and resumed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from wmkit.apps.quickstart import PRESETS, QuickstartPlan, run_quickstart
+from wmkit.core import load_pretrained
+
+
+def test_tiny_quickstart_survives_sigkill_and_resumes(tmp_path):
+    out, data = tmp_path / "qs", tmp_path / "data"
+    args = ["--tiny", "--out", str(out), "--data-dir", str(data)]
+    code = "import sys; from wmkit.core.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "quickstart", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    ckpt = out / "checkpoints" / "world" / "last.ckpt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    state = json.loads((out / "quickstart_state.json").read_text())
+    assert state["done"].get("tokenizer") and (killed is False or "world" not in state["done"])
+
+    plan = QuickstartPlan(out=out, data_dir=data).scaled(**PRESETS["tiny"])
+    result = run_quickstart(plan, log=lambda _: None)
+    assert set(json.loads((out / "quickstart_state.json").read_text())["done"]) == {
+        "record",
+        "tokenizer",
+        "world",
+        "evaluate",
+    }
+    for name in ("report.md", "report.html"):
+        assert (result.report_dir / name).is_file()
+    assert list(result.report_dir.glob("*.png")) and list((result.report_dir / "videos").iterdir())
+    tokenizer = load_pretrained(result.tokenizer_dir)
+    world = load_pretrained(result.world_dir)
+    assert tokenizer.kind == "discrete" and world.action_spec.n == 17
+    for key in ("psnr", "copy_last_psnr", "delta_psnr"):
+        assert isinstance(result.metrics[key], float)
+    assert "copy last frame" in result.metrics["table"]
+    for stage in ("tokenizer", "world"):
+        assert result.configs[stage].is_file()
+
+    again = run_quickstart(plan, log=lambda _: None)  # everything done: nothing reruns
+    assert again.metrics == result.metrics
+
+    with pytest.raises(ValueError, match="other settings"):
+        run_quickstart(plan.scaled(world_steps=99), log=lambda _: None)
