@@ -185,3 +185,20 @@ def test_check_rejects():
         check_rejects(lambda: (_ for _ in ()).throw(RuntimeError("deep torch crash")))
     with pytest.raises(AssertionError, match="accepted silently"):
         check_rejects(lambda: None)
+
+
+def test_run_readme_examples(tmp_path):
+    from wmkit.core.testing import readme_examples, run_readme_examples
+
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "```python\nx = 2\n```\n<!-- no-test: slow -->\n```python\nraise SystemExit\n```\n"
+        "```python\ny = x * 3\n```\n"
+    )
+    assert len(readme_examples(readme)) == 2
+    assert run_readme_examples(readme, min_blocks=2)["y"] == 6
+    with pytest.raises(AssertionError, match="expected >= 3"):
+        run_readme_examples(readme, min_blocks=3)
+    readme.write_text("```python\n1 / 0\n```\n")
+    with pytest.raises(AssertionError, match="block 0 failed: ZeroDivisionError"):
+        run_readme_examples(readme)

@@ -1,20 +1,12 @@
-"""The README's Python examples run as written (blocks marked no-test are skipped)."""
+"""Every Python example in the latent-action README runs as written (unless marked `no-test`)."""
 
-import re
 from pathlib import Path
+
+from wmkit.core.testing import run_readme_examples
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_python_blocks_run(tmp_path, monkeypatch):
-    text = README.read_text()
-    blocks = [
-        m.group(2)
-        for m in re.finditer(r"(<!-- no-test[^>]*-->\s*)?```python\n(.*?)```", text, re.S)
-        if not m.group(1)
-    ]
-    assert len(blocks) == 2
+def test_readme_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    for block in blocks:
-        exec(compile(block, str(README), "exec"), namespace)
+    run_readme_examples(README, min_blocks=2)

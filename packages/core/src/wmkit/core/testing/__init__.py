@@ -12,6 +12,7 @@ from wmkit.core.testing.conformance import (
     check_world_model,
 )
 from wmkit.core.testing.moving_squares import MovingSquaresEpisodes, moving_squares
+from wmkit.core.testing.readme import readme_examples, run_readme_examples
 from wmkit.core.testing.suites import LatentActionModelTests, TokenizerTests, WorldModelTests
 from wmkit.core.testing.toys import ToyTokenizer, ToyWorldModel, action_features
 
@@ -33,4 +34,6 @@ __all__ = [
     "check_tokenizer",
     "check_world_model",
     "moving_squares",
+    "readme_examples",
+    "run_readme_examples",
 ]
