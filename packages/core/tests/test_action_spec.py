@@ -114,3 +114,13 @@ def test_check_compatible():
         ActionSpec.discrete(5).check_compatible(ActionSpec.discrete(6))
     with pytest.raises(ValueError, match="mismatched"):
         ActionSpec.continuous(2, -1, 1).check_compatible(ActionSpec.continuous(2, 0, 1))
+
+
+def test_features_one_hot_and_rescaled():
+    md = ActionSpec.multi_discrete([2, 3])
+    f = md.features(torch.tensor([[1, 2], [0, 0]]))
+    assert md.feature_dim == 5 and f.tolist() == [[0, 1, 0, 0, 1], [1, 0, 1, 0, 0]]
+    box = ActionSpec.continuous(2, low=[0.0, -2.0], high=[1.0, 2.0])
+    g = box.features(torch.tensor([[[0.0, 2.0], [0.5, 0.0]]]))  # [1, 2, 2]
+    assert box.feature_dim == 2 and g.tolist() == [[[-1.0, 1.0], [0.0, 0.0]]]
+    assert ActionSpec.discrete(4).features(torch.tensor([3])).tolist() == [[0, 0, 0, 1]]

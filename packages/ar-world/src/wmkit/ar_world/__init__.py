@@ -3,7 +3,7 @@ tokens (iVideoGPT, MineWorld), with KV-cached raster and diagonal decoding."""
 
 from wmkit.ar_world.diagonal_decoding import diagonal_decode
 from wmkit.ar_world.kv_cache import KVCache
-from wmkit.ar_world.layout import SequenceLayout, action_features
+from wmkit.ar_world.layout import SequenceLayout
 from wmkit.ar_world.raster_decoding import raster_decode
 from wmkit.ar_world.sampling import Sampler
 from wmkit.ar_world.sizes import SIZES
@@ -19,7 +19,6 @@ __all__ = [
     "Sampler",
     "SequenceLayout",
     "Transformer",
-    "action_features",
     "diagonal_decode",
     "raster_decode",
 ]

@@ -28,29 +28,11 @@ embedding, so that the network knows where in the frame a token sits.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from wmkit.core import ActionSpec
 
-__all__ = ["SequenceLayout", "action_features"]
-
-
-def action_features(spec: ActionSpec, actions: Tensor) -> Tensor:
-    """Actions ``[*batch, *action_shape]`` → float features ``[*batch, F]``: one-hot per
-    discrete component, continuous components rescaled to [-1, 1]."""
-    if spec.kind == "continuous":
-        low, high = spec._bounds(actions)
-        x = (actions.float() - low) / (high - low) * 2 - 1
-        return x.reshape(*x.shape[: x.ndim - len(spec.action_shape)], -1)
-    ids = spec.to_tokens(actions)  # [*batch, K]
-    return torch.cat(
-        [F.one_hot(ids[..., k], n).float() for k, n in enumerate(spec.token_vocab_sizes)], dim=-1
-    )
-
-
-def action_feature_dim(spec: ActionSpec) -> int:
-    return spec.num_tokens if spec.kind == "continuous" else sum(spec.token_vocab_sizes)
+__all__ = ["SequenceLayout"]
 
 
 class SequenceLayout:

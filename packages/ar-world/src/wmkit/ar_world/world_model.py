@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from wmkit.ar_world.diagonal_decoding import diagonal_decode
 from wmkit.ar_world.kv_cache import KVCache
-from wmkit.ar_world.layout import SequenceLayout, action_feature_dim, action_features
+from wmkit.ar_world.layout import SequenceLayout
 from wmkit.ar_world.raster_decoding import raster_decode
 from wmkit.ar_world.sampling import Sampler
 from wmkit.ar_world.sizes import SIZES
@@ -180,7 +180,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self.embed = nn.Embedding(self.layout.num_ids, dim)
         self.role = nn.Embedding(self.layout.num_roles, dim)
         if action_mode == "embedding":
-            self.action_proj = nn.Linear(action_feature_dim(action_spec), dim)
+            self.action_proj = nn.Linear(action_spec.feature_dim, dim)
             self.null_action = nn.Parameter(torch.zeros(dim))
         self.transformer = Transformer(
             dim, cfg["depth"], cfg["heads"], cfg["ffn_multiple"],
@@ -218,7 +218,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         null_vec = self.null_action.expand(*lead, -1)
         if actions is None:
             return null_vec
-        vec = self.action_proj(action_features(self.action_spec, actions))
+        vec = self.action_proj(self.action_spec.features(actions))
         return vec if null is None else torch.where(null[..., None], null_vec, vec)
 
     def _embed(self, ids: Tensor, roles: Tensor) -> Tensor:

@@ -337,6 +337,28 @@ class ActionSpec:
             return values
         return tokens.long().reshape(*batch, *self.action_shape)
 
+    @property
+    def feature_dim(self) -> int:
+        """Width of ``features``: one-hot sizes summed (discrete), components (continuous)."""
+        return self.num_tokens if self.kind == "continuous" else sum(self.token_vocab_sizes)
+
+    def features(self, actions: Tensor) -> Tensor:
+        """Actions ``[*batch, *action_shape]`` → float ``[*batch, feature_dim]`` for a network's
+        input: one-hot per discrete component, each continuous component rescaled to [-1, 1]."""
+        nb = actions.ndim - len(self.action_shape)
+        if self.kind == "continuous":
+            low, high = self._bounds(actions)
+            x = (actions.float() - low) / (high - low) * 2 - 1
+            return x.reshape(*actions.shape[:nb], -1)
+        ids = self.to_tokens(actions)  # [*batch, K]
+        return torch.cat(
+            [
+                torch.nn.functional.one_hot(ids[..., k], n).float()
+                for k, n in enumerate(self.token_vocab_sizes)
+            ],
+            dim=-1,
+        )
+
     def _bounds(self, like: Tensor) -> tuple[Tensor, Tensor]:
         low = torch.tensor(self.low, dtype=torch.float32, device=like.device)
         high = torch.tensor(self.high, dtype=torch.float32, device=like.device)

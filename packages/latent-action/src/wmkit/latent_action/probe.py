@@ -43,15 +43,8 @@ ProbeKind = Literal["linear", "mlp"]
 
 
 def latent_features(spec: ActionSpec, actions: Tensor) -> Tensor:
-    """Actions ``[N, *action_shape]`` → float features ``[N, F]``: one-hot per discrete
-    component, values rescaled to [-1, 1] per continuous component."""
-    if spec.kind == "continuous":
-        low, high = spec._bounds(actions)
-        return ((actions.float() - low) / (high - low) * 2 - 1).reshape(len(actions), -1)
-    ids = spec.to_tokens(actions)  # [N, K]
-    return torch.cat(
-        [F.one_hot(ids[:, k], n).float() for k, n in enumerate(spec.token_vocab_sizes)], dim=1
-    )
+    """Actions ``[N, *action_shape]`` → float features ``[N, F]`` (``ActionSpec.features``)."""
+    return spec.features(actions)
 
 
 def _targets(spec: ActionSpec, actions: Tensor) -> Tensor:

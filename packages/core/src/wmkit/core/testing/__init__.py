@@ -14,7 +14,7 @@ from wmkit.core.testing.conformance import (
 from wmkit.core.testing.moving_squares import MovingSquaresEpisodes, moving_squares
 from wmkit.core.testing.readme import readme_examples, run_readme_examples
 from wmkit.core.testing.suites import LatentActionModelTests, TokenizerTests, WorldModelTests
-from wmkit.core.testing.toys import ToyTokenizer, ToyWorldModel, action_features
+from wmkit.core.testing.toys import ToyTokenizer, ToyWorldModel
 
 __all__ = [
     "LatentActionModelTests",
@@ -23,7 +23,6 @@ __all__ = [
     "ToyTokenizer",
     "ToyWorldModel",
     "WorldModelTests",
-    "action_features",
     "assert_same",
     "check_causality",
     "check_determinism",

@@ -21,24 +21,7 @@ from wmkit.core.protocols import Latents, StepOutput, WorldState
 from wmkit.core.video import check_video
 from wmkit.core.world_model import StepwiseRolloutMixin, check_world_model_inputs
 
-__all__ = ["ToyTokenizer", "ToyWorldModel", "action_features"]
-
-
-def action_features(spec: ActionSpec, actions: Tensor) -> Tensor:
-    """Actions ``[*batch, *action_shape]`` → float features ``[*batch, F]``: one-hot per
-    discrete component, the value rescaled to [-1, 1] per continuous component."""
-    if spec.kind == "continuous":
-        low, high = spec._bounds(actions)
-        x = (actions.float() - low) / (high - low) * 2 - 1
-        return x.reshape(*x.shape[: x.ndim - len(spec.action_shape)], -1)
-    ids = spec.to_tokens(actions)  # [*batch, K]
-    return torch.cat(
-        [F.one_hot(ids[..., k], n).float() for k, n in enumerate(spec.token_vocab_sizes)], dim=-1
-    )
-
-
-def _feature_dim(spec: ActionSpec) -> int:
-    return spec.num_tokens if spec.kind == "continuous" else sum(spec.token_vocab_sizes)
+__all__ = ["ToyTokenizer", "ToyWorldModel"]
 
 
 class ToyWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
@@ -66,7 +49,7 @@ class ToyWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self._action_spec = action_spec
         self.channels = channels
         pad = kernel_size // 2
-        self.action_proj = nn.Linear(_feature_dim(action_spec), hidden)
+        self.action_proj = nn.Linear(action_spec.feature_dim, hidden)
         self.inp = nn.Conv2d(channels, hidden, kernel_size, padding=pad)
         self.mid = nn.Conv2d(hidden, hidden, kernel_size, padding=pad)
         self.out = nn.Conv2d(hidden, channels, 3, padding=1)
@@ -80,7 +63,7 @@ class ToyWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
 
     def predict(self, frame: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """One transition: frame ``[B, C, H, W]``, action ``[B, ...]`` → (next frame, reward)."""
-        a = self.action_proj(action_features(self.action_spec, action))  # [B, D]
+        a = self.action_proj(self.action_spec.features(action))  # [B, D]
         h = F.silu(self.inp(frame) + a[:, :, None, None])  # [B, D, H, W]
         h = F.silu(self.mid(h))
         nxt = (frame + self.out(h)).clamp(-1, 1)  # [B, C, H, W]
