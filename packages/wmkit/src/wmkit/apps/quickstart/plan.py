@@ -35,6 +35,7 @@ class QuickstartPlan:
         eval_batches: held-out batches evaluated.
         context / horizon: evaluation context frames and predicted frames.
         seed: seed of everything.
+        threads: torch intra-op threads on CPU.
     """
 
     out: Path = Path("runs/quickstart")
@@ -56,6 +57,7 @@ class QuickstartPlan:
     context: int = 2
     horizon: int = 6
     seed: int = 0
+    threads: int = 1
 
     @property
     def dataset(self) -> Path:
