@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from wmkit.core.weights import MissingWeightsError
+from wmkit.eval.frechet import frechet_distance, gaussian_stats
 from wmkit.eval.fvd import FrechetVideoDistance, I3DFeatures
 from wmkit.eval.i3d import I3D, preprocess_for_i3d
 
@@ -91,3 +92,18 @@ def test_fvd_streams_over_batches(cheap_features):
         FrechetVideoDistance(cheap_features, feature_dim=16).compute()
     with pytest.raises(ValueError, match=r"extractor must return \[B, 8\]"):
         FrechetVideoDistance(cheap_features, feature_dim=8).update(real, real=True)
+
+
+def test_fvd_with_the_real_i3d_is_zero_against_itself_and_grows_with_noise(weights):
+    """The same check through the converted Kinetics-400 I3D (9-frame clips, ~0.6 s each):
+    FVD is the Frechet distance between the I3D logit statistics of two clip sets."""
+    extractor = I3DFeatures(weights=weights["i3d"])
+    real = extractor(_videos(8, 0)).double()
+    stats = gaussian_stats(real)
+    scores = [frechet_distance(*stats, *stats)]
+    for noise in (0.1, 0.4):
+        scores.append(
+            frechet_distance(*stats, *gaussian_stats(extractor(_videos(8, 0, noise)).double()))
+        )
+    assert abs(scores[0]) < 1e-6 * scores[1]
+    assert 0 < scores[1] < scores[2]
