@@ -13,7 +13,8 @@ from stub_tokenizer import ShapeTokenizer
 
 from wmkit.ar_world import ARWorldModel
 from wmkit.ar_world.cli import command
-from wmkit.core import ActionSpec, run_stage
+from wmkit.core import ActionSpec
+from wmkit.core.testing import check_config_runs
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
@@ -24,14 +25,7 @@ PARAMS = {"300M": 325_197_826, "700M": 704_851_970, "1.2B": 1_266_958_338}
 
 @pytest.mark.parametrize("name", ["tiny", "tiny_embedding"])
 def test_tiny_config_fits_and_tests(name, tmp_path):
-    for sub in ("fit", "test"):
-        cli = run_stage(
-            None,
-            None,
-            [sub, "-c", str(CONFIGS / f"{name}.yaml"), "--trainer.fast_dev_run=1",
-             f"--trainer.default_root_dir={tmp_path}", *QUIET],
-        )  # fmt: skip
-        assert cli.trainer.state.finished
+    check_config_runs(CONFIGS / f"{name}.yaml", tmp_path)
 
 
 def test_stage_command(tmp_path):

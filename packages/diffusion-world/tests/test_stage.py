@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 import yaml
 
 from wmkit.core import ActionSpec, run_stage
+from wmkit.core.testing import check_config_runs
 from wmkit.diffusion_world import DiffusionWorldModel
 from wmkit.diffusion_world.cli import command
 from wmkit.diffusion_world.lit import DiffusionForcingModule
@@ -25,20 +25,8 @@ def test_configs_are_all_covered():
 
 @pytest.mark.parametrize("name", TINY)
 def test_tiny_configs_fit_and_test(tmp_path, name):
-    for sub in ("fit", "test"):
-        cli = run_stage(
-            DiffusionForcingModule,
-            L.LightningDataModule,
-            [
-                sub,
-                "-c",
-                str(CONFIGS / name),
-                "--trainer.fast_dev_run=1",
-                f"--trainer.default_root_dir={tmp_path}",
-                *QUIET,
-            ],
-        )
-        assert cli.trainer.state.finished, (name, sub)
+    (fit, _) = check_config_runs(CONFIGS / name, tmp_path)
+    assert isinstance(fit.model, DiffusionForcingModule)
 
 
 @pytest.mark.parametrize("name", sorted(REAL))

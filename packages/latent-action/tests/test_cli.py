@@ -5,15 +5,13 @@ counts; ``probe`` writes its report and plot."""
 import json
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 import yaml
 from jsonargparse import ArgumentParser
 
-from wmkit.core import run_stage
 from wmkit.core.data.episode_store import EpisodeWriter
-from wmkit.core.testing import moving_squares
+from wmkit.core.testing import check_config_runs, moving_squares
 from wmkit.latent_action import LatentActionAutoencoder
 from wmkit.latent_action.cli import command
 
@@ -26,20 +24,7 @@ def test_every_tiny_config_fits_and_tests(tmp_path):
     tiny = sorted(CONFIGS.glob("tiny*.yaml"))
     assert len(tiny) == 2
     for cfg in tiny:
-        for sub in ("fit", "test"):
-            cli = run_stage(
-                L.LightningModule,
-                L.LightningDataModule,
-                [
-                    sub,
-                    "-c",
-                    str(cfg),
-                    "--trainer.fast_dev_run=1",
-                    f"--trainer.default_root_dir={tmp_path}",
-                    *QUIET,
-                ],
-            )
-            assert cli.trainer.state.finished, (cfg.name, sub)
+        check_config_runs(cfg, tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(REAL_SIZE_PARAMS))

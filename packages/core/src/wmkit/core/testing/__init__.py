@@ -1,5 +1,6 @@
 """``wmkit.core.testing``: the conformance suite and tiny reference models for tests."""
 
+from wmkit.core.testing.configs import check_config_runs
 from wmkit.core.testing.conformance import (
     assert_same,
     check_causality,
@@ -25,6 +26,7 @@ __all__ = [
     "WorldModelTests",
     "assert_same",
     "check_causality",
+    "check_config_runs",
     "check_determinism",
     "check_latent_action_model",
     "check_protocol",
