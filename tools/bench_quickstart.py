@@ -25,6 +25,29 @@ import torch
 from wmkit.apps.quickstart import PRESETS, QuickstartPlan, run_quickstart
 
 
+def play_fps(world_dir: Path, data: Path, context: int, device: str, frames: int = 60) -> float:
+    """Frames/s of `wmkit play`'s per-frame work with this world model: one ``PlaySession``
+    step (world model step + token decoding) and the PNG encoding sent to the browser."""
+    from wmkit.apps.play.cli import _dataset_context
+    from wmkit.apps.play.server import encode_png
+    from wmkit.apps.play.session import PlaySession
+    from wmkit.core import load_pretrained
+
+    world = load_pretrained(world_dir, map_location=device)
+    session = PlaySession(
+        world, context=_dataset_context(data, context, 0), context_frames=context, device=device
+    )
+    session.reset()
+    spec = world.action_spec
+    actions = spec.sample((frames + 5,), generator=torch.Generator().manual_seed(0))
+    for a in actions[:5]:  # warm-up
+        encode_png(session.step(a))
+    start = time.perf_counter()
+    for a in actions[5:]:
+        encode_png(session.step(a))
+    return frames / (time.perf_counter() - start)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="default", choices=sorted(PRESETS))
@@ -49,11 +72,13 @@ def main() -> None:
         start = time.perf_counter()
         result = run_quickstart(plan)
         total = time.perf_counter() - start
+        fps = play_fps(result.world_dir, plan.dataset, plan.context, plan.device)
         rows.append(
             {
                 "repeat": repeat,
                 "total_s": total,
                 "steps_s": result.durations,
+                "play_fps": fps,
                 **{k: v for k, v in result.metrics.items() if k != "table"},
             }
         )
@@ -73,6 +98,7 @@ def main() -> None:
         "PSNR copy-last",
         "beats copy-last",
         "ΔPSNR controllability",
+        "play FPS",
     ]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -83,6 +109,7 @@ def main() -> None:
             *(f"{s.get(k, 0):.0f}" for k in ("record", "tokenizer", "world", "evaluate")),
             f"{r['psnr']:.2f}", f"{r['copy_last_psnr']:.2f}",
             "yes" if r["psnr"] > r["copy_last_psnr"] else "no", f"{r['delta_psnr']:+.2f}",
+            f"{r['play_fps']:.1f}",
         ]  # fmt: skip
         print("| " + " | ".join(map(str, cells)) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ class QuickstartPlan:
     max_steps: int = 120
     clip_length: int = 8
     tokenizer_steps: int = 600
-    world_steps: int = 1200
+    world_steps: int = 1000
     tokenizer_size: str = "small"
     world_size: str = "small"
     batch_size: int = 8
