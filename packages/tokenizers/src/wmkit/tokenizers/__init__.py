@@ -1,4 +1,5 @@
-"""wmkit.tokenizers: video tokenizers (VidTok-style causal 3D with KL or FSQ bottlenecks).
+"""wmkit.tokenizers: video tokenizers (VidTok-style causal 3D with KL or FSQ bottlenecks;
+iVideoGPT-style compressive tokenizer with context/future tokens).
 
 Reusable pieces live in their own modules (``causal_conv``, ``blocks``, ``fsq``, ``kl``,
 ``discriminator``, ``losses``, ``metrics``) so other tokenizers can share them.
@@ -17,6 +18,13 @@ from wmkit.tokenizers.blocks import (
     TemporalUpsample,
 )
 from wmkit.tokenizers.causal_conv import CausalConv3d, FrameConv2d, StreamingModule, streaming
+from wmkit.tokenizers.compressive import (
+    COMPRESSIVE_SIZES,
+    CompressiveOutput,
+    CompressiveTokenizer,
+    FrameTokens,
+)
+from wmkit.tokenizers.cross_attention import ContextCrossAttention
 from wmkit.tokenizers.discriminator import PatchDiscriminator3D
 from wmkit.tokenizers.fsq import FSQQuantizer, QuantizerOutput
 from wmkit.tokenizers.kl import GaussianOutput, GaussianRegularizer
@@ -28,16 +36,23 @@ from wmkit.tokenizers.vidtok import (
     VidTokEncoder,
     VidTokTokenizer,
 )
+from wmkit.tokenizers.vq import VQQuantizer
 
 __all__ = [
+    "COMPRESSIVE_SIZES",
     "VIDTOK_SIZES",
     "AlphaBlender",
     "CausalConv3d",
     "CausalResBlock3d",
+    "CompressiveModule",
+    "CompressiveOutput",
+    "CompressiveTokenizer",
+    "ContextCrossAttention",
     "FSQQuantizer",
     "FrameAttention",
     "FrameConv2d",
     "FrameNorm",
+    "FrameTokens",
     "GaussianOutput",
     "GaussianRegularizer",
     "PatchDiscriminator3D",
@@ -50,6 +65,7 @@ __all__ = [
     "TemporalResBlock",
     "TemporalUpsample",
     "TokenizerOutput",
+    "VQQuantizer",
     "VidTokDecoder",
     "VidTokEncoder",
     "VidTokModule",
@@ -61,6 +77,10 @@ __all__ = [
 
 
 def __getattr__(name: str):  # lazy: importing the package must not import lightning
+    if name == "CompressiveModule":
+        from wmkit.tokenizers.compressive_lit import CompressiveModule
+
+        return CompressiveModule
     if name == "VidTokModule":
         from wmkit.tokenizers.lit import VidTokModule
 

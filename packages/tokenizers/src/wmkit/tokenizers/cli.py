@@ -8,12 +8,13 @@ __all__ = ["command"]
 
 
 def _model_class() -> type:
-    from wmkit.tokenizers.lit import VidTokModule
+    # Any LightningModule: the configs pick ``VidTokModule`` or ``CompressiveModule``.
+    import lightning as L
 
-    return VidTokModule
+    return L.LightningModule
 
 
 command = make_stage(
-    "train and test video tokenizers (VidTok-style causal 3D, KL or FSQ)",
+    "train and test video tokenizers (VidTok-style causal 3D, iVideoGPT-style compressive)",
     model_class=_model_class,
 )
