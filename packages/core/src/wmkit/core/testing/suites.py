@@ -34,7 +34,7 @@ class _ModelTests:
     seed: int = 0
 
     def make_model(self) -> Any:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define make_model()")
 
     def _model(self) -> Any:
         torch.manual_seed(self.seed)
@@ -48,7 +48,7 @@ class WorldModelTests(_ModelTests):
     stochastic: bool = False
 
     def make_inputs(self) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define make_inputs()")
 
     def test_world_model_conformance(self) -> None:
         context, actions = self.make_inputs()
@@ -66,7 +66,7 @@ class TokenizerTests(_ModelTests):
     """Runs :func:`check_tokenizer`; ``make_inputs`` returns a video ``[B, T, C, H, W]``."""
 
     def make_inputs(self) -> Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define make_inputs()")
 
     def test_tokenizer_conformance(self) -> None:
         check_tokenizer(
@@ -78,7 +78,7 @@ class LatentActionModelTests(_ModelTests):
     """Runs :func:`check_latent_action_model`; ``make_inputs`` returns frames."""
 
     def make_inputs(self) -> Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define make_inputs()")
 
     def test_latent_action_model_conformance(self) -> None:
         check_latent_action_model(
