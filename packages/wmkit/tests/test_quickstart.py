@@ -59,3 +59,16 @@ def test_tiny_quickstart_survives_sigkill_and_resumes(tmp_path):
 
     with pytest.raises(ValueError, match="other settings"):
         run_quickstart(plan.scaled(world_steps=99), log=lambda _: None)
+
+
+def test_tiny_quickstart_with_the_diffusion_world_model(tmp_path):
+    plan = QuickstartPlan(out=tmp_path / "qs", data_dir=tmp_path / "data", world="diffusion")
+    result = run_quickstart(plan.scaled(**PRESETS["tiny"]), log=lambda _: None)
+    assert "tokenizer" not in result.configs and not result.tokenizer_dir.exists()
+    world = load_pretrained(result.world_dir)
+    assert type(world).__name__ == "DiffusionWorldModel"
+    assert (result.report_dir / "report.html").is_file()
+    assert (
+        isinstance(result.metrics["delta_psnr"], float)
+        and result.metrics["reconstruction_psnr"] is None
+    )

@@ -23,8 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--world",
         default="ar",
-        choices=["ar"],
-        help="world model family (ar: tokenizer + autoregressive transformer)",
+        choices=["ar", "diffusion"],
+        help="world model family: ar (tokenizer + autoregressive transformer) or diffusion "
+        "(Diffusion Forcing DiT on pixels, no tokenizer)",
     )
     p.add_argument("--preset", default="default", help="budget: tiny (tests), default, gpu")
     p.add_argument("--tiny", action="store_true", help="shorthand for --preset tiny")
@@ -72,14 +73,14 @@ def _run(argv: list[str]) -> int:
         f"{m['copy_last_psnr']:.2f} dB; action controllability ΔPSNR {m['delta_psnr']:+.2f} dB"
     )
     print(f"\nreport:      {result.report_dir / 'report.html'}")
-    print(f"tokenizer:   {result.tokenizer_dir}   (load_pretrained)")
-    print(f"world model: {result.world_dir}")
+    if "tokenizer" in result.configs:
+        print(f"tokenizer:   {result.tokenizer_dir}   (load_pretrained)")
+    print(f"world model: {result.world_dir}   (load_pretrained)")
     print("rerun one stage:")
-    for stage, path in (
-        ("tokenizer", result.configs["tokenizer"]),
-        ("ar-world", result.configs["world"]),
-    ):
-        print(f"  wmkit {stage} fit -c {path}")
+    if "tokenizer" in result.configs:
+        print(f"  wmkit tokenizer fit -c {result.configs['tokenizer']}")
+    stage = "diffusion-world" if plan.world == "diffusion" else "ar-world"
+    print(f"  wmkit {stage} fit -c {result.configs['world']}")
     print(
         f"play it:     wmkit play --world {result.world_dir} --env {plan.env} "
         f"--resolution {plan.resolution}"

@@ -144,7 +144,10 @@ class QuickstartPlan:
         }
 
     def world_config(self, action_spec: dict[str, Any]) -> dict[str, Any]:
-        """Autoregressive world model over the frozen tokenizer's tokens."""
+        """The world model stage: ``ar`` over the frozen tokenizer's tokens, or ``diffusion``
+        (Diffusion Forcing with a causal DiT on pixels; no tokenizer)."""
+        if self.world == "diffusion":
+            return self._diffusion_config(action_spec)
         return {
             "seed_everything": self.seed,
             "trainer": self._trainer("world", self.world_steps),
@@ -167,6 +170,32 @@ class QuickstartPlan:
                             "window": 4,
                             "temperature": 1.0,
                             "top_k": 1,
+                        },
+                    },
+                },
+            },
+            "data": self._data(with_steps=True, clip_length=self.clip_length),
+        }
+
+    def _diffusion_config(self, action_spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "seed_everything": self.seed,
+            "trainer": self._trainer("world", self.world_steps),
+            "model": {
+                "class_path": "wmkit.diffusion_world.lit.DiffusionForcingModule",
+                "init_args": {
+                    "lr": 1e-3,
+                    "eval_context": self.context,
+                    "model": {
+                        "class_path": "wmkit.diffusion_world.DiffusionWorldModel",
+                        "init_args": {
+                            "action_spec": action_spec,
+                            "network": "dit",
+                            "size": self.world_size,
+                            "channels": 3,
+                            "image_size": self.resolution,
+                            "num_sampling_steps": 4,
+                            "context_window": self.clip_length,
                         },
                     },
                 },

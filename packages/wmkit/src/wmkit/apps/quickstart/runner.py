@@ -128,8 +128,13 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
     else:
         log(f"[1/4] dataset ready: {plan.dataset}")
 
-    # 2. tokenizer ----------------------------------------------------------------------
-    _write_yaml(configs["tokenizer"], plan.tokenizer_config())
+    # 2. tokenizer (the diffusion world model works on pixels and needs none) ------------
+    if plan.world == "diffusion":
+        configs.pop("tokenizer")
+        if not state.done("tokenizer"):
+            state.finish("tokenizer", 0.0, skipped="diffusion world model on pixels")
+    else:
+        _write_yaml(configs["tokenizer"], plan.tokenizer_config())
     if not state.done("tokenizer"):
         log(f"[2/4] training the tokenizer: wmkit tokenizer fit -c {configs['tokenizer']}")
         start = time.perf_counter()
@@ -137,7 +142,7 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
         if not (result.tokenizer_dir / "config.json").is_file():
             raise RuntimeError(f"the tokenizer stage did not export {result.tokenizer_dir}")
         state.finish("tokenizer", time.perf_counter() - start)
-    else:
+    elif plan.world != "diffusion":
         log(f"[2/4] tokenizer ready: {result.tokenizer_dir}")
 
     # 3. world model --------------------------------------------------------------------
@@ -146,7 +151,8 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
     spec = EpisodeStore(plan.dataset).action_spec
     _write_yaml(configs["world"], plan.world_config(spec.to_dict()))
     if not state.done("world"):
-        log(f"[3/4] training the world model: wmkit ar-world fit -c {configs['world']}")
+        stage = "diffusion-world" if plan.world == "diffusion" else "ar-world"
+        log(f"[3/4] training the world model: wmkit {stage} fit -c {configs['world']}")
         start = time.perf_counter()
         cli = _fit(configs["world"], out / "checkpoints" / "world")
         cli.model.model.save_pretrained(result.world_dir)
@@ -175,7 +181,9 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
 
     device = torch.device(plan.device)
     world = load_pretrained(result.world_dir, map_location=device)
-    tokenizer = load_pretrained(result.tokenizer_dir, map_location=device)
+    tokenizer = None
+    if plan.world != "diffusion":
+        tokenizer = load_pretrained(result.tokenizer_dir, map_location=device)
     data = EpisodeDataModule(
         str(plan.dataset),
         clip_length=plan.context + plan.horizon,
