@@ -13,7 +13,7 @@ import yaml
 from wmkit.core import load_pretrained, run_stage
 from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.protocols import Latents
-from wmkit.core.testing import check_save_load, check_tokenizer, moving_squares
+from wmkit.core.testing import check_config_runs, check_save_load, check_tokenizer, moving_squares
 from wmkit.tokenizers import CompressiveModule, CompressiveTokenizer, FrameTokens
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "compressive"
@@ -227,15 +227,8 @@ def test_context_length_is_random_per_batch():
 
 
 def test_tiny_config_fits_and_tests(tmp_path):
-    cfg = CONFIGS / "compressive_tiny.yaml"
-    for sub in ("fit", "test"):
-        argv = [sub, "-c", str(cfg), "--trainer.fast_dev_run=1", "--trainer.accelerator=cpu"]
-        cli = run_stage(
-            L.LightningModule,
-            L.LightningDataModule,
-            [*argv, f"--trainer.default_root_dir={tmp_path}", *QUIET],
-        )
-        assert cli.trainer.state.finished, sub
+    check_config_runs(CONFIGS / "compressive_tiny.yaml", tmp_path, "--trainer.accelerator=cpu")
+    assert list((tmp_path / "reconstructions").glob("epoch*.gif"))  # real | reconstruction
 
 
 def test_crafter_config_builds_on_meta_with_stated_size():

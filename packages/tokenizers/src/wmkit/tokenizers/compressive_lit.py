@@ -14,17 +14,15 @@ Not implemented here (differs from iVideoGPT's full recipe): the adversarial los
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor, nn
 
-from wmkit.core.video import frame_grid
 from wmkit.tokenizers.compressive import CompressiveTokenizer
 from wmkit.tokenizers.losses import load_perceptual, perceptual_distance
 from wmkit.tokenizers.metrics import psnr, ssim
+from wmkit.tokenizers.reconstruction_log import log_reconstructions
 
 __all__ = ["CompressiveModule"]
 
@@ -152,23 +150,13 @@ class CompressiveModule(L.LightningModule):
             sync_dist=True,
             batch_size=frames.shape[0],
         )
-        every = self.hparams.log_videos_every_n_epochs
-        if split == "val" and batch_idx == 0 and every > 0 and self.current_epoch % every == 0:
-            root = self.trainer.log_dir or self.trainer.default_root_dir
-            self._log_video(frames, recon, Path(root))
+        log_reconstructions(self, frames, recon, split, batch_idx)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "test")
-
-    @rank_zero_only
-    def _log_video(self, frames: Tensor, recon: Tensor, root: Path) -> None:
-        from wmkit.core.video_io import write_gif
-
-        grid = frame_grid([frames.detach(), recon.detach()])  # uint8 [T, H, 2W+pad, C]
-        write_gif(root / "reconstructions" / f"epoch{self.current_epoch:04d}.gif", grid)
 
     def on_fit_end(self) -> None:
         if self.hparams.export_dir and self.trainer.is_global_zero:

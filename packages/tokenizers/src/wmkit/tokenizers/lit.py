@@ -25,12 +25,10 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_only
 from safetensors.torch import load_model
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from wmkit.core.video import frame_grid
 from wmkit.tokenizers.discriminator import PatchDiscriminator3D
 from wmkit.tokenizers.losses import (
     discriminator_hinge_loss,
@@ -39,6 +37,7 @@ from wmkit.tokenizers.losses import (
     perceptual_distance,
 )
 from wmkit.tokenizers.metrics import psnr, ssim
+from wmkit.tokenizers.reconstruction_log import log_reconstructions
 from wmkit.tokenizers.vidtok import TokenizerOutput, VidTokTokenizer
 
 __all__ = ["VidTokModule"]
@@ -203,11 +202,7 @@ class VidTokModule(L.LightningModule):
             sync_dist=True,
             batch_size=frames.shape[0],
         )
-        every = self.hparams.log_videos_every_n_epochs
-        if split == "val" and batch_idx == 0 and every > 0 and self.current_epoch % every == 0:
-            # ``trainer.log_dir`` is a collective under DDP: every rank asks, rank 0 writes.
-            root = self.trainer.log_dir or self.trainer.default_root_dir
-            self._log_video(frames, recon, Path(root))
+        log_reconstructions(self, frames, recon, split, batch_idx)
         return metrics
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -215,17 +210,6 @@ class VidTokModule(L.LightningModule):
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "test")
-
-    @rank_zero_only
-    def _log_video(self, frames: Tensor, recon: Tensor, root: Path) -> None:
-        from wmkit.core.video_io import write_gif
-
-        grid = frame_grid([frames.detach(), recon.detach()])  # uint8 [T, H, 2W+pad, C]
-        write_gif(root / "reconstructions" / f"epoch{self.current_epoch:04d}.gif", grid)
-        experiment = getattr(self.logger, "experiment", None)
-        if experiment is not None and hasattr(experiment, "add_video"):
-            video = grid.permute(0, 3, 1, 2).unsqueeze(0)  # [1, T, C, H, W] uint8
-            experiment.add_video("reconstruction", video, self.global_step, fps=4)
 
     def on_fit_end(self) -> None:
         if self.hparams.export_dir and self.trainer.is_global_zero:
