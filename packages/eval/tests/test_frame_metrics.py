@@ -9,8 +9,10 @@ from wmkit.eval.frame_metrics import (
     PSNR_CAP,
     PerStepMean,
     frame_lpips,
+    frame_mse,
     frame_psnr,
     frame_ssim,
+    psnr_from_mse,
 )
 
 
@@ -33,6 +35,26 @@ def test_psnr_and_ssim_equal_torchmetrics():
     # the classic mean-of-per-image PSNR
     mean_ref = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))(p01, t01)
     torch.testing.assert_close(psnr.mean(), mean_ref, rtol=0, atol=1e-5)
+
+
+def test_psnr_of_mean_mse_equals_torchmetrics_default_reduction():
+    pred, target = _pair()
+    p01, t01 = ((pred.flatten(0, 1) + 1) / 2, (target.flatten(0, 1) + 1) / 2)
+    metric = PeakSignalNoiseRatio(data_range=1.0)  # accumulates squared errors over updates
+    metric.update(p01[:3], t01[:3])
+    metric.update(p01[3:], t01[3:])
+    mse = frame_mse(pred, target)
+    assert mse.shape == (2, 3)
+    torch.testing.assert_close(
+        psnr_from_mse(mse.mean()).float(), metric.compute(), atol=1e-4, rtol=0
+    )
+    # unlike a mean of capped per-frame values, one exact copy does not dominate the result
+    half = torch.cat([target[:, :1], pred[:, 1:]], 1)
+    assert frame_psnr(half, target).mean() > 40
+    assert psnr_from_mse(frame_mse(half, target).mean()) < frame_psnr(pred, target).mean() + 2
+    assert psnr_from_mse(0.0) == PSNR_CAP
+    with pytest.raises(ValueError, match="mse must be >= 0"):
+        psnr_from_mse(-1.0)
 
 
 def test_identical_frames_are_capped_and_perfect():

@@ -72,7 +72,7 @@ def test_end_to_end_with_trained_toy_model_writes_every_report_file(
     )
     assert set(ev.overall) == {"model", "copy_last_frame", "tokenizer_recon"}
     for method in ev.overall.values():
-        assert set(method) == {"psnr", "ssim", "lpips", "fvd"}
+        assert set(method) == {"psnr", "mse", "psnr_frame_mean", "ssim", "lpips", "fvd"}
     assert ev.overall["model"]["psnr"] > 10 and ev.overall["tokenizer_recon"]["ssim"] > 0.5
     assert set(ev.controllability["idm_accuracy"]) == {"real", "model", "copy_last_frame"}
     assert ev.videos["ground truth"].shape == (2, 10, 3, 16, 16)

@@ -3,7 +3,14 @@ evaluation against baselines, a throughput harness and visual reports."""
 
 from wmkit.eval.baselines import CopyLastFrame, tokenizer_reconstruction
 from wmkit.eval.controllability import ControllabilityResult, delta_psnr, other_actions
-from wmkit.eval.frame_metrics import PerStepMean, frame_lpips, frame_psnr, frame_ssim
+from wmkit.eval.frame_metrics import (
+    PerStepMean,
+    frame_lpips,
+    frame_mse,
+    frame_psnr,
+    frame_ssim,
+    psnr_from_mse,
+)
 from wmkit.eval.frechet import frechet_distance, gaussian_stats
 from wmkit.eval.fvd import FrechetVideoDistance, I3DFeatures
 from wmkit.eval.i3d import I3D, convert_i3d, preprocess_for_i3d
@@ -34,6 +41,7 @@ __all__ = [
     "delta_psnr",
     "evaluate_rollouts",
     "frame_lpips",
+    "frame_mse",
     "frame_psnr",
     "frame_ssim",
     "frechet_distance",
@@ -44,6 +52,7 @@ __all__ = [
     "measure",
     "other_actions",
     "preprocess_for_i3d",
+    "psnr_from_mse",
     "tokenizer_reconstruction",
     "train_idm",
     "write_report",

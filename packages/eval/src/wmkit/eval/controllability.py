@@ -18,20 +18,24 @@ import torch
 from torch import Tensor
 
 from wmkit.core.protocols import WorldModel
-from wmkit.eval.frame_metrics import frame_psnr
+from wmkit.eval.frame_metrics import frame_mse, frame_psnr
 
 __all__ = ["ControllabilityResult", "delta_psnr", "other_actions"]
 
 
 @dataclass
 class ControllabilityResult:
-    """``psnr_true``/``psnr_other``/``delta``: ``[B, H]`` per clip and step;
-    ``frames_other``: the rollout under the other actions ``[B, H, C, H, W]``."""
+    """``psnr_true``/``psnr_other``/``delta`` (per-frame PSNR) and ``mse_true``/``mse_other``:
+    ``[B, H]`` per clip and step; ``frames_other``: the rollout under the other actions
+    ``[B, H, C, H, W]``. Over a dataset, average the MSEs and take
+    :func:`~wmkit.eval.frame_metrics.psnr_from_mse` of each (what the rollout evaluator does)."""
 
     psnr_true: Tensor
     psnr_other: Tensor
     delta: Tensor
     frames_other: Tensor
+    mse_true: Tensor
+    mse_other: Tensor
 
     @property
     def mean_delta(self) -> float:
@@ -87,4 +91,11 @@ def delta_psnr(
     frames_other = world_model.rollout(context_frames, alt, context_actions).frames
     p_true = frame_psnr(predicted, target_frames)
     p_other = frame_psnr(frames_other, target_frames)
-    return ControllabilityResult(p_true, p_other, p_true - p_other, frames_other)
+    return ControllabilityResult(
+        p_true,
+        p_other,
+        p_true - p_other,
+        frames_other,
+        frame_mse(predicted, target_frames),
+        frame_mse(frames_other, target_frames),
+    )

@@ -25,7 +25,7 @@ import numpy as np
 
 from wmkit.core.video import frame_grid
 from wmkit.core.video_io import write_gif, write_video
-from wmkit.eval.rollout import HIGHER_IS_BETTER, METHOD_LABELS, RolloutEvaluation
+from wmkit.eval.rollout import HIGHER_IS_BETTER, METHOD_LABELS, METRIC_LABELS, RolloutEvaluation
 
 __all__ = ["write_report"]
 
@@ -139,8 +139,16 @@ def write_report(
         f"{ev.num_samples} sample(s) per context"
     )
     legend = "Columns: " + " | ".join(columns) + f" (first {ev.context} frames are the context)."
-    arrows = ", ".join(f"{m.upper()} {'↑' if up else '↓'}" for m, up in HIGHER_IS_BETTER.items())
+    arrows = ", ".join(
+        f"{METRIC_LABELS.get(m, m.upper())} {'↑' if up else '↓'}"
+        for m, up in HIGHER_IS_BETTER.items()
+    )
+    definition = (
+        "PSNR is the PSNR of the mean MSE over all predicted frames (torchmetrics' reduction); "
+        "PSNR/frame is the mean of per-frame PSNRs capped at 100 dB (exact copies hit the cap)."
+    )
     md = [f"# {title}", "", setting, "", ev.markdown_table(), "", f"Better: {arrows}.", ""]
+    md += [definition, ""]
     md += ["## Controllability", "", *[f"- {line}" for line in _controllability_lines(ev)], ""]
     md += ["## Plots", "", "![PSNR vs horizon](psnr_vs_horizon.png)", "",
            "![controllability](controllability.png)", ""]  # fmt: skip
@@ -170,9 +178,14 @@ def _html(
 ) -> str:
     e = html.escape
     metrics = [
-        m for m in ("psnr", "ssim", "lpips", "fvd") if any(m in v for v in ev.overall.values())
+        m
+        for m in ("psnr", "psnr_frame_mean", "ssim", "lpips", "fvd")
+        if any(m in v for v in ev.overall.values())
     ]
-    head = "".join(f"<th>{m.upper()} {'↑' if HIGHER_IS_BETTER[m] else '↓'}</th>" for m in metrics)
+    head = "".join(
+        f"<th>{METRIC_LABELS.get(m, m.upper())} {'↑' if HIGHER_IS_BETTER[m] else '↓'}</th>"
+        for m in metrics
+    )
     rows = []
     for method, values in ev.overall.items():
         cells = "".join(

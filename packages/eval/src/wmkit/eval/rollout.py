@@ -10,6 +10,11 @@ Controllability is measured by ΔPSNR (true vs other actions) and, with an inver
 model, IDM action accuracy on generated frames; FVD on ``context + horizon`` clips when an
 FVD feature extractor is given and clips have at least 9 frames.
 
+PSNR is the PSNR of the mean MSE over the clips (per step, and over all steps for
+``overall``), torchmetrics' default reduction; the mean of capped per-frame PSNRs is reported
+beside it as ``psnr_frame_mean`` (see :mod:`wmkit.eval.frame_metrics` for why it is not the
+headline: exact repeats give the cap). ΔPSNR uses the same PSNR of mean MSE.
+
 Only the protocols are used, so this works for every wmkit world model and tokenizer.
 """
 
@@ -27,7 +32,14 @@ from wmkit.core.protocols import Tokenizer, WorldModel
 from wmkit.core.video import check_video
 from wmkit.eval.baselines import CopyLastFrame, tokenizer_reconstruction
 from wmkit.eval.controllability import delta_psnr
-from wmkit.eval.frame_metrics import PerStepMean, frame_lpips, frame_psnr, frame_ssim
+from wmkit.eval.frame_metrics import (
+    PerStepMean,
+    frame_lpips,
+    frame_mse,
+    frame_psnr,
+    frame_ssim,
+    psnr_from_mse,
+)
 from wmkit.eval.fvd import FrechetVideoDistance
 from wmkit.eval.i3d import MIN_FRAMES
 from wmkit.eval.idm import InverseDynamicsModel, idm_accuracy
@@ -39,7 +51,14 @@ METHOD_LABELS = {
     "copy_last_frame": "copy last frame",
     "tokenizer_recon": "tokenizer reconstruction (ceiling)",
 }
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fvd": False}
+HIGHER_IS_BETTER = {
+    "psnr": True,
+    "psnr_frame_mean": True,
+    "ssim": True,
+    "lpips": False,
+    "fvd": False,
+}
+METRIC_LABELS = {"psnr_frame_mean": "PSNR/frame"}
 
 
 @dataclass
@@ -77,10 +96,16 @@ class RolloutEvaluation:
         """Overall metrics per method as a Markdown table (arrows say which way is better)."""
         metrics = [
             m
-            for m in ("psnr", "ssim", "lpips", "fvd")
+            for m in ("psnr", "psnr_frame_mean", "ssim", "lpips", "fvd")
             if any(m in v for v in self.overall.values())
         ]
-        head = ["method", *[f"{m.upper()} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in metrics]]
+        head = [
+            "method",
+            *[
+                f"{METRIC_LABELS.get(m, m.upper())} {'↑' if HIGHER_IS_BETTER[m] else '↓'}"
+                for m in metrics
+            ],
+        ]
         rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for method, values in self.overall.items():
             cells = [METHOD_LABELS.get(method, method)]
@@ -152,9 +177,9 @@ def evaluate_rollouts(
         )
     copy_last = CopyLastFrame(world_model.action_spec)
     methods = ["model", "copy_last_frame"] + (["tokenizer_recon"] if tokenizer is not None else [])
-    names = ["psnr", "ssim"] + (["lpips"] if lpips is not None else [])
+    names = ["mse", "psnr_frame_mean", "ssim"] + (["lpips"] if lpips is not None else [])
     acc = {m: {n: PerStepMean(horizon) for n in names} for m in methods}
-    ctrl = {k: PerStepMean(horizon) for k in ("true", "other", "delta")}
+    ctrl = {k: PerStepMean(horizon) for k in ("true", "other", "delta_frame_mean")}
     idm_acc = {k: PerStepMean(horizon) for k in ("real", "model", "copy_last_frame")} if idm else {}
     notes: list[str] = []
     fvd = None
@@ -184,7 +209,8 @@ def evaluate_rollouts(
         preds["copy_last_frame"] = copy_last.rollout(ctx, step_actions, ctx_actions).frames
         if tokenizer is not None:
             preds["tokenizer_recon"] = tokenizer_reconstruction(tokenizer, clip, horizon)
-        for name, fn in (("psnr", frame_psnr), ("ssim", frame_ssim)):
+        fns = (("mse", frame_mse), ("psnr_frame_mean", frame_psnr), ("ssim", frame_ssim))
+        for name, fn in fns:
             acc["model"][name].update(torch.stack([fn(p, target) for p in samples]).mean(0))
             for m in methods[1:]:
                 acc[m][name].update(fn(preds[m], target))
@@ -199,9 +225,9 @@ def evaluate_rollouts(
             world_model, ctx, step_actions, target, context_actions=ctx_actions,
             predicted=samples[0], mode=action_mode, seed=seed,
         )  # fmt: skip
-        ctrl["true"].update(c.psnr_true)
-        ctrl["other"].update(c.psnr_other)
-        ctrl["delta"].update(c.delta)
+        ctrl["true"].update(c.mse_true)
+        ctrl["other"].update(c.mse_other)
+        ctrl["delta_frame_mean"].update(c.delta)
         last = ctx[:, -1:]
         if idm is not None:
             idm_acc["real"].update(idm_accuracy(idm, torch.cat([last, target], 1), step_actions))
@@ -225,22 +251,30 @@ def evaluate_rollouts(
     if num_clips == 0:
         raise ValueError("batches yielded no clips")
 
-    per_step = {m: {n: acc[m][n].compute().tolist() for n in names} for m in methods}
-    overall: dict[str, dict[str, float]] = {
-        m: {n: acc[m][n].overall() for n in names} for m in methods
-    }
+    per_step: dict[str, dict[str, list[float]]] = {}
+    overall: dict[str, dict[str, float]] = {}
+    for m in methods:
+        mse = acc[m]["mse"]
+        per_step[m] = {"psnr": psnr_from_mse(mse.compute()).tolist()}
+        overall[m] = {"psnr": float(psnr_from_mse(mse.overall()))}
+        for n in names:
+            per_step[m][n] = acc[m][n].compute().tolist()
+            overall[m][n] = acc[m][n].overall()
     if fvd is not None:
         if num_clips >= 2:
             for m in methods:
                 overall[m]["fvd"] = float(fvd[m].compute())
         else:
             notes.append("FVD not computed: it needs at least 2 clips")
+    psnr_true, psnr_other = (psnr_from_mse(ctrl[k].overall()) for k in ("true", "other"))
+    per_step_delta = psnr_from_mse(ctrl["true"].compute()) - psnr_from_mse(ctrl["other"].compute())
     controllability: dict[str, Any] = {
         "action_mode": action_mode,
-        "delta_psnr": ctrl["delta"].overall(),
-        "delta_psnr_per_step": ctrl["delta"].compute().tolist(),
-        "psnr_true": ctrl["true"].overall(),
-        "psnr_other": ctrl["other"].overall(),
+        "delta_psnr": float(psnr_true - psnr_other),
+        "delta_psnr_per_step": per_step_delta.tolist(),
+        "psnr_true": float(psnr_true),
+        "psnr_other": float(psnr_other),
+        "delta_psnr_frame_mean": ctrl["delta_frame_mean"].overall(),
     }
     if idm is not None:
         controllability["idm_accuracy"] = {k: v.overall() for k, v in idm_acc.items()}
