@@ -23,7 +23,7 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
 PARAMS = {"300M": 325_197_826, "700M": 704_851_970, "1.2B": 1_266_958_338}
 
 
-@pytest.mark.parametrize("name", ["tiny", "tiny_embedding"])
+@pytest.mark.parametrize("name", ["tiny", "tiny_embedding", "tiny_compressive"])
 def test_tiny_config_fits_and_tests(name, tmp_path):
     check_config_runs(CONFIGS / f"{name}.yaml", tmp_path)
 

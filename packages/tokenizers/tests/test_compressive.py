@@ -89,9 +89,10 @@ def test_changing_the_context_changes_the_decoded_future():
             assert diff == 0
 
 
-def _train(tok: CompressiveTokenizer, frames: torch.Tensor, steps: int) -> float:
+def _train(tok: CompressiveTokenizer, frames: torch.Tensor, steps: int, **kw) -> float:
     """Train on one fixed batch (random context length per step); future-frame L1 after."""
-    module = CompressiveModule(tok, lr=3e-3, perceptual_weight=0.0, max_context_frames=2)
+    args = {"lr": 3e-3, "perceptual_weight": 0.0, "max_context_frames": 2, **kw}
+    module = CompressiveModule(tok, **args)
     opt = module.configure_optimizers()
     tok.train()
     for _ in range(steps):
@@ -279,3 +280,31 @@ def test_crafter_config_fits_and_tests_at_tiny_size(tmp_path):
     assert CompressiveTokenizer.from_pretrained(tmp_path / "export").tokens_per_frame(
         16, 16
     ) == FrameTokens(context=16, future=1)
+
+
+def test_untrained_residual_tokenizer_copies_the_latest_context_frame():
+    tok, video = _tok(future_residual=True), _video(t=5)
+    lat = tok.encode(video, context_frames=2)
+    assert torch.equal(lat.context_frames, video[:, :2])
+    out = tok.decode(lat)
+    for t in range(2, 5):  # every future frame is the real frame 1, exactly
+        torch.testing.assert_close(out[:, t], video[:, 1], rtol=0, atol=0)
+    # without the real pixels the anchor is the context tokens' reconstruction
+    bare = tok.decode(Latents(lat.values, "discrete", lat.future, lat.context_indices))
+    torch.testing.assert_close(bare[:, 3], out[:, 1])
+    # goal-first context (4, 0, 1): the anchor is the latest context frame before the future
+    goal = tok.encode(video, context_indices=(4, 0, 1))
+    torch.testing.assert_close(tok.decode(goal)[:, 2], video[:, 1], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="context_frames must be"):
+        tok.decode(Latents(lat.values, "discrete", lat.future, (0, 1), video[:, :1]))
+
+
+def test_residual_tokenizer_learns_changes_and_round_trips(squares, tmp_path):
+    tok = _tok(future_residual=True)
+    with torch.no_grad():
+        copy_last = (squares[:, 2:] - squares[:, 1:2]).abs().mean().item()
+    # MSE, not L1: L1 keeps the change output at zero (module docstring)
+    trained = _train(tok, squares, 60, l1_weight=0.0, mse_weight=1.0, min_context_frames=2)
+    assert trained < 0.7 * copy_last  # well below its copy-last initialisation
+    again = check_save_load(tok, forward=lambda m: m.decode(m.encode(squares, context_frames=2)))
+    assert again.future_residual

@@ -11,17 +11,19 @@ Per step ``t``::
   (iVideoGPT): ``K = 0`` and the action is embedded and added at the slot.
 - The slot ``S_t`` follows the action: its output predicts the reward and done of step
   ``t`` and the first token of ``F_{t+1}``.
+- With a compressive tokenizer (iVideoGPT), the first ``T0`` steps are *context* steps with
+  ``N`` tokens from the context codebook (``V_c`` ids) and the later steps *future* steps with
+  ``n < N`` tokens from the future codebook (``V_f`` ids); only future frames are predicted.
 
 Differences from the papers: MineWorld puts action tokens after the frame (as here) but has
 no slot or reward; iVideoGPT puts its slot *before* each future frame and adds the action
 there — we place it after the action so that the slot's output can predict the reward of that
-action, which both layouts need. A compressive tokenizer (iVideoGPT, context frames with
-``N`` tokens and future frames with ``n < N``) would give context and future steps different
-``n``; this layout keeps one ``n`` for all steps for now (see the README's open items).
+action, which both layouts need.
 
-Every id lives in one vocabulary: frame ids ``[0, V)``, then each action component's ids
-(plus one *null* id each, for unknown actions), then the slot id. A second, *role* index
-(``[0, n + K]``: frame token ``j``, action component ``k``, slot) selects a learned role
+Every id lives in one vocabulary: frame ids ``[0, V)`` (compressive: context ids ``[0, V_c)``
+then future ids ``[V_c, V_c + V_f)``), then each action component's ids (plus one *null* id
+each, for unknown actions), then the slot id. A second, *role* index (frame token ``j``, then
+compressive future token ``j``, action component ``k``, slot) selects a learned role
 embedding, so that the network knows where in the frame a token sits.
 """
 
@@ -38,27 +40,59 @@ __all__ = ["SequenceLayout"]
 class SequenceLayout:
     """Ids, roles and positions of the frame/action/slot sequence (see the module docstring).
 
+    ``h, w, n, vocab_size`` describe the *predicted* frames (the future frames of a
+    compressive layout); ``ch, cw, nc, context_vocab_size`` the context frames (the same
+    numbers without a compressive tokenizer).
+
     Args:
-        grid: ``(h, w)`` frame tokens per step.
-        vocab_size: frame token vocabulary ``V``.
+        grid: ``(h, w)`` frame tokens per step (compressive: per context step).
+        vocab_size: frame token vocabulary ``V`` (compressive: the context codebook ``V_c``).
         action_spec: the actions.
         action_mode: ``"tokens"`` or ``"embedding"``.
+        future_grid: compressive only: ``(h', w')`` tokens per future step.
+        future_vocab_size: compressive only: the future codebook ``V_f``.
+        context_steps: compressive only: ``T0``, the context steps starting every sequence.
     """
 
     def __init__(
-        self, grid: tuple[int, int], vocab_size: int, action_spec: ActionSpec, action_mode: str
+        self,
+        grid: tuple[int, int],
+        vocab_size: int,
+        action_spec: ActionSpec,
+        action_mode: str,
+        future_grid: tuple[int, int] | None = None,
+        future_vocab_size: int | None = None,
+        context_steps: int = 0,
     ) -> None:
         if action_mode not in ("tokens", "embedding"):
             raise ValueError(f"action_mode must be 'tokens' or 'embedding'; got {action_mode!r}")
-        self.h, self.w = int(grid[0]), int(grid[1])
+        self.compressive = future_grid is not None
+        if self.compressive and (not future_vocab_size or context_steps < 1):
+            raise ValueError(
+                "a compressive layout needs future_vocab_size and context_steps >= 1; got "
+                f"{future_vocab_size}, {context_steps}"
+            )
+        self.ch, self.cw = int(grid[0]), int(grid[1])
+        self.nc = self.ch * self.cw
+        self.context_vocab_size = int(vocab_size)
+        if self.compressive:
+            self.h, self.w = int(future_grid[0]), int(future_grid[1])  # type: ignore[index]
+            self.vocab_size = int(future_vocab_size)  # type: ignore[arg-type]
+            self.t0 = int(context_steps)
+            self.future_offset = self.context_vocab_size  # future ids follow context ids
+            self.future_role_offset = self.nc
+        else:
+            self.h, self.w, self.vocab_size, self.t0 = self.ch, self.cw, self.context_vocab_size, 0
+            self.future_offset = self.future_role_offset = 0
         self.n = self.h * self.w
-        self.vocab_size = int(vocab_size)
         self.spec = action_spec
         self.mode = action_mode
         self.k = action_spec.num_tokens if action_mode == "tokens" else 0
-        self.step_len = self.n + self.k + 1
+        self.step_len = self.n + self.k + 1  # a predicted step
+        self.context_step_len = self.nc + self.k + 1
+        self.action_role_start = self.future_role_offset + self.n
         sizes = action_spec.token_vocab_sizes if action_mode == "tokens" else ()
-        offsets, start = [], self.vocab_size
+        offsets, start = [], self.future_offset + self.vocab_size
         for size in sizes:
             offsets.append(start)
             start += size + 1  # + null id
@@ -66,14 +100,21 @@ class SequenceLayout:
         self.action_null = torch.tensor([o + s for o, s in zip(offsets, sizes)], dtype=torch.long)
         self.slot_id = start
         self.num_ids = start + 1
-        self.num_roles = self.step_len
+        self.num_roles = self.action_role_start + self.k + 1
 
     # ------------------------------------------------------------------ pieces of a step
     def frame_roles(self, device: torch.device | None = None) -> Tensor:
-        return torch.arange(self.n, device=device)
+        """Roles of a predicted frame's tokens."""
+        return torch.arange(self.n, device=device) + self.future_role_offset
 
     def action_slot_roles(self, device: torch.device | None = None) -> Tensor:
-        return torch.arange(self.n, self.step_len, device=device)
+        return torch.arange(self.action_role_start, self.num_roles, device=device)
+
+    def step_start(self, t: int) -> int:
+        """Sequence position where step ``t`` begins."""
+        if t <= self.t0:
+            return t * self.context_step_len
+        return self.t0 * self.context_step_len + (t - self.t0) * self.step_len
 
     def action_slot_ids(self, actions: Tensor | None, null: Tensor | None, batch: int) -> Tensor:
         """Ids of ``A_t S_t`` for actions ``[*B, *action_shape]`` → ``[*B, K + 1]``.
@@ -99,25 +140,47 @@ class SequenceLayout:
 
     # ------------------------------------------------------------------ whole sequences
     def build(
-        self, tokens: Tensor, actions: Tensor | None, null: Tensor | None = None
+        self,
+        tokens: Tensor,
+        actions: Tensor | None,
+        null: Tensor | None = None,
+        future: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Frame tokens ``[B, T, h, w]`` and actions ``[B, T, ...]`` → ids ``[B, T·L]`` and
-        roles ``[T·L]`` (``L = n + K + 1``), every step ending with its action and slot."""
-        b, t = tokens.shape[:2]
-        frame = tokens.reshape(b, t, self.n)
+        """Frame tokens ``[B, T, h, w]`` and actions ``[B, T, ...]`` → ids ``[B, S]`` and
+        roles ``[S]``, every step ending with its action and slot. Compressive: ``tokens``
+        are the ``T0`` context steps ``[B, T0, ch, cw]`` and ``future`` the rest
+        ``[B, T - T0, h, w]``; ``actions`` cover all ``T`` steps."""
+        b, tc = tokens.shape[:2]
+        if self.compressive and tc != self.t0:
+            raise ValueError(f"expected {self.t0} context steps; got {tc}")
+        parts = [tokens.reshape(b, tc, self.nc)]
+        roles = [torch.arange(self.nc, device=tokens.device).expand(tc, -1)]
+        if future is not None:
+            if not self.compressive:
+                raise ValueError("future tokens need a compressive layout")
+            tf = future.shape[1]
+            parts.append(future.reshape(b, tf, self.n) + self.future_offset)
+            roles.append(self.frame_roles(tokens.device).expand(tf, -1))
+        t = tc + (0 if future is None else future.shape[1])
         acts = self.action_slot_ids(actions, null, b) if actions is not None else None
         if acts is None:
             acts = self.action_slot_ids(None, None, b)[:, None].expand(b, t, self.k + 1)
-        ids = torch.cat([frame, acts], dim=-1).reshape(b, t * self.step_len)
-        roles = torch.arange(self.step_len, device=tokens.device).repeat(t)
-        return ids, roles
+        tail = self.action_slot_roles(tokens.device)
+        ids = [torch.cat([f, acts[:, i : i + f.shape[1]]], dim=-1).flatten(1)
+               for i, f in zip((0, tc), parts)]  # fmt: skip
+        role = [torch.cat([r, tail.expand(r.shape[0], -1)], dim=-1).flatten() for r in roles]
+        return torch.cat(ids, dim=1), torch.cat(role)
 
     def slot_positions(self, num_steps: int, device: torch.device | None = None) -> Tensor:
         """Positions of ``S_0 … S_{T-1}``."""
-        return torch.arange(num_steps, device=device) * self.step_len + self.step_len - 1
+        return torch.tensor(
+            [self.step_start(t + 1) - 1 for t in range(num_steps)], device=device, dtype=torch.long
+        )
 
     def predictor_positions(self, num_steps: int, device: torch.device | None = None) -> Tensor:
-        """``[T - 1, n]``: the positions whose outputs predict ``F_1 … F_{T-1}`` (the slot
-        before each frame, then the frame's own tokens but the last)."""
-        base = self.slot_positions(num_steps - 1, device)  # [T - 1]
+        """``[T - first, n]``: the positions whose outputs predict ``F_first … F_{T-1}``
+        (``first = 1``, compressive ``T0``): the slot before each frame, then the frame's own
+        tokens but the last."""
+        first = max(self.t0, 1)
+        base = self.slot_positions(num_steps - 1, device)[first - 1 :]  # [T - first]
         return base[:, None] + torch.arange(self.n, device=device)[None, :]

@@ -34,7 +34,8 @@ class ARWorldModelModule(L.LightningModule):
         action_dropout: probability of replacing a step's action by the null action, so the
             model also runs from frames alone (``reset`` without context actions).
         goal_prob: probability of a batch being goal-conditioned: the clip's last frame is
-            placed first, followed by a null action (iVideoGPT's rearrangement).
+            placed first, followed by a null action (iVideoGPT's rearrangement); per-frame
+            tokenizers only.
     """
 
     def __init__(
@@ -52,23 +53,27 @@ class ARWorldModelModule(L.LightningModule):
         self.save_hyperparameters(ignore=["model"])
         self.model = model
 
-    def _tokens(self, batch: dict[str, Tensor]) -> Tensor:
+    def _tokens(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
         if "tokens" in batch:
-            return batch["tokens"].long()
-        return self.model.encode_frames(batch["frames"])
+            future = batch.get("future_tokens")
+            return batch["tokens"].long(), None if future is None else future.long()
+        return self.model.encode_clip(batch["frames"])
 
     def losses(self, batch: dict[str, Tensor], train: bool = False) -> dict[str, Tensor]:
         """Loss terms and metrics for one batch (``train`` enables action dropout and goals)."""
-        tokens, actions = self._tokens(batch), batch["actions"]
+        (tokens, future), actions = self._tokens(batch), batch["actions"]
         rewards = batch["rewards"].float()
         dones = batch.get("dones", torch.zeros_like(rewards)).float()
-        b, t = tokens.shape[:2]
+        b = tokens.shape[0]
+        t = tokens.shape[1] + (0 if future is None else future.shape[1])
+        actions = actions[:, :t]
+        rewards, dones = rewards[:, :t], dones[:, :t]
         hp = self.hparams
         null = None
         if train and hp.action_dropout > 0:
             null = torch.rand(b, t, device=tokens.device) < hp.action_dropout
         frame_from = 0
-        goal = train and hp.goal_prob > 0 and t < self.model.max_frames
+        goal = train and hp.goal_prob > 0 and t < self.model.max_frames and future is None
         if goal and torch.rand(()) < hp.goal_prob:
             tokens = torch.cat([tokens[:, -1:], tokens], dim=1)
             actions = torch.cat([actions[:, :1], actions], dim=1)
@@ -78,9 +83,9 @@ class ARWorldModelModule(L.LightningModule):
             rewards = torch.cat([rewards[:, :1], rewards], dim=1)
             dones = torch.cat([dones[:, :1], dones], dim=1)
             frame_from = 1  # no reward/done target for the goal step
-        out = self.model(tokens, actions, null)
-        logits = out.frame_logits  # [B, T - 1, n, V]
-        target = tokens[:, 1:].flatten(2)  # [B, T - 1, n]
+        out = self.model(tokens, actions, null, future)
+        logits = out.frame_logits  # [B, T - 1, n, V] (compressive: [B, T - T0, n, V_f])
+        target = (tokens[:, 1:] if future is None else future).flatten(2)
         ce = F.cross_entropy(logits.flatten(0, 2).float(), target.flatten())
         reward = F.mse_loss(out.reward[:, frame_from:].float(), rewards[:, frame_from:])
         done = F.binary_cross_entropy_with_logits(

@@ -40,6 +40,11 @@ def build_token_cache(
     tok: Any = load_pretrained(tokenizer) if isinstance(tokenizer, str | os.PathLike) else tokenizer
     if not isinstance(tok, Tokenizer) or tok.kind != "discrete":
         raise TypeError(f"tokenizer must be a discrete wmkit Tokenizer; got {type(tok).__name__}")
+    if hasattr(tok, "future_tokens_shape"):
+        raise ValueError(
+            "token caches hold per-frame tokens; a compressive tokenizer's context/future split "
+            "depends on the clip, so train compressive world models on frames"
+        )
     if hasattr(tok, "to"):
         tok = tok.to(device).eval()
     out = Path(out)

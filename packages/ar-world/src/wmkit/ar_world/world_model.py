@@ -5,6 +5,15 @@ tokens (iVideoGPT, Wu et al. 2024; MineWorld, Guo et al. 2025), usable through
 Frames go through any frozen discrete ``wmkit.core.Tokenizer`` (per-frame: temporal
 compression 1); the transformer predicts the next frame's tokens one by one (raster) or
 along anti-diagonals (``diagonal_decoding``), and a reward and done at each step's slot.
+
+A *compressive* tokenizer (iVideoGPT: ``encode(video, context_frames=T0)`` gives ``N`` tokens
+per context frame in ``Latents.values`` and ``n < N`` per future frame in ``Latents.future``;
+it exposes ``future_vocab_size`` and ``future_tokens_shape``) gives the compressive layout:
+``T0`` context steps, then future steps, only future frames predicted, and every future frame
+decoded from its tokens together with the context tokens and the observed context frames
+(``Latents.context_frames``). When the window is full the newest ``T0`` frames become the new
+context (re-encoded), so play goes on forever. Goal and video-prompt prefixes need the
+per-frame layout.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from wmkit.ar_world.sizes import SIZES
 from wmkit.ar_world.transformer import Transformer
 from wmkit.core import (
     ActionSpec,
+    Latents,
     PretrainedMixin,
     StepOutput,
     StepwiseRolloutMixin,
@@ -48,7 +58,8 @@ class ARWorldModelOutput:
     """Teacher-forced outputs for a clip of ``T`` steps.
 
     Attributes:
-        frame_logits: ``[B, T - 1, n, V]``, logits of the tokens of frames ``1 … T - 1``.
+        frame_logits: ``[B, T - 1, n, V]``, logits of the tokens of frames ``1 … T - 1``
+            (compressive: ``[B, T - T0, n, V_f]``, the future frames).
         reward: ``[B, T]`` predicted reward of each step's action.
         done_logits: ``[B, T]`` logits of each step ending the episode.
     """
@@ -74,6 +85,8 @@ class ARState(WorldState):
     cache: KVCache | None = None
     inputs: Tensor | None = None
     pos: int = 0
+    context_frames: Tensor | None = None
+    recent_frames: list[Tensor] = field(default_factory=list)
 
     def clone(self) -> ARState:
         cache = None
@@ -95,6 +108,8 @@ class ARState(WorldState):
             cache=cache,
             inputs=self.inputs,
             pos=self.pos,
+            context_frames=self.context_frames,
+            recent_frames=list(self.recent_frames),
         )
 
 
@@ -122,6 +137,8 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         top_k: sample among the ``top_k`` most likely tokens.
         top_p: nucleus sampling threshold.
         gradient_checkpointing: recompute blocks in the backward pass.
+        context_frames: compressive tokenizers only: ``T0`` context steps (default: the
+            tokenizer's ``default_context_frames``, else 1).
     """
 
     def __init__(
@@ -141,6 +158,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         top_k: int | None = None,
         top_p: float = 1.0,
         gradient_checkpointing: bool = False,
+        context_frames: int | None = None,
     ) -> None:
         super().__init__()
         if size not in SIZES:
@@ -164,9 +182,22 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         shape = self.tokenizer.tokens_shape(1, *self.frame_size)
         if len(shape) != 3:
             raise ValueError(f"tokenizer.tokens_shape(1, H, W) must be (1, h, w); got {shape}")
+        self.compressive = hasattr(self.tokenizer, "future_tokens_shape")
+        compressive: dict[str, Any] = {}
+        if self.compressive:
+            t0 = context_frames or getattr(self.tokenizer, "default_context_frames", None) or 1
+            if not 1 <= t0 < max_frames:
+                raise ValueError(f"context_frames must be in [1, max_frames - 1]; got {t0}")
+            fshape = self.tokenizer.future_tokens_shape(t0 + 1, *self.frame_size, t0)
+            compressive = {
+                "future_grid": (fshape[1], fshape[2]),
+                "future_vocab_size": self.tokenizer.future_vocab_size,
+                "context_steps": t0,
+            }
         self.layout = SequenceLayout(
-            (shape[1], shape[2]), self.tokenizer.vocab_size, action_spec, action_mode
-        )
+            (shape[1], shape[2]), self.tokenizer.vocab_size, action_spec, action_mode,
+            **compressive,
+        )  # fmt: skip
         self.max_frames, self.refresh_keep = max_frames, keep
         self.decoding, self.window, self.offset, self.use_cache = (
             decoding,
@@ -225,54 +256,98 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         return self.embed(ids) + self.role(roles)  # [B, S, D]
 
     # ------------------------------------------------------------------ training forward
-    def encode_frames(self, frames: Tensor, name: str = "frames") -> Tensor:
-        """Frames ``[B, T, C, H, W]`` in [-1, 1] → token ids ``[B, T, h, w]`` (frozen)."""
+    def _check_frames(self, frames: Tensor, name: str) -> None:
         check_video(frames, name)
         if tuple(frames.shape[-2:]) != self.frame_size:
             raise ValueError(
                 f"{name} must be {self.frame_size[0]}x{self.frame_size[1]} (frame_size); got "
                 f"{frames.shape[-2]}x{frames.shape[-1]}"
             )
+
+    def encode_frames(self, frames: Tensor, name: str = "frames") -> Tensor:
+        """Frames ``[B, T, C, H, W]`` in [-1, 1] → token ids ``[B, T, h, w]`` (frozen; each
+        frame as a context frame with a compressive tokenizer)."""
+        self._check_frames(frames, name)
         with torch.no_grad():
+            if self.compressive:
+                return self.tokenizer.encode(frames, context_frames=frames.shape[1]).values
             latents = self.tokenizer.encode(frames)
         if latents.future is not None:
             raise ValueError(
-                "compressive tokenizers (Latents.future) are not supported yet by ARWorldModel"
+                "the tokenizer returned future tokens but has no future_tokens_shape; "
+                "compressive tokenizers need both"
             )
         return latents.values
 
+    def encode_clip(self, frames: Tensor, name: str = "frames") -> tuple[Tensor, Tensor | None]:
+        """A training clip ``[B, T, C, H, W]`` → ``(tokens, future)``: per-frame layout
+        ``([B, T, h, w], None)``; compressive ``([B, T0, N-grid], [B, T - T0, n-grid])``."""
+        if not self.compressive:
+            return self.encode_frames(frames, name), None
+        self._check_frames(frames, name)
+        if frames.shape[1] <= self.layout.t0:
+            raise ValueError(
+                f"{name} needs more than context_frames = {self.layout.t0} frames; got "
+                f"{frames.shape[1]}"
+            )
+        with torch.no_grad():
+            latents = self.tokenizer.encode(frames, context_frames=self.layout.t0)
+        return latents.values, latents.future
+
     def forward(
-        self, tokens: Tensor, actions: Tensor, null_actions: Tensor | None = None
+        self,
+        tokens: Tensor,
+        actions: Tensor,
+        null_actions: Tensor | None = None,
+        future_tokens: Tensor | None = None,
     ) -> ARWorldModelOutput:
         """Teacher-forced pass over a clip.
 
         Args:
-            tokens: frame token ids ``long [B, T, h, w]`` (``encode_frames`` or a token cache).
+            tokens: frame token ids ``long [B, T, h, w]`` (``encode_frames`` or a token cache);
+                compressive: the ``T0`` context frames' ids ``[B, T0, ch, cw]``.
             actions: ``[B, T, *action_shape]``; action ``t`` follows frame ``t``.
             null_actions: optional ``bool [B, T]``: replace those actions by the null action
                 (action dropout, so the model also works without context actions).
+            future_tokens: compressive only: future frames' ids ``[B, T - T0, h, w]``
+                (``encode_clip``).
         """
-        b, t = tokens.shape[:2]
-        if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (self.layout.h, self.layout.w):
+        lay = self.layout
+        if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (lay.ch, lay.cw):
             raise ValueError(
-                f"tokens must be [B, T, {self.layout.h}, {self.layout.w}]; got "
-                f"{tuple(tokens.shape)}"
+                f"tokens must be [B, T, {lay.ch}, {lay.cw}]; got {tuple(tokens.shape)}"
             )
+        if lay.compressive:
+            if future_tokens is None or tokens.shape[1] != lay.t0:
+                raise ValueError(
+                    f"a compressive layout needs tokens [B, {lay.t0}, ...] (context) and "
+                    f"future_tokens; got tokens {tuple(tokens.shape)}, future_tokens "
+                    f"{None if future_tokens is None else tuple(future_tokens.shape)}"
+                )
+            if future_tokens.ndim != 4 or tuple(future_tokens.shape[2:]) != (lay.h, lay.w):
+                raise ValueError(
+                    f"future_tokens must be [B, T - T0, {lay.h}, {lay.w}]; got "
+                    f"{tuple(future_tokens.shape)}"
+                )
+        elif future_tokens is not None:
+            raise ValueError("future_tokens need a compressive tokenizer")
+        b = tokens.shape[0]
+        t = tokens.shape[1] + (0 if future_tokens is None else future_tokens.shape[1])
         if t > self.max_frames:
             raise ValueError(f"clip has {t} frames but max_frames is {self.max_frames}")
         self.action_spec.validate(actions, name="actions")
         if tuple(actions.shape[:2]) != (b, t):
             raise ValueError(f"actions must be [B, T, ...] = {(b, t)}; got {tuple(actions.shape)}")
-        ids, roles = self.layout.build(tokens, actions, null_actions)
-        x = self._embed(ids, roles)  # [B, T·L, D]
+        ids, roles = self.layout.build(tokens, actions, null_actions, future_tokens)
+        x = self._embed(ids, roles)  # [B, S, D]
         slots = self.layout.slot_positions(t, x.device)
         if self.layout.mode == "embedding":
             extra = torch.zeros_like(x)
             extra[:, slots] = self._action_vector(actions, null_actions, (b, t)).to(x.dtype)
             x = x + extra
         h = self.transformer(x, torch.arange(x.shape[1], device=x.device))  # [B, T·L, D]
-        pred = self.layout.predictor_positions(t, x.device)  # [T - 1, n]
-        frame_logits = self.frame_head(h[:, pred])  # [B, T - 1, n, V]
+        pred = self.layout.predictor_positions(t, x.device)  # [T - first, n]
+        frame_logits = self.frame_head(h[:, pred])  # [B, T - first, n, V]
         hs = h[:, slots]  # [B, T, D]
         return ARWorldModelOutput(
             frame_logits=frame_logits,
@@ -295,8 +370,15 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         """(Re)build the window ``prefix + recent frames`` and run it through the model."""
         frames = state.prefix_tokens + state.tokens
         acts = state.prefix_actions + state.actions  # one fewer than frames
+        future = None
+        if self.layout.compressive:  # T0 context grids, then future grids
+            t0 = self.layout.t0
+            if len(frames) > t0:
+                future = torch.stack(frames[t0:], dim=1)
+            frames = frames[:t0]
         tokens = torch.stack(frames, dim=1)  # [B, T, h, w]
-        b, t = tokens.shape[:2]
+        b = tokens.shape[0]
+        t = tokens.shape[1] + (0 if future is None else future.shape[1])
         spec = self.action_spec
         filler = torch.zeros((b, *spec.action_shape), dtype=spec.dtype, device=tokens.device)
         if spec.kind == "continuous":
@@ -307,7 +389,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         null = torch.tensor([a is None for a in acts] + [True], device=tokens.device)
         actions = torch.stack(padded, dim=1)  # [B, T, ...]
         null_bt = null[None].expand(b, t)
-        ids, roles = self.layout.build(tokens, actions, null_bt)
+        ids, roles = self.layout.build(tokens, actions, null_bt, future)
         x = self._embed(ids, roles)
         if self.layout.mode == "embedding":
             slots = self.layout.slot_positions(t, x.device)
@@ -320,7 +402,8 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         state.inputs = None
         if self.use_cache:
             if state.cache is None:
-                max_len = self.max_frames * self.layout.step_len
+                lay = self.layout
+                max_len = lay.step_start(self.max_frames)
                 state.cache = self.transformer.new_cache(b, max_len, x.device, x.dtype)
             state.cache.reset()
         positions = torch.arange(p, device=x.device)
@@ -353,6 +436,13 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 conditioning. Pinned across refreshes.
         """
         check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
+        if self.compressive:
+            if goal_frame is not None or prompt_frames is not None:
+                raise ValueError(
+                    "goal_frame and prompt_frames need a per-frame tokenizer; this world model "
+                    "uses a compressive one"
+                )
+            return self._reset_compressive(context_frames, context_actions)
         b = context_frames.shape[0]
         prefix_tokens: list[Tensor] = []
         prefix_actions: list[Tensor | None] = []
@@ -389,6 +479,43 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self._prefill(state)
         return state
 
+    def _reset_compressive(self, context_frames: Tensor, context_actions: Tensor | None) -> ARState:
+        t0 = self.layout.t0
+        self._check_frames(context_frames, "context_frames")
+        if context_frames.shape[1] < t0:
+            raise ValueError(
+                f"context_frames must have at least context_frames = {t0} frames (the "
+                f"compressive layout's context); got {context_frames.shape[1]}"
+            )
+        frames = context_frames[:, -t0:]
+        total = context_frames.shape[1]
+        acts: list[Tensor | None] = [
+            context_actions[:, i] if context_actions is not None else None
+            for i in range(total - t0, total - 1)
+        ]
+        state = ARState(t=total, frames=context_frames[:, -1:], actions=acts)
+        self._anchor(state, frames)
+        self._prefill(state)
+        return state
+
+    def _anchor(self, state: ARState, frames: Tensor) -> None:
+        """Make ``frames [B, T0, C, H, W]`` the compressive context (tokens and pixels)."""
+        state.tokens = list(self.encode_frames(frames, "context").unbind(1))
+        state.context_frames = frames
+        state.recent_frames = list(frames.unbind(1))
+
+    def _decode_future(self, state: ARState, grid: Tensor) -> Tensor:
+        """A compressive future frame's ids ``[B, h, w]`` → frame ``[B, C, H, W]``."""
+        t0 = self.layout.t0
+        latents = Latents(
+            values=torch.stack(state.tokens[:t0], dim=1),
+            kind="discrete",
+            future=grid[:, None],
+            context_indices=tuple(range(t0)),
+            context_frames=state.context_frames,
+        )
+        return self.tokenizer.decode(latents)[:, -1]
+
     @torch.no_grad()
     def step(self, state: WorldState, action: Tensor) -> StepOutput:
         """Take ``action`` ``[B, ...]`` after the last frame; returns the next frame."""
@@ -398,7 +525,12 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         b = state.tokens[-1].shape[0]
         if action.shape[0] != b:
             raise ValueError(f"action has batch size {action.shape[0]} but the state has {b}")
-        if len(state.prefix_tokens) + len(state.tokens) >= self.max_frames:  # window full
+        if self.compressive and len(state.tokens) >= self.max_frames:  # window full: re-anchor
+            t0 = self.layout.t0
+            state.actions = state.actions[len(state.actions) - (t0 - 1) :] if t0 > 1 else []
+            self._anchor(state, torch.stack(state.recent_frames[-t0:], dim=1))
+            self._prefill(state)
+        elif len(state.prefix_tokens) + len(state.tokens) >= self.max_frames:  # window full
             keep = min(self.refresh_keep, self.max_frames - len(state.prefix_tokens) - 1)
             keep = max(keep, 1)
             state.tokens = state.tokens[-keep:]
@@ -420,21 +552,31 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         roles = layout.frame_roles(device)
 
         def feed(tok: Tensor, index: Tensor) -> Tensor:
-            h = self._run(state, self._embed(tok, roles[index]), base + index)
+            ids = tok + layout.future_offset
+            h = self._run(state, self._embed(ids, roles[index]), base + index)
             return self.frame_head(h)  # [B, S, V]
 
         first = self.frame_head(slot)
         if self.decoding == "diagonal":
+            previous = state.tokens[-1]
+            if previous.shape[-2:] != (layout.h, layout.w):  # a compressive context grid
+                previous = None
             grid = diagonal_decode(
                 feed, first, layout.h, layout.w, self.sampler, self.window, self.offset,
-                placeholder=state.tokens[-1],
+                placeholder=previous,
             )  # fmt: skip
         else:
             grid = raster_decode(feed, first, layout.h, layout.w, self.sampler)
         state.pos = base + layout.n
         state.tokens.append(grid)
         state.actions.append(action)
-        frame = self.tokenizer.decode(grid[:, None]).clamp(-1, 1)[:, 0]  # [B, C, H, W]
+        if self.compressive:
+            frame = self._decode_future(state, grid).clamp(-1, 1)
+            state.recent_frames = [*state.recent_frames[-(self.layout.t0 - 1) :], frame]
+            if self.layout.t0 == 1:
+                state.recent_frames = [frame]
+        else:
+            frame = self.tokenizer.decode(grid[:, None]).clamp(-1, 1)[:, 0]  # [B, C, H, W]
         state.t += 1
         state.frames = frame.unsqueeze(1)
         return StepOutput(frame=frame, reward=reward, state=state, done=done)

@@ -43,12 +43,18 @@ class Latents:
         future: compressive tokenizers only: tokens of the frames after the context,
             ``long [B, T - T0, h', w']`` (fewer per frame than ``values``).
         context_indices: compressive tokenizers only: which input frames were the context.
+        context_frames: compressive tokenizers only, optional: the real context frames
+            ``float [B, T0, C, H, W]`` (in ``context_indices`` order). A tokenizer that decodes
+            future frames relative to the context (``future_residual``) uses them instead of
+            the context tokens' reconstruction; ``encode`` fills them in, and a world model
+            that keeps its observed frames passes them along.
     """
 
     values: Tensor
     kind: Literal["discrete", "continuous"]
     future: Tensor | None = None
     context_indices: tuple[int, ...] | None = None
+    context_frames: Tensor | None = None
 
 
 @runtime_checkable

@@ -16,6 +16,16 @@ its default ``None`` makes **every frame a context frame**, which is what the
 ``wmkit.core.Tokenizer`` contract needs (``decode(latents.values)`` must give back the whole
 video, and a bare tensor cannot carry future tokens).
 
+**Residual future frames** (``future_residual=True``, our addition): each future frame is
+decoded as the latest context frame *in pixels* plus the future decoder's output, whose last
+convolution starts at zero, so an untrained tokenizer reproduces copy-last-frame exactly and
+future tokens only have to describe the change. The anchor is the real context frame whenever
+it is known (``encode`` keeps it in ``Latents.context_frames``; a world model passes its
+observed frames), else the context tokens' reconstruction. In iVideoGPT the future decoder
+must redraw the whole frame through cross-attention to the context decoder's features, so
+static content is limited by the context tokens' fidelity; on Crafter, where most steps change
+a few pixels, that costs more than the tokens gain.
+
 Where we differ from iVideoGPT: the backbone reuses this package's per-frame blocks
 (``SpatialResBlock`` etc., GroupNorm per frame) instead of diffusers' ``Encoder``; codes come
 from FSQ (default) or EMA/cosine/dead-code-reset VQ (vector-quantize-pytorch) instead of
@@ -237,6 +247,8 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
             the ablation and benchmark baseline).
         cross_attention_levels: how many of the deepest resolution levels cross-attend.
         context_frames: default ``T0`` of ``encode(video)`` (``None``: all frames).
+        future_residual: decode future frames as the latest context frame plus a change
+            (module docstring).
         in_channels: video channels.
         channels: override the size's base width.
         multipliers: override the size's channel multipliers.
@@ -262,6 +274,7 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
         cross_attention: bool = True,
         cross_attention_levels: int = 2,
         context_frames: int | None = None,
+        future_residual: bool = False,
         in_channels: int = 3,
         channels: int | None = None,
         multipliers: list[int] | None = None,
@@ -316,6 +329,10 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
         self.future_decoder = _FrameDecoder(latent, in_channels, cross_levels=cross, **arch)
         self.patch_in = nn.Linear(latent * future_patch**2, fut_dim)
         self.patch_out = nn.Linear(fut_dim, latent * future_patch**2)
+        self.future_residual = future_residual
+        if future_residual:  # an untrained model copies the anchor frame
+            nn.init.zeros_(self.future_decoder.conv_out.conv.weight)
+            nn.init.zeros_(self.future_decoder.conv_out.conv.bias)
 
     # ------------------------------------------------------------------ protocol properties
     @property
@@ -428,8 +445,10 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
         fut_codes: Tensor | None,
         ctx: tuple[int, ...],
         fut: tuple[int, ...],
+        context_frames: Tensor | None = None,
     ) -> Tensor:
-        """Codes ``[B, D, T0, h, w]`` and ``[B, Df, Tf, h', w']`` → video ``[B, T, C, H, W]``."""
+        """Codes ``[B, D, T0, h, w]`` and ``[B, Df, Tf, h', w']`` → video ``[B, T, C, H, W]``;
+        ``context_frames [B, C, T0, H, W]``: real context pixels, the residual anchor."""
         frames, feats = self.context_decoder(ctx_codes)  # [B, C, T0, H, W]
         if fut_codes is not None and fut_codes.shape[2] > 0:
             h, w = ctx_codes.shape[-2:]
@@ -441,6 +460,11 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
                     f"match context tokens [.., {h}, {w}] (future_patch={self.p})"
                 )
             future, _ = self.future_decoder(y, feats if self.cross_attention else None)
+            if self.future_residual:
+                before = [i for i, c in enumerate(ctx) if c < fut[0]]
+                j = max(before, key=lambda i: ctx[i]) if before else len(ctx) - 1
+                source = frames if context_frames is None else context_frames.to(frames.dtype)
+                future = future + source[:, :, j : j + 1]
             frames = torch.cat([frames, future], dim=2)
         order = torch.tensor(ctx + fut, device=frames.device).argsort()
         return rearrange(frames[:, :, order], "b c t h w -> b t c h w")
@@ -456,7 +480,8 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
         self._check_input(video)
         ctx, fut = self.split(video.shape[1], context_frames, context_indices)
         qc, qf = self._encode(video, ctx, fut)
-        recon = self._decode(qc.codes, qf.codes if qf is not None else None, ctx, fut)
+        anchor = rearrange(video[:, list(ctx)], "b t c h w -> b c t h w")
+        recon = self._decode(qc.codes, qf.codes if qf is not None else None, ctx, fut, anchor)
         loss = qc.loss + (qf.loss if qf is not None else 0.0)
         b = video.shape[0]
         h, w = qc.ids.shape[-2:]
@@ -486,7 +511,13 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
         qc, qf = self._encode(video, ctx, fut)
         b, h, w = video.shape[0], *qc.ids.shape[-2:]
         future = qf.ids if qf is not None else qc.ids.new_zeros((b, 0, h // self.p, w // self.p))
-        return Latents(values=qc.ids, kind="discrete", future=future, context_indices=ctx)
+        return Latents(
+            values=qc.ids,
+            kind="discrete",
+            future=future,
+            context_indices=ctx,
+            context_frames=video[:, list(ctx)],
+        )
 
     def decode(self, latents: Latents | Tensor) -> Tensor:
         """``Latents`` (context ids, future ids, context indices) or context ids alone
@@ -515,7 +546,16 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
         ctx, fut = self.split(t0 + tf, context_indices=ctx_idx)
         ctx_codes = self.context_quantizer.ids_to_codes(values)  # [B, D, T0, h, w]
         fut_codes = self.future_quantizer.ids_to_codes(future) if tf else None
-        return self._decode(ctx_codes, fut_codes, ctx, fut).clamp(-1, 1)
+        anchor = latents.context_frames if isinstance(latents, Latents) else None
+        if anchor is not None:
+            check_video(anchor, "latents.context_frames", channels=self.in_channels)
+            if anchor.shape[:2] != values.shape[:2]:
+                raise ValueError(
+                    f"latents.context_frames must be [B, T0, C, H, W] with B, T0 = "
+                    f"{tuple(values.shape[:2])}; got {tuple(anchor.shape)}"
+                )
+            anchor = rearrange(anchor, "b t c h w -> b c t h w")
+        return self._decode(ctx_codes, fut_codes, ctx, fut, anchor).clamp(-1, 1)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

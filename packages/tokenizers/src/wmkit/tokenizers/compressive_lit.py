@@ -1,6 +1,9 @@
 """`CompressiveModule`: trains a :class:`~wmkit.tokenizers.compressive.CompressiveTokenizer`.
 
 Loss (VQGAN objective as in iVideoGPT): ``l1_weight·|x - x̂| + perceptual_weight·LPIPS``
+(``mse_weight·(x - x̂)²`` beside or instead of L1: a residual tokenizer needs it, because L1's
+constant-size gradients on the many unchanged pixels hold its change output at zero; measured
+on moving squares, L1 stays at copy-last while MSE learns the motion)
 (``wmkit.core.lpips``; skipped with one warning when its weights are missing) ``+`` the
 quantizers' commitment / entropy terms. Each batch draws its context length uniformly from
 ``[min_context_frames, min(max_context_frames, T - 1)]`` so one tokenizer serves every
@@ -36,6 +39,7 @@ class CompressiveModule(L.LightningModule):
         betas: AdamW betas.
         weight_decay: AdamW weight decay.
         l1_weight: weight of the pixel L1 loss.
+        mse_weight: weight of the pixel MSE loss (use it for ``future_residual`` tokenizers).
         future_weight: extra factor on the future frames' L1 (and LPIPS).
         perceptual_weight: weight of LPIPS (0 disables it).
         perceptual_net: LPIPS backbone, ``alex`` or ``vgg``.
@@ -55,6 +59,7 @@ class CompressiveModule(L.LightningModule):
         betas: tuple[float, float] = (0.9, 0.99),
         weight_decay: float = 0.0,
         l1_weight: float = 1.0,
+        mse_weight: float = 0.0,
         future_weight: float = 1.0,
         perceptual_weight: float = 1.0,
         perceptual_net: str = "alex",
@@ -109,9 +114,14 @@ class CompressiveModule(L.LightningModule):
         recon = out.reconstruction
         weights = torch.full((frames.shape[1],), float(hp.future_weight), device=frames.device)
         weights[list(context)] = 1.0
-        per_frame = (recon - frames).abs().mean(dim=(0, 2, 3, 4))  # [T]
+        error = recon - frames
+        per_frame = error.abs().mean(dim=(0, 2, 3, 4))  # [T]
         losses = {"l1": (per_frame * weights).sum() / weights.sum()}
         total = hp.l1_weight * losses["l1"]
+        if hp.get("mse_weight", 0.0) > 0:
+            per_frame_mse = error.square().mean(dim=(0, 2, 3, 4))
+            losses["mse"] = (per_frame_mse * weights).sum() / weights.sum()
+            total = total + hp.mse_weight * losses["mse"]
         lpips = self._perceptual_net(frames.device)
         if lpips is not None:
             losses["perceptual"] = perceptual_distance(lpips, recon, frames)

@@ -15,12 +15,13 @@ from wmkit.core.testing.conformance import (
 from wmkit.core.testing.moving_squares import MovingSquaresEpisodes, moving_squares
 from wmkit.core.testing.readme import readme_examples, run_readme_examples
 from wmkit.core.testing.suites import LatentActionModelTests, TokenizerTests, WorldModelTests
-from wmkit.core.testing.toys import ToyTokenizer, ToyWorldModel
+from wmkit.core.testing.toys import ToyCompressiveTokenizer, ToyTokenizer, ToyWorldModel
 
 __all__ = [
     "LatentActionModelTests",
     "MovingSquaresEpisodes",
     "TokenizerTests",
+    "ToyCompressiveTokenizer",
     "ToyTokenizer",
     "ToyWorldModel",
     "WorldModelTests",

@@ -21,7 +21,7 @@ from wmkit.core.protocols import Latents, StepOutput, WorldState
 from wmkit.core.video import check_video
 from wmkit.core.world_model import StepwiseRolloutMixin, check_world_model_inputs
 
-__all__ = ["ToyTokenizer", "ToyWorldModel"]
+__all__ = ["ToyCompressiveTokenizer", "ToyTokenizer", "ToyWorldModel"]
 
 
 class ToyWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
@@ -172,3 +172,87 @@ class ToyTokenizer(nn.Module, PretrainedMixin):
         b = x.shape[0]
         x = F.interpolate(rearrange(x, "b t c h w -> (b t) c h w"), scale_factor=self.patch)
         return rearrange(x, "(b t) c h w -> b t c h w", b=b).clamp(-1, 1)
+
+
+class ToyCompressiveTokenizer(nn.Module, PretrainedMixin):
+    """Weight-free *compressive* tokenizer (iVideoGPT's layout, for tests): context frames get
+    fine tokens (a :class:`ToyTokenizer` with ``patch``), future frames coarse ones (a
+    ``ToyTokenizer`` with ``patch · future_patch``). A future frame decodes to the latest
+    context frame (``Latents.context_frames`` when given, else the context tokens' decoding)
+    wherever its coarse tokens equal that frame's, and to the coarse decoding elsewhere: exact
+    on unchanged regions, like a residual compressive tokenizer.
+
+    Args:
+        patch: context spatial compression.
+        future_patch: extra compression of future frames.
+        levels: quantization levels per channel (both codebooks).
+        channels: image channels.
+        context_frames: default ``T0`` of ``encode(video)`` (``None``: every frame).
+    """
+
+    def __init__(
+        self,
+        patch: int = 4,
+        future_patch: int = 2,
+        levels: int = 2,
+        channels: int = 3,
+        context_frames: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.fine = ToyTokenizer(patch, levels, channels)
+        self.coarse = ToyTokenizer(patch * future_patch, levels, channels)
+        self.default_context_frames = context_frames
+
+    kind = "discrete"
+    latent_channels = None
+    temporal_compression = 1
+
+    @property
+    def vocab_size(self) -> int:
+        return self.fine.vocab_size  # type: ignore[return-value]
+
+    @property
+    def future_vocab_size(self) -> int:
+        return self.coarse.vocab_size  # type: ignore[return-value]
+
+    @property
+    def spatial_compression(self) -> int:
+        return self.fine.patch
+
+    def _t0(self, num_frames: int, context_frames: int | None) -> int:
+        t0 = self.default_context_frames if context_frames is None else context_frames
+        return num_frames if t0 is None else min(t0, num_frames)
+
+    def tokens_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+        self.coarse.tokens_shape(1, height, width)
+        return self.fine.tokens_shape(self._t0(num_frames, None), height, width)
+
+    def future_tokens_shape(
+        self, num_frames: int, height: int, width: int, context_frames: int | None = None
+    ) -> tuple[int, ...]:
+        t0 = self._t0(num_frames, context_frames)
+        return self.coarse.tokens_shape(num_frames - t0, height, width)
+
+    def encode(self, video: Tensor, context_frames: int | None = None) -> Latents:
+        check_video(video, channels=self.fine.channels)
+        t0 = self._t0(video.shape[1], context_frames)
+        return Latents(
+            values=self.fine.encode(video[:, :t0]).values,
+            kind="discrete",
+            future=self.coarse.encode(video[:, t0:]).values,
+            context_indices=tuple(range(t0)),
+            context_frames=video[:, :t0],
+        )
+
+    def decode(self, latents: Latents | Tensor) -> Tensor:
+        values = latents.values if isinstance(latents, Latents) else latents
+        context = self.fine.decode(values)
+        future = latents.future if isinstance(latents, Latents) else None
+        if future is None or future.shape[1] == 0:
+            return context
+        given = latents.context_frames if isinstance(latents, Latents) else None
+        anchor = (context if given is None else given)[:, -1:]  # [B, 1, C, H, W]
+        same = self.coarse.encode(anchor).values == future  # [B, Tf, h', w']
+        p = self.coarse.patch
+        mask = same.repeat_interleave(p, -2).repeat_interleave(p, -1).unsqueeze(2)
+        return torch.cat([context, torch.where(mask, anchor, self.coarse.decode(future))], 1)
