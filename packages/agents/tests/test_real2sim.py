@@ -3,9 +3,10 @@ wrong model)."""
 
 import math
 
+import numpy as np
 import pytest
 
-from wmkit.agents import RandomPolicy, evaluate_policies, pairwise_agreement
+from wmkit.agents import OpenLoopPolicy, RandomPolicy, evaluate_policies, pairwise_agreement
 from wmkit.agents.testing import SquareGoalEnv, SquareGoalExpert, SquareGoalWorldModel
 
 
@@ -58,3 +59,33 @@ def test_pairwise_agreement_and_errors():
     with pytest.raises(ValueError, match="mismatched"):
         evaluate_policies({"r": RandomPolicy(env.action_spec)}, env,
                           SquareGoalWorldModel(16, continuous=True), seeds=[0])  # fmt: skip
+
+
+def test_open_loop_replay_of_an_expert_scores_the_same_in_real_env_and_exact_model():
+    """An expert's recorded actions replayed open loop act identically in the real env and in
+    an exact world model (batched over starts), and beat standing still."""
+    env = SquareGoalEnv(16, continuous=True, max_steps=12, start="corner")
+    expert, frame, actions = SquareGoalExpert(16), env.reset(0), []
+    for _ in range(env.max_steps):
+        actions.append(expert(frame[None])[0])
+        frame, _, done = env.step(actions[-1])
+        if done:
+            break
+    policies = {"replayed_expert": OpenLoopPolicy(np.stack(actions)),
+                "still": OpenLoopPolicy(np.zeros((1, 2), np.float32))}  # fmt: skip
+    report = evaluate_policies(policies, env, SquareGoalWorldModel(16), seeds=[0, 0])
+    replay, still = report.policies
+    assert replay.model_return == pytest.approx(replay.real_return, abs=1e-4)
+    assert replay.real_success == replay.model_success == 1.0
+    assert replay.real_return > still.real_return and report.pairwise_accuracy == 1.0
+
+
+def test_open_loop_policy_repeats_and_rewinds():
+    policy = OpenLoopPolicy(np.eye(3, dtype=np.float32)[:2])
+    assert policy(np.zeros((4, 8, 8, 3))).shape == (4, 3)
+    np.testing.assert_array_equal(policy(np.zeros((1, 8, 8, 3))), [[0, 1, 0]])
+    np.testing.assert_array_equal(policy(np.zeros((1, 8, 8, 3))), [[0, 1, 0]])  # holds last
+    policy.reset()
+    np.testing.assert_array_equal(policy(np.zeros((1, 8, 8, 3))), [[1, 0, 0]])
+    with pytest.raises(ValueError, match="non-empty"):
+        OpenLoopPolicy(np.zeros((0, 3)))

@@ -17,7 +17,7 @@ from wmkit.agents.mixed_buffer import MixedReplayBuffer
 from wmkit.agents.objectives import GoalImageObjective, Objective, RewardObjective
 from wmkit.agents.planner_policy import PlannerPolicy
 from wmkit.agents.planners import CEMPlanner, MPPIPlanner, PlanResult, SamplingPlanner
-from wmkit.agents.policies import Policy, RandomPolicy, SB3Policy
+from wmkit.agents.policies import OpenLoopPolicy, Policy, RandomPolicy, SB3Policy
 from wmkit.agents.real2sim import PolicyScore, Real2SimReport, evaluate_policies, pairwise_agreement
 from wmkit.agents.real_env import RealEnv, RealGymEnv, make_real_env
 from wmkit.agents.rewards import FrameReward, GoalImageReward
@@ -39,6 +39,7 @@ __all__ = [
     "MPPIPlanner",
     "MixedReplayBuffer",
     "Objective",
+    "OpenLoopPolicy",
     "PlanResult",
     "PlannerPolicy",
     "Policy",

@@ -14,7 +14,7 @@ import numpy as np
 
 from wmkit.core import ActionSpec
 
-__all__ = ["Policy", "RandomPolicy", "SB3Policy"]
+__all__ = ["OpenLoopPolicy", "Policy", "RandomPolicy", "SB3Policy"]
 
 
 @runtime_checkable
@@ -74,3 +74,35 @@ class SB3Policy:
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         action, _ = self.model.predict(obs, deterministic=self.deterministic)
         return np.asarray(action)
+
+
+class OpenLoopPolicy:
+    """Replays a fixed action sequence, one action per call, the same for every env of a batch.
+
+    Scripted experts that read the simulator's state (Meta-World's ``metaworld.policies``)
+    cannot act in a world model, which only shows frames; from a fixed start their actions
+    are a fixed sequence, so replaying it open loop gives the same episode in the real env and
+    a policy the world model can run too (Real2Sim). After the last action it repeats the last
+    one; ``reset()`` rewinds to the first.
+
+    Args:
+        actions: ``[T, *action_shape]`` actions, ``T >= 1``.
+    """
+
+    def __init__(self, actions: np.ndarray) -> None:
+        actions = np.asarray(actions)
+        if actions.ndim < 1 or len(actions) < 1:
+            raise ValueError(
+                f"actions must be a non-empty sequence [T, *action_shape]; got shape "
+                f"{actions.shape}"
+            )
+        self.actions = actions
+        self.t = 0
+
+    def reset(self) -> None:
+        self.t = 0
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        action = self.actions[min(self.t, len(self.actions) - 1)]
+        self.t += 1
+        return np.repeat(action[None], obs.shape[0], axis=0)
