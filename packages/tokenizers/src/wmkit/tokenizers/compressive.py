@@ -330,9 +330,21 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
         self.patch_in = nn.Linear(latent * future_patch**2, fut_dim)
         self.patch_out = nn.Linear(fut_dim, latent * future_patch**2)
         self.future_residual = future_residual
-        if future_residual:  # an untrained model copies the anchor frame
-            nn.init.zeros_(self.future_decoder.conv_out.conv.weight)
-            nn.init.zeros_(self.future_decoder.conv_out.conv.bias)
+        if future_residual:
+            # a full-resolution path that sees the anchor's pixels (7x7 receptive field), so a
+            # change such as the whole view shifting by a few pixels is a local operation
+            w0 = widths[0]
+            self.anchor_refine = nn.Sequential(
+                FrameConv2d(w0 + in_channels, w0, 3),
+                nn.SiLU(),
+                FrameConv2d(w0, w0, 3),
+                nn.SiLU(),
+                FrameConv2d(w0, in_channels, 3),
+            )
+            # an untrained model copies the anchor frame
+            for conv in (self.future_decoder.conv_out, self.anchor_refine[-1]):
+                nn.init.zeros_(conv.conv.weight)
+                nn.init.zeros_(conv.conv.bias)
 
     # ------------------------------------------------------------------ protocol properties
     @property
@@ -459,12 +471,15 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
                     f"future tokens [.., {fut_codes.shape[-2]}, {fut_codes.shape[-1]}] do not "
                     f"match context tokens [.., {h}, {w}] (future_patch={self.p})"
                 )
-            future, _ = self.future_decoder(y, feats if self.cross_attention else None)
+            future, ffeats = self.future_decoder(y, feats if self.cross_attention else None)
             if self.future_residual:
                 before = [i for i, c in enumerate(ctx) if c < fut[0]]
                 j = max(before, key=lambda i: ctx[i]) if before else len(ctx) - 1
                 source = frames if context_frames is None else context_frames.to(frames.dtype)
-                future = future + source[:, :, j : j + 1]
+                anchor = source[:, :, j : j + 1].expand(-1, -1, future.shape[2], -1, -1)
+                hidden = F.silu(self.future_decoder.norm_out(ffeats[-1]))
+                change = self.anchor_refine(torch.cat([hidden, anchor], dim=1))
+                future = anchor + future + change
             frames = torch.cat([frames, future], dim=2)
         order = torch.tensor(ctx + fut, device=frames.device).argsort()
         return rearrange(frames[:, :, order], "b c t h w -> b t c h w")

@@ -50,7 +50,7 @@ class QuickstartPlan:
     clip_length: int = 8
     tokenizer_steps: int = 600
     world_steps: int = 1000
-    tokenizer_size: str = "small"
+    tokenizer_size: str = "tiny"
     world_size: str = "small"
     batch_size: int = 8
     eval_batches: int = 4
@@ -115,32 +115,42 @@ class QuickstartPlan:
         }
 
     def tokenizer_config(self) -> dict[str, Any]:
-        """VidTok-style tokenizer, per frame (1×8×8) so the AR model sees one token grid per
-        frame, with FSQ ids (1,000 codes)."""
+        """iVideoGPT-style compressive tokenizer: each context frame gets ``(R/s)²`` tokens
+        (``s`` = 4 at 32², 8 above), each future frame 4× fewer, decoded as the latest real
+        context frame plus a change (``future_residual``: an untrained tokenizer is exactly
+        copy-last-frame, and future tokens only describe what moved). Trained with MSE (L1
+        keeps a residual decoder at zero change) on clips of ``context`` + the rest."""
         return {
             "seed_everything": self.seed,
             "trainer": self._trainer("tokenizer", self.tokenizer_steps),
             "model": {
-                "class_path": "wmkit.tokenizers.lit.VidTokModule",
+                "class_path": "wmkit.tokenizers.compressive_lit.CompressiveModule",
                 "init_args": {
                     "lr": 2e-3,
+                    "l1_weight": 0.0,
+                    "mse_weight": 1.0,
                     "perceptual_weight": 0.0,
+                    "min_context_frames": self.context,
+                    "max_context_frames": self.context,
+                    "eval_context_frames": self.context,
                     "export_dir": str(self.out / "tokenizer"),
                     "log_videos_every_n_epochs": 0,
                     "tokenizer": {
-                        "class_path": "wmkit.tokenizers.vidtok.VidTokTokenizer",
+                        "class_path": "wmkit.tokenizers.compressive.CompressiveTokenizer",
                         "init_args": {
                             "size": self.tokenizer_size,
-                            "regularizer": "fsq",
-                            "fsq_levels": [8, 5, 5, 5],
                             "spatial_compression": 4 if self.resolution <= 32 else 8,
-                            "temporal_compression": 1,
-                            "temporal_mixing": False,
+                            "future_patch": 2,
+                            "future_residual": True,
+                            "context_frames": self.context,
+                            "context_levels": [8, 5, 5, 5],
+                            "future_levels": [8, 5, 5, 5],
+                            "cross_attention_levels": 2,
                         },
                     },
                 },
             },
-            "data": self._data(with_steps=False, clip_length=2),
+            "data": self._data(with_steps=False, clip_length=self.clip_length),
         }
 
     def world_config(self, action_spec: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +176,7 @@ class QuickstartPlan:
                             "size": self.world_size,
                             "action_mode": "tokens",
                             "max_frames": self.clip_length,
+                            "context_frames": self.context,
                             "decoding": "diagonal",
                             "window": 4,
                             "temperature": 1.0,

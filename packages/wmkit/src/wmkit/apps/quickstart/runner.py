@@ -121,6 +121,7 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
             plan.episodes,
             resolution=plan.resolution,
             seed=plan.seed,
+            policy=plan.policy,
             frame_format="npz",
             max_steps=plan.max_steps,
         )
