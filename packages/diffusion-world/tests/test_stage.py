@@ -16,7 +16,11 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
 TINY = ["tiny.yaml", "tiny_svd_unet.yaml"]
 # parameter counts stated in the README
-REAL = {"crafter_dit_base.yaml": 179_797_296, "crafter_svd_unet_small.yaml": 29_470_559}
+REAL = {
+    "crafter_dit_base.yaml": 179_797_296,
+    "crafter_svd_unet_small.yaml": 29_470_559,
+    "crafter32_dit_edm.yaml": 524_112,
+}
 
 
 def test_configs_are_all_covered():

@@ -17,6 +17,12 @@ from wmkit.diffusion_world.causalize import (
     tiny_svd_unet_config,
 )
 from wmkit.diffusion_world.dit import DIT_SIZES, SpatioTemporalDiT
+from wmkit.diffusion_world.edm import (
+    EDMNextFrameSampler,
+    edm_scalings,
+    sample_training_sigmas,
+    sigma_to_level,
+)
 from wmkit.diffusion_world.sampler import NextFrameSampler, guided_prediction
 from wmkit.diffusion_world.schedulers import (
     SAMPLERS,
@@ -38,16 +44,20 @@ __all__ = [
     "CausalTemporalConv3d",
     "DiffusionLoss",
     "DiffusionWorldModel",
+    "EDMNextFrameSampler",
     "FrameGroupNorm",
     "NextFrameSampler",
     "SpatioTemporalDiT",
     "add_frame_noise",
     "causalize",
+    "edm_scalings",
     "frame_target",
     "guided_prediction",
     "load_diffusers_unet",
     "make_sampling_scheduler",
     "make_training_scheduler",
+    "sample_training_sigmas",
+    "sigma_to_level",
     "tiny_svd_unet_config",
     "transfer_temporal_kernel",
 ]

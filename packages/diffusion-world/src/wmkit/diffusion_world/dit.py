@@ -86,7 +86,8 @@ class SpatioTemporalDiT(nn.Module):
     ``[B, T, C, H, W]`` (the prediction named by the diffusion objective).
 
     Args:
-        in_channels: channels of the frames (3 for pixels, the tokenizer's latent channels).
+        in_channels: channels of the frames (3 for pixels, the tokenizer's latent channels),
+            plus any conditioning channels concatenated to them (e.g. the previous frame).
         image_size: frame height and width (square).
         patch_size: side of the square patches.
         hidden_size: token width.
@@ -94,6 +95,7 @@ class SpatioTemporalDiT(nn.Module):
         num_heads: attention heads.
         mlp_ratio: MLP width over ``hidden_size``.
         gradient_checkpointing: recompute blocks in the backward pass to save memory.
+        out_channels: channels of the prediction (``None``: ``in_channels``).
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class SpatioTemporalDiT(nn.Module):
         num_heads: int = 2,
         mlp_ratio: float = 4.0,
         gradient_checkpointing: bool = False,
+        out_channels: int | None = None,
     ) -> None:
         super().__init__()
         if image_size % patch_size:
@@ -117,6 +120,7 @@ class SpatioTemporalDiT(nn.Module):
                 f"hidden_size {hidden_size} must be a multiple of num_heads {num_heads}"
             )
         self.in_channels, self.image_size, self.patch_size = in_channels, image_size, patch_size
+        self.out_channels = in_channels if out_channels is None else out_channels
         self.cond_dim = hidden_size
         self.gradient_checkpointing = gradient_checkpointing
         num_patches = (image_size // patch_size) ** 2
@@ -128,7 +132,7 @@ class SpatioTemporalDiT(nn.Module):
         self.blocks = nn.ModuleList(_Block(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
         self.norm_out = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
-        self.proj_out = nn.Linear(hidden_size, in_channels * patch_size**2)
+        self.proj_out = nn.Linear(hidden_size, self.out_channels * patch_size**2)
         for layer in (self.ada_out[1], self.proj_out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -161,4 +165,6 @@ class SpatioTemporalDiT(nn.Module):
                 tokens = block(tokens, emb)
         shift, scale = self.ada_out(emb)[:, :, None].chunk(2, dim=-1)  # [B, T, 1, D] each
         out = self.proj_out(_modulate(self.norm_out(tokens), shift, scale))  # [B, T, N, C p p]
-        return rearrange(out, "b t (h w) (c p q) -> b t c (h p) (w q)", h=h // p, p=p, q=p, c=c)
+        return rearrange(
+            out, "b t (h w) (c p q) -> b t c (h p) (w q)", h=h // p, p=p, q=p, c=self.out_channels
+        )

@@ -18,6 +18,23 @@ Sampling (``reset`` / ``step`` / ``rollout``, the ``wmkit.core.WorldModel`` prot
 :class:`~wmkit.diffusion_world.sampler.NextFrameSampler` denoises the newest frame with
 the history clean (or lightly noised) inside a sliding window of ``context_window`` frames,
 so rollouts can run longer than the training clips.
+
+Options (off by default, so 0.1.0 configs behave as before) that target next-frame quality:
+
+- ``objective="edm"``: EDM preconditioning and noise levels (:mod:`~wmkit.diffusion_world.edm`,
+  as DIAMOND), sampled with diffusers' ``EDMEulerScheduler``.
+- ``residual=True``: the diffusion runs on the *change* from the previous clean frame,
+  ``y_t = x_t - x_{t-1}``, and the network also sees ``x_{t-1}`` as extra input channels (the
+  way DIAMOND and GameNGen condition on clean past frames). With the zero-initialised output
+  of the DiT an untrained model predicts ``y = 0``, i.e. it starts as copy-last-frame, and
+  only learns what changes. Where this meets Diffusion Forcing: the base ``x_{t-1}`` is always
+  the *clean* previous frame (at sampling the history is clean anyway), so frame ``t``'s
+  output still depends on frames ``< t`` only, while the network's own inputs keep their
+  independent per-frame noise levels. The first frame of a clip (or window) has no previous
+  frame: its base is zeros, it is kept clean and gets no loss (it is context only).
+- ``clean_history_prob``: each training frame is kept clean (level 0, no loss) with this
+  probability, so the network learns from the clean-history situation it meets while
+  sampling (needed by ``edm``, whose training noise levels never reach 0; default 0.5 there).
 """
 
 from __future__ import annotations
@@ -44,6 +61,12 @@ from wmkit.diffusion_world.action_embedding import ActionEmbedding
 from wmkit.diffusion_world.causal_layers import TemporalConvRule
 from wmkit.diffusion_world.causalize import SVD_UNET_SIZES, causalize, load_diffusers_unet
 from wmkit.diffusion_world.dit import DIT_SIZES, SpatioTemporalDiT
+from wmkit.diffusion_world.edm import (
+    EDMNextFrameSampler,
+    edm_scalings,
+    sample_training_sigmas,
+    sigma_to_level,
+)
 from wmkit.diffusion_world.sampler import NextFrameSampler
 from wmkit.diffusion_world.schedulers import (
     PredictionType,
@@ -58,7 +81,8 @@ __all__ = ["DiffusionLoss", "DiffusionWorldModel"]
 
 @dataclass
 class DiffusionLoss:
-    """``loss`` (scalar), the per-frame noise levels used and scalars to log."""
+    """``loss`` (scalar), the per-frame noise levels used (``timesteps [B, T]``: DDPM
+    timesteps, or σ with ``objective="edm"``; 0 for clean context frames) and scalars to log."""
 
     loss: Tensor
     timesteps: Tensor
@@ -93,6 +117,19 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         guidance_scale: causal action guidance scale (1: none; 0: unconditional).
         history_noise_level: timestep the history is noised to while sampling.
         context_window: frames the network sees at once while sampling (history + new).
+        objective: ``"ddpm"`` (diffusers' DDPM forward process, ``prediction_type``,
+            ``sampler``) or ``"edm"`` (EDM preconditioning, Euler sampling with diffusers'
+            ``EDMEulerScheduler``; ``prediction_type``/``sampler``/``beta_schedule`` unused).
+        residual: diffuse the change from the clean previous frame, which the network also
+            sees as extra channels; an untrained model equals copy-last-frame (``dit`` only).
+        clean_history_prob: per-frame probability of a clean, loss-free context frame in
+            training (``None``: 0 for ``ddpm``, 0.5 for ``edm``).
+        sigma_data: ``edm``: standard deviation of what is diffused (frames, or frame changes
+            with ``residual``).
+        sigma_min: ``edm``: smallest sampling noise level.
+        sigma_max: ``edm``: largest sampling noise level (where sampling starts).
+        p_mean: ``edm``: mean of ``ln σ`` in training.
+        p_std: ``edm``: standard deviation of ``ln σ`` in training.
     """
 
     def __init__(
@@ -116,6 +153,14 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         guidance_scale: float = 1.0,
         history_noise_level: int = 0,
         context_window: int = 8,
+        objective: Literal["ddpm", "edm"] = "ddpm",
+        residual: bool = False,
+        clean_history_prob: float | None = None,
+        sigma_data: float = 0.5,
+        sigma_min: float = 0.002,
+        sigma_max: float = 5.0,
+        p_mean: float = -0.4,
+        p_std: float = 1.2,
     ) -> None:
         super().__init__()
         if isinstance(action_spec, dict):
@@ -124,6 +169,24 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             raise ValueError(f"action_dropout must be in [0, 1]; got {action_dropout}")
         if context_window < 2:
             raise ValueError(f"context_window must be >= 2; got {context_window}")
+        if objective not in ("ddpm", "edm"):
+            raise ValueError(f"objective must be 'ddpm' or 'edm'; got {objective!r}")
+        if clean_history_prob is None:
+            clean_history_prob = 0.5 if objective == "edm" else 0.0
+        if not 0.0 <= clean_history_prob < 1.0:
+            raise ValueError(f"clean_history_prob must be in [0, 1); got {clean_history_prob}")
+        if residual and network != "dit":
+            raise ValueError(f"residual=True needs network='dit'; got network={network!r}")
+        if sigma_data <= 0:
+            raise ValueError(f"sigma_data must be > 0; got {sigma_data}")
+        if objective == "edm" and history_noise_level:
+            raise ValueError(
+                "history_noise_level is for objective='ddpm'; the edm sampler keeps the "
+                f"history clean (got {history_noise_level})"
+            )
+        self.objective, self.residual = objective, residual
+        self.clean_history_prob = clean_history_prob
+        self.sigma_data, self.p_mean, self.p_std = sigma_data, p_mean, p_std
         self._action_spec = action_spec
         self.channels, self.image_size = channels, image_size
         self.latent_scale = latent_scale
@@ -136,12 +199,24 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self._tokenizer: Tokenizer | None = None
         if tokenizer is not None:
             self.set_tokenizer(load_pretrained(tokenizer))
+        # residuals span [-2, 2]: no clipping of predicted samples to [-1, 1]
         self.train_scheduler = make_training_scheduler(
-            num_train_timesteps, beta_schedule, prediction_type, clip_sample=tokenizer is None
+            num_train_timesteps,
+            beta_schedule,
+            prediction_type,
+            clip_sample=tokenizer is None and not residual,
         )
-        self.sampler = NextFrameSampler(
-            self.train_scheduler, sampler, num_sampling_steps, guidance_scale, history_noise_level
-        )
+        self.sampler: NextFrameSampler | EDMNextFrameSampler
+        if objective == "edm":
+            self.sampler = EDMNextFrameSampler(
+                sigma_min, sigma_max, sigma_data, num_steps=num_sampling_steps,
+                guidance_scale=guidance_scale,
+            )  # fmt: skip
+        else:
+            self.sampler = NextFrameSampler(
+                self.train_scheduler, sampler, num_sampling_steps, guidance_scale,
+                history_noise_level,
+            )  # fmt: skip
 
     def _build_network(
         self,
@@ -157,7 +232,13 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             if pretrained is not None:
                 raise ValueError("pretrained_network is for network='svd_unet' only")
             args = {**DIT_SIZES[size], "patch_size": 2, **(kwargs or {})}
-            return SpatioTemporalDiT(in_channels=self.channels, image_size=self.image_size, **args)
+            extra = self.channels if self.residual else 0  # the previous frame, concatenated
+            return SpatioTemporalDiT(
+                in_channels=self.channels + extra,
+                image_size=self.image_size,
+                out_channels=self.channels,
+                **args,
+            )
         if network == "svd_unet":
             from diffusers import UNetSpatioTemporalConditionModel
 
@@ -249,9 +330,33 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         emb = self.action_embed(actions[:, : num_frames - 1])  # [B, T - 1, D]
         return torch.cat([null, emb], dim=1)
 
-    def forward(self, x: Tensor, timesteps: Tensor, cond: Tensor) -> Tensor:
-        """The denoiser: ``x [B, T, c, h, w]``, ``timesteps [B, T]``, ``cond [B, T, D]``."""
-        return self.network(x, timesteps, cond)
+    def bases(self, x: Tensor) -> Tensor:
+        """``residual``: what each frame of ``x [B, T, ...]`` is relative to: the previous clean
+        frame (zeros for the first) → ``[B, T, ...]``."""
+        return torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
+
+    def _net_input(self, x: Tensor, base: Tensor | None) -> Tensor:
+        if not self.residual:
+            return x
+        if base is None:
+            raise ValueError("residual=True: the denoiser needs base= (the previous frames)")
+        if base.shape != x.shape:
+            raise ValueError(f"base must have x's shape {tuple(x.shape)}; got {tuple(base.shape)}")
+        return torch.cat([x, base], dim=2)
+
+    def forward(
+        self, x: Tensor, levels: Tensor, cond: Tensor, base: Tensor | None = None
+    ) -> Tensor:
+        """The denoiser on noisy ``x [B, T, c, h, w]`` (frame changes with ``residual``, whose
+        ``base [B, T, c, h, w]`` are the clean previous frames), per-frame noise ``levels
+        [B, T]`` (``ddpm``: timesteps; ``edm``: σ) and conditions ``cond [B, T, D]``.
+        ``ddpm``: the network's raw prediction (``prediction_type``); ``edm``: the denoised
+        frames ``D`` (preconditioned)."""
+        if self.objective == "ddpm":
+            return self.network(self._net_input(x, base), levels, cond)
+        c_skip, c_out, c_in = edm_scalings(levels.float()[..., None, None, None], self.sigma_data)
+        out = self.network(self._net_input(c_in * x, base), sigma_to_level(levels.float()), cond)
+        return c_skip * x + c_out * out
 
     # ------------------------------------------------------------------ training
     def loss(self, frames: Tensor, actions: Tensor | None = None) -> DiffusionLoss:
@@ -267,19 +372,43 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                     f"{(b, t)}; got {tuple(actions.shape)}"
                 )
         x = self.encode(frames)  # [B, T, c, h, w]
-        n = self.train_scheduler.config.num_train_timesteps
-        timesteps = torch.randint(0, n, (b, t), device=x.device)
-        noise = torch.randn_like(x)
-        noisy = add_frame_noise(self.train_scheduler, x, noise, timesteps)
+        base = self.bases(x) if self.residual else None
+        y = x - base if base is not None else x  # what is diffused
+        clean = torch.zeros(b, t, dtype=torch.bool, device=x.device)  # context frames, no loss
+        if self.clean_history_prob > 0:
+            clean = torch.rand(b, t, device=x.device) < self.clean_history_prob
+        if self.residual:
+            clean[:, 0] = True
+        if self.objective == "ddpm":
+            n = self.train_scheduler.config.num_train_timesteps
+            timesteps = torch.randint(0, n, (b, t), device=x.device)
+            if clean.any():
+                timesteps = timesteps.masked_fill(clean, 0)
+        else:
+            sigmas = sample_training_sigmas((b, t), self.p_mean, self.p_std, x.device)
+            timesteps = sigmas.masked_fill(clean, 0.0)
+        noise = torch.randn_like(y)
         cond = self.frame_conditions(actions, t, b)  # [B, T, D]
         if self.training and self.action_dropout > 0:
             keep = torch.rand(b, t, device=x.device) >= self.action_dropout
             cond = torch.where(keep[..., None], cond, self.action_embed.null_like((b, t)))
-        pred = self.network(noisy, timesteps, cond)
-        target = frame_target(self.train_scheduler, x, noise, timesteps)
+        if self.objective == "ddpm":
+            noisy = add_frame_noise(self.train_scheduler, y, noise, timesteps)
+            if clean.any():  # level 0 still adds a little noise in diffusers: keep them exact
+                noisy = torch.where(clean[..., None, None, None], y, noisy)
+            pred = self.network(self._net_input(noisy, base), timesteps, cond)
+            target = frame_target(self.train_scheduler, y, noise, timesteps)
+        else:  # EDM, in F's units: F ≈ (y - c_skip y_noisy) / c_out, weight λ = 1 / c_out²
+            s = timesteps[..., None, None, None]
+            noisy = y + s * noise
+            c_skip, c_out, c_in = edm_scalings(s, self.sigma_data)
+            net_in = self._net_input(c_in * noisy, base)
+            pred = self.network(net_in, sigma_to_level(timesteps), cond)
+            target = (y - c_skip * noisy) / c_out.clamp_min(1e-8)
         per_frame = F.mse_loss(pred.float(), target.float(), reduction="none").mean((2, 3, 4))
+        weight = (~clean).float()
         return DiffusionLoss(
-            loss=per_frame.mean(),
+            loss=(per_frame * weight).sum() / weight.sum().clamp_min(1.0),
             timesteps=timesteps,
             logs={
                 "mse_first_frame": per_frame[:, 0].mean(),
@@ -315,7 +444,18 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             )
         cond = self.action_embed(action)  # [B, D]
         null = self.action_embed.null_like((action.shape[0],))
-        new = self.sampler.sample(self, hist, hist_cond, cond, null)  # [B, c, h, w]
+        if self.residual:
+            base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1))  # [B, L + 1, c, h, w]
+
+            def denoise(x: Tensor, levels: Tensor, c: Tensor) -> Tensor:
+                reps = x.shape[0] // base.shape[0]  # guidance runs both branches as one batch
+                return self(x, levels, c, base=base.repeat(reps, 1, 1, 1, 1))
+
+            change = self.sampler.sample(denoise, hist - base[:, :-1], hist_cond, cond, null)
+            new = hist[:, -1] + change  # [B, c, h, w]
+        else:
+            new = self.sampler.sample(self, hist, hist_cond, cond, null)  # [B, c, h, w]
+
         frame = self.decode(new[:, None])[:, 0]  # [B, C, H, W]
         keep = self.context_window - 1
         x = torch.cat([hist, new[:, None]], dim=1)[:, -keep:]
