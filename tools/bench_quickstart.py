@@ -53,6 +53,7 @@ def main() -> None:
     p.add_argument("--preset", default="default", choices=sorted(PRESETS))
     p.add_argument("--device", default=None)
     p.add_argument("--size", default=None, help="world model size override")
+    p.add_argument("--world", default=None, choices=["ar", "diffusion"], help="world model family")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--data-dir", type=Path, help="reuse a recorded dataset (skips recording time)")
     p.add_argument("--out", type=Path, default=Path("results/bench_quickstart.json"))
@@ -63,6 +64,8 @@ def main() -> None:
         changes["device"] = args.device
     if args.size:
         changes["world_size"] = args.size
+    if args.world:
+        changes["world"] = args.world
     rows = []
     for repeat in range(args.repeats):
         work = Path(tempfile.mkdtemp(prefix="wmkit-bench-quickstart-"))
@@ -86,7 +89,8 @@ def main() -> None:
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {gpu}"
-    print(f"\nwmkit quickstart --preset {args.preset} ({hardware})\n")
+    world = changes.get("world", "ar")
+    print(f"\nwmkit quickstart --preset {args.preset} --world {world} ({hardware})\n")
     head = [
         "repeat",
         "total (s)",
@@ -96,6 +100,9 @@ def main() -> None:
         "evaluate",
         "PSNR model",
         "PSNR copy-last",
+        "PSNR tokenizer recon",
+        "SSIM model",
+        "SSIM copy-last",
         "beats copy-last",
         "ΔPSNR controllability",
         "play FPS",
@@ -108,6 +115,8 @@ def main() -> None:
             r["repeat"], f"{r['total_s']:.0f}",
             *(f"{s.get(k, 0):.0f}" for k in ("record", "tokenizer", "world", "evaluate")),
             f"{r['psnr']:.2f}", f"{r['copy_last_psnr']:.2f}",
+            "–" if r.get("reconstruction_psnr") is None else f"{r['reconstruction_psnr']:.2f}",
+            f"{r['ssim']:.3f}", f"{r['copy_last_ssim']:.3f}",
             "yes" if r["psnr"] > r["copy_last_psnr"] else "no", f"{r['delta_psnr']:+.2f}",
             f"{r['play_fps']:.1f}",
         ]  # fmt: skip

@@ -188,14 +188,24 @@ class QuickstartPlan:
             "data": self._data(with_steps=True, clip_length=self.clip_length),
         }
 
+    def _dit_overrides(self) -> dict[str, Any] | None:
+        """On CPU presets, a 4×4-patch DiT of width 96 (the best next-frame PSNR per CPU second
+        measured on Crafter 32², ``packages/diffusion-world/README.md``)."""
+        if self.device.startswith("cuda"):
+            return None
+        return {"patch_size": 4, "hidden_size": 96, "depth": 2, "num_heads": 4}
+
     def _diffusion_config(self, action_spec: dict[str, Any]) -> dict[str, Any]:
+        """Diffusion Forcing with a causal DiT on pixels, EDM objective, predicting the change
+        from the previous frame (``residual``), sampled in one step."""
         return {
             "seed_everything": self.seed,
             "trainer": self._trainer("world", self.world_steps),
             "model": {
                 "class_path": "wmkit.diffusion_world.lit.DiffusionForcingModule",
                 "init_args": {
-                    "lr": 1e-3,
+                    "lr": 2e-3,
+                    "warmup_steps": 50,
                     "eval_context": self.context,
                     "model": {
                         "class_path": "wmkit.diffusion_world.DiffusionWorldModel",
@@ -203,9 +213,13 @@ class QuickstartPlan:
                             "action_spec": action_spec,
                             "network": "dit",
                             "size": self.world_size,
+                            "network_kwargs": self._dit_overrides(),
                             "channels": 3,
                             "image_size": self.resolution,
-                            "num_sampling_steps": 4,
+                            "objective": "edm",
+                            "residual": True,
+                            "sigma_data": 0.1,
+                            "num_sampling_steps": 1,
                             "context_window": self.clip_length,
                         },
                     },
