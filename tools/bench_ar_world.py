@@ -1,7 +1,9 @@
-"""Benchmark wmkit.ar_world: rollout speed (raster vs diagonal, KV cache vs none) and quality
-(next-frame / 8-step PSNR and SSIM vs copy-last-frame, action controllability).
+"""Benchmark wmkit.ar_world: rollout speed (raster vs diagonal, KV cache vs none; diagonal
+decoding within a frame vs across frames) and quality (next-frame / 8-step PSNR and SSIM vs
+copy-last-frame, action controllability).
 
     uv run --no-sync python tools/bench_ar_world.py --quick
+    uv run --no-sync python tools/bench_ar_world.py --quick --part cross_frame
 
 Speed uses untrained weights (speed does not depend on them) and core's ToyTokenizer at 4x
 down, with frames sized so the grid is 16x16 (64x64 frames) or MineWorld's 24x14 (96x56).
@@ -61,6 +63,56 @@ def speed(args: argparse.Namespace) -> list[dict]:
                 "kv_cache": cache, "fps_median": statistics.median(fps),
                 "fps_min": min(fps), "fps_max": max(fps), "steps": steps,
             })  # fmt: skip
+    return rows
+
+
+def cross_frame_speed(args: argparse.Namespace) -> list[dict]:
+    """Rollout frames/s at 16x16 tokens: raster vs per-frame diagonal vs cross-frame diagonal
+    (the next frame starts before the current one ends; ``rollout`` with known actions), with
+    the forward passes per frame counted. 8-frame window, 2 context frames, so a rollout of
+    ``steps`` frames runs ``min(steps, 6)`` frames per cross-frame pipeline."""
+    rows = []
+    spec = ActionSpec.discrete(5)
+    steps = 6 if args.quick else 12
+    h = w = 64
+    settings = (
+        ("raster", "raster", False),
+        (f"diagonal (w={args.window}), per frame", "diagonal", False),
+        (f"diagonal (w={args.window}), across frames", "diagonal", True),
+    )
+    for label, decoding, cross in settings:
+        torch.manual_seed(0)
+        model = ARWorldModel(
+            spec, ToyTokenizer(patch=4, levels=4), frame_size=(h, w), size=args.size,
+            max_frames=8, decoding=decoding, window=args.window, temperature=1.0,
+            cross_frame=cross,
+        ).to(args.device).eval()  # fmt: skip
+        context = torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1
+        actions = spec.sample((1, steps)).to(args.device)
+        model.rollout(context, actions[:, :2])  # warm-up
+        passes = []
+        run = model._run
+
+        def counted(state, x, positions, run=run, passes=passes):
+            passes.append(1)
+            return run(state, x, positions)
+
+        model._run = counted
+        times = []
+        for _ in range(args.repeats):
+            passes.clear()
+            _sync(args.device)
+            t0 = time.perf_counter()
+            model.rollout(context, actions)
+            _sync(args.device)
+            times.append(time.perf_counter() - t0)
+        fps = [steps / t for t in times]
+        rows.append({
+            "grid": "16x16", "tokens_per_frame": model.tokens_per_frame, "decoding": label,
+            "cross_frame": cross, "passes_per_frame": len(passes) / steps,
+            "fps_median": statistics.median(fps), "fps_min": min(fps), "fps_max": max(fps),
+            "steps": steps,
+        })  # fmt: skip
     return rows
 
 
@@ -149,16 +201,53 @@ def main() -> None:
     p.add_argument("--window", type=int, default=16)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--out", default="results/bench_ar_world.json")
+    p.add_argument(
+        "--part", choices=("all", "speed", "cross_frame", "quality"), default="all",
+        help="run only one section",
+    )  # fmt: skip
+    p.add_argument("--out", default=None, help="default results/bench_ar_world[_PART].json")
     args = p.parse_args()
+    if args.out is None:
+        suffix = "" if args.part == "all" else f"_{args.part}"
+        args.out = f"results/bench_ar_world{suffix}.json"
     torch.set_num_threads(args.threads)
     hardware = (
         torch.cuda.get_device_name(0)
         if args.device.startswith("cuda")
         else f"CPU ({args.threads} thread(s)), no GPU"
     )
-    speed_rows = speed(args)
-    qual = quality(args)
+    part = args.part
+    speed_rows = speed(args) if part in ("all", "speed") else []
+    cross_rows = cross_frame_speed(args) if part in ("all", "cross_frame") else []
+    qual = quality(args) if part in ("all", "quality") else None
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "hardware": hardware, "args": vars(args), "speed": speed_rows,
+        "cross_frame": cross_rows, "quality": qual,
+    }  # fmt: skip
+    out.write_text(json.dumps(payload, indent=2))
+    if speed_rows:
+        _print_speed(args, hardware, speed_rows)
+    if cross_rows:
+        print(
+            f"\n## ar-world rollout across frames — size {args.size}, batch 1, {hardware}, "
+            f"{cross_rows[0]['steps']}-frame rollouts, 8-frame window\n"
+        )
+        print("| tokens/frame | decoding | forward passes/frame | frames/s (median) | min–max |")
+        print("|---|---|---|---|---|")
+        for r in cross_rows:
+            print(
+                f"| {r['grid']} ({r['tokens_per_frame']}) | {r['decoding']} | "
+                f"{r['passes_per_frame']:.1f} | {r['fps_median']:.2f} | "
+                f"{r['fps_min']:.2f}–{r['fps_max']:.2f} |"
+            )
+    if qual is not None:
+        _print_quality(args, qual)
+    print(f"\nraw numbers: {out}")
+
+
+def _print_speed(args: argparse.Namespace, hardware: str, speed_rows: list[dict]) -> None:
     print(f"## ar-world rollout speed — size {args.size}, batch 1, {hardware}\n")
     print("| tokens/frame | decoding | KV cache | frames/s (median) | min–max |")
     print("|---|---|---|---|---|")
@@ -168,6 +257,9 @@ def main() -> None:
             f"{'yes' if r['kv_cache'] else 'no'} | {r['fps_median']:.2f} | "
             f"{r['fps_min']:.2f}–{r['fps_max']:.2f} |"
         )
+
+
+def _print_quality(args: argparse.Namespace, qual: dict) -> None:
     print(
         f"\n## quality — moving squares 16x16 (in memory), {qual['train_steps']} training steps "
         f"({qual['train_seconds']:.0f} s), {qual['rollout_steps']}-step greedy rollouts on 16 "
@@ -192,11 +284,6 @@ def main() -> None:
         f"raster {r['raster_psnr_8']:.2f}, diagonal {r['diagonal_psnr_8']:.2f} vs copy-last "
         f"{r['copy_last_psnr_8']:.2f}."
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"hardware": hardware, "args": vars(args), "speed": speed_rows, "quality": qual}
-    out.write_text(json.dumps(payload, indent=2))
-    print(f"\nraw numbers: {out}")
 
 
 if __name__ == "__main__":

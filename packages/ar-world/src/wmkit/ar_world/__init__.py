@@ -1,6 +1,8 @@
 """wmkit.ar_world: autoregressive transformer world models over frame, action and reward
-tokens (iVideoGPT, MineWorld), with KV-cached raster and diagonal decoding."""
+tokens (iVideoGPT, MineWorld), with KV-cached raster and diagonal decoding
+(within a frame, or across frames in ``rollout``)."""
 
+from wmkit.ar_world.cross_frame_decoding import cross_frame_diagonal_decode
 from wmkit.ar_world.diagonal_decoding import diagonal_decode
 from wmkit.ar_world.kv_cache import KVCache
 from wmkit.ar_world.layout import SequenceLayout
@@ -19,6 +21,7 @@ __all__ = [
     "Sampler",
     "SequenceLayout",
     "Transformer",
+    "cross_frame_diagonal_decode",
     "diagonal_decode",
     "raster_decode",
 ]

@@ -17,7 +17,8 @@ and ``window >= height, offset=1`` is pure anti-diagonal decoding; (2) slots not
 are masked out of attention (``KVCache.valid``) instead of being attended as zeros; (3) a
 finished row's last token is fed once more so the cache holds the real token, not the
 placeholder, before the next frame. Within a frame only: the next frame does not start before
-this one ends (the next action is unknown in interactive play).
+this one ends (the next action is unknown in interactive play); ``cross_frame_decoding`` runs
+the same schedule across frames when all actions are known (``rollout``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ tokens (iVideoGPT, Wu et al. 2024; MineWorld, Guo et al. 2025), usable through
 
 Frames go through any frozen discrete ``wmkit.core.Tokenizer`` (per-frame: temporal
 compression 1); the transformer predicts the next frame's tokens one by one (raster) or
-along anti-diagonals (``diagonal_decoding``), and a reward and done at each step's slot.
+along anti-diagonals (``diagonal_decoding``; in ``rollout`` with ``cross_frame=True`` also
+across frames, ``cross_frame_decoding``), and a reward and done at each step's slot.
 
 A *compressive* tokenizer (iVideoGPT: ``encode(video, context_frames=T0)`` gives ``N`` tokens
 per context frame in ``Latents.values`` and ``n < N`` per future frame in ``Latents.future``;
@@ -27,6 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from wmkit.ar_world.cross_frame_decoding import cross_frame_diagonal_decode
 from wmkit.ar_world.diagonal_decoding import diagonal_decode
 from wmkit.ar_world.kv_cache import KVCache
 from wmkit.ar_world.layout import SequenceLayout
@@ -38,6 +40,7 @@ from wmkit.core import (
     ActionSpec,
     Latents,
     PretrainedMixin,
+    Rollout,
     StepOutput,
     StepwiseRolloutMixin,
     Tokenizer,
@@ -139,6 +142,12 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         gradient_checkpointing: recompute blocks in the backward pass.
         context_frames: compressive tokenizers only: ``T0`` context steps (default: the
             tokenizer's ``default_context_frames``, else 1).
+        cross_frame: diagonal decoding only: in ``rollout``, where every action is known in
+            advance, start the next frame before the current one ends
+            (``wmkit.ar_world.cross_frame_decoding``; the anti-diagonals run on across frame
+            boundaries, ``window`` rows in flight in all). ``step`` (interactive play, the
+            next action unknown) is unchanged, so with ``window > 1`` a cross-frame rollout
+            differs from ``reset`` + ``step``; with ``window=1`` it equals it token for token.
     """
 
     def __init__(
@@ -159,6 +168,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         top_p: float = 1.0,
         gradient_checkpointing: bool = False,
         context_frames: int | None = None,
+        cross_frame: bool = False,
     ) -> None:
         super().__init__()
         if size not in SIZES:
@@ -168,6 +178,11 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         if decoding == "diagonal" and not use_cache:
             raise ValueError(
                 "decoding='diagonal' needs use_cache=True (tokens arrive out of order)"
+            )
+        if cross_frame and decoding != "diagonal":
+            raise ValueError(
+                f"cross_frame=True needs decoding='diagonal' (with use_cache=True); got "
+                f"decoding={decoding!r}"
             )
         if max_frames < 2:
             raise ValueError(f"max_frames must be >= 2; got {max_frames}")
@@ -205,6 +220,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             offset,
             use_cache,
         )
+        self.cross_frame = cross_frame
         self.sampler = Sampler(temperature, top_k, top_p)
         cfg = SIZES[size]
         dim = cfg["dim"]
@@ -525,25 +541,10 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         b = state.tokens[-1].shape[0]
         if action.shape[0] != b:
             raise ValueError(f"action has batch size {action.shape[0]} but the state has {b}")
-        if self.compressive and len(state.tokens) >= self.max_frames:  # window full: re-anchor
-            t0 = self.layout.t0
-            state.actions = state.actions[len(state.actions) - (t0 - 1) :] if t0 > 1 else []
-            self._anchor(state, torch.stack(state.recent_frames[-t0:], dim=1))
-            self._prefill(state)
-        elif len(state.prefix_tokens) + len(state.tokens) >= self.max_frames:  # window full
-            keep = min(self.refresh_keep, self.max_frames - len(state.prefix_tokens) - 1)
-            keep = max(keep, 1)
-            state.tokens = state.tokens[-keep:]
-            state.actions = state.actions[len(state.actions) - (keep - 1) :] if keep > 1 else []
-            self._prefill(state)
+        self._refresh_window(state)
         layout = self.layout
         device = state.tokens[-1].device
-        ids = layout.action_slot_ids(action, None, b)  # [B, K + 1]
-        x = self._embed(ids, layout.action_slot_roles(device))  # [B, K + 1, D]
-        if layout.mode == "embedding":
-            extra = torch.zeros_like(x)
-            extra[:, -1] = self._action_vector(action, None, (b,)).to(x.dtype)
-            x = x + extra
+        x = self._action_slot_inputs(action, b, device)  # [B, K + 1, D]
         positions = state.pos + torch.arange(layout.k + 1, device=device)
         slot = self._run(state, x, positions)[:, -1]  # [B, D]
         reward = self.reward_head(slot).squeeze(-1).float()
@@ -568,6 +569,37 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         else:
             grid = raster_decode(feed, first, layout.h, layout.w, self.sampler)
         state.pos = base + layout.n
+        frame = self._finish_frame(state, grid, action)
+        return StepOutput(frame=frame, reward=reward, state=state, done=done)
+
+    def _refresh_window(self, state: ARState) -> None:
+        """When the window is full, refresh the cache (compressive: re-anchor the context)."""
+        if self.compressive and len(state.tokens) >= self.max_frames:  # window full: re-anchor
+            t0 = self.layout.t0
+            state.actions = state.actions[len(state.actions) - (t0 - 1) :] if t0 > 1 else []
+            self._anchor(state, torch.stack(state.recent_frames[-t0:], dim=1))
+            self._prefill(state)
+        elif len(state.prefix_tokens) + len(state.tokens) >= self.max_frames:  # window full
+            keep = min(self.refresh_keep, self.max_frames - len(state.prefix_tokens) - 1)
+            keep = max(keep, 1)
+            state.tokens = state.tokens[-keep:]
+            state.actions = state.actions[len(state.actions) - (keep - 1) :] if keep > 1 else []
+            self._prefill(state)
+
+    def _action_slot_inputs(self, action: Tensor, b: int, device: torch.device) -> Tensor:
+        """Input embeddings ``[B, K + 1, D]`` of ``A_t S_t`` for ``action`` ``[B, ...]``."""
+        layout = self.layout
+        ids = layout.action_slot_ids(action, None, b)  # [B, K + 1]
+        x = self._embed(ids, layout.action_slot_roles(device))  # [B, K + 1, D]
+        if layout.mode == "embedding":
+            extra = torch.zeros_like(x)
+            extra[:, -1] = self._action_vector(action, None, (b,)).to(x.dtype)
+            x = x + extra
+        return x
+
+    def _finish_frame(self, state: ARState, grid: Tensor, action: Tensor) -> Tensor:
+        """Append a complete frame's ids ``[B, h, w]`` (after ``action``) to the state and
+        decode it → frame ``[B, C, H, W]``."""
         state.tokens.append(grid)
         state.actions.append(action)
         if self.compressive:
@@ -579,7 +611,89 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             frame = self.tokenizer.decode(grid[:, None]).clamp(-1, 1)[:, 0]  # [B, C, H, W]
         state.t += 1
         state.frames = frame.unsqueeze(1)
-        return StepOutput(frame=frame, reward=reward, state=state, done=done)
+        return frame
+
+    # ------------------------------------------------------------------ cross-frame rollout
+    @torch.no_grad()
+    def rollout(
+        self, context_frames: Tensor, actions: Tensor, context_actions: Tensor | None = None
+    ) -> Rollout:
+        """``reset`` then one frame per action ``[B, T, ...]``.
+
+        Without ``cross_frame`` this is ``reset`` + ``step`` per action. With it, the frames
+        between two cache refreshes are generated together by
+        ``cross_frame_diagonal_decode`` (the next frame starts before the current one ends);
+        the pipeline drains at every refresh (positions are renumbered there), and each frame
+        is decoded to pixels once its tokens are complete.
+        """
+        if not self.cross_frame:
+            return super().rollout(context_frames, actions, context_actions)
+        check_world_model_inputs(self.action_spec, context_frames, actions, context_actions)
+        state = self.reset(context_frames, context_actions)
+        frames, rewards, dones = [], [], []
+        t, total = 0, actions.shape[1]
+        while t < total:
+            self._refresh_window(state)
+            room = self.max_frames - len(state.prefix_tokens) - len(state.tokens)
+            chunk = actions[:, t : t + room]
+            for frame, reward, done in self._decode_chunk(state, chunk):
+                frames.append(frame)
+                rewards.append(reward)
+                dones.append(done)
+            t += chunk.shape[1]
+        return Rollout(
+            frames=torch.stack(frames, dim=1),  # [B, T, C, H, W]
+            rewards=torch.stack(rewards, dim=1),
+            dones=torch.stack(dones, dim=1),
+        )
+
+    def _decode_chunk(self, state: ARState, actions: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Generate the frames after ``actions`` ``[B, F, ...]`` (all inside the current
+        window) across frames; returns ``(frame, reward, done)`` per frame."""
+        layout = self.layout
+        b, num = actions.shape[:2]
+        device = state.tokens[-1].device
+        k1 = layout.k + 1
+        first = len(state.prefix_tokens) + len(state.tokens)  # window index of frame 0
+        starts = torch.tensor(
+            [layout.step_start(first + f) for f in range(num)], dtype=torch.long, device=device
+        )  # sequence position of each frame's first token
+        preludes = [self._action_slot_inputs(actions[:, f], b, device) for f in range(num)]
+        roles = layout.frame_roles(device)
+        slots: list[Tensor | None] = [None] * num
+
+        def feed(
+            ids: Tensor, frame: Tensor, index: Tensor, pres: list[int]
+        ) -> tuple[Tensor, Tensor]:
+            s = ids.shape[1]
+            xs = [self._embed(ids + layout.future_offset, roles[index])]  # [B, S, D]
+            pos = [starts[frame] + index]
+            for f in pres:
+                xs.append(preludes[f])  # [B, K + 1, D]
+                pos.append(starts[f] - k1 + torch.arange(k1, device=device))
+            h = self._run(state, torch.cat(xs, dim=1), torch.cat(pos))
+            slot_h = h[:, s + k1 - 1 :: k1]  # [B, P, D]
+            for j, f in enumerate(pres):
+                slots[f] = slot_h[:, j]  # the last write saw the complete previous frame
+            return self.frame_head(h[:, :s]), self.frame_head(slot_h)
+
+        previous = state.tokens[-1]
+        if previous.shape[-2:] != (layout.h, layout.w):  # a compressive context grid
+            previous = None
+        grids = cross_frame_diagonal_decode(
+            feed, num, layout.h, layout.w, self.sampler, b, self.window, self.offset,
+            placeholder=previous, device=device,
+        )  # fmt: skip  # [B, F, h, w]
+        state.pos = int(starts[-1]) + layout.n
+        out = []
+        for f in range(num):
+            slot = slots[f]
+            if slot is None:  # pragma: no cover - every prelude is fed
+                raise RuntimeError(f"the slot of frame {f} was never fed")
+            reward = self.reward_head(slot).squeeze(-1).float()
+            done = (self.done_head(slot).squeeze(-1) > 0).float()
+            out.append((self._finish_frame(state, grids[:, f], actions[:, f]), reward, done))
+        return out
 
     # ------------------------------------------------------------------ save / load
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:  # type: ignore[override]
