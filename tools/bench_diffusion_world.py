@@ -265,7 +265,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--clip", type=int, default=8)
-    p.add_argument("--objective", default="edm", choices=["ddpm", "edm"])
+    p.add_argument("--objective", default="edm", choices=["ddpm", "edm", "flow"])
     p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--prediction-type", default="v_prediction")
     p.add_argument("--sigma-data", type=float, default=0.1)

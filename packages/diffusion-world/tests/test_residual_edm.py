@@ -161,7 +161,7 @@ def test_save_load_keeps_the_options(tmp_path):
 
 def test_quality_options_fail_clearly():
     with pytest.raises(ValueError, match="objective"):
-        DiffusionWorldModel(SPEC, objective="flow")  # type: ignore[arg-type]
+        DiffusionWorldModel(SPEC, objective="score")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="residual=True needs network='dit'"):
         DiffusionWorldModel(SPEC, network="svd_unet", residual=True, image_size=8)
     with pytest.raises(ValueError, match="clean_history_prob"):

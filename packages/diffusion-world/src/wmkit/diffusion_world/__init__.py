@@ -23,6 +23,14 @@ from wmkit.diffusion_world.edm import (
     sample_training_sigmas,
     sigma_to_level,
 )
+from wmkit.diffusion_world.flow import (
+    FlowNextFrameSampler,
+    flow_noise,
+    flow_velocity,
+    gaussian_velocity_skip,
+    sample_flow_times,
+)
+from wmkit.diffusion_world.reward_head import RewardHead
 from wmkit.diffusion_world.sampler import NextFrameSampler, guided_prediction
 from wmkit.diffusion_world.schedulers import (
     SAMPLERS,
@@ -45,17 +53,23 @@ __all__ = [
     "DiffusionLoss",
     "DiffusionWorldModel",
     "EDMNextFrameSampler",
+    "FlowNextFrameSampler",
     "FrameGroupNorm",
     "NextFrameSampler",
+    "RewardHead",
     "SpatioTemporalDiT",
     "add_frame_noise",
     "causalize",
     "edm_scalings",
+    "flow_noise",
+    "flow_velocity",
     "frame_target",
+    "gaussian_velocity_skip",
     "guided_prediction",
     "load_diffusers_unet",
     "make_sampling_scheduler",
     "make_training_scheduler",
+    "sample_flow_times",
     "sample_training_sigmas",
     "sigma_to_level",
     "tiny_svd_unet_config",

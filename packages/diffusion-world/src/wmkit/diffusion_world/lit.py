@@ -4,6 +4,8 @@ The network is injected (YAML picks it by class path). Training minimises the Di
 Forcing loss (:meth:`DiffusionWorldModel.loss`); validation and test also roll the model
 out from the first half of each clip and log PSNR of the generated frames against the
 copy-last-frame baseline, the bar every wmkit world model must clear (DESIGN.md §7).
+When the model has a reward head and a batch has ``rewards``, the loss adds
+``reward_weight`` times the reward MSE (:meth:`DiffusionWorldModel.reward_loss`).
 bf16, gradient checkpointing, DDP/FSDP and resuming come from Lightning's trainer flags
 (``--trainer.precision bf16-mixed``, ``--trainer.strategy fsdp``, ``--ckpt_path last``).
 """
@@ -35,6 +37,8 @@ class DiffusionForcingModule(L.LightningModule):
         warmup_steps: linear learning-rate warm-up.
         gradient_checkpointing: recompute network blocks in the backward pass.
         eval_context: context frames for the evaluation rollouts (the rest are generated).
+        reward_weight: weight of the reward head's MSE in the loss (models with a reward
+            head, batches with ``rewards``).
     """
 
     def __init__(
@@ -45,23 +49,43 @@ class DiffusionForcingModule(L.LightningModule):
         warmup_steps: int = 0,
         gradient_checkpointing: bool = False,
         eval_context: int = 2,
+        reward_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        if reward_weight < 0:
+            raise ValueError(f"reward_weight must be >= 0; got {reward_weight}")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         if gradient_checkpointing:
             model.set_gradient_checkpointing(True)
 
+    def _reward_loss(self, batch: dict[str, Tensor]) -> Tensor | None:
+        if self.model.reward_head is None or batch.get("rewards") is None:
+            return None
+        if batch.get("actions") is None:
+            raise ValueError("the reward head needs batch['actions'] beside batch['rewards']")
+        return self.model.reward_loss(batch["frames"], batch["actions"], batch["rewards"])
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self.model.loss(batch["frames"], batch.get("actions"))
-        self.log("train/loss", out.loss, prog_bar=True)
-        self.log_dict({f"train/{k}": v for k, v in out.logs.items()})
-        return out.loss
+        loss = out.loss
+        logs = {f"train/{k}": v for k, v in out.logs.items()}
+        reward = self._reward_loss(batch)
+        if reward is not None:
+            logs["train/diffusion_loss"] = out.loss
+            logs["train/reward_mse"] = reward
+            loss = loss + self.hparams.reward_weight * reward
+        self.log("train/loss", loss, prog_bar=True)
+        self.log_dict(logs)
+        return loss
 
     def _evaluate(self, batch: dict[str, Tensor], split: str) -> None:
         frames, actions = batch["frames"], batch.get("actions")
         out = self.model.loss(frames, actions)
         logs = {f"{split}/loss": out.loss}
+        reward = self._reward_loss(batch)
+        if reward is not None:
+            logs[f"{split}/reward_mse"] = reward
         k = self.hparams.eval_context
         if actions is not None and frames.shape[1] > k:
             gen = self.model.rollout(frames[:, :k], actions[:, k - 1 : -1]).frames

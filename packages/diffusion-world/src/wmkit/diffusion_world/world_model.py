@@ -32,9 +32,16 @@ Options (off by default, so 0.1.0 configs behave as before) that target next-fra
   output still depends on frames ``< t`` only, while the network's own inputs keep their
   independent per-frame noise levels. The first frame of a clip (or window) has no previous
   frame: its base is zeros, it is kept clean and gets no loss (it is context only).
+- ``objective="flow"``: flow matching / rectified flow (:mod:`~wmkit.diffusion_world.flow`):
+  ``x_t = (1 - t) x0 + t ε`` with ``t ~ U(0, 1)`` per frame, the network predicts the velocity
+  ``ε - x0``, sampled with diffusers' ``FlowMatchEulerDiscreteScheduler`` (1+ Euler steps).
 - ``clean_history_prob``: each training frame is kept clean (level 0, no loss) with this
   probability, so the network learns from the clean-history situation it meets while
   sampling (needed by ``edm``, whose training noise levels never reach 0; default 0.5 there).
+- ``reward_head=True``: a tiny separate CNN (:class:`~wmkit.diffusion_world.reward_head.RewardHead`)
+  predicts each transition's reward from (previous frame, action, new frame); trained by
+  :meth:`DiffusionWorldModel.reward_loss` on clean frames, applied to the generated frame in
+  ``step`` (``StepOutput.reward``) and ``rollout`` (``Rollout.rewards``).
 """
 
 from __future__ import annotations
@@ -67,6 +74,14 @@ from wmkit.diffusion_world.edm import (
     sample_training_sigmas,
     sigma_to_level,
 )
+from wmkit.diffusion_world.flow import (
+    FlowNextFrameSampler,
+    flow_noise,
+    flow_velocity,
+    gaussian_velocity_skip,
+    sample_flow_times,
+)
+from wmkit.diffusion_world.reward_head import RewardHead
 from wmkit.diffusion_world.sampler import NextFrameSampler
 from wmkit.diffusion_world.schedulers import (
     PredictionType,
@@ -82,7 +97,8 @@ __all__ = ["DiffusionLoss", "DiffusionWorldModel"]
 @dataclass
 class DiffusionLoss:
     """``loss`` (scalar), the per-frame noise levels used (``timesteps [B, T]``: DDPM
-    timesteps, or σ with ``objective="edm"``; 0 for clean context frames) and scalars to log."""
+    timesteps, σ with ``objective="edm"``, ``t ∈ [0, 1]`` with ``"flow"``; 0 for clean
+    context frames) and scalars to log."""
 
     loss: Tensor
     timesteps: Tensor
@@ -118,18 +134,24 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         history_noise_level: timestep the history is noised to while sampling.
         context_window: frames the network sees at once while sampling (history + new).
         objective: ``"ddpm"`` (diffusers' DDPM forward process, ``prediction_type``,
-            ``sampler``) or ``"edm"`` (EDM preconditioning, Euler sampling with diffusers'
-            ``EDMEulerScheduler``; ``prediction_type``/``sampler``/``beta_schedule`` unused).
+            ``sampler``), ``"edm"`` (EDM preconditioning, Euler sampling with diffusers'
+            ``EDMEulerScheduler``) or ``"flow"`` (flow matching, velocity prediction, Euler
+            sampling with diffusers' ``FlowMatchEulerDiscreteScheduler``);
+            ``prediction_type``/``sampler``/``beta_schedule`` are for ``ddpm`` only.
         residual: diffuse the change from the clean previous frame, which the network also
             sees as extra channels; an untrained model equals copy-last-frame (``dit`` only).
         clean_history_prob: per-frame probability of a clean, loss-free context frame in
-            training (``None``: 0 for ``ddpm``, 0.5 for ``edm``).
+            training (``None``: 0.5 for ``edm``, else 0).
         sigma_data: ``edm``: standard deviation of what is diffused (frames, or frame changes
-            with ``residual``).
+            with ``residual``); ``flow`` with ``residual``: that of the frame changes (sets the
+            velocity skip, :func:`~wmkit.diffusion_world.flow.gaussian_velocity_skip`).
         sigma_min: ``edm``: smallest sampling noise level.
         sigma_max: ``edm``: largest sampling noise level (where sampling starts).
         p_mean: ``edm``: mean of ``ln σ`` in training.
         p_std: ``edm``: standard deviation of ``ln σ`` in training.
+        flow_shift: ``flow``: diffusers' timestep shift of the sampling schedule (1: none).
+        reward_head: add a reward head (:class:`RewardHead`); ``step`` then returns rewards.
+        reward_hidden: width of the reward head.
     """
 
     def __init__(
@@ -153,7 +175,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         guidance_scale: float = 1.0,
         history_noise_level: int = 0,
         context_window: int = 8,
-        objective: Literal["ddpm", "edm"] = "ddpm",
+        objective: Literal["ddpm", "edm", "flow"] = "ddpm",
         residual: bool = False,
         clean_history_prob: float | None = None,
         sigma_data: float = 0.5,
@@ -161,6 +183,9 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         sigma_max: float = 5.0,
         p_mean: float = -0.4,
         p_std: float = 1.2,
+        flow_shift: float = 1.0,
+        reward_head: bool = False,
+        reward_hidden: int = 32,
     ) -> None:
         super().__init__()
         if isinstance(action_spec, dict):
@@ -169,8 +194,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             raise ValueError(f"action_dropout must be in [0, 1]; got {action_dropout}")
         if context_window < 2:
             raise ValueError(f"context_window must be >= 2; got {context_window}")
-        if objective not in ("ddpm", "edm"):
-            raise ValueError(f"objective must be 'ddpm' or 'edm'; got {objective!r}")
+        if objective not in ("ddpm", "edm", "flow"):
+            raise ValueError(f"objective must be 'ddpm', 'edm' or 'flow'; got {objective!r}")
         if clean_history_prob is None:
             clean_history_prob = 0.5 if objective == "edm" else 0.0
         if not 0.0 <= clean_history_prob < 1.0:
@@ -179,11 +204,13 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             raise ValueError(f"residual=True needs network='dit'; got network={network!r}")
         if sigma_data <= 0:
             raise ValueError(f"sigma_data must be > 0; got {sigma_data}")
-        if objective == "edm" and history_noise_level:
+        if objective != "ddpm" and history_noise_level:
             raise ValueError(
-                "history_noise_level is for objective='ddpm'; the edm sampler keeps the "
+                f"history_noise_level is for objective='ddpm'; the {objective} sampler keeps the "
                 f"history clean (got {history_noise_level})"
             )
+        if num_train_timesteps < 1:
+            raise ValueError(f"num_train_timesteps must be >= 1; got {num_train_timesteps}")
         self.objective, self.residual = objective, residual
         self.clean_history_prob = clean_history_prob
         self.sigma_data, self.p_mean, self.p_std = sigma_data, p_mean, p_std
@@ -196,6 +223,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             network, size, network_kwargs, pretrained_network, temporal_conv
         )
         self.action_embed = ActionEmbedding(action_spec, self.network.cond_dim)
+        self.num_train_timesteps = num_train_timesteps
+        self.reward_head = RewardHead(action_spec, channels, reward_hidden) if reward_head else None
         self._tokenizer: Tokenizer | None = None
         if tokenizer is not None:
             self.set_tokenizer(load_pretrained(tokenizer))
@@ -206,8 +235,12 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             prediction_type,
             clip_sample=tokenizer is None and not residual,
         )
-        self.sampler: NextFrameSampler | EDMNextFrameSampler
-        if objective == "edm":
+        self.sampler: NextFrameSampler | EDMNextFrameSampler | FlowNextFrameSampler
+        if objective == "flow":
+            self.sampler = FlowNextFrameSampler(
+                num_train_timesteps, flow_shift, num_sampling_steps, guidance_scale
+            )
+        elif objective == "edm":
             self.sampler = EDMNextFrameSampler(
                 sigma_min, sigma_max, sigma_data, num_steps=num_sampling_steps,
                 guidance_scale=guidance_scale,
@@ -349,11 +382,20 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     ) -> Tensor:
         """The denoiser on noisy ``x [B, T, c, h, w]`` (frame changes with ``residual``, whose
         ``base [B, T, c, h, w]`` are the clean previous frames), per-frame noise ``levels
-        [B, T]`` (``ddpm``: timesteps; ``edm``: σ) and conditions ``cond [B, T, D]``.
-        ``ddpm``: the network's raw prediction (``prediction_type``); ``edm``: the denoised
-        frames ``D`` (preconditioned)."""
+        [B, T]`` (``ddpm``: timesteps; ``edm``: σ; ``flow``: t in [0, 1]) and conditions
+        ``cond [B, T, D]``. ``ddpm``: the network's raw prediction (``prediction_type``);
+        ``edm``: the denoised frames ``D`` (preconditioned); ``flow``: the velocity
+        (``residual``: plus the Gaussian-data velocity ``s(t) x``)."""
         if self.objective == "ddpm":
             return self.network(self._net_input(x, base), levels, cond)
+        if self.objective == "flow":
+            v = self.network(
+                self._net_input(x, base), levels.float() * self.num_train_timesteps, cond
+            )
+            if self.residual:
+                skip = gaussian_velocity_skip(levels.float(), self.sigma_data)
+                v = v + skip.reshape(*levels.shape, 1, 1, 1).to(x.dtype) * x
+            return v
         c_skip, c_out, c_in = edm_scalings(levels.float()[..., None, None, None], self.sigma_data)
         out = self.network(self._net_input(c_in * x, base), sigma_to_level(levels.float()), cond)
         return c_skip * x + c_out * out
@@ -384,6 +426,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             timesteps = torch.randint(0, n, (b, t), device=x.device)
             if clean.any():
                 timesteps = timesteps.masked_fill(clean, 0)
+        elif self.objective == "flow":
+            timesteps = sample_flow_times((b, t), x.device).masked_fill(clean, 0.0)
         else:
             sigmas = sample_training_sigmas((b, t), self.p_mean, self.p_std, x.device)
             timesteps = sigmas.masked_fill(clean, 0.0)
@@ -398,6 +442,9 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 noisy = torch.where(clean[..., None, None, None], y, noisy)
             pred = self.network(self._net_input(noisy, base), timesteps, cond)
             target = frame_target(self.train_scheduler, y, noise, timesteps)
+        elif self.objective == "flow":  # clean frames (t = 0) stay exact: x_0 = y
+            pred = self(flow_noise(y, noise, timesteps), timesteps, cond, base)
+            target = flow_velocity(y, noise)
         else:  # EDM, in F's units: F ≈ (y - c_skip y_noisy) / c_out, weight λ = 1 / c_out²
             s = timesteps[..., None, None, None]
             noisy = y + s * noise
@@ -415,6 +462,33 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 "mse_last_frame": per_frame[:, -1].mean(),
             },
         )
+
+    def reward_loss(self, frames: Tensor, actions: Tensor, rewards: Tensor) -> Tensor:
+        """MSE of the reward head on a clip's transitions: reward ``t`` (``rewards [B, T]``)
+        from frames ``t``, ``t + 1`` (``frames [B, T, C, H, W]``, clean) and action ``t``
+        (``actions [B, T, ...]``); the last reward has no next frame and is unused."""
+        if self.reward_head is None:
+            raise ValueError("this model has no reward head; build it with reward_head=True")
+        check_video(frames, "frames")
+        b, t = frames.shape[:2]
+        if t < 2:
+            raise ValueError(f"reward_loss needs clips of >= 2 frames; got {t}")
+        self.action_spec.validate(actions)
+        if actions.shape[:2] not in ((b, t), (b, t - 1)):
+            raise ValueError(
+                f"actions must be [B, T, ...] or [B, T - 1, ...] for frames [B, T] = {(b, t)}; "
+                f"got {tuple(actions.shape)}"
+            )
+        if rewards.shape not in ((b, t), (b, t - 1)):
+            raise ValueError(
+                f"rewards must be [B, T] or [B, T - 1] for frames [B, T] = {(b, t)}; "
+                f"got {tuple(rewards.shape)}"
+            )
+        x = self.encode(frames)  # [B, T, c, h, w]
+        pred = self.reward_head(
+            x[:, :-1].flatten(0, 1), x[:, 1:].flatten(0, 1), actions[:, : t - 1].flatten(0, 1)
+        ).reshape(b, t - 1)
+        return F.mse_loss(pred.float(), rewards[:, : t - 1].float())
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         self.network.set_gradient_checkpointing(enabled)
@@ -457,9 +531,13 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             new = self.sampler.sample(self, hist, hist_cond, cond, null)  # [B, c, h, w]
 
         frame = self.decode(new[:, None])[:, 0]  # [B, C, H, W]
+        reward = None
+        if self.reward_head is not None:  # on the generated frame, as the frames it trained on
+            seen = new.clamp(-1, 1) if self._tokenizer is None else new
+            reward = self.reward_head(hist[:, -1], seen, action).float()  # [B]
         keep = self.context_window - 1
         x = torch.cat([hist, new[:, None]], dim=1)[:, -keep:]
         conds = torch.cat([hist_cond, cond[:, None]], dim=1)[:, -keep:]
         frames = torch.cat([state.frames, frame[:, None]], dim=1)[:, -keep:]
         new_state = WorldState(t=state.t + 1, frames=frames, extra={"x": x, "cond": conds})
-        return StepOutput(frame=frame, reward=None, state=new_state)
+        return StepOutput(frame=frame, reward=reward, state=new_state)
