@@ -14,7 +14,7 @@ from wmkit.diffusion_world.lit import DiffusionForcingModule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
-TINY = ["tiny.yaml", "tiny_flow.yaml", "tiny_svd_unet.yaml"]
+TINY = ["tiny.yaml", "tiny_flow.yaml", "tiny_svd_unet.yaml", "tiny_unet3d.yaml"]
 # parameter counts stated in the README
 REAL = {
     "crafter_dit_base.yaml": 179_797_296,

@@ -39,6 +39,7 @@ from wmkit.diffusion_world.schedulers import (
     make_sampling_scheduler,
     make_training_scheduler,
 )
+from wmkit.diffusion_world.unet3d import UNET3D_SIZES, CausalUNet3D, tiny_unet3d_config
 from wmkit.diffusion_world.world_model import DiffusionLoss, DiffusionWorldModel
 
 __all__ = [
@@ -46,10 +47,12 @@ __all__ = [
     "SAMPLERS",
     "SVD_UNET_SIZES",
     "TEMPORAL_CONV_RULES",
+    "UNET3D_SIZES",
     "ActionEmbedding",
     "CausalAttnProcessor",
     "CausalSVDUNet",
     "CausalTemporalConv3d",
+    "CausalUNet3D",
     "DiffusionLoss",
     "DiffusionWorldModel",
     "EDMNextFrameSampler",
@@ -73,5 +76,6 @@ __all__ = [
     "sample_training_sigmas",
     "sigma_to_level",
     "tiny_svd_unet_config",
+    "tiny_unet3d_config",
     "transfer_temporal_kernel",
 ]

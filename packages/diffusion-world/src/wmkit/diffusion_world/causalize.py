@@ -1,8 +1,9 @@
-"""Causalization of pretrained diffusers video networks (Vid2World, arXiv:2505.14357, §3.1).
+r"""Causalization of pretrained diffusers video networks (Vid2World, arXiv:2505.14357, §3.1).
 
-``causalize(unet, temporal_conv=...)`` turns diffusers' full-sequence
-``UNetSpatioTemporalConditionModel`` (Stable Video Diffusion) into a strictly causal
-network over time with a noise level per frame:
+``causalize(unet, temporal_conv=...)`` turns a full-sequence diffusers video UNet into a
+strictly causal network over time with a noise level per frame. Two are covered:
+
+``UNetSpatioTemporalConditionModel`` (Stable Video Diffusion) → :class:`CausalSVDUNet`:
 
 - temporal attention (``TemporalBasicTransformerBlock.attn1``) gets a causal mask;
 - temporal convolutions (``TemporalResnetBlock.conv1/conv2``, kernel ``(3, 1, 1)``) become
@@ -15,20 +16,33 @@ network over time with a noise level per frame:
   an optional per-frame conditioning vector (actions) added to it through a zero-initialised
   projection, so a pretrained network starts out unchanged.
 
-Everything else in the UNet already works frame by frame (2D convs and spatial attention
+Everything else in the SVD UNet already works frame by frame (2D convs and spatial attention
 over ``(B T)``; the temporal cross-attention reads the first frame's context only).
-``UNet3DConditionModel`` and video transformers are not covered yet.
+
+``UNet3DConditionModel`` (ModelScope text-to-video) → :class:`~wmkit.diffusion_world.unet3d.
+CausalUNet3D`: the same pattern carries over. Its ``TransformerTemporalModel`` blocks run two
+temporal self-attentions (``attn1`` and, with ``double_self_attention``, ``attn2``): both
+get the causal mask; its ``TemporalConvLayer``\ s (four ``(3, 1, 1)`` convs each) get the
+weight transfer; their GroupNorms and the temporal transformers' input GroupNorm become per
+frame; the timestep is embedded per frame. A temporal transformer whose ``attn2`` is a
+cross-attention (not built by ``UNet3DConditionModel``) is refused: its keys are not frames.
+
+Video transformers (LTX, CogVideoX) are not covered: they attend over one joint
+space-time token sequence, so causality needs a block mask over frames, and their 3D
+positional embeddings and causal VAE are beyond this function.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import UNetSpatioTemporalConditionModel
-from diffusers.models.attention import TemporalBasicTransformerBlock
+from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel
+from diffusers.models.attention import BasicTransformerBlock, TemporalBasicTransformerBlock
+from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
@@ -39,10 +53,18 @@ from wmkit.diffusion_world.causal_layers import (
     FrameGroupNorm,
     TemporalConvRule,
 )
+from wmkit.diffusion_world.unet3d import CausalUNet3D
+
+DiffusersVideoUNet = UNetSpatioTemporalConditionModel | UNet3DConditionModel
+_LOADABLE: dict[str, type[DiffusersVideoUNet]] = {
+    "UNetSpatioTemporalConditionModel": UNetSpatioTemporalConditionModel,
+    "UNet3DConditionModel": UNet3DConditionModel,
+}
 
 __all__ = [
     "SVD_UNET_SIZES",
     "CausalSVDUNet",
+    "DiffusersVideoUNet",
     "causalize",
     "load_diffusers_unet",
     "tiny_svd_unet_config",
@@ -90,16 +112,21 @@ def tiny_svd_unet_config(channels: int = 3, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def load_diffusers_unet(path: str | os.PathLike) -> UNetSpatioTemporalConditionModel:
-    """Load a ``UNetSpatioTemporalConditionModel`` from a local diffusers directory
-    (``config.json`` + weights, as written by its ``save_pretrained``); never the hub."""
+def load_diffusers_unet(path: str | os.PathLike, expected: str | None = None) -> DiffusersVideoUNet:
+    """Load a diffusers video UNet from a local directory (``config.json`` + safetensors
+    weights, as written by its ``save_pretrained``); never the hub.
+
+    The class comes from the config's ``_class_name``: ``UNetSpatioTemporalConditionModel``
+    or ``UNet3DConditionModel``; ``expected`` (one of those names) makes any other an error.
+    """
     directory = Path(path)
     if not directory.is_dir():
         raise FileNotFoundError(
             f"no diffusers UNet directory at {directory} (pretrained_network must be a local "
-            "path written by UNetSpatioTemporalConditionModel.save_pretrained)"
+            "path written by the UNet's save_pretrained)"
         )
-    if not (directory / "config.json").is_file():
+    config_file = directory / "config.json"
+    if not config_file.is_file():
         raise FileNotFoundError(f"config.json is missing from {directory}")
     weights = list(directory.glob("diffusion_pytorch_model*.safetensors"))
     if not weights:
@@ -107,9 +134,14 @@ def load_diffusers_unet(path: str | os.PathLike) -> UNetSpatioTemporalConditionM
             f"no diffusion_pytorch_model*.safetensors in {directory} (only safetensors weights "
             "are loaded)"
         )
-    return UNetSpatioTemporalConditionModel.from_pretrained(
-        directory, local_files_only=True, use_safetensors=True
-    )
+    name = json.loads(config_file.read_text()).get("_class_name")
+    if name not in _LOADABLE:
+        raise ValueError(
+            f"{config_file} describes a {name!r}; load_diffusers_unet loads {tuple(_LOADABLE)}"
+        )
+    if expected is not None and name != expected:
+        raise ValueError(f"{directory} holds a {name}; expected a {expected}")
+    return _LOADABLE[name].from_pretrained(directory, local_files_only=True, use_safetensors=True)
 
 
 def _replace_children(module: nn.Module, temporal_conv: TemporalConvRule) -> None:
@@ -225,16 +257,41 @@ def _cross(block: nn.Module) -> bool:
     return bool(getattr(block, "has_cross_attention", False))
 
 
+def _causal_temporal_attention(model: nn.Module) -> None:
+    """Causal mask on every attention over time: SVD's ``TemporalBasicTransformerBlock.attn1``
+    and both self-attentions of UNet3D's ``TransformerTemporalModel`` blocks."""
+    for module in model.modules():
+        if isinstance(module, TemporalBasicTransformerBlock):
+            module.attn1.set_processor(CausalAttnProcessor())
+        elif isinstance(module, TransformerTemporalModel):
+            for block in module.transformer_blocks:
+                if not isinstance(block, BasicTransformerBlock):
+                    raise TypeError(
+                        f"expected BasicTransformerBlocks in TransformerTemporalModel; got "
+                        f"{type(block).__name__}"
+                    )
+                if block.attn2 is not None and block.attn2.is_cross_attention:
+                    raise ValueError(
+                        "cannot causalize a TransformerTemporalModel whose attn2 is a "
+                        "cross-attention (cross_attention_dim set, double_self_attention off): "
+                        "its keys are context tokens, not frames, so no causal mask applies"
+                    )
+                block.attn1.set_processor(CausalAttnProcessor())
+                if block.attn2 is not None:
+                    block.attn2.set_processor(CausalAttnProcessor())
+
+
 def causalize(
-    model: UNetSpatioTemporalConditionModel,
+    model: DiffusersVideoUNet,
     temporal_conv: TemporalConvRule = "extrapolative",
     cond_dim: int | None = None,
-) -> CausalSVDUNet:
+) -> CausalSVDUNet | CausalUNet3D:
     """Make a diffusers video UNet strictly causal over time (in place) and wrap it with
     per-frame timesteps and conditioning.
 
     Args:
-        model: a ``UNetSpatioTemporalConditionModel`` (random or pretrained).
+        model: a ``UNetSpatioTemporalConditionModel`` or a ``UNet3DConditionModel`` (random
+            or pretrained).
         temporal_conv: weight-transfer rule for temporal convolutions: ``"shift"``,
             ``"masked"`` or ``"extrapolative"`` (Vid2World; see
             :func:`~wmkit.diffusion_world.causal_layers.transfer_temporal_kernel`).
@@ -242,19 +299,21 @@ def causalize(
             added to the time embedding; default the time-embedding width.
 
     Returns:
-        :class:`CausalSVDUNet` around the modified ``model``.
+        :class:`CausalSVDUNet` or :class:`~wmkit.diffusion_world.unet3d.CausalUNet3D` around
+        the modified ``model``; both take ``(sample [B, T, C, H, W], timesteps [B, T],
+        cond [B, T, cond_dim] | None)``.
     """
     if temporal_conv not in TEMPORAL_CONV_RULES:
         raise ValueError(
             f"temporal_conv must be one of {TEMPORAL_CONV_RULES}; got {temporal_conv!r}"
         )
-    if not isinstance(model, UNetSpatioTemporalConditionModel):
+    if not isinstance(model, UNetSpatioTemporalConditionModel | UNet3DConditionModel):
         raise TypeError(
-            "causalize supports diffusers' UNetSpatioTemporalConditionModel; got "
-            f"{type(model).__name__}"
+            "causalize supports diffusers' UNetSpatioTemporalConditionModel and "
+            f"UNet3DConditionModel; got {type(model).__name__}"
         )
+    _causal_temporal_attention(model)  # checks before anything is replaced
     _replace_children(model, temporal_conv)
-    for module in model.modules():
-        if isinstance(module, TemporalBasicTransformerBlock):
-            module.attn1.set_processor(CausalAttnProcessor())
+    if isinstance(model, UNet3DConditionModel):
+        return CausalUNet3D(model, cond_dim=cond_dim)
     return CausalSVDUNet(model, cond_dim=cond_dim)

@@ -1,9 +1,10 @@
 """``DiffusionWorldModel``: Diffusion Forcing training and causal, action-guided rollouts.
 
-One class serves both networks of the package: the native
+One class serves every network of the package: the native
 :class:`~wmkit.diffusion_world.dit.SpatioTemporalDiT` and a causalized diffusers
-``UNetSpatioTemporalConditionModel`` (:func:`~wmkit.diffusion_world.causalize.causalize`,
-optionally from pretrained weights on a local path). It works on pixels by default, or on
+``UNetSpatioTemporalConditionModel`` or ``UNet3DConditionModel``
+(:func:`~wmkit.diffusion_world.causalize.causalize`, optionally from pretrained weights on a
+local path). It works on pixels by default, or on
 the continuous latents of any ``wmkit.core.Tokenizer`` (loaded frozen from a local path, or
 attached with :meth:`DiffusionWorldModel.set_tokenizer`).
 
@@ -90,6 +91,7 @@ from wmkit.diffusion_world.schedulers import (
     frame_target,
     make_training_scheduler,
 )
+from wmkit.diffusion_world.unet3d import UNET3D_SIZES
 
 __all__ = ["DiffusionLoss", "DiffusionWorldModel"]
 
@@ -110,15 +112,18 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
 
     Args:
         action_spec: the actions it takes.
-        network: ``"dit"`` (native spatio-temporal DiT) or ``"svd_unet"`` (causalized
-            diffusers ``UNetSpatioTemporalConditionModel``).
-        size: named size of the network (``DIT_SIZES`` / ``SVD_UNET_SIZES``).
+        network: ``"dit"`` (native spatio-temporal DiT), ``"svd_unet"`` (causalized
+            diffusers ``UNetSpatioTemporalConditionModel``) or ``"unet3d"`` (causalized
+            diffusers ``UNet3DConditionModel``).
+        size: named size of the network (``DIT_SIZES`` / ``SVD_UNET_SIZES`` /
+            ``UNET3D_SIZES``).
         network_kwargs: overrides of the size's arguments (DiT ``__init__`` arguments or
             the diffusers UNet config).
-        pretrained_network: ``svd_unet`` only: local diffusers directory of a pretrained
-            UNet, loaded then causalized (its config replaces ``size``/``network_kwargs``).
-        temporal_conv: ``svd_unet`` only: temporal-conv weight transfer (``shift``,
-            ``masked``, ``extrapolative``).
+        pretrained_network: UNets only: local diffusers directory of a pretrained UNet of
+            the ``network``'s class, loaded then causalized (its config replaces
+            ``size``/``network_kwargs``).
+        temporal_conv: UNets only: temporal-conv weight transfer (``shift``, ``masked``,
+            ``extrapolative``).
         channels: channels the network sees (3 for pixels; the latent channels).
         image_size: height and width the network sees (pixels or latents).
         tokenizer: local path of a saved continuous wmkit tokenizer (frozen); ``None``
@@ -157,7 +162,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     def __init__(
         self,
         action_spec: ActionSpec,
-        network: Literal["dit", "svd_unet"] = "dit",
+        network: Literal["dit", "svd_unet", "unet3d"] = "dit",
         size: str = "tiny",
         network_kwargs: dict[str, Any] | None = None,
         pretrained_network: str | None = None,
@@ -263,7 +268,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             if size not in DIT_SIZES:
                 raise ValueError(f"size must be one of {tuple(DIT_SIZES)} for dit; got {size!r}")
             if pretrained is not None:
-                raise ValueError("pretrained_network is for network='svd_unet' only")
+                raise ValueError("pretrained_network is for network='svd_unet' or 'unet3d'")
             args = {**DIT_SIZES[size], "patch_size": 2, **(kwargs or {})}
             extra = self.channels if self.residual else 0  # the previous frame, concatenated
             return SpatioTemporalDiT(
@@ -272,30 +277,34 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 out_channels=self.channels,
                 **args,
             )
-        if network == "svd_unet":
-            from diffusers import UNetSpatioTemporalConditionModel
+        unets = {"svd_unet": SVD_UNET_SIZES, "unet3d": UNET3D_SIZES}
+        if network in unets:
+            from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel
 
+            svd = network == "svd_unet"
+            cls = UNetSpatioTemporalConditionModel if svd else UNet3DConditionModel
             if pretrained is not None:
-                unet = load_diffusers_unet(pretrained)
+                unet = load_diffusers_unet(pretrained, expected=cls.__name__)
             else:
-                if size not in SVD_UNET_SIZES:
+                sizes = unets[network]
+                if size not in sizes:
                     raise ValueError(
-                        f"size must be one of {tuple(SVD_UNET_SIZES)} for svd_unet; got {size!r}"
+                        f"size must be one of {tuple(sizes)} for {network}; got {size!r}"
                     )
                 config = {
-                    **SVD_UNET_SIZES[size],
+                    **sizes[size],
                     "in_channels": self.channels,
                     "out_channels": self.channels,
                     **(kwargs or {}),
                 }
-                unet = UNetSpatioTemporalConditionModel(**config)
+                unet = cls(**config)
             if unet.config.out_channels != self.channels:
                 raise ValueError(
                     f"the UNet predicts {unet.config.out_channels} channels but channels="
                     f"{self.channels}"
                 )
             return causalize(unet, temporal_conv)
-        raise ValueError(f"network must be 'dit' or 'svd_unet'; got {network!r}")
+        raise ValueError(f"network must be 'dit', 'svd_unet' or 'unet3d'; got {network!r}")
 
     # ------------------------------------------------------------------ tokenizer / spaces
     @property

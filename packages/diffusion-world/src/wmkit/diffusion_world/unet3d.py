@@ -1,0 +1,174 @@
+"""A causalized diffusers ``UNet3DConditionModel`` (ModelScope text-to-video) with a timestep
+per frame.
+
+Build it with :func:`~wmkit.diffusion_world.causalize.causalize`, which replaces the UNet's
+temporal layers in place (Vid2World, arXiv:2505.14357, §3.1) before wrapping it here:
+
+- ``TransformerTemporalModel`` (``transformer_in`` and every block's ``temp_attentions``):
+  its ``BasicTransformerBlock`` modules run *two* self-attentions over time
+  (``double_self_attention=True``; ``attn2`` gets no encoder states in ``UNet3DConditionModel``),
+  so both get a causal mask; its input GroupNorm sees ``[B, C, T, H, W]`` and is made per
+  frame.
+- ``TemporalConvLayer`` (every block's ``temp_convs``): four ``(3, 1, 1)`` convolutions
+  become causal with the chosen weight-transfer rule, its four GroupNorms per frame.
+- the timestep: the diffusers UNet embeds one timestep per sample and repeats it over the
+  frames; :class:`CausalUNet3D` embeds ``[B, T]`` timesteps, one per frame.
+
+Everything else already works frame by frame (``ResnetBlock2D``, spatial
+``Transformer2DModel`` whose cross-attention reads the text context, 2D up/down sampling).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers import UNet3DConditionModel
+from einops import rearrange, repeat
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+__all__ = ["UNET3D_SIZES", "CausalUNet3D", "tiny_unet3d_config"]
+
+# ``attention_head_dim`` is what diffusers' UNet3DConditionModel uses as the *number* of heads
+# of its spatial and temporal blocks (a known naming issue; ``num_attention_heads`` must stay
+# unset); ``transformer_in`` has 8 heads of ``attention_head_dim`` channels.
+UNET3D_SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "block_out_channels": (16, 32),
+        "down_block_types": ("CrossAttnDownBlock3D", "DownBlock3D"),
+        "up_block_types": ("UpBlock3D", "CrossAttnUpBlock3D"),
+        "layers_per_block": 1,
+        "norm_num_groups": 8,
+        "cross_attention_dim": 8,
+        "attention_head_dim": 2,
+    },
+    "small": {
+        "block_out_channels": (64, 128, 256),
+        "down_block_types": ("CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"),
+        "up_block_types": ("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
+        "layers_per_block": 2,
+        "norm_num_groups": 32,
+        "cross_attention_dim": 256,
+        "attention_head_dim": 8,
+    },
+}
+
+
+def tiny_unet3d_config(channels: int = 3, **overrides: Any) -> dict[str, Any]:
+    """Config of a tiny random ``UNet3DConditionModel`` (tests, CPU)."""
+    return {
+        **UNET3D_SIZES["tiny"],
+        "in_channels": channels,
+        "out_channels": channels,
+        **overrides,
+    }
+
+
+class CausalUNet3D(nn.Module):
+    """A causalized ``UNet3DConditionModel`` with per-frame timesteps.
+
+    ``forward(sample [B, T, C, H, W], timesteps [B, T], cond [B, T, cond_dim] | None)`` →
+    ``[B, T, C_out, H, W]`` (frames on axis 1, as :class:`CausalSVDUNet`; diffusers' UNet
+    takes ``[B, C, T, H, W]``). Output frame ``t`` depends on inputs, timesteps and
+    conditions of frames ``<= t`` only. The per-frame conditioning is added to the time
+    embedding through a zero-initialised projection (a pretrained network starts out
+    unchanged); the cross-attention context (text embeddings in ModelScope) defaults to one
+    learned token, zero-initialised.
+
+    Args:
+        unet: the (already causalized) diffusers UNet; use :func:`causalize` to build this.
+        cond_dim: width of the per-frame conditioning; ``None``: the time-embedding width.
+    """
+
+    def __init__(self, unet: UNet3DConditionModel, cond_dim: int | None = None):
+        super().__init__()
+        self.unet = unet
+        emb_dim = unet.time_embedding.linear_2.out_features
+        self.cond_dim = cond_dim if cond_dim is not None else emb_dim
+        self.cond_proj = nn.Linear(self.cond_dim, emb_dim)
+        nn.init.zeros_(self.cond_proj.weight)
+        nn.init.zeros_(self.cond_proj.bias)
+        self.context = nn.Parameter(torch.zeros(1, 1, unet.config.cross_attention_dim))
+        self.gradient_checkpointing = False
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.unet.config.out_channels)
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each UNet block in the backward pass (diffusers' ``UNet3DConditionModel``
+        has no gradient checkpointing of its own, so the wrapper does it per block)."""
+        self.gradient_checkpointing = enabled
+
+    def _run(self, block: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, *args, use_reentrant=False, **kwargs)
+        return block(*args, **kwargs)
+
+    def forward(
+        self,
+        sample: Tensor,
+        timesteps: Tensor,
+        cond: Tensor | None = None,
+        encoder_hidden_states: Tensor | None = None,
+    ) -> Tensor:
+        unet = self.unet
+        if sample.ndim != 5:
+            raise ValueError(f"sample must be [B, T, C, H, W]; got {tuple(sample.shape)}")
+        b, t, c, h, w = sample.shape
+        if timesteps.shape != (b, t):
+            raise ValueError(f"timesteps must be [B, T] = {(b, t)}; got {tuple(timesteps.shape)}")
+        extra = unet.config.in_channels - c
+        if extra < 0:
+            raise ValueError(f"sample has {c} channels; the UNet takes {unet.config.in_channels}")
+        if extra:
+            sample = torch.cat([sample, sample.new_zeros(b, t, extra, h, w)], dim=2)
+        if cond is not None and cond.shape[:2] != (b, t):
+            raise ValueError(f"cond must be [B, T, D] with B, T = {(b, t)}; got {cond.shape}")
+        up_factor = 2**unet.num_upsamplers
+        forward_upsample_size = any(s % up_factor for s in (h, w))
+        upsample_size = None
+
+        # the change from diffusers: one timestep per frame instead of one repeated per sample
+        t_emb = unet.time_proj(timesteps.reshape(-1)).to(sample.dtype)  # [(B T), C0]
+        emb = unet.time_embedding(t_emb)  # [(B T), E]
+        if cond is not None:
+            emb = emb + self.cond_proj(rearrange(cond, "b t d -> (b t) d"))  # [(B T), E]
+        if encoder_hidden_states is None:
+            encoder_hidden_states = self.context.expand(b, -1, -1)
+        ehs = repeat(encoder_hidden_states, "b n d -> (b t) n d", t=t)  # [(B T), N, D]
+
+        x = unet.conv_in(rearrange(sample, "b t c h w -> (b t) c h w"))  # [(B T), C1, H, W]
+        x = self._run(unet.transformer_in, x, num_frames=t, return_dict=False)[0]
+        res = (x,)
+        for block in unet.down_blocks:
+            kwargs = {"encoder_hidden_states": ehs} if _cross(block) else {}
+            x, block_res = self._run(block, hidden_states=x, temb=emb, num_frames=t, **kwargs)
+            res += block_res
+        x = self._run(
+            unet.mid_block, x, emb, encoder_hidden_states=ehs, num_frames=t
+        )  # [(B T), C, h', w']
+        for i, block in enumerate(unet.up_blocks):
+            skips = res[-len(block.resnets) :]
+            res = res[: -len(block.resnets)]
+            if i < len(unet.up_blocks) - 1 and forward_upsample_size:
+                upsample_size = res[-1].shape[2:]
+            kwargs = {"encoder_hidden_states": ehs} if _cross(block) else {}
+            x = self._run(
+                block,
+                hidden_states=x,
+                temb=emb,
+                res_hidden_states_tuple=skips,
+                upsample_size=upsample_size,
+                num_frames=t,
+                **kwargs,
+            )
+        if unet.conv_norm_out is not None:
+            x = unet.conv_act(unet.conv_norm_out(x))
+        x = unet.conv_out(x)  # [(B T), C, H, W]
+        return rearrange(x, "(b t) c h w -> b t c h w", b=b)
+
+
+def _cross(block: nn.Module) -> bool:
+    return bool(getattr(block, "has_cross_attention", False))
