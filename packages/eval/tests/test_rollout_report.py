@@ -10,6 +10,7 @@ from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.lpips import LPIPS
 from wmkit.core.testing import ToyTokenizer, ToyWorldModel, moving_squares
 from wmkit.eval.cli import main
+from wmkit.eval.frame_metrics import psnr_from_mse
 from wmkit.eval.idm import InverseDynamicsModel, train_idm
 from wmkit.eval.report import write_report
 from wmkit.eval.rollout import evaluate_rollouts
@@ -46,6 +47,14 @@ def test_oracle_beats_copy_last_and_shows_controllability(squares, oracle):
     assert ev.num_clips == 12 and len(ev.per_step["model"]["psnr"]) == 5
     assert ev.overall["model"]["psnr"] > ev.overall["copy_last_frame"]["psnr"] + 10
     assert ev.controllability["delta_psnr"] > 10
+    for method, values in ev.overall.items():  # headline PSNR is the PSNR of the mean MSE
+        assert values["psnr"] == pytest.approx(float(psnr_from_mse(values["mse"])))
+        steps = ev.per_step[method]
+        assert steps["psnr"] == pytest.approx(psnr_from_mse(torch.tensor(steps["mse"])).tolist())
+    # copy-last repeats the still frames exactly: capped per-frame values inflate its mean
+    assert ev.overall["copy_last_frame"]["psnr_frame_mean"] > ev.overall["copy_last_frame"]["psnr"]
+    c = ev.controllability
+    assert c["delta_psnr"] == pytest.approx(c["psnr_true"] - c["psnr_other"])
     copy = evaluate_rollouts(oracle(spec), _batches(frames, actions), context=2, horizon=5)
     assert copy.overall == ev.overall  # deterministic model: samples agree
 

@@ -48,6 +48,9 @@ def test_tiny_quickstart_survives_sigkill_and_resumes(tmp_path):
     tokenizer = load_pretrained(result.tokenizer_dir)
     world = load_pretrained(result.world_dir)
     assert tokenizer.kind == "discrete" and world.action_spec.n == 17
+    assert tokenizer.future_residual and world.compressive  # the iVideoGPT-style layout
+    manifest = json.loads((plan.dataset / "manifest.json").read_text())
+    assert manifest["policy"]["name"] == plan.policy == "explore"  # recorded as planned
     for key in ("psnr", "copy_last_psnr", "delta_psnr"):
         assert isinstance(result.metrics[key], float)
     assert "copy last frame" in result.metrics["table"]

@@ -27,7 +27,7 @@ import torch
 from diffusers import EDMEulerScheduler
 from torch import Tensor
 
-from wmkit.diffusion_world.sampler import Denoiser, guided_prediction
+from wmkit.diffusion_world.sampler import Denoiser, condition_sequences, guided_next_frame
 
 __all__ = [
     "SIGMA_HI",
@@ -115,16 +115,13 @@ class EDMNextFrameSampler:
         sched = self.scheduler
         sched.set_timesteps(self.num_steps, device=device)
         hist_s = torch.zeros(b, length, device=device)
-        cond_seq = torch.cat([history_cond, cond[:, None]], dim=1)  # [B, L + 1, D]
-        uncond_seq = torch.cat([history_cond, null_cond[:, None]], dim=1)
+        conds = condition_sequences(history_cond, cond, null_cond)
         x = torch.randn(b, *history.shape[2:], device=device, dtype=history.dtype)
         x = x * sched.sigmas[0].to(device)
         for i, t in enumerate(sched.timesteps):
             # diffusers' bookkeeping (step index); the model preconditions each frame itself
             sched.scale_model_input(x, t)
             sigma = float(sched.sigmas[i])
-            x_in = torch.cat([history, x[:, None]], dim=1)
-            s = torch.cat([hist_s, torch.full((b, 1), sigma, device=device)], dim=1)
-            d = guided_prediction(denoise, x_in, s, cond_seq, uncond_seq, self.guidance_scale)
+            d = guided_next_frame(denoise, history, hist_s, x, sigma, conds, self.guidance_scale)
             x = sched.step(d, t, x, pred_original_sample=d).prev_sample
         return x

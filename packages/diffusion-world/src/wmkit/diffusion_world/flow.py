@@ -34,7 +34,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from torch import Tensor
 
-from wmkit.diffusion_world.sampler import Denoiser, guided_prediction
+from wmkit.diffusion_world.sampler import Denoiser, condition_sequences, guided_next_frame
 
 __all__ = [
     "FlowNextFrameSampler",
@@ -123,13 +123,10 @@ class FlowNextFrameSampler:
         sched = self.scheduler
         sched.set_timesteps(self.num_steps, device=device)
         hist_t = torch.zeros(b, length, device=device)
-        cond_seq = torch.cat([history_cond, cond[:, None]], dim=1)  # [B, L + 1, D]
-        uncond_seq = torch.cat([history_cond, null_cond[:, None]], dim=1)
+        conds = condition_sequences(history_cond, cond, null_cond)
         x = torch.randn(b, *history.shape[2:], device=device, dtype=history.dtype)  # t = 1
         for i, timestep in enumerate(sched.timesteps):
             t = float(sched.sigmas[i])
-            x_in = torch.cat([history, x[:, None]], dim=1)
-            ts = torch.cat([hist_t, torch.full((b, 1), t, device=device)], dim=1)
-            v = guided_prediction(denoise, x_in, ts, cond_seq, uncond_seq, self.guidance_scale)
+            v = guided_next_frame(denoise, history, hist_t, x, t, conds, self.guidance_scale)
             x = sched.step(v, timestep, x).prev_sample.to(history.dtype)
         return x

@@ -24,7 +24,13 @@ from torch import Tensor
 
 from wmkit.diffusion_world.schedulers import SamplerName, add_frame_noise, make_sampling_scheduler
 
-__all__ = ["Denoiser", "NextFrameSampler", "guided_prediction"]
+__all__ = [
+    "Denoiser",
+    "NextFrameSampler",
+    "condition_sequences",
+    "guided_next_frame",
+    "guided_prediction",
+]
 
 Denoiser = Callable[[Tensor, Tensor, Tensor], Tensor]
 """``(x [B, T, C, H, W], timesteps [B, T], cond [B, T, D]) -> prediction [B, T, C, H, W]``."""
@@ -48,6 +54,35 @@ def guided_prediction(
     both = denoise(torch.cat([x, x]), torch.cat([timesteps, timesteps]), torch.cat([cond, uncond]))
     c, u = both[:, -1].chunk(2)
     return u + scale * (c - u)
+
+
+def condition_sequences(
+    history_cond: Tensor, cond: Tensor, null_cond: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Per-frame conditions of ``history + new frame`` ``[B, L + 1, D]``, with the new frame's
+    action (``cond [B, D]``) and with the "no action" one (``null_cond``)."""
+    return (
+        torch.cat([history_cond, cond[:, None]], dim=1),
+        torch.cat([history_cond, null_cond[:, None]], dim=1),
+    )
+
+
+def guided_next_frame(
+    denoise: Denoiser,
+    history: Tensor,
+    history_levels: Tensor,
+    x: Tensor,
+    level: float,
+    conds: tuple[Tensor, Tensor],
+    scale: float,
+) -> Tensor:
+    """:func:`guided_prediction` for the frame ``x [B, C, H, W]`` being denoised at noise
+    ``level`` after ``history [B, L, C, H, W]`` at ``history_levels [B, L]``; ``conds`` from
+    :func:`condition_sequences`."""
+    b = x.shape[0]
+    x_in = torch.cat([history, x[:, None]], dim=1)
+    levels = torch.cat([history_levels, history_levels.new_full((b, 1), level)], dim=1)
+    return guided_prediction(denoise, x_in, levels, *conds, scale)
 
 
 class NextFrameSampler:
@@ -100,13 +135,13 @@ class NextFrameSampler:
             history = add_frame_noise(
                 self.training_scheduler, history, torch.randn_like(history), hist_t.long()
             )
-        cond_seq = torch.cat([history_cond, cond[:, None]], dim=1)  # [B, L + 1, D]
-        uncond_seq = torch.cat([history_cond, null_cond[:, None]], dim=1)
+        conds = condition_sequences(history_cond, cond, null_cond)
         x = torch.randn(b, *history.shape[2:], device=device, dtype=history.dtype)
         x = x * sched.init_noise_sigma
         for t in sched.timesteps:
-            x_in = torch.cat([history, sched.scale_model_input(x, t)[:, None]], dim=1)
-            ts = torch.cat([hist_t, torch.full((b, 1), float(t), device=device)], dim=1)
-            pred = guided_prediction(denoise, x_in, ts, cond_seq, uncond_seq, self.guidance_scale)
+            x_t = sched.scale_model_input(x, t)
+            pred = guided_next_frame(
+                denoise, history, hist_t, x_t, float(t), conds, self.guidance_scale
+            )
             x = sched.step(pred, t, x).prev_sample
         return x
