@@ -34,6 +34,20 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _rollout_fps(model, context, actions, warmup, args: argparse.Namespace) -> list[float]:
+    """Frames/s of ``model.rollout(context, actions)`` over ``args.repeats`` timed runs, after
+    one warm-up rollout over ``warmup`` actions."""
+    model.rollout(context, warmup)
+    times = []
+    for _ in range(args.repeats):
+        _sync(args.device)
+        t0 = time.perf_counter()
+        model.rollout(context, actions)
+        _sync(args.device)
+        times.append(time.perf_counter() - t0)
+    return [actions.shape[1] / t for t in times]
+
+
 def speed(args: argparse.Namespace) -> list[dict]:
     rows = []
     spec = ActionSpec.discrete(5)
@@ -48,15 +62,7 @@ def speed(args: argparse.Namespace) -> list[dict]:
             ).to(args.device).eval()  # fmt: skip
             context = torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1
             actions = spec.sample((1, steps)).to(args.device)
-            model.rollout(context, actions[:, :1])  # warm-up
-            times = []
-            for _ in range(args.repeats):
-                _sync(args.device)
-                t0 = time.perf_counter()
-                model.rollout(context, actions)
-                _sync(args.device)
-                times.append(time.perf_counter() - t0)
-            fps = [steps / t for t in times]
+            fps = _rollout_fps(model, context, actions, actions[:, :1], args)
             rows.append({
                 "grid": grid_name, "tokens_per_frame": model.tokens_per_frame,
                 "decoding": decoding if decoding == "raster" else f"diagonal (w={args.window})",
@@ -113,6 +119,111 @@ def cross_frame_speed(args: argparse.Namespace) -> list[dict]:
             "fps_median": statistics.median(fps), "fps_min": min(fps), "fps_max": max(fps),
             "steps": steps,
         })  # fmt: skip
+    return rows
+
+
+def gpu_speed(args: argparse.Namespace) -> list[dict]:
+    """GPU rollout frames/s in bf16 at batch 1: eager vs CUDA graphs (``cuda_graphs=True``),
+    raster vs diagonal (within a frame / across frames), at 24x14 and 16x16 tokens per frame,
+    with a MineWorld-sized vocabulary (8,000 ids). Each graphed setting is also checked against
+    its eager static-cache twin under greedy sampling (same tokens, same frames)."""
+    rows = []
+    spec = ActionSpec.discrete(5)
+    dtype = torch.bfloat16
+    grids = {"24x14": (56, 96), "16x16": (64, 64)}
+    settings = (  # label, decoding, cross_frame, cuda_graphs, timed steps
+        ("raster", "raster", False, False, 1),
+        ("raster", "raster", False, True, 4),
+        (f"diagonal (w={args.window})", "diagonal", False, False, 2),
+        (f"diagonal (w={args.window})", "diagonal", False, True, 8),
+        (f"diagonal (w={args.window}), across frames", "diagonal", True, True, 8),
+    )
+    runs = [(g, *setting) for g in grids for setting in settings]
+    for grid_name, label, decoding, cross, graphs, steps in runs:
+        h, w = grids[grid_name]
+        torch.manual_seed(0)
+        model = ARWorldModel(
+            spec, ToyTokenizer(patch=4, levels=20), frame_size=(h, w), size=args.size,
+            max_frames=args.max_frames, decoding=decoding, window=args.window,
+            temperature=1.0, cross_frame=cross, cuda_graphs=graphs,
+        ).to(args.device, dtype).eval()  # fmt: skip
+        context = (torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1).to(dtype)
+        actions = spec.sample((1, steps)).to(args.device)
+        fps = _rollout_fps(model, context, actions, actions, args)  # warm-up captures graphs
+        row = {
+            "grid": grid_name, "tokens_per_frame": model.tokens_per_frame,
+            "decoding": label, "cuda_graphs": graphs, "dtype": "bf16",
+            "fps_median": statistics.median(fps), "fps_min": min(fps), "fps_max": max(fps),
+            "steps": steps, "max_frames": args.max_frames,
+            "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
+        }  # fmt: skip
+        if graphs:  # graphs vs the same static path run eagerly, greedy
+            model.sampler = type(model.sampler)(temperature=0.0)
+            torch.manual_seed(0)
+            a = model.rollout(context, actions[:, :2]).frames
+            row["graphs_captured"] = model._decoder.captured if model._decoder else []
+            model._decoder.use_graphs = False
+            b = model.rollout(context, actions[:, :2]).frames
+            row["graphed_equals_eager"] = bool(torch.equal(a, b))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+        del model
+        torch.cuda.empty_cache()
+    return rows
+
+
+def gpu_train(args: argparse.Namespace) -> list[dict]:
+    """Training throughput (tokens/s) and MFU in bf16 autocast on one GPU: next-token loss
+    over 8-frame clips of 24x14 tokens (an 8,000-id vocabulary), eager and with every block
+    ``torch.compile``d. FLOPs are counted by ``FlopCounterMode`` (matmuls and attention,
+    forward and backward); MFU is against the GPU's dense bf16 peak
+    (``wmkit.eval.throughput.peak_flops``)."""
+    import torch.nn.functional as F
+
+    from wmkit.eval.throughput import count_flops, measure
+
+    rows = []
+    spec = ActionSpec.discrete(5)
+    frames, batch = 8, args.train_batch
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = ARWorldModel(
+            spec, ToyTokenizer(patch=4, levels=20), frame_size=(56, 96), size=args.size,
+            max_frames=frames,
+        ).to(args.device).train()  # fmt: skip
+        if compiled:
+            for block in model.transformer.blocks:
+                block.compile()
+        lay = model.layout
+        tokens = torch.randint(0, lay.vocab_size, (batch, frames, lay.h, lay.w), device=args.device)
+        actions = spec.sample((batch, frames)).to(args.device)
+        targets = tokens[:, 1:].reshape(-1)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+
+        def step(model=model, tokens=tokens, actions=actions, targets=targets, opt=opt):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = model(tokens, actions)
+            logits = out.frame_logits.float().reshape(-1, out.frame_logits.shape[-1])
+            loss = F.cross_entropy(logits, targets)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        seq = lay.step_start(frames)
+        flops = count_flops(step) if not compiled else rows[0]["flops_per_step"]
+        r = measure(step, name=f"{args.size} train {'compiled' if compiled else 'eager'}",
+                    items=batch * seq, unit="tokens", device=args.device, warmup=3,
+                    repeats=args.repeats * 3, flops=flops)  # fmt: skip
+        row = {
+            "compiled": compiled, "batch": batch, "seq_len": seq, "tokens_per_s": r.items_per_s,
+            "step_ms": r.median_s * 1e3, "tflops": flops / r.median_s / 1e12, "mfu": r.mfu,
+            "flops_per_step": flops, "peak_mem_mb": r.peak_memory_mb,
+            "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
+        }  # fmt: skip
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+        del model, opt
+        torch.cuda.empty_cache()
     return rows
 
 
@@ -203,9 +314,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true")
     p.add_argument(
-        "--part", choices=("all", "speed", "cross_frame", "quality"), default="all",
-        help="run only one section",
+        "--part", choices=("all", "speed", "cross_frame", "quality", "gpu"), default="all",
+        help="run only one section; 'gpu' (not in 'all'): bf16 rollout speed with CUDA graphs "
+        "and training MFU, on --device cuda",
     )  # fmt: skip
+    p.add_argument("--max-frames", type=int, default=4, help="gpu: context window in frames")
+    p.add_argument("--train-batch", type=int, default=8, help="gpu: training batch (clips)")
+    p.add_argument("--skip-train", action="store_true", help="gpu: rollout speed only")
     p.add_argument("--out", default=None, help="default results/bench_ar_world[_PART].json")
     args = p.parse_args()
     if args.out is None:
@@ -221,11 +336,16 @@ def main() -> None:
     speed_rows = speed(args) if part in ("all", "speed") else []
     cross_rows = cross_frame_speed(args) if part in ("all", "cross_frame") else []
     qual = quality(args) if part in ("all", "quality") else None
+    if part == "gpu" and not args.device.startswith("cuda"):
+        p.error("--part gpu needs --device cuda")
+    gpu_rows = gpu_speed(args) if part == "gpu" else []
+    train_rows = gpu_train(args) if part == "gpu" and not args.skip_train else []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "hardware": hardware, "args": vars(args), "speed": speed_rows,
-        "cross_frame": cross_rows, "quality": qual,
+        "cross_frame": cross_rows, "quality": qual, "gpu_speed": gpu_rows,
+        "gpu_train": train_rows,
     }  # fmt: skip
     out.write_text(json.dumps(payload, indent=2))
     if speed_rows:
@@ -245,7 +365,34 @@ def main() -> None:
             )
     if qual is not None:
         _print_quality(args, qual)
+    if gpu_rows:
+        _print_gpu(args, hardware, gpu_rows, train_rows)
     print(f"\nraw numbers: {out}")
+
+
+def _print_gpu(
+    args: argparse.Namespace, hardware: str, rows: list[dict], train: list[dict]
+) -> None:
+    print(f"\n## ar-world {args.size} ({rows[0]['params_m']:.0f}M params) rollout, bf16, "
+          f"batch 1, {hardware}, {args.max_frames}-frame window\n")  # fmt: skip
+    print("| tokens/frame | decoding | CUDA graphs | frames/s (median) | min–max "
+          "| graphs = eager |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        same = {True: "yes", False: "NO"}.get(r.get("graphed_equals_eager"), "–")
+        print(f"| {r['grid']} ({r['tokens_per_frame']}) | {r['decoding']} | "
+              f"{'yes' if r['cuda_graphs'] else 'no'} | {r['fps_median']:.1f} | "
+              f"{r['fps_min']:.1f}–{r['fps_max']:.1f} | {same} |")  # fmt: skip
+    if not train:
+        return
+    print(f"\n## ar-world {args.size} training, bf16 autocast, {hardware}\n")
+    print("| blocks | batch x tokens | tokens/s | step (ms) | TFLOP/s | MFU | peak mem (MB) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in train:
+        mfu = "–" if r["mfu"] is None else f"{r['mfu'] * 100:.1f}%"
+        print(f"| {'torch.compile' if r['compiled'] else 'eager'} | {r['batch']} x "
+              f"{r['seq_len']} | {r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} | "
+              f"{r['tflops']:.0f} | {mfu} | {r['peak_mem_mb']:.0f} |")  # fmt: skip
 
 
 def _print_speed(args: argparse.Namespace, hardware: str, speed_rows: list[dict]) -> None:

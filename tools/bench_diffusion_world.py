@@ -90,6 +90,55 @@ def speed(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def gpu_speed(args: argparse.Namespace) -> list[dict]:
+    """Real-size rollout frames/s on a GPU, batch 1, bf16 autocast: the DiT-base of
+    ``configs/crafter_dit_base.yaml`` (64x64 pixels, patch 4, 16-frame window, guidance 1.5)
+    vs denoising steps, with and without guidance (guidance doubles the network's batch), eager
+    and with CUDA graphs (``cuda_graphs=True``, checked against eager on the same inputs)."""
+    rows = []
+    spec = ActionSpec.discrete(17)
+    settings = [(1.5, s, False) for s in (1, 2, 4, 8)]  # eager: with guidance only
+    settings += [(g, s, True) for g in (1.5, 1.0) for s in (1, 2, 4, 8)]
+    for guidance, steps, graphs in settings:
+        torch.manual_seed(0)
+        model = DiffusionWorldModel(
+            spec, network="dit", size="base", network_kwargs={"patch_size": 4},
+            image_size=64, num_sampling_steps=steps, guidance_scale=guidance,
+            context_window=16, history_noise_level=20, cuda_graphs=graphs,
+        ).eval().to(args.device)  # fmt: skip
+        ctx = torch.rand(1, 4, 3, 64, 64, device=args.device) * 2 - 1
+        n = 24  # past the 16-frame window: the steady state of play
+        acts = torch.randint(0, 17, (1, n), device=args.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            model.rollout(ctx, acts[:, :14])  # warm-up
+            times = []
+            for _ in range(args.repeats):
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                model.rollout(ctx, acts)
+                torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+        fps = [n / t for t in times]
+        same = None
+        if graphs:  # the graphed network against the eager one on the same inputs
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                torch.manual_seed(1)
+                a = model.rollout(ctx, acts[:, :3]).frames
+                model.cuda_graphs = False
+                torch.manual_seed(1)
+                b = model.rollout(ctx, acts[:, :3]).frames
+            same = float((a.float() - b.float()).abs().max())
+        row = {"network": "dit-base", "resolution": 64, "steps": steps,
+               "cuda_graphs": graphs, "graphed_vs_eager_max_abs": same,
+               "guidance_scale": guidance, "context_window": 16, "dtype": "bf16 autocast",
+               "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
+               "fps_median": statistics.median(fps), "fps_min": min(fps),
+               "fps_max": max(fps)}  # fmt: skip
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def train(
     model: DiffusionWorldModel, data: list, budget_s: float, clip: int, batch: int, lr: float
 ) -> int:
@@ -276,6 +325,10 @@ def main() -> None:
         default='{"patch_size": 4, "hidden_size": 96, "depth": 2, "num_heads": 4}',
     )
     p.add_argument("--skip-speed", action="store_true")
+    p.add_argument(
+        "--gpu-speed", action="store_true",
+        help="only the real-size (DiT-base, 64x64) bf16 rollout speed on --device cuda",
+    )  # fmt: skip
     p.add_argument("--out", default="results/bench_diffusion_world.json")
     args = p.parse_args()
     if args.quick:
@@ -284,6 +337,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.gpu_speed:
+        if not args.device.startswith("cuda"):
+            p.error("--gpu-speed needs --device cuda")
+        rows = gpu_speed(args)
+        name = torch.cuda.get_device_name(0)
+        out.write_text(json.dumps({"hardware": name, "gpu_speed": rows}, indent=2))
+        print(f"\n### Real-size rollout speed (DiT-base {rows[0]['params_m']:.0f}M, 64x64, "
+              f"16-frame window, bf16 autocast, batch 1; {name})\n")  # fmt: skip
+        print("| denoising steps | guidance | CUDA graphs | frames/s (median) | min–max |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['steps']} | {r['guidance_scale']:g} | "
+                  f"{'yes' if r['cuda_graphs'] else 'no'} | {r['fps_median']:.1f} | "
+                  f"{r['fps_min']:.1f}–{r['fps_max']:.1f} |")  # fmt: skip
+        return
 
     speed_rows = [] if args.skip_speed else speed(args)
     data, spec = load_crafter(Path(args.data), args.episodes, args.resolution)

@@ -1,4 +1,5 @@
-"""Scaling wiring on CPU: gradient checkpointing, bf16 mixed precision, DDP; FSDP's CPU error.
+"""Scaling wiring on CPU: gradient checkpointing, bf16 mixed precision, DDP; FSDP's CPU error
+(and, where a CUDA GPU is present, FSDP itself on one GPU).
 
 No GPU here, so these prove the wiring, not the speed: checkpointing changes neither the loss
 nor the gradients and really recomputes the blocks; ``--trainer.precision bf16-mixed`` trains
@@ -169,3 +170,22 @@ def test_fsdp_on_cpu_raises_lightnings_documented_error(tmp_path):
     ]  # fmt: skip
     with pytest.raises(ValueError, match="`fsdp` requires a GPU accelerator"):
         run_stage(None, None, argv)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fsdp_bf16_fit_on_one_gpu(tmp_path):
+    """FSDP (one rank, full sharding of one device's parameters) with bf16-mixed through
+    ``run_stage``: the model trains, the loss stays finite."""
+    probe = json.dumps({"class_path": "rank_probe.RankProbe", "init_args": {"out": str(tmp_path)}})
+    argv = [
+        "fit", "-c", str(TINY), "--trainer.fast_dev_run=3", "--trainer.accelerator=gpu",
+        "--trainer.devices=1", "--trainer.strategy=fsdp", "--trainer.precision=bf16-mixed",
+        f"--trainer.callbacks+={probe}", *QUIET, f"--trainer.default_root_dir={tmp_path}",
+    ]  # fmt: skip
+    cli = run_stage(None, None, argv)
+    assert cli.trainer.state.finished
+    assert type(cli.trainer.strategy).__name__ == "FSDPStrategy"
+    record = torch.load(tmp_path / "rank0.pt")
+    assert torch.isfinite(torch.tensor(record["losses"])).all()
+    # the sharded optimizer stepped (order-free: FSDP may flatten and pad the parameters)
+    assert float((record["start"] ** 2).sum()) != float((record["end"] ** 2).sum())

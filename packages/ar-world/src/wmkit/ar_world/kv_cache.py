@@ -20,17 +20,25 @@ class KVCache:
     a slot that holds nothing yet. MineWorld attends to such empty (zero) slots; we mask them,
     which makes window-1 diagonal decoding equal to raster decoding exactly.
 
+    A *static* cache (``static=True``) keeps every shape fixed and never reads a device value
+    on the host: attention always spans all ``L`` slots (empty ones masked), and ``mark``
+    neither checks bounds nor tracks ``end``. That is what a captured CUDA graph needs
+    (``wmkit.ar_world.cuda_graphs``); it gives the same outputs as the dynamic cache.
+
     Attributes:
         keys: per layer ``[B, H, L, Dh]``.
         values: per layer ``[B, H, L, Dh]``.
         valid: ``bool [L]`` (the same for every batch row: all rows follow one schedule).
-        end: one past the highest written slot (attention only looks at ``[:end]``).
+        end: one past the highest written slot (attention only looks at ``[:end]``); a static
+            cache keeps it at ``L``.
+        static: fixed shapes, no host synchronisation (see above).
     """
 
     keys: list[Tensor]
     values: list[Tensor]
     valid: Tensor
     end: int = 0
+    static: bool = False
 
     @classmethod
     def empty(
@@ -42,12 +50,15 @@ class KVCache:
         max_len: int,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        static: bool = False,
     ) -> KVCache:
         shape = (batch, heads, max_len, head_dim)
         return cls(
             keys=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(num_layers)],
             values=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(num_layers)],
             valid=torch.zeros(max_len, dtype=torch.bool, device=device),
+            end=max_len if static else 0,
+            static=static,
         )
 
     @property
@@ -57,10 +68,13 @@ class KVCache:
     def reset(self) -> None:
         """Forget everything (the tensors are kept and overwritten)."""
         self.valid.zero_()
-        self.end = 0
+        self.end = self.max_len if self.static else 0
 
     def mark(self, positions: Tensor) -> None:
         """Record that ``positions`` are about to be written (before the layers run)."""
+        if self.static:  # no host sync (and no host tensor: CUDA-graph capturable)
+            self.valid.index_fill_(0, positions, True)
+            return
         if positions.numel() and int(positions.max()) >= self.max_len:
             raise ValueError(
                 f"position {int(positions.max())} is past the cache length {self.max_len}; "

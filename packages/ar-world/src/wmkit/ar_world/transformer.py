@@ -133,10 +133,15 @@ class Transformer(nn.Module):
         self.gradient_checkpointing = gradient_checkpointing
 
     def new_cache(
-        self, batch: int, max_len: int, device: torch.device, dtype: torch.dtype
+        self,
+        batch: int,
+        max_len: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        static: bool = False,
     ) -> KVCache:
         return KVCache.empty(
-            len(self.blocks), batch, self.heads, self.head_dim, max_len, device, dtype
+            len(self.blocks), batch, self.heads, self.head_dim, max_len, device, dtype, static
         )
 
     def forward(self, x: Tensor, positions: Tensor, cache: KVCache | None = None) -> Tensor:

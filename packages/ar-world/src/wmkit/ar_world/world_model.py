@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from wmkit.ar_world.cross_frame_decoding import cross_frame_diagonal_decode
+from wmkit.ar_world.cuda_graphs import GraphedDecoder
 from wmkit.ar_world.diagonal_decoding import diagonal_decode
 from wmkit.ar_world.kv_cache import KVCache
 from wmkit.ar_world.layout import SequenceLayout
@@ -99,6 +100,7 @@ class ARState(WorldState):
                 [v.clone() for v in self.cache.values],
                 self.cache.valid.clone(),
                 self.cache.end,
+                self.cache.static,
             )
         return ARState(
             t=self.t,
@@ -148,6 +150,11 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             boundaries, ``window`` rows in flight in all). ``step`` (interactive play, the
             next action unknown) is unchanged, so with ``window > 1`` a cross-frame rollout
             differs from ``reset`` + ``step``; with ``window=1`` it equals it token for token.
+        cuda_graphs: decode with a static KV cache and, on CUDA, replay each decoding pass as
+            a CUDA graph (``wmkit.ar_world.cuda_graphs``; the real-time path for batch-1 play
+            on a GPU). Same outputs as without. The graphs read one cache owned by the model,
+            so ``reset`` reuses it: one live state at a time (a ``clone()`` gets its own cache
+            and runs without graphs). Off CUDA the static path runs eagerly.
     """
 
     def __init__(
@@ -169,6 +176,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         gradient_checkpointing: bool = False,
         context_frames: int | None = None,
         cross_frame: bool = False,
+        cuda_graphs: bool = False,
     ) -> None:
         super().__init__()
         if size not in SIZES:
@@ -184,6 +192,8 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 f"cross_frame=True needs decoding='diagonal' (with use_cache=True); got "
                 f"decoding={decoding!r}"
             )
+        if cuda_graphs and not use_cache:
+            raise ValueError("cuda_graphs=True needs use_cache=True (graphs replay cached passes)")
         if max_frames < 2:
             raise ValueError(f"max_frames must be >= 2; got {max_frames}")
         keep = max_frames // 2 if refresh_keep is None else refresh_keep
@@ -221,6 +231,8 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             use_cache,
         )
         self.cross_frame = cross_frame
+        self.cuda_graphs = cuda_graphs
+        self._decoder: GraphedDecoder | None = None
         self.sampler = Sampler(temperature, top_k, top_p)
         cfg = SIZES[size]
         dim = cfg["dim"]
@@ -249,6 +261,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
 
     def _apply(self, fn: Any, recurse: bool = True) -> ARWorldModel:  # move the tokenizer too
         super()._apply(fn, recurse)
+        self._decoder = None  # captured graphs point at the old parameters
         if isinstance(self.tokenizer, nn.Module):
             self.tokenizer._apply(fn, recurse)
         return self
@@ -374,6 +387,8 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     # ------------------------------------------------------------------ inference
     def _run(self, state: ARState, x: Tensor, positions: Tensor) -> Tensor:
         if state.cache is not None:
+            if self._decoder is not None and state.cache is self._decoder.cache:
+                return self._decoder(x, positions)
             return self.transformer(x, positions, state.cache)
         start = 0 if state.inputs is None else state.inputs.shape[1]
         if positions[0] != start or positions[-1] != start + x.shape[1] - 1:
@@ -420,11 +435,29 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             if state.cache is None:
                 lay = self.layout
                 max_len = lay.step_start(self.max_frames)
-                state.cache = self.transformer.new_cache(b, max_len, x.device, x.dtype)
+                if self.cuda_graphs:
+                    state.cache = self._graphed_cache(b, max_len, x.device, x.dtype)
+                else:
+                    state.cache = self.transformer.new_cache(b, max_len, x.device, x.dtype)
             state.cache.reset()
         positions = torch.arange(p, device=x.device)
         self._run(state, x, positions)
         state.pos = p
+
+    def _graphed_cache(
+        self, batch: int, max_len: int, device: torch.device, dtype: torch.dtype
+    ) -> KVCache:
+        """The static cache of the model's :class:`GraphedDecoder` (rebuilt, graphs and all,
+        when the batch, length, device or dtype changes)."""
+        dec = self._decoder
+        if dec is not None:
+            k = dec.cache.keys[0]
+            same = (k.shape[0], dec.cache.max_len, k.device, k.dtype)
+            if same == (batch, max_len, device, dtype):
+                return dec.cache
+        cache = self.transformer.new_cache(batch, max_len, device, dtype, static=True)
+        self._decoder = GraphedDecoder(self.transformer, cache)
+        return cache
 
     def _tokens_for(self, frames: Tensor, name: str) -> list[Tensor]:
         return list(self.encode_frames(frames, name).unbind(1))

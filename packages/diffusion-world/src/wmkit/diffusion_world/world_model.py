@@ -68,6 +68,7 @@ from wmkit.core import (
 from wmkit.diffusion_world.action_embedding import ActionEmbedding
 from wmkit.diffusion_world.causal_layers import TemporalConvRule
 from wmkit.diffusion_world.causalize import SVD_UNET_SIZES, causalize, load_diffusers_unet
+from wmkit.diffusion_world.cuda_graphs import GraphedNetwork
 from wmkit.diffusion_world.dit import DIT_SIZES, SpatioTemporalDiT
 from wmkit.diffusion_world.edm import (
     EDMNextFrameSampler,
@@ -157,6 +158,9 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         flow_shift: ``flow``: diffusers' timestep shift of the sampling schedule (1: none).
         reward_head: add a reward head (:class:`RewardHead`); ``step`` then returns rewards.
         reward_hidden: width of the reward head.
+        cuda_graphs: at inference on CUDA, replay the DiT's calls as CUDA graphs (one per input
+            shape; ``wmkit.diffusion_world.cuda_graphs``): the same outputs, without the
+            per-kernel launch cost that bounds batch-1 rollouts. DiT only.
     """
 
     def __init__(
@@ -191,6 +195,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         flow_shift: float = 1.0,
         reward_head: bool = False,
         reward_hidden: int = 32,
+        cuda_graphs: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(action_spec, dict):
@@ -205,6 +210,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             clean_history_prob = 0.5 if objective == "edm" else 0.0
         if not 0.0 <= clean_history_prob < 1.0:
             raise ValueError(f"clean_history_prob must be in [0, 1); got {clean_history_prob}")
+        if cuda_graphs and network != "dit":
+            raise ValueError(f"cuda_graphs=True needs network='dit'; got network={network!r}")
         if residual and network != "dit":
             raise ValueError(f"residual=True needs network='dit'; got network={network!r}")
         if sigma_data <= 0:
@@ -228,6 +235,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             network, size, network_kwargs, pretrained_network, temporal_conv
         )
         self.action_embed = ActionEmbedding(action_spec, self.network.cond_dim)
+        self.cuda_graphs = cuda_graphs
+        self._graphed: GraphedNetwork | None = None
         self.num_train_timesteps = num_train_timesteps
         self.reward_head = RewardHead(action_spec, channels, reward_hidden) if reward_head else None
         self._tokenizer: Tokenizer | None = None
@@ -396,9 +405,9 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         ``edm``: the denoised frames ``D`` (preconditioned); ``flow``: the velocity
         (``residual``: plus the Gaussian-data velocity ``s(t) x``)."""
         if self.objective == "ddpm":
-            return self.network(self._net_input(x, base), levels, cond)
+            return self._call_network(self._net_input(x, base), levels, cond)
         if self.objective == "flow":
-            v = self.network(
+            v = self._call_network(
                 self._net_input(x, base), levels.float() * self.num_train_timesteps, cond
             )
             if self.residual:
@@ -406,8 +415,22 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 v = v + skip.reshape(*levels.shape, 1, 1, 1).to(x.dtype) * x
             return v
         c_skip, c_out, c_in = edm_scalings(levels.float()[..., None, None, None], self.sigma_data)
-        out = self.network(self._net_input(c_in * x, base), sigma_to_level(levels.float()), cond)
+        out = self._call_network(
+            self._net_input(c_in * x, base), sigma_to_level(levels.float()), cond
+        )
         return c_skip * x + c_out * out
+
+    def _call_network(self, x: Tensor, levels: Tensor, cond: Tensor) -> Tensor:
+        if not self.cuda_graphs or self.training:
+            return self.network(x, levels, cond)
+        if self._graphed is None:
+            self._graphed = GraphedNetwork(self.network)
+        return self._graphed(x, levels, cond)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> DiffusionWorldModel:
+        super()._apply(fn, recurse)
+        self._graphed = None  # captured graphs point at the old parameters
+        return self
 
     # ------------------------------------------------------------------ training
     def loss(self, frames: Tensor, actions: Tensor | None = None) -> DiffusionLoss:
