@@ -131,28 +131,33 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
     spec = ActionSpec.discrete(5)
     dtype = torch.bfloat16
     grids = {"24x14": (56, 96), "16x16": (64, 64)}
-    settings = (  # label, decoding, cross_frame, cuda_graphs, timed steps
-        ("raster", "raster", False, False, 1),
-        ("raster", "raster", False, True, 4),
-        (f"diagonal (w={args.window})", "diagonal", False, False, 2),
-        (f"diagonal (w={args.window})", "diagonal", False, True, 8),
-        (f"diagonal (w={args.window}), across frames", "diagonal", True, True, 8),
+    diag = f"diagonal (w={args.window})"
+    settings = (  # label, decoding, cross_frame, cuda_graphs, compile_decoding, timed steps
+        ("raster", "raster", False, False, False, 1),
+        ("raster", "raster", False, True, False, 4),
+        ("raster", "raster", False, True, True, 4),
+        (diag, "diagonal", False, False, False, 2),
+        (diag, "diagonal", False, True, False, 8),
+        (diag, "diagonal", False, True, True, 8),
+        (f"{diag}, across frames", "diagonal", True, True, False, 8),
+        (f"{diag}, across frames", "diagonal", True, True, True, 8),
     )
     runs = [(g, *setting) for g in grids for setting in settings]
-    for grid_name, label, decoding, cross, graphs, steps in runs:
+    for grid_name, label, decoding, cross, graphs, compiled, steps in runs:
         h, w = grids[grid_name]
         torch.manual_seed(0)
         model = ARWorldModel(
             spec, ToyTokenizer(patch=4, levels=20), frame_size=(h, w), size=args.size,
             max_frames=args.max_frames, decoding=decoding, window=args.window,
             temperature=1.0, cross_frame=cross, cuda_graphs=graphs,
+            compile_decoding=compiled,
         ).to(args.device, dtype).eval()  # fmt: skip
         context = (torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1).to(dtype)
         actions = spec.sample((1, steps)).to(args.device)
         fps = _rollout_fps(model, context, actions, actions, args)  # warm-up captures graphs
         row = {
             "grid": grid_name, "tokens_per_frame": model.tokens_per_frame,
-            "decoding": label, "cuda_graphs": graphs, "dtype": "bf16",
+            "decoding": label, "cuda_graphs": graphs, "compiled": compiled, "dtype": "bf16",
             "fps_median": statistics.median(fps), "fps_min": min(fps), "fps_max": max(fps),
             "steps": steps, "max_frames": args.max_frames,
             "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
@@ -375,13 +380,14 @@ def _print_gpu(
 ) -> None:
     print(f"\n## ar-world {args.size} ({rows[0]['params_m']:.0f}M params) rollout, bf16, "
           f"batch 1, {hardware}, {args.max_frames}-frame window\n")  # fmt: skip
-    print("| tokens/frame | decoding | CUDA graphs | frames/s (median) | min–max "
+    print("| tokens/frame | decoding | CUDA graphs | compiled | frames/s (median) | min–max "
           "| graphs = eager |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         same = {True: "yes", False: "NO"}.get(r.get("graphed_equals_eager"), "–")
         print(f"| {r['grid']} ({r['tokens_per_frame']}) | {r['decoding']} | "
-              f"{'yes' if r['cuda_graphs'] else 'no'} | {r['fps_median']:.1f} | "
+              f"{'yes' if r['cuda_graphs'] else 'no'} | {'yes' if r['compiled'] else 'no'} | "
+              f"{r['fps_median']:.1f} | "
               f"{r['fps_min']:.1f}–{r['fps_max']:.1f} | {same} |")  # fmt: skip
     if not train:
         return

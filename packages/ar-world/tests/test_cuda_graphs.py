@@ -76,12 +76,12 @@ def test_graphed_decoder_needs_a_static_cache_and_cuda_graphs_a_kv_cache():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("cross_frame", [False, True])
-def test_cuda_graph_replay_equals_eager_on_gpu(cross_frame):
+@pytest.mark.parametrize(("cross_frame", "compiled"), [(False, False), (True, False), (True, True)])
+def test_cuda_graph_replay_equals_eager_on_gpu(cross_frame, compiled):
     eps, frames, actions = squares(length=10)
     model = tiny_model(
         eps.action_spec, max_frames=4, temperature=0.0, decoding="diagonal", window=3,
-        cross_frame=cross_frame, cuda_graphs=True,
+        cross_frame=cross_frame, cuda_graphs=True, compile_decoding=compiled,
     ).cuda()  # fmt: skip
     frames, actions = frames.cuda(), actions.cuda()
     graphed = model.rollout(frames[:, :2], actions[:, 1:8])
@@ -90,3 +90,17 @@ def test_cuda_graph_replay_equals_eager_on_gpu(cross_frame):
     eager = model.rollout(frames[:, :2], actions[:, 1:8])
     assert torch.equal(graphed.frames, eager.frames)
     torch.testing.assert_close(graphed.rewards, eager.rewards, rtol=0, atol=0)
+
+
+def test_compiled_decoding_equals_eager_decoding():
+    """``compile_decoding=True`` (each block's pure halves through ``torch.compile``; ~20 s of
+    inductor compilation on CPU) gives the same greedy rollout as the eager blocks."""
+    eps, frames, actions = squares(length=8)
+    common = {"max_frames": 4, "temperature": 0.0, "decoding": "diagonal", "window": 3}
+    ref = tiny_model(eps.action_spec, cuda_graphs=True, **common)
+    compiled = tiny_model(eps.action_spec, cuda_graphs=True, compile_decoding=True, **common)
+    assert compiled.transformer._halves is not None and ref.transformer._halves is None
+    a = ref.rollout(frames[:, :2], actions[:, 1:6])
+    b = compiled.rollout(frames[:, :2], actions[:, 1:6])
+    assert torch.equal(a.frames, b.frames)
+    torch.testing.assert_close(a.rewards, b.rewards, atol=1e-5, rtol=0)

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from wmkit.ar_world.raster_decoding import index_tensor
+
 __all__ = ["CrossFrameFeedFn", "cross_frame_diagonal_decode"]
 
 CrossFrameFeedFn = Callable[[Tensor, Tensor, Tensor, list[int]], tuple[Tensor, Tensor]]
@@ -176,10 +178,8 @@ def cross_frame_diagonal_decode(
             if ids
             else torch.zeros(batch, 0, dtype=torch.long, device=device)
         )
-        frame = torch.tensor([g // h for g, _, _, _ in toks], dtype=torch.long, device=device)
-        index = torch.tensor(
-            [(g % h) * w + c for g, c, _, _ in toks], dtype=torch.long, device=device
-        )
+        frame = index_tensor([g // h for g, _, _, _ in toks], device)
+        index = index_tensor([(g % h) * w + c for g, c, _, _ in toks], device)
         out, pre_out = feed(tok_ids, frame, index, [f for f, _ in pres])  # [B, S, V], [B, P, V]
         logits: dict[int, Tensor] = {}
         for i, (_, _, predicted, _) in enumerate(toks):

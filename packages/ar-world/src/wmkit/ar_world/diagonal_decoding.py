@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from wmkit.ar_world.raster_decoding import FeedFn
+from wmkit.ar_world.raster_decoding import FeedFn, index_tensor
 
 __all__ = ["diagonal_decode"]
 
@@ -123,7 +123,7 @@ def diagonal_decode(
                 ids.append(placeholder[:, r, c])
             else:
                 ids.append(grid[:, r, count[r] - 1])
-        index = torch.tensor([r * width + c for r, c, _, _ in feeds], device=device)
+        index = index_tensor([r * width + c for r, c, _, _ in feeds], device)
         out = feed(torch.stack(ids, dim=1), index)  # [B, S, V]
         logits = {}
         for i, (_, _, predicted, _) in enumerate(feeds):

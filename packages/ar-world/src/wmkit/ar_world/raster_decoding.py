@@ -7,12 +7,22 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["FeedFn", "raster_decode"]
+__all__ = ["FeedFn", "index_tensor", "raster_decode"]
 
 FeedFn = Callable[[Tensor, Tensor], Tensor]
 """``feed(ids [B, S], grid_index [S]) -> logits [B, S, V]``: run the model on frame tokens at
 flat grid indices (their sequence positions follow from the frame's start) and return, for
 each, the logits of the token that follows it in raster order."""
+
+
+def index_tensor(values: list[int], device: torch.device | str) -> Tensor:
+    """``long`` tensor of ``values`` on ``device`` without stalling the host on CUDA (a plain
+    ``torch.tensor(..., device="cuda")`` waits for every queued kernel: a pageable copy
+    synchronises the stream, which would serialise the host and the GPU at every pass)."""
+    cpu = torch.tensor(values, dtype=torch.long)
+    if torch.device(device).type != "cuda":
+        return cpu.to(device)
+    return cpu.pin_memory().to(device, non_blocking=True)
 
 
 def raster_decode(
@@ -27,9 +37,10 @@ def raster_decode(
     n = height * width
     b = first_logits.shape[0]
     out = torch.zeros(b, n, dtype=torch.long, device=first_logits.device)
+    index = torch.arange(n, device=out.device)
     logits = first_logits
     for j in range(n):
         out[:, j] = sample(logits)
-        nxt = feed(out[:, j : j + 1], torch.tensor([j], device=out.device))  # [B, 1, V]
+        nxt = feed(out[:, j : j + 1], index[j : j + 1])  # [B, 1, V]
         logits = nxt[:, 0]
     return out.reshape(b, height, width)

@@ -155,6 +155,9 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             on a GPU). Same outputs as without. The graphs read one cache owned by the model,
             so ``reset`` reuses it: one live state at a time (a ``clone()`` gets its own cache
             and runs without graphs). Off CUDA the static path runs eagerly.
+        compile_decoding: ``torch.compile`` the pure halves of every block for decoding
+            passes (``Transformer.compile_decoding``): ~3x fewer kernels per pass; with
+            ``cuda_graphs`` the compiled kernels are captured too. Compiles on first use.
     """
 
     def __init__(
@@ -177,6 +180,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         context_frames: int | None = None,
         cross_frame: bool = False,
         cuda_graphs: bool = False,
+        compile_decoding: bool = False,
     ) -> None:
         super().__init__()
         if size not in SIZES:
@@ -245,6 +249,8 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             dim, cfg["depth"], cfg["heads"], cfg["ffn_multiple"],
             gradient_checkpointing=gradient_checkpointing,
         )  # fmt: skip
+        if compile_decoding:
+            self.transformer.compile_decoding()
         self.frame_head = nn.Linear(dim, self.layout.vocab_size, bias=False)
         self.reward_head = nn.Linear(dim, 1)
         self.done_head = nn.Linear(dim, 1)
@@ -293,10 +299,23 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 f"{frames.shape[-2]}x{frames.shape[-1]}"
             )
 
+    def _tokenizer_on(self, device: torch.device) -> None:
+        """Keep the frozen tokenizer (not a submodule) on the frames' device: strategies that
+        place parameters themselves (FSDP) bypass ``_apply`` and leave it behind."""
+        tok = self.tokenizer
+        if not isinstance(tok, nn.Module):
+            return
+        first = next(iter(tok.parameters()), None)
+        if first is None:
+            first = next(iter(tok.buffers()), None)
+        if first is not None and first.device != device:
+            tok.to(device)
+
     def encode_frames(self, frames: Tensor, name: str = "frames") -> Tensor:
         """Frames ``[B, T, C, H, W]`` in [-1, 1] → token ids ``[B, T, h, w]`` (frozen; each
         frame as a context frame with a compressive tokenizer)."""
         self._check_frames(frames, name)
+        self._tokenizer_on(frames.device)
         with torch.no_grad():
             if self.compressive:
                 return self.tokenizer.encode(frames, context_frames=frames.shape[1]).values
@@ -314,6 +333,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         if not self.compressive:
             return self.encode_frames(frames, name), None
         self._check_frames(frames, name)
+        self._tokenizer_on(frames.device)
         if frames.shape[1] <= self.layout.t0:
             raise ValueError(
                 f"{name} needs more than context_frames = {self.layout.t0} frames; got "
