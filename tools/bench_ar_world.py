@@ -133,6 +133,7 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
     grids = {"24x14": (56, 96), "16x16": (64, 64)}
     diag = f"diagonal (w={args.window})"
     settings = (  # label, decoding, cross_frame, cuda_graphs, compile_decoding, timed steps
+        ("raster, no KV cache", "raster", False, False, False, 1),
         ("raster", "raster", False, False, False, 1),
         ("raster", "raster", False, True, False, 4),
         ("raster", "raster", False, True, True, 4),
@@ -150,7 +151,7 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
             spec, ToyTokenizer(patch=4, levels=20), frame_size=(h, w), size=args.size,
             max_frames=args.max_frames, decoding=decoding, window=args.window,
             temperature=1.0, cross_frame=cross, cuda_graphs=graphs,
-            compile_decoding=compiled,
+            compile_decoding=compiled, use_cache="no KV cache" not in label,
         ).to(args.device, dtype).eval()  # fmt: skip
         context = (torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1).to(dtype)
         actions = spec.sample((1, steps)).to(args.device)

@@ -20,7 +20,7 @@ from rank_probe import RankProbe
 
 from wmkit.ar_world import ARWorldModel
 from wmkit.ar_world.lit import ARWorldModelModule
-from wmkit.ar_world.transformer import Block
+from wmkit.ar_world.transformer import Block, RMSNorm
 from wmkit.core import ActionSpec
 from wmkit.core.stage import run_stage
 from wmkit.core.testing import check_config_runs
@@ -116,6 +116,20 @@ def test_bf16_autocast_forward_close_to_fp32():
     agree = (logits.argmax(-1) == ref.frame_logits.argmax(-1)).float().mean()
     assert agree > 0.9
     torch.testing.assert_close(low.reward.float(), ref.reward, rtol=0.05, atol=0.05)
+
+
+def test_rmsnorm_in_bf16_equals_the_float32_formula():
+    norm = RMSNorm(64)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        norm.weight.normal_()
+    x = (torch.randn(3, 5, 64) * 30).bfloat16()  # large values: bf16 squares would round badly
+    w = norm.weight.bfloat16().float()
+    xf = x.float()
+    ref = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + norm.eps) * w).bfloat16()
+    out = norm.bfloat16()(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
 
 
 def test_bf16_mixed_fit_through_run_stage(tmp_path):

@@ -28,8 +28,9 @@ def ffn_hidden_size(dim: int, multiple_of: int = 256) -> int:
 
 
 class RMSNorm(nn.Module):
-    """Root-mean-square layer norm (Zhang & Sennrich 2019): ``F.rms_norm``, one fused kernel
-    on GPU that accumulates in float32 whatever the input dtype."""
+    """Root-mean-square layer norm (Zhang & Sennrich 2019) through ``F.rms_norm``: one op
+    instead of seven, and PyTorch upcasts half-precision inputs to float32 inside it (the same
+    values as normalising in float32 and casting back; tested)."""
 
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
