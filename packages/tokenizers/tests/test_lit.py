@@ -101,6 +101,20 @@ def test_perceptual_term_used_when_available(monkeypatch):
     torch.testing.assert_close(got["loss"], 2.0 * got["l1"] + 1e-6 * got["kl"])
 
 
+def test_mse_term_is_added_with_its_weight():
+    torch.manual_seed(0)
+    frames = crafter_batch()[:1]
+    plain = VidTokModule(VidTokTokenizer("tiny"), perceptual_weight=0.0)
+    with_mse = VidTokModule(VidTokTokenizer("tiny"), perceptual_weight=0.0, mse_weight=3.0)
+    with_mse.tokenizer.load_state_dict(plain.tokenizer.state_dict())
+    out = plain.tokenizer(frames)
+    base = plain._generator_losses(frames, out, False)
+    got = with_mse._generator_losses(frames, out, False)
+    assert "mse" not in base
+    torch.testing.assert_close(got["mse"], ((out.reconstruction - frames) ** 2).mean())
+    torch.testing.assert_close(got["loss"], base["loss"] + 3.0 * got["mse"])
+
+
 def test_ema_weights_are_exported_at_fit_end(tmp_path):
     torch.manual_seed(0)
     tok = VidTokTokenizer("tiny", regularizer="fsq")

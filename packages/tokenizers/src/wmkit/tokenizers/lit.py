@@ -3,6 +3,7 @@
 Loss (VidTok §3.3): ``l1_weight·|x - x̂| + perceptual_weight·LPIPS(x, x̂) + kl_weight·KL``
 (KL models) or ``+ FSQ entropy term`` (FSQ models), plus, from ``adversarial_start_step``
 on, ``adversarial_weight·hinge-GAN`` against a 3D patch discriminator trained alongside.
+``mse_weight·(x - x̂)²`` (off by default; not in VidTok) aims a tokenizer at PSNR.
 The perceptual term uses ``wmkit.core.lpips.LPIPS``; when it or its weights are missing a
 warning is given once and the term is skipped.
 
@@ -52,6 +53,8 @@ class VidTokModule(L.LightningModule):
         betas: AdamW betas (both players).
         weight_decay: AdamW weight decay.
         l1_weight: weight of the pixel L1 loss.
+        mse_weight: weight of the pixel MSE loss (0 by default, as in VidTok; PSNR is a
+            function of the MSE, so tokenizers scored by PSNR train better with it).
         perceptual_weight: weight of LPIPS (0 disables it).
         perceptual_net: LPIPS backbone, ``alex`` or ``vgg``.
         kl_weight: weight of the KL term (KL tokenizers).
@@ -75,6 +78,7 @@ class VidTokModule(L.LightningModule):
         betas: tuple[float, float] = (0.9, 0.99),
         weight_decay: float = 0.0,
         l1_weight: float = 1.0,
+        mse_weight: float = 0.0,
         perceptual_weight: float = 1.0,
         perceptual_net: str = "alex",
         kl_weight: float = 1e-6,
@@ -136,6 +140,9 @@ class VidTokModule(L.LightningModule):
         recon = out.reconstruction
         losses = {"l1": (recon - frames).abs().mean()}
         total = hp.l1_weight * losses["l1"]
+        if hp.mse_weight > 0:
+            losses["mse"] = F.mse_loss(recon, frames)
+            total = total + hp.mse_weight * losses["mse"]
         lpips = self._perceptual_net(frames.device)
         if lpips is not None:
             losses["perceptual"] = perceptual_distance(lpips, recon, frames)
