@@ -47,6 +47,43 @@ class TestLatentDiT(WorldModelTests):
         self.tmp = tmp_path
 
 
+class TestAnchoredLatentDiT(TestLatentDiT):
+    def make_model(self):
+        return _anchored_model(self.tmp, anchored=True)
+
+
+def _anchored_model(tmp, anchored: bool) -> DiffusionWorldModel:
+    tok = ToyTokenizer(patch=4, channels=3, kind="continuous")
+    tok.save_pretrained(tmp / "tok")
+    return DiffusionWorldModel(
+        SPEC, image_size=4, tokenizer=str(tmp / "tok"), objective="edm", residual=True,
+        sigma_data=0.1, num_sampling_steps=1, network_kwargs={"patch_size": 1},
+        anchored_decoding=anchored,
+    ).eval()  # fmt: skip
+
+
+def test_anchored_decoding_cancels_the_tokenizers_error(tmp_path):
+    # an untrained residual model keeps the latent: anchored, it is copy-last-frame exactly
+    # (up to the sampler's c_skip · noise); plain decoding gives the tokenizer's blurry
+    # reconstruction of the last frame
+    torch.manual_seed(0)
+    context = torch.rand(2, 3, 3, 16, 16) * 2 - 1  # not patch-aligned: the toy tokenizer blurs
+    actions = torch.randint(0, 5, (2, 4))
+    last = context[:, -1:].expand(-1, 4, -1, -1, -1)
+    anchored = _anchored_model(tmp_path, anchored=True).rollout(context, actions).frames
+    plain = _anchored_model(tmp_path, anchored=False).rollout(context, actions).frames
+    assert (anchored - last).abs().mean() < 0.005
+    assert (plain - last).abs().mean() > 0.2
+    # a predicted latent change reaches the frame as its decoded change: x_a + D(z_a + δ) - D(z_a),
+    # which for the toy tokenizer (a linear upsampler) is x_a + upsample(δ)
+    model = _anchored_model(tmp_path, anchored=True)
+    delta = torch.randn(2, 3, 4, 4) * 0.1
+    model.sampler.sample = lambda *args, **kwargs: delta
+    frame = model.step(model.reset(context), actions[:, 0]).frame
+    expected = context[:, -1] + delta.repeat_interleave(4, -1).repeat_interleave(4, -2)
+    torch.testing.assert_close(frame, expected.clamp(-1, 1))
+
+
 class TestCausalSVDUNet(WorldModelTests):
     def make_model(self):
         return DiffusionWorldModel(

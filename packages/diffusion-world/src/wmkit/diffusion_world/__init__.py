@@ -30,6 +30,7 @@ from wmkit.diffusion_world.flow import (
     gaussian_velocity_skip,
     sample_flow_times,
 )
+from wmkit.diffusion_world.latent_scale import latent_change_scale
 from wmkit.diffusion_world.reward_head import RewardHead
 from wmkit.diffusion_world.sampler import NextFrameSampler, guided_prediction
 from wmkit.diffusion_world.schedulers import (
@@ -69,6 +70,7 @@ __all__ = [
     "frame_target",
     "gaussian_velocity_skip",
     "guided_prediction",
+    "latent_change_scale",
     "load_diffusers_unet",
     "make_sampling_scheduler",
     "make_training_scheduler",

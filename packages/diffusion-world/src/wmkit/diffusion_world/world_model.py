@@ -130,6 +130,14 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         tokenizer: local path of a saved continuous wmkit tokenizer (frozen); ``None``
             works on pixels (or on a tokenizer attached with ``set_tokenizer``).
         latent_scale: latents are multiplied by this before diffusion.
+        anchored_decoding: with a tokenizer, decode each generated frame as the latest real
+            frame plus the decoded change since it, ``x_a + D(z) - D(z_a)`` (``x_a`` the
+            last context frame, ``z_a`` its latent). The tokenizer's reconstruction error
+            then cancels wherever the scene did not change: with ``residual`` an untrained
+            model is exactly copy-last-frame instead of its reconstruction, and a small
+            tokenizer no longer caps what the world model can score (the quickstart's
+            measurement is in ``packages/wmkit/README.md``). The anchor stays the last real
+            frame for the whole rollout.
         prediction_type: ``"epsilon"``, ``"v_prediction"`` or ``"sample"``.
         num_train_timesteps: diffusion steps of the training schedule.
         beta_schedule: diffusers beta schedule name.
@@ -175,6 +183,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         image_size: int = 16,
         tokenizer: str | None = None,
         latent_scale: float = 1.0,
+        anchored_decoding: bool = False,
         prediction_type: PredictionType = "v_prediction",
         num_train_timesteps: int = 1000,
         beta_schedule: str = "squaredcos_cap_v2",
@@ -229,6 +238,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self._action_spec = action_spec
         self.channels, self.image_size = channels, image_size
         self.latent_scale = latent_scale
+        self.anchored_decoding = anchored_decoding
         self.action_dropout = action_dropout
         self.context_window = context_window
         self.network = self._build_network(
@@ -366,10 +376,13 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
 
     def decode(self, x: Tensor) -> Tensor:
         """Model-space frames ``[B, T, c, h, w]`` → video in [-1, 1]."""
+        return self._decode_raw(x).clamp(-1, 1)
+
+    def _decode_raw(self, x: Tensor) -> Tensor:
         if self._tokenizer is None:
-            return x.clamp(-1, 1)
+            return x
         with torch.no_grad():
-            return self._tokenizer.decode(x / self.latent_scale).clamp(-1, 1)
+            return self._tokenizer.decode(x / self.latent_scale).float()
 
     # ------------------------------------------------------------------ conditioning
     def frame_conditions(self, actions: Tensor | None, num_frames: int, batch: int) -> Tensor:
@@ -534,11 +547,12 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         x = self.encode(context_frames)  # [B, T0, c, h, w]
         with torch.no_grad():
             cond = self.frame_conditions(context_actions, t0, b)  # [B, T0, D]
-        return WorldState(
-            t=t0,
-            frames=context_frames[:, -keep:],
-            extra={"x": x[:, -keep:], "cond": cond[:, -keep:]},
-        )
+        extra = {"x": x[:, -keep:], "cond": cond[:, -keep:]}
+        if self.anchored_decoding and self._tokenizer is not None:
+            # x_a - D(z_a): what anchored decoding adds to every decoded frame
+            last = context_frames[:, -1:].to(x.dtype)
+            extra["anchor_offset"] = (last - self._decode_raw(x[:, -1:]))[:, 0]
+        return WorldState(t=t0, frames=context_frames[:, -keep:], extra=extra)
 
     @torch.no_grad()
     def step(self, state: WorldState, action: Tensor) -> StepOutput:
@@ -562,7 +576,11 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         else:
             new = self.sampler.sample(self, hist, hist_cond, cond, null)  # [B, c, h, w]
 
-        frame = self.decode(new[:, None])[:, 0]  # [B, C, H, W]
+        offset = state.extra.get("anchor_offset")
+        if offset is None:
+            frame = self.decode(new[:, None])[:, 0]  # [B, C, H, W]
+        else:  # anchored decoding: x_a + D(z) - D(z_a)
+            frame = (self._decode_raw(new[:, None])[:, 0] + offset).clamp(-1, 1)
         reward = None
         if self.reward_head is not None:  # on the generated frame, as the frames it trained on
             seen = new.clamp(-1, 1) if self._tokenizer is None else new
@@ -571,5 +589,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         x = torch.cat([hist, new[:, None]], dim=1)[:, -keep:]
         conds = torch.cat([hist_cond, cond[:, None]], dim=1)[:, -keep:]
         frames = torch.cat([state.frames, frame[:, None]], dim=1)[:, -keep:]
-        new_state = WorldState(t=state.t + 1, frames=frames, extra={"x": x, "cond": conds})
+        extra = {"x": x, "cond": conds}
+        if offset is not None:
+            extra["anchor_offset"] = offset
+        new_state = WorldState(t=state.t + 1, frames=frames, extra=extra)
         return StepOutput(frame=frame, reward=reward, state=new_state)
