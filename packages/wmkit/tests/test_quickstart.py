@@ -47,11 +47,15 @@ def test_tiny_quickstart_survives_sigkill_and_resumes(tmp_path):
     assert list(result.report_dir.glob("*.png")) and list((result.report_dir / "videos").iterdir())
     tokenizer = load_pretrained(result.tokenizer_dir)
     world = load_pretrained(result.world_dir)
-    assert tokenizer.kind == "discrete" and world.action_spec.n == 17
-    assert tokenizer.future_residual and world.compressive  # the iVideoGPT-style layout
+    # the default: a per-frame continuous tokenizer, a diffusion world model on its latents
+    assert type(world).__name__ == "DiffusionWorldModel" and world.action_spec.n == 17
+    assert tokenizer.kind == "continuous" and tokenizer.temporal_compression == 1
+    assert world.tokenizer is not None and world.anchored_decoding
+    scale = json.loads((out / "quickstart_state.json").read_text())["done"]["tokenizer"]
+    assert world.latent_scale == scale["latent_scale"] > 0  # measured, then used
     manifest = json.loads((plan.dataset / "manifest.json").read_text())
     assert manifest["policy"]["name"] == plan.policy == "explore"  # recorded as planned
-    for key in ("psnr", "copy_last_psnr", "delta_psnr"):
+    for key in ("psnr", "copy_last_psnr", "delta_psnr", "reconstruction_psnr"):
         assert isinstance(result.metrics[key], float)
     assert "copy last frame" in result.metrics["table"]
     for stage in ("tokenizer", "world"):
@@ -64,14 +68,27 @@ def test_tiny_quickstart_survives_sigkill_and_resumes(tmp_path):
         run_quickstart(plan.scaled(world_steps=99), log=lambda _: None)
 
 
-def test_tiny_quickstart_with_the_diffusion_world_model(tmp_path):
-    plan = QuickstartPlan(out=tmp_path / "qs", data_dir=tmp_path / "data", world="diffusion")
+def test_tiny_quickstart_with_the_autoregressive_world_model(tmp_path):
+    plan = QuickstartPlan(out=tmp_path / "qs", data_dir=tmp_path / "data", world="ar")
     result = run_quickstart(plan.scaled(**PRESETS["tiny"]), log=lambda _: None)
-    assert "tokenizer" not in result.configs and not result.tokenizer_dir.exists()
+    tokenizer = load_pretrained(result.tokenizer_dir)
     world = load_pretrained(result.world_dir)
-    assert type(world).__name__ == "DiffusionWorldModel"
+    assert tokenizer.kind == "discrete" and type(world).__name__ == "ARWorldModel"
+    assert tokenizer.future_residual and world.compressive  # the iVideoGPT-style layout
     assert (result.report_dir / "report.html").is_file()
-    assert (
-        isinstance(result.metrics["delta_psnr"], float)
-        and result.metrics["reconstruction_psnr"] is None
-    )
+    assert isinstance(result.metrics["delta_psnr"], float)
+    assert isinstance(result.metrics["reconstruction_psnr"], float)
+
+
+def test_world_size_defaults_follow_the_family_and_device():
+    plan = QuickstartPlan()
+    assert plan.world == "diffusion" and plan.world_model_size == "small"
+    gpu = plan.scaled(**PRESETS["gpu"])
+    assert gpu.world_model_size == "base" and gpu.scaled(world="ar").world_model_size == "300M"
+    assert gpu.scaled(world_size="large").world_model_size == "large"
+    # the tokenizer the diffusion world model reads: per-frame, 2x down, MSE-trained
+    tok = plan.tokenizer_config()["model"]["init_args"]
+    assert tok["mse_weight"] == 1.0 and tok["tokenizer"]["init_args"]["spatial_compression"] == 2
+    world = plan.world_config({"type": "discrete", "n": 17}, latent_scale=0.5)
+    args = world["model"]["init_args"]["model"]["init_args"]
+    assert args["latent_scale"] == 0.5 and args["image_size"] == 16 and args["anchored_decoding"]

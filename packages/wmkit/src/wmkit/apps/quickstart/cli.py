@@ -22,15 +22,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default="crafter", choices=["crafter", "metaworld", "vizdoom"])
     p.add_argument(
         "--world",
-        default="ar",
-        choices=["ar", "diffusion"],
-        help="world model family: ar (tokenizer + autoregressive transformer) or diffusion "
-        "(Diffusion Forcing DiT on pixels, no tokenizer)",
+        default="diffusion",
+        choices=["diffusion", "ar"],
+        help="world model family: diffusion (per-frame KL tokenizer + Diffusion Forcing DiT on "
+        "its latents; the default) or ar (compressive FSQ tokenizer + autoregressive "
+        "transformer)",
     )
     p.add_argument("--preset", default="default", help="budget: tiny (tests), default, gpu")
     p.add_argument("--tiny", action="store_true", help="shorthand for --preset tiny")
     p.add_argument("--device", help="cpu or cuda (default: the preset's)")
-    p.add_argument("--size", help="world model size (tiny, small, 300M, ...)")
+    p.add_argument(
+        "--size",
+        help="world model size (default small on CPU; on CUDA base for diffusion, 300M for ar)",
+    )
     p.add_argument("--resolution", type=int)
     p.add_argument("--episodes", type=int)
     p.add_argument("--seed", type=int, default=0)
@@ -73,12 +77,10 @@ def _run(argv: list[str]) -> int:
         f"{m['copy_last_psnr']:.2f} dB; action controllability ΔPSNR {m['delta_psnr']:+.2f} dB"
     )
     print(f"\nreport:      {result.report_dir / 'report.html'}")
-    if "tokenizer" in result.configs:
-        print(f"tokenizer:   {result.tokenizer_dir}   (load_pretrained)")
+    print(f"tokenizer:   {result.tokenizer_dir}   (load_pretrained)")
     print(f"world model: {result.world_dir}   (load_pretrained)")
     print("rerun one stage:")
-    if "tokenizer" in result.configs:
-        print(f"  wmkit tokenizer fit -c {result.configs['tokenizer']}")
+    print(f"  wmkit tokenizer fit -c {result.configs['tokenizer']}")
     stage = "diffusion-world" if plan.world == "diffusion" else "ar-world"
     print(f"  wmkit {stage} fit -c {result.configs['world']}")
     print(

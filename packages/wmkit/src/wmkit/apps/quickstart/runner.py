@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import yaml
 
 from wmkit.apps.quickstart.plan import QuickstartPlan
 
-__all__ = ["QuickstartResult", "run_quickstart"]
+__all__ = ["QuickstartResult", "latent_scale", "run_quickstart"]
 
 STEPS = ("record", "tokenizer", "world", "evaluate")
 
@@ -73,7 +74,11 @@ def _fit(config_path: Path, ckpt_dir: Path) -> Any:
     last = ckpt_dir / "last.ckpt"
     if last.is_file():
         args.append(f"--ckpt_path={last}")
-    return run_stage(None, None, args, save_config_callback=None)
+    with warnings.catch_warnings():
+        # The tokenizer modules optimise manually; Lightning then warns that step checkpoints
+        # hold the weights after the step, which is what resuming needs (the counter matches).
+        warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+        return run_stage(None, None, args, save_config_callback=None)
 
 
 def _write_yaml(path: Path, config: dict[str, Any]) -> Path:
@@ -129,28 +134,28 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
     else:
         log(f"[1/4] dataset ready: {plan.dataset}")
 
-    # 2. tokenizer (the diffusion world model works on pixels and needs none) ------------
-    if plan.world == "diffusion":
-        configs.pop("tokenizer")
-        if not state.done("tokenizer"):
-            state.finish("tokenizer", 0.0, skipped="diffusion world model on pixels")
-    else:
-        _write_yaml(configs["tokenizer"], plan.tokenizer_config())
+    # 2. tokenizer -------------------------------------------------------------------------
+    _write_yaml(configs["tokenizer"], plan.tokenizer_config())
     if not state.done("tokenizer"):
         log(f"[2/4] training the tokenizer: wmkit tokenizer fit -c {configs['tokenizer']}")
         start = time.perf_counter()
         _fit(configs["tokenizer"], out / "checkpoints" / "tokenizer")
         if not (result.tokenizer_dir / "config.json").is_file():
             raise RuntimeError(f"the tokenizer stage did not export {result.tokenizer_dir}")
-        state.finish("tokenizer", time.perf_counter() - start)
-    elif plan.world != "diffusion":
+        info = {}
+        if plan.world == "diffusion":
+            info["latent_scale"] = latent_scale(plan, result.tokenizer_dir)
+        state.finish("tokenizer", time.perf_counter() - start, **info)
+    else:
         log(f"[2/4] tokenizer ready: {result.tokenizer_dir}")
 
     # 3. world model --------------------------------------------------------------------
     from wmkit.core.data.episode_store import EpisodeStore
 
     spec = EpisodeStore(plan.dataset).action_spec
-    _write_yaml(configs["world"], plan.world_config(spec.to_dict()))
+    tokenizer_info = state.data["done"]["tokenizer"]
+    scale = tokenizer_info.get("latent_scale", 1.0) if isinstance(tokenizer_info, dict) else 1.0
+    _write_yaml(configs["world"], plan.world_config(spec.to_dict(), latent_scale=scale))
     if not state.done("world"):
         stage = "diffusion-world" if plan.world == "diffusion" else "ar-world"
         log(f"[3/4] training the world model: wmkit {stage} fit -c {configs['world']}")
@@ -175,6 +180,26 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
     return result
 
 
+def latent_scale(plan: QuickstartPlan, tokenizer_dir: Path, batches: int = 8) -> float:
+    """The ``latent_scale`` of the diffusion world model: the tokenizer's latent frame changes
+    brought to the size of pixel changes (``latent_change_scale``), on ``batches`` training
+    batches."""
+    from itertools import islice
+
+    from wmkit.core import load_pretrained
+    from wmkit.core.data.datamodule import EpisodeDataModule
+    from wmkit.diffusion_world import latent_change_scale
+
+    tokenizer = load_pretrained(tokenizer_dir, map_location=plan.device)
+    data = EpisodeDataModule(
+        str(plan.dataset), clip_length=plan.clip_length, batch_size=plan.batch_size,
+        split=(0.8, 0.1, 0.1), seed=plan.seed,
+    )  # fmt: skip
+    data.setup("fit")
+    videos = (b["frames"].to(plan.device) for b in islice(data.train_dataloader(), batches))
+    return latent_change_scale(tokenizer, videos)
+
+
 def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
     from wmkit.core import load_pretrained
     from wmkit.core.data.datamodule import EpisodeDataModule
@@ -182,9 +207,7 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
 
     device = torch.device(plan.device)
     world = load_pretrained(result.world_dir, map_location=device)
-    tokenizer = None
-    if plan.world != "diffusion":
-        tokenizer = load_pretrained(result.tokenizer_dir, map_location=device)
+    tokenizer = load_pretrained(result.tokenizer_dir, map_location=device)
     data = EpisodeDataModule(
         str(plan.dataset),
         clip_length=plan.context + plan.horizon,
