@@ -14,6 +14,9 @@
    per step (plot).
 
     uv run --no-sync python tools/bench_diffusion_world.py --quick --data /tmp/s2/crafter32
+    # on the latents of the quickstart's per-frame tokenizer (trained 150 s first)
+    uv run --no-sync python tools/bench_diffusion_world.py --quick --skip-speed --latent 150 \
+        --network-kwargs '{"patch_size": 2, "hidden_size": 96, "depth": 2, "num_heads": 4}'
 
 Prints Markdown tables; writes raw numbers to ``results/bench_diffusion_world.json`` and the
 plots next to it.
@@ -283,6 +286,45 @@ def plots(out: Path, ctrl: list[dict], long: dict) -> list[str]:
     return files
 
 
+def train_tokenizer(data: list, budget_s: float, batch: int, lr: float = 2e-3) -> tuple:
+    """``--latent``: the quickstart's per-frame KL VidTok (2x down, 4 channels, width 16),
+    trained with MSE on random 4-frame clips for ``budget_s`` seconds (warm-up, cosine)."""
+    import torch.nn.functional as F
+
+    from wmkit.tokenizers import VidTokTokenizer
+
+    torch.manual_seed(0)
+    tok = VidTokTokenizer("tiny", regularizer="kl", latent_channels=4, spatial_compression=2,
+                          temporal_compression=1, temporal_mixing=False, channels=16,
+                          multipliers=[1, 2])  # fmt: skip
+    opt = torch.optim.AdamW(tok.parameters(), lr=lr)
+    gen = np.random.default_rng(1)
+    t0, it = time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - t0) < budget_s:
+        for group in opt.param_groups:
+            warmup = min(1.0, (it + 1) / 50)
+            group["lr"] = lr * warmup * 0.5 * (1 + np.cos(np.pi * elapsed / budget_s))
+        clips = []
+        for _ in range(batch):
+            video, _ = data[gen.integers(len(data))]
+            s = int(gen.integers(video.shape[1] - 4))
+            clips.append(video[:, s : s + 4])
+        x = torch.cat(clips)
+        out = tok(x)
+        loss = F.mse_loss(out.reconstruction, x) + 1e-6 * out.reg_loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        it += 1
+    return tok.eval().requires_grad_(False), it
+
+
+@torch.no_grad()
+def reconstruction_psnr(tok: torch.nn.Module, held_out: list) -> float:
+    mse = [frame_mse(tok.decode(tok.encode(v).values).clamp(-1, 1), v).mean() for v, _ in held_out]
+    return float(psnr_from_mse(torch.stack(mse).mean()))
+
+
 def model_kwargs(args: argparse.Namespace) -> dict:
     """The DiffusionWorldModel options under test (also used for the speed rows of the DiT)."""
     return {
@@ -324,6 +366,11 @@ def main() -> None:
         "--network-kwargs",
         default='{"patch_size": 4, "hidden_size": 96, "depth": 2, "num_heads": 4}',
     )
+    p.add_argument(
+        "--latent", type=float, default=0.0, metavar="SECONDS",
+        help="train the quickstart's per-frame KL tokenizer for SECONDS first, then the DiT on "
+        "its latents (patch 2, anchored decoding); 0: on pixels",
+    )  # fmt: skip
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument(
         "--gpu-speed", action="store_true",
@@ -356,8 +403,22 @@ def main() -> None:
     speed_rows = [] if args.skip_speed else speed(args)
     data, spec = load_crafter(Path(args.data), args.episodes, args.resolution)
     train_eps, held = data[: -args.held_out], data[-args.held_out :]
+    latent = {}
+    if args.latent > 0:
+        from wmkit.diffusion_world import latent_change_scale
+
+        t0 = time.perf_counter()
+        tok, tok_iters = train_tokenizer(train_eps, args.latent, args.batch)
+        scale = latent_change_scale(tok, (v for v, _ in train_eps[:16]))
+        latent = {"tokenizer_steps": tok_iters, "tokenizer_s": time.perf_counter() - t0,
+                  "latent_scale": scale, "recon_psnr": reconstruction_psnr(tok, held)}  # fmt: skip
     torch.manual_seed(0)
-    model = DiffusionWorldModel(spec, image_size=args.resolution, **model_kwargs(args))
+    if latent:
+        model = DiffusionWorldModel(spec, channels=4, image_size=args.resolution // 2,
+                                    latent_scale=latent["latent_scale"], anchored_decoding=True,
+                                    **model_kwargs(args)).set_tokenizer(tok)  # fmt: skip
+    else:
+        model = DiffusionWorldModel(spec, image_size=args.resolution, **model_kwargs(args))
     model = model.to(args.device)
     params = sum(q.numel() for q in model.parameters())
     t0 = time.perf_counter()
@@ -379,6 +440,11 @@ def main() -> None:
              f"DiT-{args.size} {args.network_kwargs} {params / 1e3:.0f}k params, {iters} steps "
              f"(batch {args.batch} x {args.clip} frames) in {train_s:.0f} s, lr {args.lr}, "
              f"{args.sampling_steps} sampling steps")  # fmt: skip
+    if latent:
+        setup += (f"; on the latents of a per-frame KL tokenizer (2x down, 4 channels) trained "
+                  f"{latent['tokenizer_steps']} steps in {latent['tokenizer_s']:.0f} s, held-out "
+                  f"reconstruction {latent['recon_psnr']:.2f} dB, latent_scale "
+                  f"{latent['latent_scale']}, anchored decoding")  # fmt: skip
     print(f"\n### Quality on {len(held)} held-out Crafter episodes ({args.resolution}x"
           f"{args.resolution}, {qual['clips']} clips; {setup})\n")  # fmt: skip
     print("PSNR: of the mean MSE (headline) / mean of per-frame PSNRs (100 dB cap)\n")
@@ -407,6 +473,7 @@ def main() -> None:
         "params": params,
         "train_steps": iters,
         "train_s": train_s,
+        "latent": latent,
         "quality": qual,
         "controllability": ctrl,
         "long_horizon": long,
