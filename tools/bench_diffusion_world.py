@@ -259,7 +259,7 @@ def long_horizon(
     }
 
 
-def plots(out: Path, ctrl: list[dict], long: dict) -> list[str]:
+def plots(out: Path, ctrl: list[dict], long: dict, prefix: str = "diffusion_world") -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -270,7 +270,7 @@ def plots(out: Path, ctrl: list[dict], long: dict) -> list[str]:
     ax.plot([r["guidance_scale"] for r in ctrl], [r["action_effect_l1"] for r in ctrl], "o-")
     ax.set(xlabel="causal action guidance scale", ylabel="mean |Δ frame| (swap action)")
     fig.tight_layout()
-    files.append(str(out.with_name("diffusion_world_controllability.png")))
+    files.append(str(out.with_name(f"{prefix}_controllability.png")))
     fig.savefig(files[-1], dpi=120)
     fig, ax = plt.subplots(figsize=(5, 3))
     steps = np.arange(1, len(long["psnr"]) + 1)
@@ -281,7 +281,7 @@ def plots(out: Path, ctrl: list[dict], long: dict) -> list[str]:
     ax.set(xlabel="rollout step", ylabel="PSNR of mean MSE (dB)")
     ax.legend(fontsize=6)
     fig.tight_layout()
-    files.append(str(out.with_name("diffusion_world_long_horizon.png")))
+    files.append(str(out.with_name(f"{prefix}_long_horizon.png")))
     fig.savefig(files[-1], dpi=120)
     return files
 
@@ -427,7 +427,7 @@ def main() -> None:
     qual = quality(args, model, held)
     ctrl = controllability(model, held, [0.0, 1.0, 2.0, 4.0])
     long = long_horizon(model, held, 100, frame_bank(train_eps))
-    files = plots(out, ctrl, long)
+    files = plots(out, ctrl, long, "diffusion_world_latent" if latent else "diffusion_world")
 
     hw = f"{args.device}, {args.threads} thread(s)"
     if speed_rows:
