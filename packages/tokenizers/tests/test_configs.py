@@ -16,12 +16,14 @@ import yaml
 from wmkit.core import run_stage
 from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.testing import moving_squares
-from wmkit.tokenizers import VidTokTokenizer
+from wmkit.tokenizers import PatchVQTokenizer, VidTokTokenizer
 from wmkit.tokenizers.cli import command
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = sorted(CONFIGS.glob("*tiny*.yaml"))
 REAL = sorted(set(CONFIGS.glob("*.yaml")) - set(TINY))
+VIDTOK_REAL = [c for c in REAL if c.name.startswith("vidtok")]
+PATCH_VQ_REAL = [c for c in REAL if c.name.startswith("patch_vq")]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
 
 # Parameter counts of each real-size config's tokenizer, as stated in the README.
@@ -33,6 +35,7 @@ README_COUNTS = {
     "vidtok_small_kl4_188_crafter.yaml": 2_998_187,
     "vidtok_base_kl16_488.yaml": 163_258_023,
     "vidtok_base_fsq_41616_262k.yaml": 204_276_621,
+    "patch_vq_crafter36.yaml": 64 * 4 * 4 * 3,
 }
 
 
@@ -53,7 +56,8 @@ def squares_dataset(tmp_path_factory) -> Path:
 
 def test_every_config_is_covered():
     assert {c.name for c in REAL} == set(README_COUNTS)
-    assert len(TINY) == 2
+    assert set(REAL) == set(VIDTOK_REAL) | set(PATCH_VQ_REAL)
+    assert len(TINY) == 3
 
 
 @pytest.mark.parametrize("cfg", TINY, ids=lambda p: p.stem)
@@ -70,12 +74,35 @@ def test_tiny_config_fits_and_tests(cfg, tmp_path):
 
 @pytest.mark.parametrize("cfg", REAL, ids=lambda p: p.stem)
 def test_real_config_builds_on_meta_with_stated_size(cfg):
+    cls = VidTokTokenizer if cfg in VIDTOK_REAL else PatchVQTokenizer
     with torch.device("meta"):
-        tok = VidTokTokenizer(**_tokenizer_args(cfg))
-    assert tok.num_parameters() == README_COUNTS[cfg.name]
+        tok = cls(**_tokenizer_args(cfg))
+    assert sum(p.numel() for p in tok.parameters()) == README_COUNTS[cfg.name]
 
 
-@pytest.mark.parametrize("cfg", REAL, ids=lambda p: p.stem)
+@pytest.mark.parametrize("cfg", PATCH_VQ_REAL, ids=lambda p: p.stem)
+def test_patch_vq_real_config_fits_and_tests(cfg, tmp_path, squares_dataset):
+    """The real patch-VQ config (k-means seeding, reseeding, export) end to end on a tiny
+    recorded dataset at 32x32 (8x8 patches of 4 pixels); the exported codebook is fitted."""
+    overrides = [
+        f"--data.init_args.path={squares_dataset}",
+        "--data.init_args.resolution=32",
+        "--data.init_args.batch_size=2",
+        "--data.init_args.num_workers=0",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=1",
+        f"--model.init_args.export_dir={tmp_path / 'export'}",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    for sub in ("fit", "test"):
+        argv = [sub, "-c", str(cfg), "--trainer.fast_dev_run=2", *overrides, *QUIET]
+        cli = run_stage(L.LightningModule, L.LightningDataModule, argv)
+        assert cli.trainer.state.finished, (cfg.name, sub)
+    tok = PatchVQTokenizer.from_pretrained(tmp_path / "export")
+    assert bool(tok.fitted) and tok.vocab_size == _tokenizer_args(cfg)["codebook_size"]
+
+
+@pytest.mark.parametrize("cfg", VIDTOK_REAL, ids=lambda p: p.stem)
 def test_real_config_fits_and_tests_at_tiny_size(cfg, tmp_path, squares_dataset):
     """The real configs' stage wiring (data module, callbacks, EMA, discriminator, two-stage
     init) runs end to end with the tokenizer shrunk to ``tiny`` on a tiny recorded dataset."""

@@ -1,5 +1,6 @@
 """wmkit.tokenizers: video tokenizers (VidTok-style causal 3D with KL or FSQ bottlenecks;
-iVideoGPT-style compressive tokenizer with context/future tokens).
+iVideoGPT-style compressive tokenizer with context/future tokens; patch VQ with a k-means
+codebook for tile-based games).
 
 Reusable pieces live in their own modules (``causal_conv``, ``blocks``, ``fsq``, ``kl``,
 ``discriminator``, ``losses``, ``metrics``) so other tokenizers can share them.
@@ -29,6 +30,7 @@ from wmkit.tokenizers.discriminator import PatchDiscriminator3D
 from wmkit.tokenizers.fsq import FSQQuantizer, QuantizerOutput
 from wmkit.tokenizers.kl import GaussianOutput, GaussianRegularizer
 from wmkit.tokenizers.metrics import psnr, ssim
+from wmkit.tokenizers.patch_vq import PatchVQOutput, PatchVQTokenizer
 from wmkit.tokenizers.vidtok import (
     VIDTOK_SIZES,
     TokenizerOutput,
@@ -56,6 +58,9 @@ __all__ = [
     "GaussianOutput",
     "GaussianRegularizer",
     "PatchDiscriminator3D",
+    "PatchVQModule",
+    "PatchVQOutput",
+    "PatchVQTokenizer",
     "QuantizerOutput",
     "SpatialDownsample",
     "SpatialResBlock",
@@ -81,6 +86,10 @@ def __getattr__(name: str):  # lazy: importing the package must not import light
         from wmkit.tokenizers.compressive_lit import CompressiveModule
 
         return CompressiveModule
+    if name == "PatchVQModule":
+        from wmkit.tokenizers.patch_vq_lit import PatchVQModule
+
+        return PatchVQModule
     if name == "VidTokModule":
         from wmkit.tokenizers.lit import VidTokModule
 

@@ -1,0 +1,131 @@
+"""`PatchVQModule`: fits a :class:`~wmkit.tokenizers.patch_vq.PatchVQTokenizer` in Lightning
+(``wmkit tokenizer fit``).
+
+The first training batch seeds the codebook by k-means (:meth:`PatchVQTokenizer.fit`, on
+rank 0 and broadcast under DDP, so every rank starts from the same codebook); from there each
+batch takes one Adam step on the k-means objective (the mean squared distance of each patch
+to its nearest code: minibatch k-means by gradient steps, which DDP averages across ranks like
+any gradient). Every ``reseed_every`` steps the codes that no patch chose since the last check
+are moved onto the batch's worst-fitted patches, so no code stays dead. Validation and test log
+PSNR, SSIM and the codes in use, and write real|reconstruction GIFs.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from wmkit.tokenizers.metrics import psnr, ssim
+from wmkit.tokenizers.patch_vq import PatchVQTokenizer
+from wmkit.tokenizers.reconstruction_log import log_reconstructions
+
+__all__ = ["PatchVQModule"]
+
+
+class PatchVQModule(L.LightningModule):
+    """Lightning fitting of a patch-VQ tokenizer.
+
+    Args:
+        tokenizer: the tokenizer (injected; YAML gives its ``class_path``/``init_args``).
+        lr: Adam learning rate of the codebook (pixel units: codes live in [-1, 1]).
+        kmeans_iterations: Lloyd iterations of the k-means seeding on the first batch.
+        reseed_every: steps between re-seeding unused codes (0: never).
+        export_dir: where to ``save_pretrained`` the tokenizer when fit ends.
+        log_videos_every_n_epochs: write a real|reconstruction GIF every n validation epochs
+            under ``<log_dir>/reconstructions`` (0: never).
+    """
+
+    def __init__(
+        self,
+        tokenizer: PatchVQTokenizer,
+        lr: float = 1e-3,
+        kmeans_iterations: int = 20,
+        reseed_every: int = 100,
+        export_dir: str | None = None,
+        log_videos_every_n_epochs: int = 1,
+    ) -> None:
+        super().__init__()
+        if lr <= 0 or kmeans_iterations < 1 or reseed_every < 0:
+            raise ValueError(
+                f"lr must be > 0, kmeans_iterations >= 1 and reseed_every >= 0; got {lr}, "
+                f"{kmeans_iterations}, {reseed_every}"
+            )
+        self.save_hyperparameters(ignore=["tokenizer"])
+        self.tokenizer = tokenizer
+        self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("usage", torch.zeros(tokenizer.codebook_size))
+
+    def _seed_codebook(self, frames: Tensor) -> None:
+        """k-means on the first batch (rank 0), broadcast to every rank."""
+        tok = self.tokenizer
+        if self.trainer.is_global_zero:
+            tok.fit(frames, iterations=self.hparams.kmeans_iterations)
+        codebook = self.trainer.strategy.broadcast(tok.codebook.data, src=0)
+        tok.codebook.data.copy_(codebook)
+        tok.fitted.fill_(True)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        frames = batch["frames"]
+        if not bool(self.tokenizer.fitted):
+            self._seed_codebook(frames)
+        out = self.tokenizer(frames)
+        self.usage += torch.bincount(out.ids.flatten(), minlength=self.usage.numel())
+        self.train_steps += 1
+        every = self.hparams.reseed_every
+        if every and int(self.train_steps) % every == 0:
+            self._reseed(frames)
+        self.log("train/loss", out.loss.detach(), prog_bar=True, batch_size=frames.shape[0])
+        self.log("train/psnr", psnr(out.reconstruction.detach().clamp(-1, 1), frames))
+        return out.loss
+
+    @torch.no_grad()
+    def _reseed(self, frames: Tensor) -> None:
+        """Move codes unused since the last re-seed onto the worst-fitted patches of
+        ``frames`` (the same patches on every rank: rank 0's batch is broadcast)."""
+        usage = self.trainer.strategy.reduce(self.usage, reduce_op="sum")
+        dead = (usage == 0).nonzero().flatten()
+        self.usage.zero_()
+        if not dead.numel():
+            return
+        tok = self.tokenizer
+        frames = self.trainer.strategy.broadcast(frames, src=0)
+        x = tok.patches(frames).reshape(-1, tok.codebook.shape[1])
+        err = (x - tok.codebook[tok._nearest(x)]).square().sum(-1)  # [N]
+        worst = err.topk(min(dead.numel(), x.shape[0])).indices
+        tok.codebook.data[dead[: worst.numel()]] = x[worst]
+        self.log("train/reseeded_codes", float(worst.numel()))
+
+    def _evaluate(self, batch: dict[str, Tensor], batch_idx: int, split: str) -> None:
+        frames = batch["frames"]
+        if not bool(self.tokenizer.fitted):  # validation before the first training step
+            return
+        tok = self.tokenizer
+        ids = tok.encode(frames).values
+        recon = tok.decode(ids)
+        metrics = {
+            "psnr": psnr(recon, frames),
+            "mse": (recon - frames).square().mean(),
+            "codes_used": torch.tensor(float(ids.unique().numel())),
+        }
+        if split == "test":
+            metrics["ssim"] = ssim(recon, frames)
+        self.log_dict(
+            {f"{split}/{k}": v for k, v in metrics.items()},
+            sync_dist=True,
+            batch_size=frames.shape[0],
+        )
+        log_reconstructions(self, frames, recon, split, batch_idx)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
+
+    def on_fit_end(self) -> None:
+        if self.hparams.export_dir and self.trainer.is_global_zero:
+            self.tokenizer.save_pretrained(self.hparams.export_dir)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.tokenizer.parameters(), lr=self.hparams.lr)
