@@ -9,7 +9,15 @@ Speed uses untrained weights (speed does not depend on them) and core's ToyToken
 down, with frames sized so the grid is 16x16 (64x64 frames) or MineWorld's 24x14 (96x56).
 Quality trains the model for a fixed number of steps on moving squares (core's
 MovingSquaresDataModule, generated in memory) and evaluates greedy rollouts on held-out
-episodes. Prints a Markdown table and writes raw numbers to results/bench_ar_world.json.
+episodes. ``--part crafter`` measures quality on held-out *recorded* Crafter episodes at
+36x36 (recorded into ``--data`` when missing, ~3 min): a PatchVQTokenizer (one token per
+tile) and a ``small`` model trained for ``--budget-s`` seconds of wall clock (the step count,
+and so the figures, move with the machine's speed and load):
+
+    uv run --no-sync python tools/bench_ar_world.py --part crafter --threads 2
+
+Prints Markdown tables and writes raw numbers to results/bench_ar_world[_PART].json (the
+Crafter part also a GIF of rollouts and a PSNR-per-step plot next to it).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torchmetrics.functional import structural_similarity_index_measure as ssim
 
@@ -311,24 +320,241 @@ def quality(args: argparse.Namespace) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- Crafter quality
+def load_crafter36(args: argparse.Namespace) -> tuple[list, ActionSpec]:
+    """Crafter recorded at 36x36 (``wmkit record crafter``, ``explore`` policy, 120 steps;
+    recorded here when ``args.data`` has no dataset): ``[(video [1, T, 3, 36, 36], actions
+    long [1, T], rewards [1, T])]`` per episode."""
+    from wmkit.core.data.episode_store import EpisodeStore
+
+    path = Path(args.data)
+    if not (path / "manifest.json").is_file():
+        from wmkit.core.data.record import record
+
+        print(f"recording {args.episodes} Crafter episodes at 36x36 into {path} ...", flush=True)
+        record("crafter", path, args.episodes, resolution=36, max_steps=120, policy="explore")
+    store = EpisodeStore(path)
+    if len(store) < args.episodes:
+        raise SystemExit(f"{path} holds {len(store)} episodes; --episodes is {args.episodes}")
+    out = []
+    for ep in range(args.episodes):
+        frames, steps = store.read_episode(ep)
+        if frames.shape[1:3] != (36, 36):
+            raise SystemExit(f"{path} is recorded at {frames.shape[1:3]}; this part needs 36x36")
+        out.append((
+            to_float_video(frames),
+            torch.as_tensor(np.asarray(steps["actions"])).long()[None],
+            torch.as_tensor(np.asarray(steps["rewards"])).float()[None],
+        ))  # fmt: skip
+    return out, store.action_spec
+
+
+def _train_on_tokens(model, tokens: list, episodes: list, args: argparse.Namespace) -> int:
+    """AdamW on random ``args.clip``-frame clips of precomputed tokens for ``args.budget_s``
+    seconds of wall clock (50-step warm-up, cosine decay over the budget); returns steps."""
+    module = ARWorldModelModule(model, action_dropout=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    gen = np.random.default_rng(0)
+    t0, steps = time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - t0) < args.budget_s:
+        for group in opt.param_groups:
+            warm = min(1.0, (steps + 1) / 50)
+            group["lr"] = args.lr * warm * 0.5 * (1 + np.cos(np.pi * elapsed / args.budget_s))
+        picks = []
+        for _ in range(args.batch):
+            j = int(gen.integers(len(tokens)))
+            s = int(gen.integers(tokens[j].shape[1] - args.clip + 1))
+            picks.append((j, slice(s, s + args.clip)))
+        batch = {
+            "tokens": torch.cat([tokens[j][:, sl] for j, sl in picks]),
+            "actions": torch.cat([episodes[j][1][:, sl] for j, sl in picks]),
+            "rewards": torch.cat([episodes[j][2][:, sl] for j, sl in picks]),
+        }
+        losses = module.losses(batch, train=True)
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
+        steps += 1
+        if steps % 100 == 0:
+            print(f"  step {steps} ({elapsed:.0f} s): token CE "
+                  f"{losses['token_ce'].item():.3f}, accuracy {losses['token_acc'].item():.3f}",
+                  flush=True)  # fmt: skip
+    return steps
+
+
+def _clip_metrics(pred: torch.Tensor, true: torch.Tensor) -> dict:
+    """PSNR of the mean MSE and mean SSIM of ``pred`` vs ``true`` ``[N, T, C, H, W]``, next
+    frame and all ``T`` steps, plus the per-step PSNR curve."""
+    from wmkit.eval.frame_metrics import frame_mse, frame_ssim, psnr_from_mse
+
+    mse, ssim_ = frame_mse(pred, true), frame_ssim(pred, true)  # [N, T]
+    return {
+        "psnr_1": float(psnr_from_mse(mse[:, 0].mean())), "ssim_1": float(ssim_[:, 0].mean()),
+        "psnr_8": float(psnr_from_mse(mse.mean())), "ssim_8": float(ssim_.mean()),
+        "psnr_per_step": [float(psnr_from_mse(m)) for m in mse.mean(0)],
+    }  # fmt: skip
+
+
+def crafter_quality(args: argparse.Namespace) -> dict:
+    """Quality on held-out *recorded* Crafter episodes after a fixed wall-clock budget.
+
+    Tokenizer: ``PatchVQTokenizer`` (wmkit-tokenizers; k-means over 4x4 pixel patches, one
+    token per Crafter tile at 36x36, 81 tokens per frame) fitted on 16 training episodes.
+    World model: ``ARWorldModel`` trained on every training episode's precomputed tokens. Every
+    ``args.stride`` frames of each held-out episode starts a clip: 2 context frames, then a
+    greedy ``args.horizon``-step rollout on the recorded actions, raster and diagonal. The
+    baseline repeats the last context frame. Controllability: PSNR with the true actions
+    minus PSNR with the actions of another clip (shuffled across clips)."""
+    from wmkit.tokenizers import PatchVQTokenizer
+
+    episodes, spec = load_crafter36(args)
+    train, held = episodes[: -args.held_out], episodes[-args.held_out :]
+    torch.manual_seed(0)
+    tok = PatchVQTokenizer(patch=4, codebook_size=args.codes)
+    t0 = time.perf_counter()
+    tok.fit(torch.cat([v for v, _, _ in train[:16]], dim=1), iterations=15)
+    fit_s = time.perf_counter() - t0
+    tokens = [tok.encode(v).values for v, _, _ in train]
+    held_video = torch.cat([v for v, _, _ in held], dim=1)
+    held_ids = tok.encode(held_video).values
+    recon = tok.decode(held_ids).clamp(-1, 1)
+    from wmkit.eval.frame_metrics import frame_mse, psnr_from_mse
+
+    tok_row = {
+        "codes": args.codes, "fit_seconds": fit_s,
+        "recon_psnr": float(psnr_from_mse(frame_mse(recon, held_video).mean())),
+        "copy_token_agreement": float((held_ids[:, 1:] == held_ids[:, :-1]).float().mean()),
+    }  # fmt: skip
+    model = ARWorldModel(
+        spec, tok, frame_size=(36, 36), size=args.size, max_frames=args.clip,
+        temperature=0.0, window=9,
+    )  # fmt: skip
+    print(f"training ar-world {args.size} ({sum(p.numel() for p in model.parameters()):,} "
+          f"params) for {args.budget_s:.0f} s ...", flush=True)  # fmt: skip
+    t0 = time.perf_counter()
+    steps = _train_on_tokens(model, tokens, train, args)
+    train_s = time.perf_counter() - t0
+    model.eval()
+    k, horizon = 2, args.horizon
+    ctx, ctx_a, acts, true = [], [], [], []
+    for video, actions, _ in held:
+        for s in range(0, video.shape[1] - k - horizon + 1, args.stride):
+            ctx.append(video[:, s : s + k])
+            ctx_a.append(actions[:, s : s + k - 1])
+            acts.append(actions[:, s + k - 1 : s + k - 1 + horizon])  # action t-1 → frame t
+            true.append(video[:, s + k : s + k + horizon])
+    ctx, ctx_a, acts, true = (torch.cat(x) for x in (ctx, ctx_a, acts, true))
+    shuffled = acts.roll(1, dims=0)
+    copy_last = ctx[:, -1:].expand_as(true)
+    out: dict = {
+        "tokenizer": tok_row, "train_steps": steps, "train_seconds": train_s,
+        "clips": len(ctx), "horizon": horizon, "size": args.size,
+        "params": sum(p.numel() for p in model.parameters()),
+        "copy_last": _clip_metrics(copy_last, true),
+    }  # fmt: skip
+    shown = {"real": true, "copy last": copy_last}
+    for decoding in ("raster", "diagonal"):
+        model.decoding = decoding
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            pred = model.rollout(ctx, acts, context_actions=ctx_a).frames
+            pred_shuf = model.rollout(ctx, shuffled, context_actions=ctx_a).frames
+        row = _clip_metrics(pred, true)
+        row["controllability_db"] = row["psnr_8"] - _clip_metrics(pred_shuf, true)["psnr_8"]
+        row["rollout_seconds"] = time.perf_counter() - t0
+        out[decoding] = row
+        shown[decoding] = pred
+    _crafter_media(args, out, shown)
+    return out
+
+
+def _crafter_media(args: argparse.Namespace, out: dict, shown: dict) -> None:
+    """A GIF of four held-out clips (columns: real, copy last, raster, diagonal; 4x nearest
+    upsampling) and a plot of PSNR per rollout step, next to the JSON."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wmkit.core import frame_grid
+    from wmkit.core.video_io import write_gif
+
+    stem = Path(args.out).with_suffix("")
+    n = shown["real"].shape[0]
+    rows = []
+    for i in range(0, n, max(1, n // 4))[:4]:
+        big = [torch.nn.functional.interpolate(v[i], scale_factor=4, mode="nearest")[None]
+               for v in shown.values()]  # fmt: skip
+        rows.append(frame_grid(big, pad=4))
+    gif = write_gif(f"{stem}_rollouts.gif", torch.cat(rows, dim=1), fps=2)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    steps = range(1, out["horizon"] + 1)
+    for name in ("raster", "diagonal", "copy_last"):
+        ax.plot(steps, out[name]["psnr_per_step"], marker="o", label=name.replace("_", " "))
+    ax.set_xlabel("rollout step")
+    ax.set_ylabel("PSNR of the mean MSE (dB)")
+    ax.set_title(f"held-out Crafter 36x36, {out['clips']} clips")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(f"{stem}_psnr.png", dpi=120)
+    plt.close(fig)
+    out["media"] = [str(gif), f"{stem}_psnr.png"]
+
+
+def _print_crafter(args: argparse.Namespace, hardware: str, q: dict) -> None:
+    t = q["tokenizer"]
+    print(
+        f"\n## quality — held-out recorded Crafter 36x36 ({args.held_out} episodes, "
+        f"{q['clips']} clips), ar-world {q['size']} ({q['params']:,} params), "
+        f"{q['train_steps']} steps in {q['train_seconds']:.0f} s, {hardware}\n"
+    )
+    print(f"PatchVQTokenizer, {t['codes']} codes (k-means {t['fit_seconds']:.0f} s): held-out "
+          f"reconstruction {t['recon_psnr']:.2f} dB; ids equal to the previous frame's: "
+          f"{t['copy_token_agreement']:.3f}\n")  # fmt: skip
+    print("| model | PSNR next | SSIM next | PSNR 8-step | SSIM 8-step | controllability (dB) |")
+    print("|---|---|---|---|---|---|")
+    for name in ("raster", "diagonal", "copy_last"):
+        r = q[name]
+        ctrl = f"{r['controllability_db']:+.2f}" if "controllability_db" in r else "—"
+        label = {"raster": "ar-world raster", "diagonal": "ar-world diagonal (w=9)",
+                 "copy_last": "copy last frame"}[name]  # fmt: skip
+        print(f"| {label} | {r['psnr_1']:.2f} | {r['ssim_1']:.3f} | {r['psnr_8']:.2f} | "
+              f"{r['ssim_8']:.3f} | {ctrl} |")  # fmt: skip
+    print(f"\nmedia: {', '.join(q.get('media', []))}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--size", default="tiny")
+    p.add_argument("--size", default=None, help="model size (default: tiny; crafter: small)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--window", type=int, default=16)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true")
     p.add_argument(
-        "--part", choices=("all", "speed", "cross_frame", "quality", "gpu"), default="all",
-        help="run only one section; 'gpu' (not in 'all'): bf16 rollout speed with CUDA graphs "
-        "and training MFU, on --device cuda",
+        "--part", choices=("all", "speed", "cross_frame", "quality", "crafter", "gpu"),
+        default="all",
+        help="run only one section; 'crafter' (not in 'all'): quality on held-out recorded "
+        "Crafter episodes after --budget-s of training; 'gpu' (not in 'all'): bf16 rollout "
+        "speed with CUDA graphs and training MFU, on --device cuda",
     )  # fmt: skip
+    p.add_argument("--data", default="data/crafter-36", help="crafter: 36x36 recording")
+    p.add_argument("--episodes", type=int, default=48, help="crafter: episodes used")
+    p.add_argument("--held-out", type=int, default=8, help="crafter: last episodes held out")
+    p.add_argument("--codes", type=int, default=64, help="crafter: patch-VQ codebook size")
+    p.add_argument("--budget-s", type=float, default=1200.0, help="crafter: training seconds")
+    p.add_argument("--clip", type=int, default=4, help="crafter: training clip (frames)")
+    p.add_argument("--batch", type=int, default=8, help="crafter: training batch (clips)")
+    p.add_argument("--lr", type=float, default=2e-3, help="crafter: peak learning rate")
+    p.add_argument("--horizon", type=int, default=8, help="crafter: rollout steps")
+    p.add_argument("--stride", type=int, default=10, help="crafter: frames between clips")
     p.add_argument("--max-frames", type=int, default=4, help="gpu: context window in frames")
     p.add_argument("--train-batch", type=int, default=8, help="gpu: training batch (clips)")
     p.add_argument("--skip-train", action="store_true", help="gpu: rollout speed only")
     p.add_argument("--out", default=None, help="default results/bench_ar_world[_PART].json")
     args = p.parse_args()
+    if args.size is None:
+        args.size = "small" if args.part == "crafter" else "tiny"
     if args.out is None:
         suffix = "" if args.part == "all" else f"_{args.part}"
         args.out = f"results/bench_ar_world{suffix}.json"
@@ -342,6 +568,7 @@ def main() -> None:
     speed_rows = speed(args) if part in ("all", "speed") else []
     cross_rows = cross_frame_speed(args) if part in ("all", "cross_frame") else []
     qual = quality(args) if part in ("all", "quality") else None
+    craft = crafter_quality(args) if part == "crafter" else None
     if part == "gpu" and not args.device.startswith("cuda"):
         p.error("--part gpu needs --device cuda")
     gpu_rows = gpu_speed(args) if part == "gpu" else []
@@ -351,7 +578,7 @@ def main() -> None:
     payload = {
         "hardware": hardware, "args": vars(args), "speed": speed_rows,
         "cross_frame": cross_rows, "quality": qual, "gpu_speed": gpu_rows,
-        "gpu_train": train_rows,
+        "gpu_train": train_rows, "crafter": craft,
     }  # fmt: skip
     out.write_text(json.dumps(payload, indent=2))
     if speed_rows:
@@ -371,6 +598,8 @@ def main() -> None:
             )
     if qual is not None:
         _print_quality(args, qual)
+    if craft is not None:
+        _print_crafter(args, hardware, craft)
     if gpu_rows:
         _print_gpu(args, hardware, gpu_rows, train_rows)
     print(f"\nraw numbers: {out}")
