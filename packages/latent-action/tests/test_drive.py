@@ -93,9 +93,13 @@ def test_imitation_replays_demo_motion_in_a_new_scene(trained, squares):
     assert result.frames.shape == (1, 8, 3, 16, 16)
     demo_motion = torch.diff(_centroid(demo[0]), dim=0)
     new_motion = torch.diff(_centroid(torch.cat([scene[0], result.frames[0]])), dim=0)
-    moving = demo_motion.abs().sum(1) > 0
-    agree = (torch.sign(demo_motion[moving]) == torch.sign(new_motion[moving])).float().mean()
+    # where the demo's square moves, the new one moves the same way along that axis; where
+    # it stands still, the new one drifts less than a pixel (sub-pixel drift off the moving
+    # axis is blur, not motion)
+    moves = demo_motion != 0
+    agree = (torch.sign(new_motion[moves]) == torch.sign(demo_motion[moves])).float().mean()
     assert agree > 0.6, (demo_motion, new_motion)
+    assert new_motion[~moves].abs().max() < 1.0, (demo_motion, new_motion)
     # any WorldModel over the latent spec works, e.g. core's toy model
     toy = ToyWorldModel(trained.latent_action_spec)
     assert imitate(trained, demo, video[:3, :2], world_model=toy).frames.shape == (3, 8, 3, 16, 16)

