@@ -16,6 +16,14 @@ and so the figures, move with the machine's speed and load):
 
     uv run --no-sync python tools/bench_ar_world.py --part crafter --threads 2
 
+On a GPU, ``--part gpu`` measures the 300M model in bf16 (eager, CUDA graphs,
+``compile_decoding``) and its training MFU; ``--profile`` adds one frame under
+``torch.profiler`` per real-time setting, and ``--grids 24x14 --skip-train`` fits it into a
+short lease:
+
+    python tools/bench_ar_world.py --part gpu --device cuda --size 300M --max-frames 4 \
+        --grids 24x14 --skip-train --profile
+
 Prints Markdown tables and writes raw numbers to results/bench_ar_world[_PART].json (the
 Crafter part also a GIF of rollouts and a PSNR-per-step plot next to it).
 """
@@ -43,6 +51,19 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _count_passes(model: ARWorldModel) -> list[int]:
+    """Make ``model`` append 1 to the returned list at each forward pass (``_run``)."""
+    passes: list[int] = []
+    run = model._run
+
+    def counted(state, x, positions):
+        passes.append(1)
+        return run(state, x, positions)
+
+    model._run = counted
+    return passes
+
+
 def _rollout_fps(model, context, actions, warmup, args: argparse.Namespace) -> list[float]:
     """Frames/s of ``model.rollout(context, actions)`` over ``args.repeats`` timed runs, after
     one warm-up rollout over ``warmup`` actions."""
@@ -62,12 +83,16 @@ def speed(args: argparse.Namespace) -> list[dict]:
     spec = ActionSpec.discrete(5)
     steps = 2 if args.quick else 4
     for grid_name, (h, w) in {"16x16": (64, 64), "24x14": (56, 96)}.items():
-        for decoding, cache in (("raster", False), ("raster", True), ("diagonal", True)):
+        settings = (  # decoding, KV cache, compile_decoding
+            ("raster", False, False), ("raster", True, False), ("diagonal", True, False),
+            ("raster", True, True), ("diagonal", True, True),
+        )  # fmt: skip
+        for decoding, cache, compiled in settings:
             torch.manual_seed(0)
             model = ARWorldModel(
                 spec, ToyTokenizer(patch=4, levels=4), frame_size=(h, w), size=args.size,
                 max_frames=4, decoding=decoding, window=args.window, use_cache=cache,
-                temperature=1.0,
+                temperature=1.0, compile_decoding=compiled,
             ).to(args.device).eval()  # fmt: skip
             context = torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1
             actions = spec.sample((1, steps)).to(args.device)
@@ -75,7 +100,7 @@ def speed(args: argparse.Namespace) -> list[dict]:
             rows.append({
                 "grid": grid_name, "tokens_per_frame": model.tokens_per_frame,
                 "decoding": decoding if decoding == "raster" else f"diagonal (w={args.window})",
-                "kv_cache": cache, "fps_median": statistics.median(fps),
+                "kv_cache": cache, "compiled": compiled, "fps_median": statistics.median(fps),
                 "fps_min": min(fps), "fps_max": max(fps), "steps": steps,
             })  # fmt: skip
     return rows
@@ -105,14 +130,7 @@ def cross_frame_speed(args: argparse.Namespace) -> list[dict]:
         context = torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1
         actions = spec.sample((1, steps)).to(args.device)
         model.rollout(context, actions[:, :2])  # warm-up
-        passes = []
-        run = model._run
-
-        def counted(state, x, positions, run=run, passes=passes):
-            passes.append(1)
-            return run(state, x, positions)
-
-        model._run = counted
+        passes = _count_passes(model)
         times = []
         for _ in range(args.repeats):
             passes.clear()
@@ -152,7 +170,7 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
         (f"{diag}, across frames", "diagonal", True, True, False, 8),
         (f"{diag}, across frames", "diagonal", True, True, True, 8),
     )
-    runs = [(g, *setting) for g in grids for setting in settings]
+    runs = [(g, *setting) for g in args.grids for setting in settings]
     for grid_name, label, decoding, cross, graphs, compiled, steps in runs:
         h, w = grids[grid_name]
         torch.manual_seed(0)
@@ -180,6 +198,63 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
             model._decoder.use_graphs = False
             b = model.rollout(context, actions[:, :2]).frames
             row["graphed_equals_eager"] = bool(torch.equal(a, b))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+        del model
+        torch.cuda.empty_cache()
+    return rows
+
+
+def gpu_profile(args: argparse.Namespace) -> list[dict]:
+    """Where one frame's decoding time goes on the GPU, for the real-time settings (CUDA graphs,
+    eager and compiled blocks; 24x14 tokens, bf16, batch 1): wall time per tick, kernels per
+    tick and their summed device time (device time well below wall time means the host, not
+    the GPU, sets the pace), and the kernels that take the most device time. One ``step``
+    under ``torch.profiler`` after a warm-up rollout that captures the graphs."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    rows = []
+    spec = ActionSpec.discrete(5)
+    dtype = torch.bfloat16
+    h, w = 56, 96
+    diag = f"diagonal (w={args.window})"
+    for label, decoding, compiled in (
+        ("raster", "raster", False), ("raster", "raster", True),
+        (diag, "diagonal", False), (diag, "diagonal", True),
+    ):  # fmt: skip
+        torch.manual_seed(0)
+        model = ARWorldModel(
+            spec, ToyTokenizer(patch=4, levels=20), frame_size=(h, w), size=args.size,
+            max_frames=args.max_frames, decoding=decoding, window=args.window,
+            temperature=1.0, cuda_graphs=True, compile_decoding=compiled,
+        ).to(args.device, dtype).eval()  # fmt: skip
+        context = (torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1).to(dtype)
+        actions = spec.sample((1, 2)).to(args.device)
+        model.rollout(context, actions)  # compiles and captures every pass size
+        state = model.reset(context)
+        passes = _count_passes(model)
+        _sync(args.device)
+        t0 = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            model.step(state, actions[:, 0])
+            _sync(args.device)
+        wall = time.perf_counter() - t0
+        kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+        by_name: dict[str, list[float]] = {}
+        for e in kernels:
+            by_name.setdefault(e.name, []).append(e.time_range.elapsed_us())
+        top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:8]
+        ticks = len(passes)
+        row = {
+            "decoding": label, "compiled": compiled, "ticks": ticks,
+            "wall_ms_per_tick": wall * 1e3 / ticks,
+            "kernels_per_tick": len(kernels) / ticks,
+            "device_ms_per_tick": sum(e.time_range.elapsed_us() for e in kernels) / 1e3 / ticks,
+            "top_kernels": [
+                {"name": n[:80], "count": len(v), "total_us": sum(v)} for n, v in top
+            ],
+        }  # fmt: skip
         print(json.dumps(row), flush=True)
         rows.append(row)
         del model
@@ -551,6 +626,11 @@ def main() -> None:
     p.add_argument("--max-frames", type=int, default=4, help="gpu: context window in frames")
     p.add_argument("--train-batch", type=int, default=8, help="gpu: training batch (clips)")
     p.add_argument("--skip-train", action="store_true", help="gpu: rollout speed only")
+    p.add_argument("--profile", action="store_true", help="gpu: also profile one frame's ticks")
+    p.add_argument(
+        "--grids", nargs="+", default=["24x14", "16x16"], choices=["24x14", "16x16"],
+        help="gpu: token grids of the speed rows",
+    )  # fmt: skip
     p.add_argument("--out", default=None, help="default results/bench_ar_world[_PART].json")
     args = p.parse_args()
     if args.size is None:
@@ -573,12 +653,13 @@ def main() -> None:
         p.error("--part gpu needs --device cuda")
     gpu_rows = gpu_speed(args) if part == "gpu" else []
     train_rows = gpu_train(args) if part == "gpu" and not args.skip_train else []
+    prof_rows = gpu_profile(args) if part == "gpu" and args.profile else []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "hardware": hardware, "args": vars(args), "speed": speed_rows,
         "cross_frame": cross_rows, "quality": qual, "gpu_speed": gpu_rows,
-        "gpu_train": train_rows, "crafter": craft,
+        "gpu_train": train_rows, "gpu_profile": prof_rows, "crafter": craft,
     }  # fmt: skip
     out.write_text(json.dumps(payload, indent=2))
     if speed_rows:
@@ -602,7 +683,24 @@ def main() -> None:
         _print_crafter(args, hardware, craft)
     if gpu_rows:
         _print_gpu(args, hardware, gpu_rows, train_rows)
+    if prof_rows:
+        _print_profile(args, hardware, prof_rows)
     print(f"\nraw numbers: {out}")
+
+
+def _print_profile(args: argparse.Namespace, hardware: str, rows: list[dict]) -> None:
+    print(f"\n## ar-world {args.size} decoding ticks under the profiler, CUDA graphs, bf16, "
+          f"batch 1, 24x14 tokens, {hardware}\n")  # fmt: skip
+    print("| decoding | compiled | ticks/frame | wall ms/tick | kernels/tick | device ms/tick |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['decoding']} | {'yes' if r['compiled'] else 'no'} | {r['ticks']} | "
+              f"{r['wall_ms_per_tick']:.3f} | {r['kernels_per_tick']:.0f} | "
+              f"{r['device_ms_per_tick']:.3f} |")  # fmt: skip
+    for r in rows:
+        print(f"\ntop kernels, {r['decoding']}{', compiled' if r['compiled'] else ''}:")
+        for k in r["top_kernels"]:
+            print(f"- {k['name']}: {k['count']} launches, {k['total_us'] / 1e3:.2f} ms")
 
 
 def _print_gpu(
@@ -633,12 +731,13 @@ def _print_gpu(
 
 def _print_speed(args: argparse.Namespace, hardware: str, speed_rows: list[dict]) -> None:
     print(f"## ar-world rollout speed — size {args.size}, batch 1, {hardware}\n")
-    print("| tokens/frame | decoding | KV cache | frames/s (median) | min–max |")
-    print("|---|---|---|---|---|")
+    print("| tokens/frame | decoding | KV cache | compiled | frames/s (median) | min–max |")
+    print("|---|---|---|---|---|---|")
     for r in speed_rows:
         print(
             f"| {r['grid']} ({r['tokens_per_frame']}) | {r['decoding']} | "
-            f"{'yes' if r['kv_cache'] else 'no'} | {r['fps_median']:.2f} | "
+            f"{'yes' if r['kv_cache'] else 'no'} | {'yes' if r.get('compiled') else 'no'} | "
+            f"{r['fps_median']:.2f} | "
             f"{r['fps_min']:.2f}–{r['fps_max']:.2f} |"
         )
 

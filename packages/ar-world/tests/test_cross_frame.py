@@ -116,11 +116,15 @@ def test_sampler_feeds_every_position_last_with_its_real_token_and_every_prelude
         logits = table[frame, index + 1][None]  # [1, S, V]
         return logits, table[preludes, 0][None]  # the slot predicts token 0
 
+    draws: list[int] = []
+
     def greedy(lg):
+        draws.append(lg.shape[1])  # rows sampled together
         return lg.argmax(-1)
 
     grid = cross_frame_diagonal_decode(feed, frames, h, w, greedy, batch=1, window=4)
     assert grid.shape == (1, frames, h, w)
+    assert len(draws) <= len(seen) and max(draws) == 4  # one call per tick, all rows in flight
     assert set(written) == {(f, j) for f in range(frames) for j in range(h * w)}
     assert [written[f, j] for f in range(frames) for j in range(h * w)] == grid.flatten().tolist()
     # frame 0's prelude once; later frames' early, then again once the previous frame is done

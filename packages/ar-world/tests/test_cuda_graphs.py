@@ -93,14 +93,24 @@ def test_cuda_graph_replay_equals_eager_on_gpu(cross_frame, compiled):
 
 
 def test_compiled_decoding_equals_eager_decoding():
-    """``compile_decoding=True`` (each block's pure halves through ``torch.compile``; ~20 s of
-    inductor compilation on CPU) gives the same greedy rollout as the eager blocks."""
+    """``compile_decoding=True`` (whole cached passes through ``torch.compile`` with
+    ``fullgraph``, on a static cache; ~30 s of inductor compilation on CPU, shared by both
+    models) gives the same greedy rollouts as eager decoding on the dynamic cache, step by
+    step (past the window: the prefill's length changes) and across frames under
+    ``cuda_graphs`` (eager replay off CUDA)."""
     eps, frames, actions = squares(length=8)
     common = {"max_frames": 4, "temperature": 0.0, "decoding": "diagonal", "window": 3}
-    ref = tiny_model(eps.action_spec, cuda_graphs=True, **common)
-    compiled = tiny_model(eps.action_spec, cuda_graphs=True, compile_decoding=True, **common)
-    assert compiled.transformer._halves is not None and ref.transformer._halves is None
-    a = ref.rollout(frames[:, :2], actions[:, 1:6])
-    b = compiled.rollout(frames[:, :2], actions[:, 1:6])
-    assert torch.equal(a.frames, b.frames)
-    torch.testing.assert_close(a.rewards, b.rewards, atol=1e-5, rtol=0)
+    for extra in ({}, {"cross_frame": True, "cuda_graphs": True}):
+        ref = tiny_model(eps.action_spec, **common, **extra)
+        compiled = tiny_model(eps.action_spec, compile_decoding=True, **common, **extra)
+        assert compiled.transformer.compiled_decoding and not ref.transformer.compiled_decoding
+        calls = []
+        inner = compiled.transformer._compiled
+        compiled.transformer._compiled = lambda *a, inner=inner, calls=calls: (
+            calls.append(1) or inner(*a)
+        )
+        a = ref.rollout(frames[:, :2], actions[:, 1:6])
+        b = compiled.rollout(frames[:, :2], actions[:, 1:6])
+        assert len(calls) > 10  # every cached pass went through the compiled graph
+        assert torch.equal(a.frames, b.frames)
+        torch.testing.assert_close(a.rewards, b.rewards, atol=1e-5, rtol=0)

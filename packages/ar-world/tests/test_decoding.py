@@ -73,6 +73,31 @@ def test_diagonal_covers_every_token_and_feeds_each_position_finally_with_the_re
     assert torch.equal(grid, ref)  # logits depend only on the position here
 
 
+def test_diagonal_samples_every_row_of_a_tick_in_one_call():
+    """However many rows are in flight, a tick samples once and gathers its ids once (the
+    per-row loop launched ~6 kernels per row and tick, more than a GPU pass costs at batch 1),
+    and the result is what sampling row by row gives."""
+    h, w, v = 4, 6, 9
+    gen = torch.Generator().manual_seed(1)
+    table = torch.randn(h * w + 1, v, generator=gen)
+    feeds, draws = [], []
+
+    def feed(ids, index):
+        feeds.append(index.numel())
+        return table[index + 1][None].expand(1, -1, -1)
+
+    def sample(logits):
+        draws.append(logits.shape[1])
+        return logits.argmax(-1)
+
+    grid = diagonal_decode(feed, table[0][None], h, w, sample, window=h)
+    assert len(feeds) == h + w - 1  # one pass per anti-diagonal
+    assert len(draws) == len(feeds)  # one sample call per tick (the first on first_logits)
+    assert max(draws) == h  # … covering every row in flight
+    row_by_row = raster_decode(feed, table[0][None], h, w, lambda lg: lg.argmax(-1))
+    assert torch.equal(grid, row_by_row)
+
+
 def test_sampler():
     logits = torch.tensor([[0.0, 3.0, 1.0, 2.0]]).repeat(64, 1)
     assert torch.equal(Sampler(0.0)(logits), torch.ones(64, dtype=torch.long))

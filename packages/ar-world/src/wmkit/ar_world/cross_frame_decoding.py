@@ -135,7 +135,8 @@ def cross_frame_diagonal_decode(
         num_frames: ``F`` frames, each after its own (known) action; the first prelude is
             fed first, so the frame before the first one must be complete.
         height, width: one frame's grid.
-        sample: logits ``[B, V]`` → ids ``[B]``.
+        sample: logits ``[B, R, V]`` → ids ``[B, R]`` (e.g. a ``Sampler``); every row
+            predicted in a tick is sampled in one call.
         batch: ``B``.
         window: most rows in flight, across frames (``1`` = raster order throughout).
         offset: tokens a row needs before the next row (or the next frame's first row) starts.
@@ -155,44 +156,49 @@ def cross_frame_diagonal_decode(
     if offset < 1:
         raise ValueError(f"offset must be >= 1; got {offset}")
     h, w = height, width
-    grid = torch.zeros(batch, num_frames, h, w, dtype=torch.long, device=device)
+    n = h * w
+    # ids of [the frame before | frame 0 | … | frame F-1]: each tick gathers what it feeds
+    # with one index and writes what it samples with one scatter (see ``diagonal_decode``)
+    buf = torch.zeros(batch, (num_frames + 1) * n, dtype=torch.long, device=device)
+    if placeholder is not None:
+        buf[:, :n] = placeholder.reshape(batch, n)
     sched = _Schedule(num_frames * h, h, w, window, offset)
     sched.started[0] = True
     pending: set[int] = {0}
     toks: list[tuple[int, int, int | None, bool]] = []
     pres: list[tuple[int, int | None]] = [(0, 0)]
     while toks or pres:
-        ids = []
+        src = []
         for g, c, _, is_placeholder in toks:
             f, r = divmod(g, h)
             if not is_placeholder:
-                ids.append(grid[:, f, r, c])
+                src.append((f + 1) * n + r * w + c)
             elif f > 0 and sched.count[g - h] > c:  # the previous frame's token, if sampled
-                ids.append(grid[:, f - 1, r, c])
+                src.append(f * n + r * w + c)
             elif f == 0 and placeholder is not None:
-                ids.append(placeholder[:, r, c])
+                src.append(r * w + c)
             else:
-                ids.append(grid[:, f, r, sched.count[g] - 1])
-        tok_ids = (
-            torch.stack(ids, dim=1)
-            if ids
-            else torch.zeros(batch, 0, dtype=torch.long, device=device)
-        )
-        frame = index_tensor([g // h for g, _, _, _ in toks], device)
-        index = index_tensor([(g % h) * w + c for g, c, _, _ in toks], device)
-        out, pre_out = feed(tok_ids, frame, index, [f for f, _ in pres])  # [B, S, V], [B, P, V]
-        logits: dict[int, Tensor] = {}
-        for i, (_, _, predicted, _) in enumerate(toks):
-            if predicted is not None:
-                logits[predicted] = out[:, i]
-        for j, (_, predicted) in enumerate(pres):
-            if predicted is not None:
-                logits[predicted] = pre_out[:, j]
-        if set(logits) != pending:  # pragma: no cover - internal consistency
+                src.append((f + 1) * n + r * w + sched.count[g] - 1)
+        s = len(toks)
+        rows = [p for _, _, p, _ in toks if p is not None] + [p for _, p in pres if p is not None]
+        pick = [i for i, t in enumerate(toks) if t[2] is not None]
+        pick += [s + j for j, p in enumerate(pres) if p[1] is not None]
+        if set(rows) != pending or len(rows) != len(pending):  # pragma: no cover
             raise RuntimeError("cross-frame diagonal schedule out of sync")
-        for g in sorted(logits):
-            f, r = divmod(g, h)
-            grid[:, f, r, sched.count[g]] = sample(logits[g])
+        dest = [(g // h + 1) * n + (g % h) * w + sched.count[g] for g in rows]
+        packed = index_tensor(
+            src + [g // h for g, _, _, _ in toks] + [(g % h) * w + c for g, c, _, _ in toks]
+            + pick + dest,
+            device,
+        )  # fmt: skip
+        out, pre_out = feed(
+            buf[:, packed[:s]], packed[s : 2 * s], packed[2 * s : 3 * s], [f for f, _ in pres]
+        )  # [B, S, V], [B, P, V]
+        if rows:
+            both = torch.cat([out, pre_out], dim=1) if pres else out  # [B, S + P, V]
+            r0 = 3 * s + len(rows)
+            buf[:, packed[r0:]] = sample(both[:, packed[3 * s : r0]])  # [B, R]
+        for g in rows:
             sched.count[g] += 1
         pending, toks, pres = sched.plan()
-    return grid
+    return buf[:, n:].reshape(batch, num_frames, h, w)

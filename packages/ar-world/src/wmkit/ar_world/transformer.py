@@ -78,8 +78,7 @@ class SwiGLU(nn.Module):
 
 class Attention(nn.Module):
     """Multi-head attention's parameters (fused QKV, output) and rotary frequencies; the pass
-    itself is :meth:`Block.forward` (projections in :func:`block_input`/:func:`block_output`,
-    the cache write and ``scaled_dot_product_attention`` between them)."""
+    itself is :meth:`Block.forward`."""
 
     def __init__(self, dim: int, heads: int, rope_base: float) -> None:
         super().__init__()
@@ -108,15 +107,15 @@ class Block(nn.Module):
         layer: int = 0,
         rope: tuple[Tensor, Tensor] | None = None,
         mask: Tensor | None = None,
-        halves: tuple[Callable, Callable] | None = None,
     ) -> Tensor:
-        """``halves``: replacements for :func:`block_input` and :func:`block_output` (their
-        compiled versions, ``Transformer.compile_decoding``); the cache write and attention
-        between them stay eager."""
-        attn_in, attn_out = halves or (block_input, block_output)
+        """``x`` ``[B, S, D]`` → ``[B, S, D]``; with a ``cache``, keys and values are written
+        at ``positions`` and attention reads the layer's cached slots under ``mask``."""
+        attn = self.attn
         if rope is None:
-            rope = rope_tables(positions, self.attn.inv_freq, x.dtype)
-        q, k, v = attn_in(self, x, rope)  # [B, H, S, Dh] each
+            rope = rope_tables(positions, attn.inv_freq, x.dtype)
+        qkv = attn.qkv(self.attn_norm(x))  # [B, S, 3D]
+        q, k, v = rearrange(qkv, "b s (n h d) -> n b h s d", n=3, h=attn.heads)
+        q, k = _rotate(q, *rope), _rotate(k, *rope)  # [B, H, S, Dh] each
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
@@ -124,21 +123,8 @@ class Block(nn.Module):
             if mask is None:
                 mask = cache.attention_mask(positions)  # [S, end]
             y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
-        return attn_out(self, x, y)
-
-
-def block_input(block: Block, x: Tensor, rope: tuple[Tensor, Tensor]) -> tuple[Tensor, ...]:
-    """Pre-norm, QKV projection and rotary embedding of ``x`` ``[B, S, D]`` → ``q, k, v``
-    ``[B, H, S, Dh]`` (a pure function: ``torch.compile`` fuses it)."""
-    attn = block.attn
-    q, k, v = rearrange(attn.qkv(block.attn_norm(x)), "b s (n h d) -> n b h s d", n=3, h=attn.heads)
-    return _rotate(q, *rope), _rotate(k, *rope), v
-
-
-def block_output(block: Block, x: Tensor, y: Tensor) -> Tensor:
-    """Attention output ``y`` ``[B, H, S, Dh]`` → residual, then the SwiGLU half (pure)."""
-    x = x + block.attn.out(rearrange(y, "b h s d -> b s (h d)"))
-    return x + block.ffn(block.ffn_norm(x))
+        x = x + attn.out(rearrange(y, "b h s d -> b s (h d)"))
+        return x + self.ffn(self.ffn_norm(x))
 
 
 class Transformer(nn.Module):
@@ -168,18 +154,24 @@ class Transformer(nn.Module):
         self.norm = RMSNorm(dim)
         self.heads, self.head_dim = heads, dim // heads
         self.gradient_checkpointing = gradient_checkpointing
-        self._halves: tuple[Callable, Callable] | None = None
+        self._compiled: Callable | None = None
+
+    @property
+    def compiled_decoding(self) -> bool:
+        """Whether cached passes on a static cache run compiled (``compile_decoding``)."""
+        return self._compiled is not None
 
     def compile_decoding(self) -> None:
-        """``torch.compile`` the two pure halves of every block for cached (decoding) passes:
-        fused norms, rotary embedding and SwiGLU, so a batch-1 pass launches ~3x fewer
-        kernels (what bounds it on a GPU, with or without CUDA graphs). One compilation serves
-        all blocks (same code, parameters as inputs) and every pass length (``dynamic``).
-        Training passes stay eager."""
-        self._halves = (
-            torch.compile(block_input, dynamic=True),
-            torch.compile(block_output, dynamic=True),
-        )
+        """``torch.compile`` whole cached passes over a *static* KV cache: every block, the
+        cache writes, attention and the final norm in one graph (``fullgraph``; the gpt-fast
+        recipe). Inductor fuses each layer into ~10 kernels (norms, rotary embedding with the
+        cache write, SwiGLU's gate; the matmuls and attention stay library kernels; counted
+        on CPU by ``tools/bench_ar_world.py``) instead of ~30 eager ops, which is what bounds
+        a batch-1 pass on a GPU, with or without CUDA graphs. The module is an input of the
+        compiled function, so one compilation serves every model of the same architecture,
+        and ``dynamic`` shapes serve every pass length (1, then one more graph for >= 2).
+        Compiles on first use. Training passes and dynamic caches stay eager."""
+        self._compiled = torch.compile(_forward, fullgraph=True, dynamic=True)
 
     def new_cache(
         self,
@@ -200,21 +192,30 @@ class Transformer(nn.Module):
         increasing, e.g. ``arange(S)``). With a cache, ``x`` is written at ``positions`` and
         each query attends to every written slot at or before its own position.
         """
-        mask = None
-        if cache is not None:
-            cache.mark(positions)
-            # once per pass, not per layer: an additive mask (SDPA would convert a boolean
-            # one in every layer), and the rotary tables below
-            mask = torch.zeros((), dtype=x.dtype, device=x.device).masked_fill(
-                ~cache.attention_mask(positions), float("-inf")
-            )  # [S, end]
-        rope = None
-        if len(self.blocks):
-            rope = rope_tables(positions, self.blocks[0].attn.inv_freq, x.dtype)
-        for i, block in enumerate(self.blocks):
-            if self.gradient_checkpointing and self.training and cache is None:
-                x = checkpoint(block, x, positions, None, 0, rope, use_reentrant=False)
-            else:
-                halves = self._halves if cache is not None else None
-                x = block(x, positions, cache, i, rope, mask, halves)
-        return self.norm(x)
+        if self._compiled is not None and cache is not None and cache.static:
+            return self._compiled(self, x, positions, cache)
+        return _forward(self, x, positions, cache)
+
+
+def _forward(
+    transformer: Transformer, x: Tensor, positions: Tensor, cache: KVCache | None
+) -> Tensor:
+    """:meth:`Transformer.forward`'s body (a function of the module, so ``torch.compile``
+    treats the module as an input rather than a constant)."""
+    mask = None
+    if cache is not None:
+        cache.mark(positions)
+        # once per pass, not per layer: an additive mask (SDPA would convert a boolean one in
+        # every layer), and the rotary tables below
+        mask = torch.zeros((), dtype=x.dtype, device=x.device).masked_fill(
+            ~cache.attention_mask(positions), float("-inf")
+        )  # [S, end]
+    blocks = transformer.blocks
+    rope = rope_tables(positions, blocks[0].attn.inv_freq, x.dtype) if len(blocks) else None
+    checkpointed = transformer.gradient_checkpointing and transformer.training and cache is None
+    for i, block in enumerate(blocks):
+        if checkpointed:
+            x = checkpoint(block, x, positions, None, 0, rope, use_reentrant=False)
+        else:
+            x = block(x, positions, cache, i, rope, mask)
+    return transformer.norm(x)
