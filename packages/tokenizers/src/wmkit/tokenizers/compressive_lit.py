@@ -23,14 +23,14 @@ import torch
 from torch import Tensor, nn
 
 from wmkit.tokenizers.compressive import CompressiveTokenizer
+from wmkit.tokenizers.lit_mixin import TokenizerLitMixin
 from wmkit.tokenizers.losses import load_perceptual, perceptual_distance
 from wmkit.tokenizers.metrics import psnr, ssim
-from wmkit.tokenizers.reconstruction_log import log_reconstructions
 
 __all__ = ["CompressiveModule"]
 
 
-class CompressiveModule(L.LightningModule):
+class CompressiveModule(TokenizerLitMixin, L.LightningModule):
     """Lightning training of a compressive tokenizer.
 
     Args:
@@ -155,22 +155,7 @@ class CompressiveModule(L.LightningModule):
             if split == "test":
                 metrics["future_ssim"] = ssim(recon[:, t0:], frames[:, t0:])
         metrics["context_psnr"] = psnr(recon[:, :t0], frames[:, :t0])
-        self.log_dict(
-            {f"{split}/{k}": v for k, v in metrics.items()},
-            sync_dist=True,
-            batch_size=frames.shape[0],
-        )
-        log_reconstructions(self, frames, recon, split, batch_idx)
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
-
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
-    def on_fit_end(self) -> None:
-        if self.hparams.export_dir and self.trainer.is_global_zero:
-            self.tokenizer.save_pretrained(self.hparams.export_dir)
+        self.log_evaluation(frames, recon, metrics, split, batch_idx)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from wmkit.tokenizers.discriminator import PatchDiscriminator3D
+from wmkit.tokenizers.lit_mixin import TokenizerLitMixin
 from wmkit.tokenizers.losses import (
     discriminator_hinge_loss,
     generator_hinge_loss,
@@ -38,13 +39,12 @@ from wmkit.tokenizers.losses import (
     perceptual_distance,
 )
 from wmkit.tokenizers.metrics import psnr, ssim
-from wmkit.tokenizers.reconstruction_log import log_reconstructions
 from wmkit.tokenizers.vidtok import TokenizerOutput, VidTokTokenizer
 
 __all__ = ["VidTokModule"]
 
 
-class VidTokModule(L.LightningModule):
+class VidTokModule(TokenizerLitMixin, L.LightningModule):
     """Lightning training of a VidTok tokenizer.
 
     Args:
@@ -204,23 +204,8 @@ class VidTokModule(L.LightningModule):
         lpips = self._perceptual_net(frames.device)
         if lpips is not None:
             metrics["lpips"] = perceptual_distance(lpips, recon, frames)
-        self.log_dict(
-            {f"{split}/{k}": v for k, v in metrics.items()},
-            sync_dist=True,
-            batch_size=frames.shape[0],
-        )
-        log_reconstructions(self, frames, recon, split, batch_idx)
+        self.log_evaluation(frames, recon, metrics, split, batch_idx)
         return metrics
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
-
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
-    def on_fit_end(self) -> None:
-        if self.hparams.export_dir and self.trainer.is_global_zero:
-            self.eval_tokenizer.save_pretrained(self.hparams.export_dir)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         hp = self.hparams

@@ -16,14 +16,14 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from wmkit.tokenizers.lit_mixin import TokenizerLitMixin
 from wmkit.tokenizers.metrics import psnr, ssim
 from wmkit.tokenizers.patch_vq import PatchVQTokenizer
-from wmkit.tokenizers.reconstruction_log import log_reconstructions
 
 __all__ = ["PatchVQModule"]
 
 
-class PatchVQModule(L.LightningModule):
+class PatchVQModule(TokenizerLitMixin, L.LightningModule):
     """Lightning fitting of a patch-VQ tokenizer.
 
     Args:
@@ -110,22 +110,7 @@ class PatchVQModule(L.LightningModule):
         }
         if split == "test":
             metrics["ssim"] = ssim(recon, frames)
-        self.log_dict(
-            {f"{split}/{k}": v for k, v in metrics.items()},
-            sync_dist=True,
-            batch_size=frames.shape[0],
-        )
-        log_reconstructions(self, frames, recon, split, batch_idx)
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
-
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
-
-    def on_fit_end(self) -> None:
-        if self.hparams.export_dir and self.trainer.is_global_zero:
-            self.tokenizer.save_pretrained(self.hparams.export_dir)
+        self.log_evaluation(frames, recon, metrics, split, batch_idx)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.tokenizer.parameters(), lr=self.hparams.lr)

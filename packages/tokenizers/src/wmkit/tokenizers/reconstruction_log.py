@@ -1,7 +1,8 @@
 """Reconstruction videos for tokenizer training: a GIF per epoch, and TensorBoard when used.
 
-Shared by ``VidTokModule`` and ``CompressiveModule``: call :func:`log_reconstructions` from
-every rank (``trainer.log_dir`` is a collective under DDP); only rank 0 writes.
+Every tokenizer LightningModule calls it through ``TokenizerLitMixin.log_evaluation``: call
+:func:`log_reconstructions` from every rank (``trainer.log_dir`` is a collective under DDP);
+only rank 0 writes.
 """
 
 from __future__ import annotations

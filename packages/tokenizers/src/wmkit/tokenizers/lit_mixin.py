@@ -1,0 +1,70 @@
+"""`TokenizerLitMixin`: what every tokenizer LightningModule does beyond its loss.
+
+Validation and test run the module's ``_evaluate(batch, batch_idx, split)`` with ``split``
+``"val"`` or ``"test"``; ``_evaluate`` computes its own metrics and hands them, with the
+frames and their reconstruction, to :meth:`~TokenizerLitMixin.log_evaluation`, which logs
+them as ``<split>/<name>`` (synchronised across ranks) and writes the reconstruction GIF
+(:func:`~wmkit.tokenizers.reconstruction_log.log_reconstructions`). When fit ends, rank 0
+``save_pretrained``-s :attr:`~TokenizerLitMixin.eval_tokenizer` to ``hparams.export_dir``.
+
+Mix it in before ``L.LightningModule`` (``class M(TokenizerLitMixin, L.LightningModule)``);
+the module keeps its loss, its optimisers and its ``_evaluate``. The mixin holds no state, so
+checkpoints are the module's own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor
+
+from wmkit.tokenizers.reconstruction_log import log_reconstructions
+
+if TYPE_CHECKING:
+    from wmkit.core.pretrained import PretrainedMixin
+
+__all__ = ["TokenizerLitMixin"]
+
+
+class TokenizerLitMixin:
+    """Validation / test steps, metric logging and export at fit end for a LightningModule
+    that trains ``self.tokenizer`` and has ``export_dir`` and ``log_videos_every_n_epochs``
+    among its hyperparameters."""
+
+    tokenizer: PretrainedMixin
+
+    @property
+    def eval_tokenizer(self) -> PretrainedMixin:
+        """The tokenizer that validation, test and export use (override for, e.g., EMA)."""
+        return self.tokenizer
+
+    def _evaluate(self, batch: dict[str, Tensor], batch_idx: int, split: str) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement _evaluate")
+
+    def log_evaluation(
+        self,
+        frames: Tensor,
+        recon: Tensor,
+        metrics: dict[str, Tensor],
+        split: str,
+        batch_idx: int,
+    ) -> None:
+        """Log ``metrics`` as ``<split>/<name>`` and the real|reconstruction video of
+        ``frames`` and ``recon`` (``[B, T, C, H, W]``). Call it on every rank."""
+        self.log_dict(  # type: ignore[attr-defined]
+            {f"{split}/{k}": v for k, v in metrics.items()},
+            sync_dist=True,
+            batch_size=frames.shape[0],
+        )
+        log_reconstructions(self, frames, recon, split, batch_idx)  # type: ignore[arg-type]
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
+
+    def on_fit_end(self) -> None:
+        hp = self.hparams  # type: ignore[attr-defined]
+        if hp.export_dir and self.trainer.is_global_zero:  # type: ignore[attr-defined]
+            self.eval_tokenizer.save_pretrained(hp.export_dir)

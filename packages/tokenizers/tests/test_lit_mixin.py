@@ -1,0 +1,88 @@
+"""TokenizerLitMixin: every tokenizer LightningModule logs its metrics as ``val/…`` and
+``test/…``, writes the reconstruction GIF and exports its tokenizer when fit ends."""
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from wmkit.core.video import to_float_video
+from wmkit.tokenizers import (
+    CompressiveModule,
+    CompressiveTokenizer,
+    PatchVQModule,
+    PatchVQTokenizer,
+    VidTokModule,
+    VidTokTokenizer,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "crafter_clips.npz"
+
+
+def vidtok(export_dir: str) -> L.LightningModule:
+    tok = VidTokTokenizer("tiny")
+    return VidTokModule(tok, perceptual_weight=0.0, ema_decay=0.9, export_dir=export_dir)
+
+
+def compressive(export_dir: str) -> L.LightningModule:
+    tok = CompressiveTokenizer(size="tiny", spatial_compression=4, future_patch=2)
+    return CompressiveModule(tok, perceptual_weight=0.0, export_dir=export_dir)
+
+
+def patch_vq(export_dir: str) -> L.LightningModule:
+    tok = PatchVQTokenizer(4, 16)
+    return PatchVQModule(tok, kmeans_iterations=2, reseed_every=0, export_dir=export_dir)
+
+
+#: Each module's validation metrics, then the ones only its test adds.
+CASES = {
+    "vidtok": (vidtok, {"l1", "mse", "psnr"}, {"ssim"}),
+    "compressive": (
+        compressive,
+        {"l1", "psnr", "future_psnr", "future_l1", "context_psnr"},
+        {"future_ssim"},
+    ),
+    "patch_vq": (patch_vq, {"psnr", "mse", "codes_used"}, {"ssim"}),
+}
+
+
+def _loader(frames: torch.Tensor) -> DataLoader:
+    return DataLoader([{"frames": f} for f in frames], batch_size=2, collate_fn=_collate)
+
+
+def _collate(items):
+    return {"frames": torch.stack([i["frames"] for i in items])}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_evaluation_logs_split_metrics_writes_gif_and_exports(name, tmp_path):
+    make, val_names, test_only = CASES[name]
+    torch.manual_seed(0)
+    module = make(str(tmp_path / "export"))
+    frames = to_float_video(np.load(FIXTURE)["frames"])[:2]  # [2, 9, 3, 32, 32]
+    trainer = L.Trainer(
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        num_sanity_val_steps=0,
+        max_steps=1,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(module, _loader(frames), _loader(frames))
+    logged = {k for k in trainer.callback_metrics if k.startswith("val/")}
+    assert logged == {f"val/{k}" for k in val_names}
+    assert list((tmp_path / "reconstructions").glob("epoch0000.gif"))
+
+    exported = type(module.eval_tokenizer).from_pretrained(tmp_path / "export")
+    for a, b in zip(exported.state_dict().values(), module.eval_tokenizer.state_dict().values()):
+        assert torch.equal(a, b)
+    if name == "vidtok":  # the EMA weights are what validation, test and export use
+        assert module.eval_tokenizer is module.ema.module
+
+    metrics = trainer.test(module, _loader(frames), verbose=False)[0]
+    assert set(metrics) == {f"test/{k}" for k in val_names | test_only}
