@@ -149,3 +149,47 @@ def test_load_pretrained_finds_the_class(tmp_path):
         load_pretrained(tmp_path / "w")
     with pytest.raises(FileNotFoundError, match="no pretrained directory"):
         load_pretrained(tmp_path / "missing")
+
+
+class Head(nn.Module, PretrainedMixin):
+    """Holds a frozen ``Net`` outside its state dict, by object or by the path it was saved to."""
+
+    frozen_components = ("backbone",)
+
+    def __init__(self, backbone: str | Net | None = None, width: int = 4):
+        super().__init__()
+        if isinstance(backbone, str):
+            backbone = Net.from_pretrained(backbone)
+        self.__dict__["backbone"] = backbone  # not a submodule
+        self.out = nn.Linear(width, 1)
+
+
+def test_frozen_components_travel_with_the_model(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    Net(width=4, depth=1).save_pretrained("backbone-run")
+    head = Head("backbone-run")  # a working-directory path, as a config gives it
+    head.save_pretrained("head")
+    config = json.loads((tmp_path / "run" / "head" / "config.json").read_text())
+    assert config["backbone"] == "./backbone"
+    assert "backbone.layers.0.weight" not in Head.from_pretrained("head").state_dict()
+    moved = tmp_path / "elsewhere" / "head"
+    moved.parent.mkdir()
+    (tmp_path / "run" / "head").rename(moved)
+    monkeypatch.chdir(tmp_path)
+    loaded = Head.from_pretrained(moved)  # resolved against its own directory, not the cwd
+    x = torch.randn(2, 4)
+    assert torch.equal(loaded.backbone(x), head.backbone(x))
+    assert Head.from_pretrained(moved, backbone=None).backbone is None  # an override wins
+    Head().save_pretrained(tmp_path / "bare")
+    assert json.loads((tmp_path / "bare" / "config.json").read_text())["backbone"] is None
+    assert not (tmp_path / "bare" / "backbone").exists()
+
+
+def test_a_frozen_component_without_save_pretrained_is_refused_before_writing(tmp_path):
+    head = Head()
+    head.__dict__["backbone"] = nn.Linear(4, 4)
+    with pytest.raises(TypeError, match="its backbone Linear has no save_pretrained"):
+        head.save_pretrained(tmp_path / "h")
+    assert not (tmp_path / "h").exists()

@@ -1,11 +1,17 @@
 """DiffusionWorldModel: WorldModel conformance (pixels, latents, causal SVD UNet),
-causal action guidance, Diffusion Forcing training, sliding windows, errors."""
+causal action guidance, Diffusion Forcing training, sliding windows, errors, saving with the
+tokenizer."""
+
+import json
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
-from wmkit.core import ActionSpec, WorldState, to_float_video
-from wmkit.core.testing import ToyTokenizer, WorldModelTests, moving_squares
+from wmkit.core import ActionSpec, WorldState, load_pretrained, to_float_video
+from wmkit.core.testing import ToyTokenizer, WorldModelTests, check_save_load, moving_squares
 from wmkit.diffusion_world import DiffusionWorldModel, guided_prediction
 
 SPEC = ActionSpec.discrete(5)
@@ -234,3 +240,135 @@ def test_bad_arguments_fail_clearly(tmp_path):
         model.loss(frames, actions[:, :2])
     with pytest.raises(TypeError, match="frames"):
         model.loss((frames * 100).to(torch.uint8))
+
+
+# ------------------------------------------------------------------ saving with the tokenizer
+def _random_latent_model(tokenizer: str | None = None, **kwargs) -> DiffusionWorldModel:
+    """A latent DiT (ddim, v-prediction) whose zero-initialised weights are randomised, so its
+    rollouts depend on every weight (and on clipping)."""
+    model = DiffusionWorldModel(
+        SPEC, image_size=4, tokenizer=tokenizer, num_sampling_steps=2,
+        network_kwargs={"patch_size": 1}, **kwargs,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.2)
+    return model.eval()
+
+
+def _rollout(model: DiffusionWorldModel) -> torch.Tensor:
+    frames, actions = _data()
+    torch.manual_seed(0)
+    return model.rollout(frames[:, :2], actions[:, 1:4]).frames
+
+
+def test_saved_world_model_carries_its_tokenizer_to_any_directory(tmp_path, monkeypatch):
+    # as the quickstart does: the tokenizer by a path relative to the working directory
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    ToyTokenizer(patch=4, levels=7, channels=3, kind="continuous").save_pretrained("tok")
+    model = _random_latent_model("tok", latent_scale=3.0, anchored_decoding=True)
+    expected = _rollout(model)
+    model.save_pretrained("world")
+    config = json.loads(Path("world/config.json").read_text())
+    assert config["tokenizer"] == "./tokenizer"
+    assert (config["latent_scale"], config["anchored_decoding"]) == (3.0, True)
+    assert Path("world/tokenizer/config.json").is_file()
+
+    # copy the world directory elsewhere, delete the original tokenizer, load from another cwd
+    shutil.copytree("world", tmp_path / "copied" / "world")
+    shutil.rmtree(tmp_path / "run")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    for path in (tmp_path / "copied" / "world", Path("../copied/world")):
+        again = load_pretrained(path)
+        assert isinstance(again, DiffusionWorldModel)
+        assert isinstance(again.tokenizer, ToyTokenizer) and again.tokenizer.levels == 7
+        assert (again.latent_scale, again.anchored_decoding) == (3.0, True)
+        assert torch.equal(_rollout(again), expected)
+    # saving a loaded model again (over its own directory) keeps it loadable
+    again.save_pretrained(tmp_path / "copied" / "world")
+    assert torch.equal(_rollout(load_pretrained(tmp_path / "copied" / "world")), expected)
+
+
+def test_a_tokenizer_attached_with_set_tokenizer_is_saved_too(tmp_path):
+    model = _random_latent_model(latent_scale=3.0)  # pixels until the tokenizer is attached
+    assert model.sampler.scheduler.config.clip_sample  # pixels are clipped to [-1, 1] ...
+    model.set_tokenizer(ToyTokenizer(patch=4, channels=3, kind="continuous"))
+    assert not model.sampler.scheduler.config.clip_sample  # ... latents (here up to 3) not
+    assert not model.train_scheduler.config.clip_sample
+    again = check_save_load(model, _rollout, directory=tmp_path / "m")
+    assert isinstance(again.tokenizer, ToyTokenizer) and again.latent_scale == 3.0
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["tokenizer"] == "./tokenizer"
+    # detaching it saves a pixel model, as one built without a tokenizer
+    again.set_tokenizer(None)
+    assert again.sampler.scheduler.config.clip_sample
+    for name, m in (("detached", again), ("pixels", DiffusionWorldModel(SPEC))):
+        m.save_pretrained(tmp_path / name)
+        assert json.loads((tmp_path / name / "config.json").read_text())["tokenizer"] is None
+        assert not (tmp_path / name / "tokenizer").exists()
+        assert DiffusionWorldModel.from_pretrained(tmp_path / name).tokenizer is None
+
+
+class _Unsaveable:
+    """A continuous ``Tokenizer`` with no ``save_pretrained``."""
+
+    kind, vocab_size, latent_channels = "continuous", None, 3
+    spatial_compression, temporal_compression = 4, 1
+
+    def __init__(self) -> None:
+        self._inner = ToyTokenizer(patch=4, channels=3, kind="continuous")
+
+    def tokens_shape(self, num_frames, height, width):
+        return self._inner.tokens_shape(num_frames, height, width)
+
+    def encode(self, video):
+        return self._inner.encode(video)
+
+    def decode(self, latents):
+        return self._inner.decode(latents)
+
+
+def test_a_tokenizer_without_save_pretrained_cannot_be_saved(tmp_path):
+    model = DiffusionWorldModel(SPEC, image_size=4, network_kwargs={"patch_size": 1})
+    model.set_tokenizer(_Unsaveable())
+    with pytest.raises(TypeError, match="_Unsaveable has no save_pretrained"):
+        model.save_pretrained(tmp_path / "m")
+    assert not (tmp_path / "m" / "config.json").exists()
+
+
+def test_older_configs_with_their_tokenizer_paths_still_load(tmp_path, monkeypatch):
+    ToyTokenizer(patch=4, levels=5, kind="continuous").save_pretrained(tmp_path / "tok")
+    model = _random_latent_model(str(tmp_path / "tok"))
+    expected = _rollout(model)
+    model.save_pretrained(tmp_path / "world")
+    shutil.rmtree(tmp_path / "world" / "tokenizer")  # as saved before: no tokenizer/ inside
+    config_path = tmp_path / "world" / "config.json"
+    config = json.loads(config_path.read_text())
+    monkeypatch.chdir(tmp_path)
+    # an absolute path, one relative to the working directory, and a "./" one that is too
+    for recorded in (str(tmp_path / "tok"), "tok", "./tok"):
+        config_path.write_text(json.dumps({**config, "tokenizer": recorded}))
+        again = DiffusionWorldModel.from_pretrained(tmp_path / "world")
+        assert again.tokenizer.levels == 5 and torch.equal(_rollout(again), expected)
+    # tokenizer= still overrides what config.json records
+    ToyTokenizer(patch=4, levels=9, kind="continuous").save_pretrained(tmp_path / "other")
+    other = str(tmp_path / "other")
+    again = DiffusionWorldModel.from_pretrained(tmp_path / "world", tokenizer=other)
+    assert again.tokenizer.levels == 9
+    # a "./tokenizer" that neither directory holds names the model's directory
+    config_path.write_text(json.dumps({**config, "tokenizer": "./tokenizer"}))
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "world" / "tokenizer"))):
+        DiffusionWorldModel.from_pretrained(tmp_path / "world")
+
+
+def test_moving_the_model_moves_its_tokenizer():
+    """The frozen tokenizer is not a submodule; ``.to()`` (and so Lightning's device placement)
+    must move it with the network, or encoding on a GPU fails on a device mismatch."""
+    tok = ToyTokenizer(patch=4, channels=3, kind="continuous")
+    model = DiffusionWorldModel(SPEC, image_size=4, network_kwargs={"patch_size": 1})
+    model.set_tokenizer(tok).to("meta")  # a device move, without a GPU
+    assert tok.radix.device.type == "meta"
+    assert next(model.network.parameters()).device.type == "meta"

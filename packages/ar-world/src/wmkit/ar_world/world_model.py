@@ -19,10 +19,8 @@ per-frame layout.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -162,6 +160,8 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             without (tested). Compiles on first use (~30 s on CPU, shared by models of the
             same architecture).
     """
+
+    frozen_components = ("tokenizer",)  # saved in tokenizer/ (PretrainedMixin)
 
     def __init__(
         self,
@@ -751,41 +751,6 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             done = (self.done_head(slot).squeeze(-1) > 0).float()
             out.append((self._finish_frame(state, grids[:, f], actions[:, f]), reward, done))
         return out
-
-    # ------------------------------------------------------------------ save / load
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:  # type: ignore[override]
-        """Write the world model (``config.json`` + ``model.safetensors``) and its tokenizer
-        (``tokenizer/``, via the tokenizer's own ``save_pretrained``)."""
-        if not hasattr(self.tokenizer, "save_pretrained"):
-            raise TypeError(
-                f"cannot save ARWorldModel: its tokenizer {type(self.tokenizer).__name__} has no "
-                "save_pretrained"
-            )
-        directory = Path(save_directory)
-        self.tokenizer.save_pretrained(directory / TOKENIZER_SUBDIR)
-        previous = self._hub_mixin_config
-        self._hub_mixin_config = {**(previous or {}), "tokenizer": f"./{TOKENIZER_SUBDIR}"}
-        try:
-            super().save_pretrained(directory, **kwargs)
-        finally:
-            self._hub_mixin_config = previous
-
-    @classmethod
-    def from_pretrained(  # type: ignore[override]
-        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any
-    ) -> ARWorldModel:
-        """Load a saved world model; a ``./``-relative tokenizer path is resolved against
-        its directory."""
-        directory = Path(pretrained_model_name_or_path)
-        config_path = directory / "config.json"
-        if "tokenizer" not in kwargs and config_path.is_file():
-            try:
-                saved = json.loads(config_path.read_text(encoding="utf-8")).get("tokenizer")
-            except (json.JSONDecodeError, AttributeError):
-                saved = None  # the base class reports the broken file
-            if isinstance(saved, str) and saved.startswith("./"):
-                kwargs["tokenizer"] = str(directory / saved[2:])
-        return super().from_pretrained(directory, **kwargs)
 
 
 def _load_tokenizer(tokenizer: str | os.PathLike | nn.Module) -> Any:

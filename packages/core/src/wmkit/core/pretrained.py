@@ -14,6 +14,12 @@ writes both files and a model card), with three differences that matter here:
 - saving refuses a model whose ``__init__`` arguments cannot all be written to JSON
   (they would be silently dropped and the model reloaded with defaults).
 
+A model that holds a frozen component outside its state dict (a world model's tokenizer)
+names it in ``frozen_components``: ``save_pretrained`` saves it into the subdirectory of that
+name with the component's own ``save_pretrained`` and records ``"./<name>"``, which
+``from_pretrained`` resolves against the model's directory, so a saved model loads from any
+working directory and can be copied elsewhere in one piece.
+
 Weights are never unpickled.
 """
 
@@ -25,7 +31,7 @@ import json
 import os
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -71,7 +77,13 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
 
     Dataclass arguments (such as ``ActionSpec``) are written as dicts and rebuilt from the
     annotation on load.
+
+    ``frozen_components`` names ``__init__`` arguments that take a frozen component or the
+    directory it was saved to (``None`` allowed); the model's attribute of the same name holds
+    the component. Each is saved beside the weights (see the module docstring).
     """
+
+    frozen_components: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------------------ save
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:  # type: ignore[override]
@@ -79,6 +91,14 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
         if kwargs.get("push_to_hub"):
             raise ValueError("wmkit saves to local directories only; push_to_hub is not supported")
         config = dict(self._hub_mixin_config or {})
+        components = {name: getattr(self, name) for name in self.frozen_components}
+        for name, component in components.items():
+            if component is not None and not hasattr(component, "save_pretrained"):
+                raise TypeError(
+                    f"cannot save {type(self).__name__}: its {name} "
+                    f"{type(component).__name__} has no save_pretrained"
+                )
+            config[name] = None if component is None else f"./{name}"
         missing = [
             name
             for name, p in self._hub_mixin_init_parameters.items()
@@ -95,6 +115,9 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
             )
         config["_wmkit_class"] = _qualname(type(self))
         config["_wmkit_format"] = FORMAT_VERSION
+        for name, component in components.items():
+            if component is not None:
+                component.save_pretrained(Path(save_directory) / name)
         super().save_pretrained(Path(save_directory), config=config)
 
     # ------------------------------------------------------------------------------ load
@@ -147,6 +170,13 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
                 f"{config_path} has argument(s) {unknown} that {cls.__name__}.__init__ does "
                 "not take (saved by a different class or version?)"
             )
+        for name in cls.frozen_components:
+            saved = config.get(name)
+            if name in overrides or not (isinstance(saved, str) and saved.startswith("./")):
+                continue  # absolute or working-directory paths of older saves: as written
+            local = directory / saved[2:]
+            if (local / CONFIG_NAME).is_file() or not Path(saved).exists():
+                overrides[name] = str(local)
         bad_overrides = sorted(set(overrides) - set(params))
         if bad_overrides:
             raise TypeError(f"{cls.__name__}.__init__ takes no argument(s) {bad_overrides}")

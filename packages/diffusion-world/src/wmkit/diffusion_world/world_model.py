@@ -6,7 +6,9 @@ One class serves every network of the package: the native
 (:func:`~wmkit.diffusion_world.causalize.causalize`, optionally from pretrained weights on a
 local path). It works on pixels by default, or on
 the continuous latents of any ``wmkit.core.Tokenizer`` (loaded frozen from a local path, or
-attached with :meth:`DiffusionWorldModel.set_tokenizer`).
+attached with :meth:`DiffusionWorldModel.set_tokenizer`). ``save_pretrained`` writes that
+tokenizer into the model's directory (``tokenizer/``), so a saved world model loads from any
+working directory and can be copied elsewhere in one piece.
 
 Training (:meth:`DiffusionWorldModel.loss`, Diffusion Forcing, arXiv:2407.01392): every
 frame of a clip gets an independent noise level; the network is strictly causal over time;
@@ -127,8 +129,11 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             ``extrapolative``).
         channels: channels the network sees (3 for pixels; the latent channels).
         image_size: height and width the network sees (pixels or latents).
-        tokenizer: local path of a saved continuous wmkit tokenizer (frozen); ``None``
-            works on pixels (or on a tokenizer attached with ``set_tokenizer``).
+        tokenizer: local path of a saved continuous wmkit tokenizer (frozen, loaded with
+            ``wmkit.core.load_pretrained``); ``None`` works on pixels (or on a tokenizer
+            attached with ``set_tokenizer``). ``save_pretrained`` saves the tokenizer in the
+            subdirectory ``tokenizer/`` and records ``"./tokenizer"``, which
+            ``from_pretrained`` resolves against the model's directory.
         latent_scale: latents are multiplied by this before diffusion.
         anchored_decoding: with a tokenizer, decode each generated frame as the latest real
             frame plus the decoded change since it, ``x_a + D(z) - D(z_a)`` (``x_a`` the
@@ -170,6 +175,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             shape; ``wmkit.diffusion_world.cuda_graphs``): the same outputs, without the
             per-kernel launch cost that bounds batch-1 rollouts. DiT only.
     """
+
+    frozen_components = ("tokenizer",)  # saved in tokenizer/ (PretrainedMixin)
 
     def __init__(
         self,
@@ -250,14 +257,10 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self.num_train_timesteps = num_train_timesteps
         self.reward_head = RewardHead(action_spec, channels, reward_hidden) if reward_head else None
         self._tokenizer: Tokenizer | None = None
-        if tokenizer is not None:
-            self.set_tokenizer(load_pretrained(tokenizer))
-        # residuals span [-2, 2]: no clipping of predicted samples to [-1, 1]
+        # predicted samples are clipped to [-1, 1] on pixels only (set_tokenizer turns it off):
+        # residuals span [-2, 2] and latents are unbounded
         self.train_scheduler = make_training_scheduler(
-            num_train_timesteps,
-            beta_schedule,
-            prediction_type,
-            clip_sample=tokenizer is None and not residual,
+            num_train_timesteps, beta_schedule, prediction_type, clip_sample=not residual
         )
         self.sampler: NextFrameSampler | EDMNextFrameSampler | FlowNextFrameSampler
         if objective == "flow":
@@ -274,6 +277,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 self.train_scheduler, sampler, num_sampling_steps, guidance_scale,
                 history_noise_level,
             )  # fmt: skip
+        if tokenizer is not None:
+            self.set_tokenizer(load_pretrained(tokenizer))
 
     def _build_network(
         self,
@@ -335,7 +340,14 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         return self._tokenizer
 
     def set_tokenizer(self, tokenizer: Tokenizer | None) -> DiffusionWorldModel:
-        """Work on ``tokenizer``'s latents (frozen, not saved with the model). Returns self."""
+        """Work on ``tokenizer``'s latents (frozen; ``None``: on pixels). Returns self.
+
+        The tokenizer is not a submodule (its weights are not in the model's state dict), but
+        ``save_pretrained`` saves it beside the model (``tokenizer/``), so it must have a
+        ``save_pretrained`` of its own for the model to be saved. Predicted samples are
+        clipped to [-1, 1] on pixels only, so attaching a tokenizer turns that clipping off
+        (as a ``tokenizer=`` path does), and ``None`` turns it back on.
+        """
         if tokenizer is not None:
             if not isinstance(tokenizer, Tokenizer) or tokenizer.kind != "continuous":
                 raise ValueError(
@@ -354,8 +366,12 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 )
             if isinstance(tokenizer, nn.Module):
                 tokenizer.eval().requires_grad_(False)
-        # not registered as a submodule: the tokenizer is frozen and saved on its own
+        # not registered as a submodule: the tokenizer is frozen and saved in its own directory
         object.__setattr__(self, "_tokenizer", tokenizer)
+        clip = tokenizer is None and not self.residual
+        for scheduler in (self.train_scheduler, getattr(self.sampler, "scheduler", None)):
+            if scheduler is not None and "clip_sample" in scheduler.config:
+                scheduler.register_to_config(clip_sample=clip)
         return self
 
     def encode(self, video: Tensor) -> Tensor:
@@ -443,6 +459,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     def _apply(self, fn: Any, recurse: bool = True) -> DiffusionWorldModel:
         super()._apply(fn, recurse)
         self._graphed = None  # captured graphs point at the old parameters
+        if isinstance(self._tokenizer, nn.Module):  # frozen, not a submodule: move it too
+            self._tokenizer._apply(fn, recurse)
         return self
 
     # ------------------------------------------------------------------ training
