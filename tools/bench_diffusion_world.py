@@ -11,7 +11,8 @@
 3. controllability vs causal action guidance scale (plot): how much the generated frame
    changes when the current action is replaced by another one;
 4. a 100-frame rollout with a sliding window: PSNR of the mean MSE against the real frames
-   per step (plot).
+   per step (plot);
+5. ``--history-cache`` (alone): rollout speed with and without the DiT's history cache.
 
     uv run --no-sync python tools/bench_diffusion_world.py --quick --data /tmp/s2/crafter32
     # on the latents of the quickstart's per-frame tokenizer (trained 150 s first)
@@ -100,14 +101,15 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
     and with CUDA graphs (``cuda_graphs=True``, checked against eager on the same inputs)."""
     rows = []
     spec = ActionSpec.discrete(17)
-    settings = [(1.5, s, False) for s in (1, 2, 4, 8)]  # eager: with guidance only
-    settings += [(g, s, True) for g in (1.5, 1.0) for s in (1, 2, 4, 8)]
-    for guidance, steps, graphs in settings:
+    settings = [(1.5, s, False, True) for s in (1, 2, 4, 8)]  # eager: with guidance only
+    settings += [(g, s, True, c) for c in (True, False) for g in (1.5, 1.0) for s in (1, 2, 4, 8)]
+    for guidance, steps, graphs, cache in settings:
         torch.manual_seed(0)
         model = DiffusionWorldModel(
             spec, network="dit", size="base", network_kwargs={"patch_size": 4},
             image_size=64, num_sampling_steps=steps, guidance_scale=guidance,
             context_window=16, history_noise_level=20, cuda_graphs=graphs,
+            history_cache=cache,
         ).eval().to(args.device)  # fmt: skip
         ctx = torch.rand(1, 4, 3, 64, 64, device=args.device) * 2 - 1
         n = 24  # past the 16-frame window: the steady state of play
@@ -132,7 +134,7 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
                 b = model.rollout(ctx, acts[:, :3]).frames
             same = float((a.float() - b.float()).abs().max())
         row = {"network": "dit-base", "resolution": 64, "steps": steps,
-               "cuda_graphs": graphs, "graphed_vs_eager_max_abs": same,
+               "cuda_graphs": graphs, "history_cache": cache, "graphed_vs_eager_max_abs": same,
                "guidance_scale": guidance, "context_window": 16, "dtype": "bf16 autocast",
                "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
                "fps_median": statistics.median(fps), "fps_min": min(fps),
@@ -140,6 +142,71 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
+
+
+def history_cache_speed(args: argparse.Namespace) -> list[dict]:
+    """Rollout frames/s with and without the DiT's history cache (``history_cache``: the
+    history encoded once per frame, each denoising step on the new frame alone) vs denoising
+    steps and guidance, past the window; each cached rollout is compared with the uncached one
+    on the same seed (max abs difference of the frames)."""
+    rows = []
+    spec = ActionSpec.discrete(17)
+    net = {"patch_size": 4, "hidden_size": 128, "depth": 4, "num_heads": 4}
+    n = 20  # past the 16-frame window: the steady state of play
+    for guidance in (1.0, 1.5):
+        for steps in (1, 2, 4) if args.quick else (1, 2, 4, 8):
+            frames = {}
+            for cache in (False, True):
+                torch.manual_seed(0)
+                model = DiffusionWorldModel(
+                    spec, network="dit", network_kwargs=net, image_size=32,
+                    num_sampling_steps=steps, guidance_scale=guidance, context_window=16,
+                    objective="edm", residual=True, history_cache=cache,
+                ).eval().to(args.device)  # fmt: skip
+                with torch.no_grad():  # adaLN-Zero's zeros would make every output equal
+                    for q in model.parameters():
+                        if q.abs().sum() == 0:
+                            q.normal_(0, 0.02)
+                ctx = torch.rand(1, 4, 3, 32, 32, device=args.device) * 2 - 1
+                acts = torch.randint(0, 17, (1, n), device=args.device)
+                model.rollout(ctx, acts[:, :14])  # warm-up
+                times = []
+                for _ in range(args.repeats):
+                    torch.manual_seed(1)
+                    _sync(args.device)
+                    t0 = time.perf_counter()
+                    frames[cache] = model.rollout(ctx, acts).frames
+                    _sync(args.device)
+                    times.append(time.perf_counter() - t0)
+                fps = [n / t for t in times]
+                row = {"steps": steps, "guidance_scale": guidance, "history_cache": cache,
+                       "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
+                       "fps_median": statistics.median(fps), "fps_min": min(fps),
+                       "fps_max": max(fps)}  # fmt: skip
+                if cache:
+                    diff = (frames[True] - frames[False]).abs().max()
+                    row["max_abs_diff_vs_none"] = float(diff)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    return rows
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _print_cache_table(rows: list[dict], extra: str, key: str, digits: int) -> None:
+    print(f"| denoising steps | guidance | history cache | {extra} | frames/s (median) | min–max |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        value = r.get(key)
+        shown = "–" if value is None else ("yes" if value is True else "no" if value is False
+                                           else f"{value:.1e}")  # fmt: skip
+        print(f"| {r['steps']} | {r['guidance_scale']:g} | "
+              f"{'yes' if r.get('history_cache', True) else 'no'} | {shown} | "
+              f"{r['fps_median']:.{digits}f} | "
+              f"{r['fps_min']:.{digits}f}–{r['fps_max']:.{digits}f} |")  # fmt: skip
 
 
 def train(
@@ -373,6 +440,10 @@ def main() -> None:
     )  # fmt: skip
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument(
+        "--history-cache", action="store_true",
+        help="only: rollout speed with and without the DiT's history cache (no data needed)",
+    )  # fmt: skip
+    p.add_argument(
         "--gpu-speed", action="store_true",
         help="only the real-size (DiT-base, 64x64) bf16 rollout speed on --device cuda",
     )  # fmt: skip
@@ -392,12 +463,15 @@ def main() -> None:
         out.write_text(json.dumps({"hardware": name, "gpu_speed": rows}, indent=2))
         print(f"\n### Real-size rollout speed (DiT-base {rows[0]['params_m']:.0f}M, 64x64, "
               f"16-frame window, bf16 autocast, batch 1; {name})\n")  # fmt: skip
-        print("| denoising steps | guidance | CUDA graphs | frames/s (median) | min–max |")
-        print("|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['steps']} | {r['guidance_scale']:g} | "
-                  f"{'yes' if r['cuda_graphs'] else 'no'} | {r['fps_median']:.1f} | "
-                  f"{r['fps_min']:.1f}–{r['fps_max']:.1f} |")  # fmt: skip
+        _print_cache_table(rows, "CUDA graphs", "cuda_graphs", 1)
+        return
+    if args.history_cache:
+        rows = history_cache_speed(args)
+        hw = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
+        out.write_text(json.dumps({"hardware": hw, "history_cache": rows}, indent=2))
+        print(f"\n### History cache (DiT {rows[0]['params_m']:.1f}M, 32x32 pixels, patch 4, "
+              f"16-frame window, batch 1, {args.threads} thread(s); {hw})\n")  # fmt: skip
+        _print_cache_table(rows, "max abs diff (cache vs none)", "max_abs_diff_vs_none", 2)
         return
 
     speed_rows = [] if args.skip_speed else speed(args)

@@ -63,3 +63,35 @@ def test_bad_inputs_and_configs_fail_clearly():
     with pytest.raises(ValueError, match="patch_size"):
         SpatioTemporalDiT(image_size=9, patch_size=2)
     assert set(DIT_SIZES) == {"tiny", "small", "base", "large"}
+
+
+def test_history_cache_equals_the_whole_window():
+    """``forward_next`` after ``history_kv`` gives the whole window's last frame, also for a
+    batch repeated over the history (guidance's two branches) with other conditions."""
+    torch.manual_seed(0)
+    net = SpatioTemporalDiT(in_channels=3, image_size=8, patch_size=2, hidden_size=32, depth=3,
+                            num_heads=4).eval()  # fmt: skip
+    with torch.no_grad():  # adaLN-Zero starts at zero: randomise so every block matters
+        for p in net.parameters():
+            p.normal_(0, 0.1)
+    b, length = 2, 5
+    x = torch.randn(b, length + 1, 3, 8, 8)
+    t = torch.rand(b, length + 1) * 900
+    c, other = torch.randn(b, length + 1, 32), torch.randn(b, 1, 32)
+    with torch.no_grad():
+        history = net.history_kv(x[:, :length], t[:, :length], c[:, :length])
+        assert history.shape == (3, 2, b * 16, 4, length, 8)
+        full = net(x, t, c)[:, -1:]
+        assert full.abs().mean() > 0.1
+        torch.testing.assert_close(net.forward_next(x[:, -1:], t[:, -1:], c[:, -1:], history),
+                                   full, atol=1e-5, rtol=0)  # fmt: skip
+        both = net.forward_next(
+            x[:, -1:].repeat(2, 1, 1, 1, 1), t[:, -1:].repeat(2, 1),
+            torch.cat([c[:, -1:], other]), history,
+        )  # fmt: skip
+        swapped = net(x, t, torch.cat([c[:, :-1], other], dim=1))[:, -1:]
+        torch.testing.assert_close(both, torch.cat([full, swapped]), atol=1e-5, rtol=0)
+        with pytest.raises(ValueError, match="one new frame"):
+            net.forward_next(x[:, -2:], t[:, -2:], c[:, -2:], history)
+        with pytest.raises(ValueError, match="history must be history_kv"):
+            net.forward_next(x[:, -1:], t[:, -1:], c[:, -1:], history[0])

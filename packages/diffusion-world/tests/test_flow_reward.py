@@ -143,6 +143,13 @@ def test_flow_sampling_runs_at_1_and_4_steps(steps):
     model = _randomised(DiffusionWorldModel(SPEC, objective="flow", num_sampling_steps=steps))
     calls = []
     model.network.register_forward_pre_hook(lambda m, a: calls.append(a[1][:, -1].clone()))
+    step_alone = model.network.forward_next  # several steps: the history cache's entry point
+
+    def forward_next(x, levels, *rest):
+        calls.append(levels[:, -1].clone())
+        return step_alone(x, levels, *rest)
+
+    model.network.forward_next = forward_next
     out = model.eval().rollout(frames[:, :2], actions[:, 1:3]).frames
     assert out.shape == (2, 2, 3, 16, 16) and out.isfinite().all() and out.abs().max() <= 1
     assert len(calls) == 2 * steps  # one network call per Euler step per frame

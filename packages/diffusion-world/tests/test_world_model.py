@@ -372,3 +372,48 @@ def test_moving_the_model_moves_its_tokenizer():
     model.set_tokenizer(tok).to("meta")  # a device move, without a GPU
     assert tok.radix.device.type == "meta"
     assert next(model.network.parameters()).device.type == "meta"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"objective": "ddpm", "history_noise_level": 50},
+        {"objective": "edm", "residual": True},
+        {"objective": "flow", "residual": True},
+    ],
+    ids=["ddpm", "edm-residual", "flow-residual"],
+)
+def test_history_cache_gives_the_rollout_of_recomputing_the_window(kwargs):
+    """With several steps and guidance a frame takes 2 x 3 network calls: with the history
+    cache the window's history is encoded once per frame and every call runs on the new frame
+    alone; the rollout equals the one that reruns the whole window at every call."""
+    frames, actions = _data(length=8)
+    models = []
+    for cache in (True, False):
+        torch.manual_seed(0)
+        model = DiffusionWorldModel(
+            SPEC, num_sampling_steps=3, guidance_scale=1.5, context_window=4,
+            history_cache=cache, **kwargs,
+        ).eval()  # fmt: skip
+        with torch.no_grad():  # adaLN-Zero starts at zero: randomise so the network matters
+            for p in model.parameters():
+                if p.abs().sum() == 0:
+                    p.normal_(0, 0.2)
+        models.append(model)
+    cached, plain = models
+    calls = {"forward": 0, "history_kv": 0}
+    cached.network.register_forward_pre_hook(lambda m, a: calls.__setitem__("forward", 1))
+    encode = cached.network.history_kv
+
+    def history_kv(*args):
+        calls["history_kv"] += 1
+        return encode(*args)
+
+    cached.network.history_kv = history_kv
+    torch.manual_seed(1)
+    a = cached.rollout(frames[:, :2], actions[:, 1:6]).frames  # past the 4-frame window
+    torch.manual_seed(1)
+    b = plain.rollout(frames[:, :2], actions[:, 1:6]).frames
+    assert calls == {"forward": 0, "history_kv": 5}  # one encoding per frame, no full window
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+    assert (a - frames[:, 1:2]).abs().mean() > 0.05  # the network shaped the frames

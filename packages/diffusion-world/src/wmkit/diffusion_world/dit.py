@@ -10,6 +10,15 @@ levels and conditions of frames ``<= t`` only.
 
 Frame positions are fixed sinusoids of the index inside the window (the window slides
 during long rollouts); patch positions are learned.
+
+**History cache.** Because temporal attention is causal and everything else acts within a
+frame, the history's keys and values do not depend on the frame being denoised: sampling
+computes them once per generated frame (:meth:`SpatioTemporalDiT.history_kv`) and runs
+every denoising step on the new frame alone (:meth:`SpatioTemporalDiT.forward_next`),
+instead of re-running the whole window at every step (what Diffusion Forcing's and
+Vid2World's samplers do). The window slides by one frame per generated frame and frame
+positions are indices inside it, so the cache is rebuilt for each new frame, not carried
+across frames.
 """
 
 from __future__ import annotations
@@ -45,8 +54,13 @@ class _Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, causal: bool) -> Tensor:  # x: [N, L, D]
-        q, k, v = rearrange(self.qkv(x), "n l (three h d) -> three n h l d", three=3, h=self.heads)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # [N, h, L, d]
+        q, k, v = self.split_qkv(x)
+        return self.merge(F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+
+    def split_qkv(self, x: Tensor) -> Tensor:  # x: [N, L, D] -> [3, N, h, L, d]
+        return rearrange(self.qkv(x), "n l (three h d) -> three n h l d", three=3, h=self.heads)
+
+    def merge(self, out: Tensor) -> Tensor:  # out: [N, h, L, d] -> [N, L, D]
         return self.proj(rearrange(out, "n h l d -> n l (h d)"))
 
 
@@ -66,17 +80,36 @@ class _Block(nn.Module):
         nn.init.zeros_(self.ada[1].weight)
         nn.init.zeros_(self.ada[1].bias)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:  # x: [B, T, N, D], c: [B, T, D]
+    def forward(
+        self, x: Tensor, c: Tensor, past: Tensor | None = None, kv: str | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """``x [B, T, N, D]``, ``c [B, T, D]`` → ``(x, kv)``; ``kv="keep"`` also returns the
+        temporal keys and values of these frames ``[2, B·N, h, T, d]`` (``None`` otherwise),
+        ``kv="only"`` stops once they exist (``x`` is then returned unfinished). With ``past``
+        (``[2, B0·N, h, L, d]``, the cached history of ``B0`` rows, ``B`` a multiple of it:
+        guidance repeats the batch), ``x`` holds one new frame that attends to the history and
+        to itself."""
         b, _, n, _ = x.shape
         mods = self.ada(c)[:, :, None].chunk(9, dim=-1)  # 9 x [B, T, 1, D]
         h = _modulate(self.norm_s(x), mods[0], mods[1])
         h = self.attn_s(rearrange(h, "b t n d -> (b t) n d"), causal=False)
         x = x + mods[2] * rearrange(h, "(b t) n d -> b t n d", b=b)
         h = _modulate(self.norm_t(x), mods[3], mods[4])
-        h = self.attn_t(rearrange(h, "b t n d -> (b n) t d"), causal=True)
+        q, k, v = self.attn_t.split_qkv(rearrange(h, "b t n d -> (b n) t d"))  # [B N, h, T, d]
+        kept = torch.stack([k, v]) if kv else None
+        if kv == "only":
+            return x, kept
+        if past is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            past = past.repeat(1, q.shape[0] // past.shape[1], 1, 1, 1)  # [2, B N, h, L, d]
+            keys = torch.cat([past[0], k], dim=2)  # the new frame sees every one of them
+            values = torch.cat([past[1], v], dim=2)
+            out = F.scaled_dot_product_attention(q, keys, values)
+        h = self.attn_t.merge(out)  # [B N, T, D]
         x = x + mods[5] * rearrange(h, "(b n) t d -> b t n d", b=b, n=n)
         h = _modulate(self.norm_m(x), mods[6], mods[7])
-        return x + mods[8] * self.mlp(h)
+        return x + mods[8] * self.mlp(h), kept
 
 
 class SpatioTemporalDiT(nn.Module):
@@ -141,6 +174,49 @@ class SpatioTemporalDiT(nn.Module):
         self.gradient_checkpointing = enabled
 
     def forward(self, x: Tensor, timesteps: Tensor, cond: Tensor | None = None) -> Tensor:
+        tokens, emb = self._embed(x, timesteps, cond)  # [B, T, N, D], [B, T, D]
+        for block in self.blocks:
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                tokens = checkpoint(block, tokens, emb, use_reentrant=False)[0]
+            else:
+                tokens = block(tokens, emb)[0]
+        return self._head(tokens, emb)
+
+    def history_kv(self, x: Tensor, timesteps: Tensor, cond: Tensor | None = None) -> Tensor:
+        """The history's temporal keys and values in every block, ``[depth, 2, B·N, heads, T,
+        head_dim]``, for :meth:`forward_next` (the module docstring's history cache). Inference
+        only; ``x`` etc. as in ``forward``."""
+        tokens, emb = self._embed(x, timesteps, cond)
+        kvs = []
+        for i, block in enumerate(self.blocks):
+            tokens, kv = block(tokens, emb, kv="only" if i == len(self.blocks) - 1 else "keep")
+            kvs.append(kv)
+        return torch.stack(kvs)
+
+    def forward_next(
+        self, x: Tensor, timesteps: Tensor, cond: Tensor | None, history: Tensor
+    ) -> Tensor:
+        """``forward`` of one new frame ``x [B, 1, C, H, W]`` after the frames whose
+        :meth:`history_kv` is ``history`` (computed for ``B`` or a divisor of ``B`` rows, in
+        the same order, repeated): equals ``forward(cat([past, x], 1), …)[:, -1:]`` (tested)
+        at the cost of one frame. Returns ``[B, 1, C, H, W]``."""
+        if x.ndim != 5 or x.shape[1] != 1:
+            raise ValueError(f"x must be one new frame [B, 1, C, H, W]; got {tuple(x.shape)}")
+        if history.ndim != 6 or history.shape[:2] != (len(self.blocks), 2):
+            raise ValueError(
+                f"history must be history_kv's [{len(self.blocks)}, 2, B·N, heads, T, head_dim];"
+                f" got {tuple(history.shape)}"
+            )
+        tokens, emb = self._embed(x, timesteps, cond, first_frame=history.shape[-2])
+        for block, past in zip(self.blocks, history, strict=True):
+            tokens = block(tokens, emb, past=past)[0]
+        return self._head(tokens, emb)
+
+    def _embed(
+        self, x: Tensor, timesteps: Tensor, cond: Tensor | None, first_frame: int = 0
+    ) -> tuple[Tensor, Tensor]:
+        """Checked inputs → patch tokens ``[B, T, N, D]`` (frame positions from
+        ``first_frame``) and per-frame conditions ``[B, T, D]``."""
         b, t, c, h, w = x.shape
         if (c, h, w) != (self.in_channels, self.image_size, self.image_size):
             raise ValueError(
@@ -152,19 +228,19 @@ class SpatioTemporalDiT(nn.Module):
         p = self.patch_size
         tokens = rearrange(x, "b t c (h p) (w q) -> b t (h w) (c p q)", p=p, q=p)
         tokens = self.patch_embed(tokens) + self.pos_embed  # [B, T, N, D]
-        frame_idx = torch.arange(t, device=x.device)
+        frame_idx = torch.arange(first_frame, first_frame + t, device=x.device)
         tokens = tokens + self.frame_pos(frame_idx).to(tokens.dtype)[None, :, None]
         emb = self.time_embed(self.time_proj(timesteps.reshape(-1)).to(tokens.dtype))
         emb = rearrange(emb, "(b t) d -> b t d", b=b)  # [B, T, D]
         if cond is not None:
             emb = emb + cond
-        for block in self.blocks:
-            if self.gradient_checkpointing and torch.is_grad_enabled():
-                tokens = checkpoint(block, tokens, emb, use_reentrant=False)
-            else:
-                tokens = block(tokens, emb)
+        return tokens, emb
+
+    def _head(self, tokens: Tensor, emb: Tensor) -> Tensor:
+        """Final adaLN and projection, tokens ``[B, T, N, D]`` → frames ``[B, T, C, H, W]``."""
+        p, side = self.patch_size, self.image_size // self.patch_size
         shift, scale = self.ada_out(emb)[:, :, None].chunk(2, dim=-1)  # [B, T, 1, D] each
         out = self.proj_out(_modulate(self.norm_out(tokens), shift, scale))  # [B, T, N, C p p]
         return rearrange(
-            out, "b t (h w) (c p q) -> b t c (h p) (w q)", h=h // p, p=p, q=p, c=self.out_channels
+            out, "b t (h w) (c p q) -> b t c (h p) (w q)", h=side, p=p, q=p, c=self.out_channels
         )

@@ -27,7 +27,7 @@ import torch
 from diffusers import EDMEulerScheduler
 from torch import Tensor
 
-from wmkit.diffusion_world.sampler import Denoiser, condition_sequences, guided_next_frame
+from wmkit.diffusion_world.sampler import Denoiser, condition_sequences, next_frame_denoiser
 
 __all__ = [
     "SIGMA_HI",
@@ -116,12 +116,14 @@ class EDMNextFrameSampler:
         sched.set_timesteps(self.num_steps, device=device)
         hist_s = torch.zeros(b, length, device=device)
         conds = condition_sequences(history_cond, cond, null_cond)
+        next_frame = next_frame_denoiser(
+            denoise, history, hist_s, conds, self.guidance_scale, self.num_steps
+        )
         x = torch.randn(b, *history.shape[2:], device=device, dtype=history.dtype)
         x = x * sched.sigmas[0].to(device)
         for i, t in enumerate(sched.timesteps):
             # diffusers' bookkeeping (step index); the model preconditions each frame itself
             sched.scale_model_input(x, t)
-            sigma = float(sched.sigmas[i])
-            d = guided_next_frame(denoise, history, hist_s, x, sigma, conds, self.guidance_scale)
+            d = next_frame(x, float(sched.sigmas[i]))
             x = sched.step(d, t, x, pred_original_sample=d).prev_sample
         return x

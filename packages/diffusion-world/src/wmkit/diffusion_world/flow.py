@@ -34,7 +34,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from torch import Tensor
 
-from wmkit.diffusion_world.sampler import Denoiser, condition_sequences, guided_next_frame
+from wmkit.diffusion_world.sampler import Denoiser, condition_sequences, next_frame_denoiser
 
 __all__ = [
     "FlowNextFrameSampler",
@@ -124,9 +124,11 @@ class FlowNextFrameSampler:
         sched.set_timesteps(self.num_steps, device=device)
         hist_t = torch.zeros(b, length, device=device)
         conds = condition_sequences(history_cond, cond, null_cond)
+        next_frame = next_frame_denoiser(
+            denoise, history, hist_t, conds, self.guidance_scale, self.num_steps
+        )
         x = torch.randn(b, *history.shape[2:], device=device, dtype=history.dtype)  # t = 1
         for i, timestep in enumerate(sched.timesteps):
-            t = float(sched.sigmas[i])
-            v = guided_next_frame(denoise, history, hist_t, x, t, conds, self.guidance_scale)
+            v = next_frame(x, float(sched.sigmas[i]))
             x = sched.step(v, timestep, x).prev_sample.to(history.dtype)
         return x

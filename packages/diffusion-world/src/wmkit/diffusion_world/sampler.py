@@ -30,6 +30,7 @@ __all__ = [
     "condition_sequences",
     "guided_next_frame",
     "guided_prediction",
+    "next_frame_denoiser",
 ]
 
 Denoiser = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -85,6 +86,39 @@ def guided_next_frame(
     return guided_prediction(denoise, x_in, levels, *conds, scale)
 
 
+def next_frame_denoiser(
+    denoise: Denoiser,
+    history: Tensor,
+    history_levels: Tensor,
+    conds: tuple[Tensor, Tensor],
+    scale: float,
+    steps: int,
+) -> Callable[[Tensor, float], Tensor]:
+    """What each of a frame's ``steps`` denoising steps calls: ``fn(x [B, C, H, W], level)``
+    → :func:`guided_next_frame`'s prediction for the frame after ``history``.
+
+    When the frame takes more than one network call (several steps, or both guidance
+    branches) and ``denoise`` offers ``prepare_history(history, history_levels,
+    history_cond)`` (the world model's history cache: ``None`` when off), the history is
+    encoded here once and every step runs the network on the new frame alone."""
+    calls = steps * (1 if scale == 1.0 else 2)
+    prepare = getattr(denoise, "prepare_history", None)
+    step = None
+    if prepare is not None and calls > 1 and history.shape[1]:
+        step = prepare(history, history_levels, conds[0][:, :-1])
+    if step is None:
+        return lambda x, level: guided_next_frame(
+            denoise, history, history_levels, x, level, conds, scale
+        )
+    cond, uncond = conds[0][:, -1:], conds[1][:, -1:]  # the new frame's, [B, 1, D]
+
+    def next_frame(x: Tensor, level: float) -> Tensor:
+        levels = history_levels.new_full((x.shape[0], 1), level)
+        return guided_prediction(step, x[:, None], levels, cond, uncond, scale)
+
+    return next_frame
+
+
 class NextFrameSampler:
     """Samples frame ``t`` given frames ``< t``.
 
@@ -136,12 +170,12 @@ class NextFrameSampler:
                 self.training_scheduler, history, torch.randn_like(history), hist_t.long()
             )
         conds = condition_sequences(history_cond, cond, null_cond)
+        next_frame = next_frame_denoiser(
+            denoise, history, hist_t, conds, self.guidance_scale, self.num_steps
+        )
         x = torch.randn(b, *history.shape[2:], device=device, dtype=history.dtype)
         x = x * sched.init_noise_sigma
         for t in sched.timesteps:
             x_t = sched.scale_model_input(x, t)
-            pred = guided_next_frame(
-                denoise, history, hist_t, x_t, float(t), conds, self.guidance_scale
-            )
-            x = sched.step(pred, t, x).prev_sample
+            x = sched.step(next_frame(x_t, float(t)), t, x).prev_sample
         return x

@@ -49,6 +49,7 @@ Options (off by default, so 0.1.0 configs behave as before) that target next-fra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -86,7 +87,7 @@ from wmkit.diffusion_world.flow import (
     sample_flow_times,
 )
 from wmkit.diffusion_world.reward_head import RewardHead
-from wmkit.diffusion_world.sampler import NextFrameSampler
+from wmkit.diffusion_world.sampler import Denoiser, NextFrameSampler
 from wmkit.diffusion_world.schedulers import (
     PredictionType,
     SamplerName,
@@ -174,6 +175,11 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         cuda_graphs: at inference on CUDA, replay the DiT's calls as CUDA graphs (one per input
             shape; ``wmkit.diffusion_world.cuda_graphs``): the same outputs, without the
             per-kernel launch cost that bounds batch-1 rollouts. DiT only.
+        history_cache: DiT only: compute the history's keys and values once per generated
+            frame and run each denoising step on the new frame alone (``dit.py``'s history
+            cache; equal to recomputing the window up to float rounding, tested). Used when a
+            frame takes more than one network call (several steps, or guidance); ``False``
+            recomputes the whole window at every step, as Diffusion Forcing does.
     """
 
     frozen_components = ("tokenizer",)  # saved in tokenizer/ (PretrainedMixin)
@@ -212,6 +218,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         reward_head: bool = False,
         reward_hidden: int = 32,
         cuda_graphs: bool = False,
+        history_cache: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(action_spec, dict):
@@ -253,7 +260,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         )
         self.action_embed = ActionEmbedding(action_spec, self.network.cond_dim)
         self.cuda_graphs = cuda_graphs
-        self._graphed: GraphedNetwork | None = None
+        self.history_cache = history_cache and hasattr(self.network, "history_kv")
+        self._graphed: dict[str, GraphedNetwork] = {}
         self.num_train_timesteps = num_train_timesteps
         self.reward_head = RewardHead(action_spec, channels, reward_hidden) if reward_head else None
         self._tokenizer: Tokenizer | None = None
@@ -433,32 +441,79 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         ``cond [B, T, D]``. ``ddpm``: the network's raw prediction (``prediction_type``);
         ``edm``: the denoised frames ``D`` (preconditioned); ``flow``: the velocity
         (``residual``: plus the Gaussian-data velocity ``s(t) x``)."""
+        net_x, net_levels = self._network_inputs(x, levels, base)
+        out = self._call_network("forward", self.network, net_x, net_levels, cond)
+        return self._network_output(x, levels, out)
+
+    def prepare_history(
+        self,
+        history: Tensor,
+        history_levels: Tensor,
+        history_cond: Tensor,
+        base: Tensor | None = None,
+    ) -> Denoiser | None:
+        """The denoiser of one new frame after ``history [B, L, c, h, w]`` (at
+        ``history_levels [B, L]`` with ``history_cond [B, L, D]``; ``residual``: ``base
+        [B, L + 1, ...]``, the new frame's last), with the history's keys and values computed
+        here once (``history_cache``): ``denoise(x [B', 1, ...], levels [B', 1], cond
+        [B', 1, D])`` equals ``forward`` on the whole window's last frame, ``B'`` a multiple of
+        ``B`` (guidance). ``None`` when the cache is off or the network has none."""
+        if not self.history_cache:
+            return None
+        length = history.shape[1]
+        hist_base = None if base is None else base[:, :length]
+        net_x, net_levels = self._network_inputs(history, history_levels, hist_base)
+        kv = self._call_network(
+            "history_kv", self.network.history_kv, net_x, net_levels, history_cond
+        )
+
+        def denoise_next(x: Tensor, levels: Tensor, cond: Tensor) -> Tensor:
+            new_base = None
+            if base is not None:
+                new_base = base[:, length:].repeat(x.shape[0] // base.shape[0], 1, 1, 1, 1)
+            nx, nl = self._network_inputs(x, levels, new_base)
+            out = self._call_network("forward_next", self.network.forward_next, nx, nl, cond, kv)
+            return self._network_output(x, levels, out)
+
+        return denoise_next
+
+    def _network_inputs(
+        self, x: Tensor, levels: Tensor, base: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """What the network sees of ``x`` at ``levels``: the objective's input scaling and
+        level encoding, and ``residual``'s base channels."""
         if self.objective == "ddpm":
-            return self._call_network(self._net_input(x, base), levels, cond)
+            return self._net_input(x, base), levels
         if self.objective == "flow":
-            v = self._call_network(
-                self._net_input(x, base), levels.float() * self.num_train_timesteps, cond
-            )
+            return self._net_input(x, base), levels.float() * self.num_train_timesteps
+        _, _, c_in = edm_scalings(levels.float()[..., None, None, None], self.sigma_data)
+        return self._net_input(c_in * x, base), sigma_to_level(levels.float())
+
+    def _network_output(self, x: Tensor, levels: Tensor, out: Tensor) -> Tensor:
+        """The objective's prediction from the network's output ``out`` for ``x``."""
+        if self.objective == "ddpm":
+            return out
+        if self.objective == "flow":
             if self.residual:
                 skip = gaussian_velocity_skip(levels.float(), self.sigma_data)
-                v = v + skip.reshape(*levels.shape, 1, 1, 1).to(x.dtype) * x
-            return v
-        c_skip, c_out, c_in = edm_scalings(levels.float()[..., None, None, None], self.sigma_data)
-        out = self._call_network(
-            self._net_input(c_in * x, base), sigma_to_level(levels.float()), cond
-        )
+                out = out + skip.reshape(*levels.shape, 1, 1, 1).to(x.dtype) * x
+            return out
+        c_skip, c_out, _ = edm_scalings(levels.float()[..., None, None, None], self.sigma_data)
         return c_skip * x + c_out * out
 
-    def _call_network(self, x: Tensor, levels: Tensor, cond: Tensor) -> Tensor:
+    def _call_network(self, name: str, fn: Callable[..., Tensor], *args: Tensor) -> Tensor:
+        """``fn(*args)``; at inference with ``cuda_graphs``, through a CUDA graph per input
+        signature (one :class:`GraphedNetwork` per network entry point ``name``)."""
         if not self.cuda_graphs or self.training:
-            return self.network(x, levels, cond)
-        if self._graphed is None:
-            self._graphed = GraphedNetwork(self.network)
-        return self._graphed(x, levels, cond)
+            return fn(*args)
+        graphed = self._graphed.get(name)
+        if graphed is None:
+            graphed = self._graphed[name] = GraphedNetwork(fn)
+        return graphed(*args)
 
     def _apply(self, fn: Any, recurse: bool = True) -> DiffusionWorldModel:
         super()._apply(fn, recurse)
-        self._graphed = None  # captured graphs point at the old parameters
+        self._graphed = {}  # captured graphs point at the old parameters
         if isinstance(self._tokenizer, nn.Module):  # frozen, not a submodule: move it too
             self._tokenizer._apply(fn, recurse)
         return self
@@ -584,11 +639,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         null = self.action_embed.null_like((action.shape[0],))
         if self.residual:
             base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1))  # [B, L + 1, c, h, w]
-
-            def denoise(x: Tensor, levels: Tensor, c: Tensor) -> Tensor:
-                reps = x.shape[0] // base.shape[0]  # guidance runs both branches as one batch
-                return self(x, levels, c, base=base.repeat(reps, 1, 1, 1, 1))
-
+            denoise = _ResidualDenoiser(self, base)
             change = self.sampler.sample(denoise, hist - base[:, :-1], hist_cond, cond, null)
             new = hist[:, -1] + change  # [B, c, h, w]
         else:
@@ -612,3 +663,21 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             extra["anchor_offset"] = offset
         new_state = WorldState(t=state.t + 1, frames=frames, extra=extra)
         return StepOutput(frame=frame, reward=reward, state=new_state)
+
+
+class _ResidualDenoiser:
+    """``residual=True``: the world model's denoiser of frame changes relative to ``base``
+    ``[B, L + 1, ...]`` (the clean previous frames; guidance repeats the batch), with the
+    history cache of :meth:`DiffusionWorldModel.prepare_history`."""
+
+    def __init__(self, model: DiffusionWorldModel, base: Tensor) -> None:
+        self.model, self.base = model, base
+
+    def __call__(self, x: Tensor, levels: Tensor, cond: Tensor) -> Tensor:
+        reps = x.shape[0] // self.base.shape[0]
+        return self.model(x, levels, cond, base=self.base.repeat(reps, 1, 1, 1, 1))
+
+    def prepare_history(
+        self, history: Tensor, history_levels: Tensor, history_cond: Tensor
+    ) -> Denoiser | None:
+        return self.model.prepare_history(history, history_levels, history_cond, self.base)
