@@ -1,13 +1,13 @@
 """VidTokModule: the loss goes down on real frames, optional terms switch on and off as
 configured, EMA / export / two-stage initialisation / resume behave."""
 
+import sys
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 import wmkit.core.lpips
 from wmkit.core.video import to_float_video
@@ -15,33 +15,15 @@ from wmkit.core.weights import MissingWeightsError
 from wmkit.tokenizers import PatchDiscriminator3D, VidTokTokenizer, losses
 from wmkit.tokenizers.lit import VidTokModule
 
+sys.path.insert(0, str(Path(__file__).parent))
+from tokenizer_lit_helpers import clip_loader, cpu_trainer
+
 FIXTURE = Path(__file__).parent / "fixtures" / "crafter_clips.npz"
 
 
 def crafter_batch() -> torch.Tensor:
     """Four recorded Crafter clips, 9 frames at 32x32 → ``[4, 9, 3, 32, 32]`` in [-1, 1]."""
     return to_float_video(np.load(FIXTURE)["frames"])
-
-
-def loader(frames: torch.Tensor, repeats: int) -> DataLoader:
-    return DataLoader([{"frames": f} for f in frames] * repeats, batch_size=2, collate_fn=_collate)
-
-
-def _collate(items):
-    return {"frames": torch.stack([i["frames"] for i in items])}
-
-
-def trainer(**kw) -> L.Trainer:
-    opts = dict(
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        num_sanity_val_steps=0,
-    )
-    opts.update(kw)
-    return L.Trainer(**opts)
 
 
 @pytest.fixture(autouse=True)
@@ -133,8 +115,8 @@ def test_ema_weights_are_exported_at_fit_end(tmp_path):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             seen.append("train/d_hinge" in trainer.callback_metrics)
 
-    t = trainer(max_epochs=1, limit_val_batches=0, callbacks=[Spy()])
-    t.fit(module, loader(crafter_batch(), 1))
+    t = cpu_trainer(max_epochs=1, limit_val_batches=0, callbacks=[Spy()])
+    t.fit(module, clip_loader(crafter_batch(), 1))
     assert seen == [False, False]  # adversarial_start_step=2: not yet
     assert int(module.train_steps) == 2
     ema = module.ema.module
@@ -158,8 +140,8 @@ def test_adversarial_loss_after_start():
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             flags.append("train/g_adv" in trainer.callback_metrics)
 
-    trainer(max_epochs=1, limit_val_batches=0, callbacks=[Spy()]).fit(
-        module, loader(crafter_batch(), 2)
+    cpu_trainer(max_epochs=1, limit_val_batches=0, callbacks=[Spy()]).fit(
+        module, clip_loader(crafter_batch(), 2)
     )
     assert flags[0] is False and all(flags[1:]) and len(flags) == 4
 
@@ -178,7 +160,7 @@ def test_stage_two_loads_weights_and_trains_decoder_only(tmp_path):
     before = {k: v.clone() for k, v in module.tokenizer.state_dict().items()}
     for k, v in stage1.state_dict().items():
         assert torch.equal(before[k], v)
-    trainer(max_steps=2, limit_val_batches=0).fit(module, loader(crafter_batch(), 1))
+    cpu_trainer(max_steps=2, limit_val_batches=0).fit(module, clip_loader(crafter_batch(), 1))
     after = module.tokenizer.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("encoder."))
     assert any(not torch.equal(before[k], after[k]) for k in after if k.startswith("decoder."))
@@ -190,9 +172,9 @@ def test_stage_two_loads_weights_and_trains_decoder_only(tmp_path):
 
 def test_validation_logs_metrics_and_reconstruction_video(tmp_path):
     module = VidTokModule(VidTokTokenizer("tiny"), perceptual_weight=0.0)
-    t = trainer(max_epochs=1, default_root_dir=str(tmp_path))
-    t.fit(module, loader(crafter_batch(), 1), loader(crafter_batch()[:2], 1))
+    t = cpu_trainer(max_epochs=1, default_root_dir=str(tmp_path))
+    t.fit(module, clip_loader(crafter_batch(), 1), clip_loader(crafter_batch()[:2], 1))
     assert {"val/psnr", "val/l1", "val/mse"} <= set(t.callback_metrics)
     assert list((tmp_path / "reconstructions").glob("epoch*.gif"))
-    metrics = t.test(module, loader(crafter_batch()[:2], 1), verbose=False)[0]
+    metrics = t.test(module, clip_loader(crafter_batch()[:2], 1), verbose=False)[0]
     assert 0 < metrics["test/ssim"] <= 1 and metrics["test/psnr"] > 0

@@ -1,13 +1,13 @@
 """TokenizerLitMixin: every tokenizer LightningModule logs its metrics as ``val/…`` and
 ``test/…``, writes the reconstruction GIF and exports its tokenizer when fit ends."""
 
+import sys
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from wmkit.core.video import to_float_video
 from wmkit.tokenizers import (
@@ -18,6 +18,9 @@ from wmkit.tokenizers import (
     VidTokModule,
     VidTokTokenizer,
 )
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tokenizer_lit_helpers import clip_loader, cpu_trainer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "crafter_clips.npz"
 
@@ -49,31 +52,14 @@ CASES = {
 }
 
 
-def _loader(frames: torch.Tensor) -> DataLoader:
-    return DataLoader([{"frames": f} for f in frames], batch_size=2, collate_fn=_collate)
-
-
-def _collate(items):
-    return {"frames": torch.stack([i["frames"] for i in items])}
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_evaluation_logs_split_metrics_writes_gif_and_exports(name, tmp_path):
     make, val_names, test_only = CASES[name]
     torch.manual_seed(0)
     module = make(str(tmp_path / "export"))
     frames = to_float_video(np.load(FIXTURE)["frames"])[:2]  # [2, 9, 3, 32, 32]
-    trainer = L.Trainer(
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        num_sanity_val_steps=0,
-        max_steps=1,
-        default_root_dir=str(tmp_path),
-    )
-    trainer.fit(module, _loader(frames), _loader(frames))
+    trainer = cpu_trainer(max_steps=1, default_root_dir=str(tmp_path))
+    trainer.fit(module, clip_loader(frames), clip_loader(frames))
     logged = {k for k in trainer.callback_metrics if k.startswith("val/")}
     assert logged == {f"val/{k}" for k in val_names}
     assert list((tmp_path / "reconstructions").glob("epoch0000.gif"))
@@ -84,5 +70,5 @@ def test_evaluation_logs_split_metrics_writes_gif_and_exports(name, tmp_path):
     if name == "vidtok":  # the EMA weights are what validation, test and export use
         assert module.eval_tokenizer is module.ema.module
 
-    metrics = trainer.test(module, _loader(frames), verbose=False)[0]
+    metrics = trainer.test(module, clip_loader(frames), verbose=False)[0]
     assert set(metrics) == {f"test/{k}" for k in val_names | test_only}
