@@ -3,6 +3,8 @@ per-frame timesteps, Vid2World's weight transfer on the UNet's own temporal conv
 reproducing diffusers' forward, pretrained weights from a local path, errors."""
 
 import copy
+import json
+import shutil
 
 import pytest
 import torch
@@ -225,3 +227,20 @@ def test_unet3d_world_model_loss_goes_down_on_a_fixed_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_a_world_model_from_a_pretrained_unet_saves_without_needing_its_directory(tmp_path):
+    _unet(seed=3).save_pretrained(tmp_path / "unet3d")
+    model = DiffusionWorldModel(
+        SPEC, network="unet3d", image_size=8, pretrained_network=str(tmp_path / "unet3d")
+    ).eval()
+    model.save_pretrained(tmp_path / "world")
+    config = json.loads((tmp_path / "world" / "config.json").read_text())
+    assert config["pretrained_network"] is None  # the architecture is in network_kwargs
+    assert config["network_kwargs"]["block_out_channels"] == [16, 32]
+    shutil.rmtree(tmp_path / "unet3d")
+    again = DiffusionWorldModel.from_pretrained(tmp_path / "world")
+    x, ts, _ = _inputs(t=3)
+    cond = torch.randn(1, 3, model.network.cond_dim)
+    with torch.no_grad():
+        assert torch.equal(again.network(x, ts, cond), model.network(x, ts, cond))

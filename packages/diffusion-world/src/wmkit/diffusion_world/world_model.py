@@ -125,7 +125,9 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             the diffusers UNet config).
         pretrained_network: UNets only: local diffusers directory of a pretrained UNet of
             the ``network``'s class, loaded then causalized (its config replaces
-            ``size``/``network_kwargs``).
+            ``size``/``network_kwargs``). ``save_pretrained`` records that UNet's config in
+            ``network_kwargs`` instead (its weights are in ``model.safetensors``), so the
+            saved model no longer needs the directory.
         temporal_conv: UNets only: temporal-conv weight transfer (``shift``, ``masked``,
             ``extrapolative``).
         channels: channels the network sees (3 for pixels; the latent channels).
@@ -258,6 +260,12 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self.network = self._build_network(
             network, size, network_kwargs, pretrained_network, temporal_conv
         )
+        if pretrained_network is not None and self._hub_mixin_config is not None:
+            # saved by its architecture: from_pretrained rebuilds it without the directory
+            unet_config = {k: v for k, v in self.network.unet.config.items() if k[0] != "_"}
+            self._hub_mixin_config = {
+                **self._hub_mixin_config, "pretrained_network": None, "network_kwargs": unet_config,
+            }  # fmt: skip
         self.action_embed = ActionEmbedding(action_spec, self.network.cond_dim)
         self.cuda_graphs = cuda_graphs
         self.history_cache = history_cache and hasattr(self.network, "history_kv")
