@@ -417,3 +417,18 @@ def test_history_cache_gives_the_rollout_of_recomputing_the_window(kwargs):
     assert calls == {"forward": 0, "history_kv": 5}  # one encoding per frame, no full window
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
     assert (a - frames[:, 1:2]).abs().mean() > 0.05  # the network shaped the frames
+
+
+def test_encoding_and_decoding_bring_the_tokenizer_to_the_frames_device(monkeypatch):
+    """Strategies that place parameters themselves (FSDP) bypass ``_apply``: encoding and
+    decoding call ``follow_device`` with the frames' device (core's test checks the move)."""
+    import wmkit.diffusion_world.world_model as wm
+
+    tok = ToyTokenizer(patch=4, channels=3, kind="continuous")
+    model = DiffusionWorldModel(SPEC, image_size=4, network_kwargs={"patch_size": 1})
+    model.set_tokenizer(tok)
+    seen = []
+    monkeypatch.setattr(wm, "follow_device", lambda c, d: seen.append((c, d)))
+    frames, _ = _data()
+    model.decode(model.encode(frames))
+    assert seen == [(tok, frames.device), (tok, frames.device)]

@@ -46,6 +46,7 @@ from wmkit.core import (
     WorldState,
     check_video,
     check_world_model_inputs,
+    follow_device,
     load_pretrained,
 )
 
@@ -302,23 +303,11 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 f"{frames.shape[-2]}x{frames.shape[-1]}"
             )
 
-    def _tokenizer_on(self, device: torch.device) -> None:
-        """Keep the frozen tokenizer (not a submodule) on the frames' device: strategies that
-        place parameters themselves (FSDP) bypass ``_apply`` and leave it behind."""
-        tok = self.tokenizer
-        if not isinstance(tok, nn.Module):
-            return
-        first = next(iter(tok.parameters()), None)
-        if first is None:
-            first = next(iter(tok.buffers()), None)
-        if first is not None and first.device != device:
-            tok.to(device)
-
     def encode_frames(self, frames: Tensor, name: str = "frames") -> Tensor:
         """Frames ``[B, T, C, H, W]`` in [-1, 1] → token ids ``[B, T, h, w]`` (frozen; each
         frame as a context frame with a compressive tokenizer)."""
         self._check_frames(frames, name)
-        self._tokenizer_on(frames.device)
+        follow_device(self.tokenizer, frames.device)  # FSDP bypasses _apply
         with torch.no_grad():
             if self.compressive:
                 return self.tokenizer.encode(frames, context_frames=frames.shape[1]).values
@@ -336,7 +325,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         if not self.compressive:
             return self.encode_frames(frames, name), None
         self._check_frames(frames, name)
-        self._tokenizer_on(frames.device)
+        follow_device(self.tokenizer, frames.device)  # FSDP bypasses _apply
         if frames.shape[1] <= self.layout.t0:
             raise ValueError(
                 f"{name} needs more than context_frames = {self.layout.t0} frames; got "

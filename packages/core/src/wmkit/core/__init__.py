@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from wmkit.core.action_spec import ActionKind, ActionSpec
 from wmkit.core.cli import Command
+from wmkit.core.devices import follow_device
 from wmkit.core.pretrained import PretrainedLoadError, PretrainedMixin, load_pretrained
 from wmkit.core.protocols import (
     LatentActionModel,
@@ -49,6 +50,7 @@ __all__ = [
     "check_frames",
     "check_video",
     "check_world_model_inputs",
+    "follow_device",
     "frame_grid",
     "load_pretrained",
     "make_stage",

@@ -66,6 +66,7 @@ from wmkit.core import (
     WorldState,
     check_video,
     check_world_model_inputs,
+    follow_device,
     load_pretrained,
 )
 from wmkit.diffusion_world.action_embedding import ActionEmbedding
@@ -396,6 +397,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         if self._tokenizer is None:
             x = video
         else:
+            follow_device(self._tokenizer, video.device)  # FSDP bypasses _apply
             with torch.no_grad():
                 x = self._tokenizer.encode(video).values.float() * self.latent_scale
         expected = (self.channels, self.image_size, self.image_size)
@@ -413,6 +415,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     def _decode_raw(self, x: Tensor) -> Tensor:
         if self._tokenizer is None:
             return x
+        follow_device(self._tokenizer, x.device)
         with torch.no_grad():
             return self._tokenizer.decode(x / self.latent_scale).float()
 
