@@ -74,9 +74,9 @@ def test_diagonal_covers_every_token_and_feeds_each_position_finally_with_the_re
 
 
 def test_diagonal_samples_every_row_of_a_tick_in_one_call():
-    """However many rows are in flight, a tick samples once and gathers its ids once (the
-    per-row loop launched ~6 kernels per row and tick, more than a GPU pass costs at batch 1),
-    and the result is what sampling row by row gives."""
+    """However many rows are in flight, a tick samples them in one call (the per-row loop
+    launched ~6 kernels per row and tick, more than a GPU pass costs at batch 1), and the
+    result is what raster decoding gives."""
     h, w, v = 4, 6, 9
     gen = torch.Generator().manual_seed(1)
     table = torch.randn(h * w + 1, v, generator=gen)

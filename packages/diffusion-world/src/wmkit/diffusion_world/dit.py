@@ -23,7 +23,7 @@ across frames.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +81,11 @@ class _Block(nn.Module):
         nn.init.zeros_(self.ada[1].bias)
 
     def forward(
-        self, x: Tensor, c: Tensor, past: Tensor | None = None, kv: str | None = None
+        self,
+        x: Tensor,
+        c: Tensor,
+        past: Tensor | None = None,
+        kv: Literal["keep", "only"] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """``x [B, T, N, D]``, ``c [B, T, D]`` → ``(x, kv)``; ``kv="keep"`` also returns the
         temporal keys and values of these frames ``[2, B·N, h, T, d]`` (``None`` otherwise),
@@ -102,7 +106,8 @@ class _Block(nn.Module):
         if past is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            past = past.repeat(1, q.shape[0] // past.shape[1], 1, 1, 1)  # [2, B N, h, L, d]
+            if q.shape[0] != past.shape[1]:  # guidance: both branches share the history
+                past = past.repeat(1, q.shape[0] // past.shape[1], 1, 1, 1)  # [2, B N, h, L, d]
             keys = torch.cat([past[0], k], dim=2)  # the new frame sees every one of them
             values = torch.cat([past[1], v], dim=2)
             out = F.scaled_dot_product_attention(q, keys, values)
