@@ -193,3 +193,26 @@ def test_a_frozen_component_without_save_pretrained_is_refused_before_writing(tm
     with pytest.raises(TypeError, match="its backbone Linear has no save_pretrained"):
         head.save_pretrained(tmp_path / "h")
     assert not (tmp_path / "h").exists()
+
+
+def test_upgrade_state_dict_loads_an_older_layout(tmp_path):
+    torch.manual_seed(0)
+    net = Net(width=4)
+    save_file(
+        {k: v for k, v in net.state_dict().items() if not k.startswith("layers.0.")}
+        | {"old.weight": net.layers[0].weight.detach(), "old.bias": net.layers[0].bias.detach()},
+        str(tmp_path / "model.safetensors"),
+    )
+    (tmp_path / "config.json").write_text(json.dumps({"width": 4}))
+
+    class Upgraded(Net):
+        @classmethod
+        def upgrade_state_dict(cls, state):
+            return {k.replace("old.", "layers.0."): v for k, v in state.items()}
+
+    # without the upgrade the strict check names the old keys; with it the weights load
+    with pytest.raises(PretrainedLoadError, match=r"unexpected keys \['old.bias', 'old.weight'"):
+        Net.from_pretrained(tmp_path)
+    loaded = Upgraded.from_pretrained(tmp_path)
+    x = torch.randn(3, 4)
+    assert torch.equal(loaded(x), net(x))

@@ -20,6 +20,10 @@ name with the component's own ``save_pretrained`` and records ``"./<name>"``, wh
 ``from_pretrained`` resolves against the model's directory, so a saved model loads from any
 working directory and can be copied elsewhere in one piece.
 
+A class whose parameter layout changed between versions overrides ``upgrade_state_dict``
+to rewrite older files' weights into the current layout on load (diffusers converts its
+deprecated attention blocks the same way), so saved models keep loading.
+
 Weights are never unpickled.
 """
 
@@ -36,7 +40,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_model
+from safetensors.torch import load_file
 
 __all__ = [
     "CONFIG_NAME",
@@ -81,9 +85,18 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
     ``frozen_components`` names ``__init__`` arguments that take a frozen component or the
     directory it was saved to (``None`` allowed); the model's attribute of the same name holds
     the component. Each is saved beside the weights (see the module docstring).
+
+    ``upgrade_state_dict`` rewrites weights saved by an older layout of the class; the
+    strict key and shape check runs on its result.
     """
 
     frozen_components: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def upgrade_state_dict(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights read from a file, rewritten into this version's layout (renamed,
+        merged or split keys). The default returns them unchanged."""
+        return state
 
     # ------------------------------------------------------------------------------ save
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:  # type: ignore[override]
@@ -202,8 +215,11 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
             model_kwargs.pop(key, None)
         model = cls(**model_kwargs)
         weights_path = Path(model_id) / WEIGHTS_NAME
-        _check_state_dict_matches(model, weights_path)
-        load_model(model, str(weights_path), strict=True, device=map_location)
+        state = cls.upgrade_state_dict(load_file(str(weights_path), device=str(map_location)))
+        _check_state_dict_matches(model, state, weights_path)
+        # every key matched (tied weights are saved once and fill their twins through the
+        # storage they share), so a non-strict load loads them all
+        model.load_state_dict(state, strict=False)
         model.eval()
         return model
 
@@ -241,9 +257,10 @@ def _check_safetensors(path: Path) -> None:
         raise PretrainedLoadError(f"{path} is not a readable safetensors file: {e}") from e
 
 
-def _check_state_dict_matches(model: torch.nn.Module, path: Path) -> None:
-    with safe_open(str(path), framework="pt") as f:
-        saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+def _check_state_dict_matches(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path
+) -> None:
+    saved = {k: tuple(v.shape) for k, v in state.items()}
     # safetensors stores tied weights once; compare against the de-duplicated state dict.
     expected: dict[str, tuple[int, ...]] = {}
     seen: dict[int, str] = {}
