@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import squares, tiny_model
@@ -146,3 +147,32 @@ def test_save_load_with_tokenizer_by_path(tmp_path):
     assert torch.equal(a, b)
     # the tokenizer is saved beside the weights, never inside them
     assert not any(k.startswith("tokenizer") for k in model.state_dict())
+
+
+def test_weights_saved_with_separate_gate_and_up_still_load(tmp_path):
+    """SwiGLU's gate and up matrices became one ``gate_up``; files and checkpoints written
+    with the two apart load into it (``from_pretrained`` and ``load_state_dict`` alike)."""
+    eps, frames, actions = squares()
+    model = tiny_model(eps.action_spec, temperature=0.0)
+    model.save_pretrained(tmp_path / "wm")
+    weights = tmp_path / "wm" / "model.safetensors"
+    old = {}
+    for key, value in load_file(str(weights)).items():
+        if key.endswith(".ffn.gate_up.weight"):
+            gate, up = value.chunk(2, dim=0)
+            old[key.replace("gate_up", "gate")], old[key.replace("gate_up", "up")] = gate, up
+        else:
+            old[key] = value
+    assert any(k.endswith("ffn.gate.weight") for k in old)
+    save_file({k: v.contiguous() for k, v in old.items()}, str(weights))
+    loaded = ARWorldModel.from_pretrained(tmp_path / "wm")
+    expected = model.rollout(frames[:, :2], actions[:, 1:3]).frames
+    assert torch.equal(loaded.rollout(frames[:, :2], actions[:, 1:3]).frames, expected)
+    torch.manual_seed(1)
+    fresh = ARWorldModel(eps.action_spec, model.tokenizer, temperature=0.0, max_frames=4).eval()
+    before = fresh.transformer.blocks[0].ffn.gate_up.weight.clone()
+    fresh.load_state_dict(old)
+    after = fresh.transformer.blocks[0].ffn.gate_up.weight
+    assert not torch.equal(before, after)
+    assert torch.equal(after, model.transformer.blocks[0].ffn.gate_up.weight)
+    assert torch.equal(fresh.rollout(frames[:, :2], actions[:, 1:3]).frames, expected)

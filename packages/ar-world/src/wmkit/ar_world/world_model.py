@@ -34,7 +34,7 @@ from wmkit.ar_world.layout import SequenceLayout
 from wmkit.ar_world.raster_decoding import raster_decode
 from wmkit.ar_world.sampling import Sampler
 from wmkit.ar_world.sizes import SIZES
-from wmkit.ar_world.transformer import Transformer
+from wmkit.ar_world.transformer import Transformer, merge_gate_up
 from wmkit.core import (
     ActionSpec,
     Latents,
@@ -156,13 +156,18 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             and runs without graphs). Off CUDA the static path runs eagerly.
         compile_decoding: decode on a static KV cache with whole cached passes through
             ``torch.compile`` (``Transformer.compile_decoding``: every block, the cache writes
-            and attention in one graph; 241 kernels per 300M pass against 954 eager ops); with
+            and attention in one graph; 217 kernels per 300M pass against 906 eager ops); with
             ``cuda_graphs`` the compiled kernels are what the graphs capture. Same outputs as
             without (tested). Compiles on first use (~30 s on CPU, shared by models of the
             same architecture).
     """
 
     frozen_components = ("tokenizer",)  # saved in tokenizer/ (PretrainedMixin)
+
+    @classmethod
+    def upgrade_state_dict(cls, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Weights saved with SwiGLU's separate ``gate``/``up`` matrices, merged."""
+        return merge_gate_up(state, "transformer.")
 
     def __init__(
         self,
