@@ -1,13 +1,15 @@
 """PatchVQTokenizer and PatchVQModule: conformance, exactness and shift equivariance on tiled
 frames, k-means, clear errors, save/load, Lightning fitting with re-seeding and export."""
 
+import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tokenizer_lit_helpers import clip_loader, cpu_trainer
 
 from wmkit.core import load_pretrained
 from wmkit.core.testing import TokenizerTests
@@ -105,19 +107,6 @@ def test_save_load_keeps_the_codebook(tmp_path):
     assert torch.equal(again.codebook, tok.codebook)
 
 
-def _loader(frames: torch.Tensor, repeats: int) -> DataLoader:
-    items = [{"frames": f} for f in frames] * repeats
-    return DataLoader(items, batch_size=2, collate_fn=lambda b: {"frames": torch.stack(
-        [i["frames"] for i in b])})  # fmt: skip
-
-
-def _trainer(tmp_path, **kw) -> L.Trainer:
-    return L.Trainer(
-        logger=False, enable_progress_bar=False, enable_checkpointing=False,
-        enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path, **kw,
-    )  # fmt: skip
-
-
 def test_module_seeds_by_kmeans_then_lowers_the_loss_and_exports(tmp_path):
     frames = to_float_video(np.load(FIXTURE)["frames"])
     tok = PatchVQTokenizer(4, 64)
@@ -126,7 +115,7 @@ def test_module_seeds_by_kmeans_then_lowers_the_loss_and_exports(tmp_path):
     batch = frames[:2]
     tok_first = PatchVQTokenizer(4, 64)
     tok_first.fit(batch, iterations=2)
-    _trainer(tmp_path, max_steps=30).fit(module, _loader(frames, 20))
+    cpu_trainer(max_steps=30, default_root_dir=tmp_path).fit(module, clip_loader(frames, 20))
     assert int(module.train_steps) == 30
     after = float((tok.decode(tok.encode(frames)) - frames).square().mean())
     before = float((tok_first.decode(tok_first.encode(frames)) - frames).square().mean())
@@ -142,7 +131,7 @@ def test_module_reseeds_dead_codes_on_the_worst_patches(tmp_path):
     with torch.no_grad():
         tok.codebook[:8] = 50.0  # far outside [-1, 1]: no patch picks these codes
     module = PatchVQModule(tok, lr=1e-9, reseed_every=2)
-    _trainer(tmp_path, max_steps=2).fit(module, _loader(frames, 2))
+    cpu_trainer(max_steps=2, default_root_dir=tmp_path).fit(module, clip_loader(frames, 2))
     assert tok.codebook[:8].abs().max() <= 1.0  # moved onto real patches
     used = tok.encode(frames).values.unique()
     assert set(range(8)) & set(used.tolist())

@@ -20,11 +20,11 @@ import random
 
 import lightning as L
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from wmkit.tokenizers.compressive import CompressiveTokenizer
 from wmkit.tokenizers.lit_mixin import TokenizerLitMixin
-from wmkit.tokenizers.losses import load_perceptual, perceptual_distance
+from wmkit.tokenizers.losses import perceptual_distance
 from wmkit.tokenizers.metrics import psnr, ssim
 
 __all__ = ["CompressiveModule"]
@@ -83,16 +83,7 @@ class CompressiveModule(TokenizerLitMixin, L.LightningModule):
         self.save_hyperparameters(ignore=["tokenizer"])
         self.tokenizer = tokenizer
         self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))
-        self._lpips: list[nn.Module | None] = []  # frozen, not checkpointed, built lazily
         self._rng = random.Random(0)
-
-    def _perceptual_net(self, device: torch.device) -> nn.Module | None:
-        if self.hparams.perceptual_weight <= 0:
-            return None
-        if not self._lpips:
-            self._lpips.append(load_perceptual(self.hparams.perceptual_net))
-        net = self._lpips[0]
-        return net.to(device) if net is not None else None
 
     def sample_context(self, num_frames: int) -> tuple[int, ...]:
         """Context indices for one training batch of ``num_frames`` frames."""
@@ -122,7 +113,7 @@ class CompressiveModule(TokenizerLitMixin, L.LightningModule):
             per_frame_mse = error.square().mean(dim=(0, 2, 3, 4))
             losses["mse"] = (per_frame_mse * weights).sum() / weights.sum()
             total = total + hp.mse_weight * losses["mse"]
-        lpips = self._perceptual_net(frames.device)
+        lpips = self.perceptual_net(frames.device)
         if lpips is not None:
             losses["perceptual"] = perceptual_distance(lpips, recon, frames)
             total = total + hp.perceptual_weight * losses["perceptual"]

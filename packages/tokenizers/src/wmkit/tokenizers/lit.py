@@ -35,7 +35,6 @@ from wmkit.tokenizers.lit_mixin import TokenizerLitMixin
 from wmkit.tokenizers.losses import (
     discriminator_hinge_loss,
     generator_hinge_loss,
-    load_perceptual,
     perceptual_distance,
 )
 from wmkit.tokenizers.metrics import psnr, ssim
@@ -110,22 +109,12 @@ class VidTokModule(TokenizerLitMixin, L.LightningModule):
             )
             self.ema.requires_grad_(False)
         self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))
-        # Kept out of the module tree: frozen, not checkpointed, built lazily.
-        self._lpips: list[nn.Module | None] = []
 
     # ------------------------------------------------------------------ helpers
     @property
     def eval_tokenizer(self) -> VidTokTokenizer:
         """The EMA tokenizer when EMA is on, else the trained one."""
         return self.ema.module if self.ema is not None else self.tokenizer  # type: ignore[return-value]
-
-    def _perceptual_net(self, device: torch.device) -> nn.Module | None:
-        if self.hparams.perceptual_weight <= 0:
-            return None
-        if not self._lpips:
-            self._lpips.append(load_perceptual(self.hparams.perceptual_net))
-        net = self._lpips[0]
-        return net.to(device) if net is not None else None
 
     def _clip(self, batch: dict[str, Tensor]) -> Tensor:
         frames = batch["frames"]
@@ -143,7 +132,7 @@ class VidTokModule(TokenizerLitMixin, L.LightningModule):
         if hp.mse_weight > 0:
             losses["mse"] = F.mse_loss(recon, frames)
             total = total + hp.mse_weight * losses["mse"]
-        lpips = self._perceptual_net(frames.device)
+        lpips = self.perceptual_net(frames.device)
         if lpips is not None:
             losses["perceptual"] = perceptual_distance(lpips, recon, frames)
             total = total + hp.perceptual_weight * losses["perceptual"]
@@ -201,7 +190,7 @@ class VidTokModule(TokenizerLitMixin, L.LightningModule):
         }
         if split == "test":
             metrics["ssim"] = ssim(recon, frames)
-        lpips = self._perceptual_net(frames.device)
+        lpips = self.perceptual_net(frames.device)
         if lpips is not None:
             metrics["lpips"] = perceptual_distance(lpips, recon, frames)
         self.log_evaluation(frames, recon, metrics, split, batch_idx)

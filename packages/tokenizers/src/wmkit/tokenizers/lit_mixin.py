@@ -7,17 +7,22 @@ them as ``<split>/<name>`` (synchronised across ranks) and writes the reconstruc
 (:func:`~wmkit.tokenizers.reconstruction_log.log_reconstructions`). When fit ends, rank 0
 ``save_pretrained``-s :attr:`~TokenizerLitMixin.eval_tokenizer` to ``hparams.export_dir``.
 
+:meth:`~TokenizerLitMixin.perceptual_net` gives the frozen LPIPS network for a perceptual
+loss or metric (``hparams.perceptual_weight`` and ``perceptual_net``), built on first use.
+
 Mix it in before ``L.LightningModule`` (``class M(TokenizerLitMixin, L.LightningModule)``);
-the module keeps its loss, its optimisers and its ``_evaluate``. The mixin holds no state, so
-checkpoints are the module's own.
+the module keeps its loss, its optimisers and its ``_evaluate``. The mixin puts nothing in
+the module tree, so checkpoints are the module's own.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
+from wmkit.tokenizers.losses import load_perceptual
 from wmkit.tokenizers.reconstruction_log import log_reconstructions
 
 if TYPE_CHECKING:
@@ -37,6 +42,18 @@ class TokenizerLitMixin:
     def eval_tokenizer(self) -> PretrainedMixin:
         """The tokenizer that validation, test and export use (override for, e.g., EMA)."""
         return self.tokenizer
+
+    def perceptual_net(self, device: torch.device) -> nn.Module | None:
+        """The frozen LPIPS network on ``device``, or ``None`` when ``perceptual_weight`` is 0
+        or LPIPS is unavailable (warned once). Built on first use and kept outside the module
+        tree: not trained, not checkpointed."""
+        hparams = self.hparams  # type: ignore[attr-defined]
+        if hparams.perceptual_weight <= 0:
+            return None
+        built = self.__dict__.setdefault("_lpips", [])
+        if not built:
+            built.append(load_perceptual(hparams.perceptual_net))
+        return built[0].to(device) if built[0] is not None else None
 
     def _evaluate(self, batch: dict[str, Tensor], batch_idx: int, split: str) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement _evaluate")
