@@ -31,6 +31,7 @@ Crafter part also a GIF of rollouts and a PSNR-per-step plot next to it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -192,17 +193,57 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
         }  # fmt: skip
         if graphs:  # graphs vs the same static path run eagerly, greedy
             model.sampler = type(model.sampler)(temperature=0.0)
-            torch.manual_seed(0)
-            a = model.rollout(context, actions[:, :2]).frames
+            with _logits_recorded(model) as graphed:
+                a = model.rollout(context, actions[:, :2]).frames
             row["graphs_captured"] = model._decoder.captured if model._decoder else []
             model._decoder.use_graphs = False
-            b = model.rollout(context, actions[:, :2]).frames
+            with _logits_recorded(model) as eager:
+                b = model.rollout(context, actions[:, :2]).frames
             row["graphed_equals_eager"] = bool(torch.equal(a, b))
+            row.update(_greedy_divergence(graphed, eager))
         print(json.dumps(row), flush=True)
         rows.append(row)
         del model
         torch.cuda.empty_cache()
     return rows
+
+
+@contextlib.contextmanager
+def _logits_recorded(model: ARWorldModel):
+    """Collects every frame-logit tensor ``model.frame_head`` returns (``[B, S, V]``, float32
+    on the host), in call order."""
+    logits: list[torch.Tensor] = []
+    handle = model.frame_head.register_forward_hook(
+        lambda _m, _i, out: logits.append(out.detach().float().cpu())
+    )
+    try:
+        yield logits
+    finally:
+        handle.remove()
+
+
+def _greedy_divergence(first: list[torch.Tensor], second: list[torch.Tensor]) -> dict:
+    """Where two greedy decodings of the same inputs first pick different tokens, and whether
+    that is a near tie: the largest logit difference up to that pass against the winning
+    margin (top-1 minus top-2 of ``second``) at the row that flipped. Until the first flip both
+    decodings fed the same tokens, so their logits are comparable pass for pass."""
+    diff = 0.0
+    for i, (x, y) in enumerate(zip(first, second, strict=False)):
+        if x.shape != y.shape:
+            return {"first_flip_pass": i, "max_logit_diff": diff, "flip_margin": None}
+        if not x.numel():
+            continue  # a pass that predicts no frame token
+        diff = max(diff, float((x - y).abs().max()))
+        flipped = (x.argmax(-1) != y.argmax(-1)).flatten().nonzero()
+        if len(flipped):
+            row = y.reshape(-1, y.shape[-1])[int(flipped[0])]
+            top = row.topk(2).values
+            return {
+                "first_flip_pass": i,
+                "max_logit_diff": diff,
+                "flip_margin": float(top[0] - top[1]),
+            }
+    return {"first_flip_pass": None, "max_logit_diff": diff, "flip_margin": None}
 
 
 def gpu_profile(args: argparse.Namespace) -> list[dict]:
@@ -709,10 +750,15 @@ def _print_gpu(
     print(f"\n## ar-world {args.size} ({rows[0]['params_m']:.0f}M params) rollout, bf16, "
           f"batch 1, {hardware}, {args.max_frames}-frame window\n")  # fmt: skip
     print("| tokens/frame | decoding | CUDA graphs | compiled | frames/s (median) | min–max "
-          "| graphs = eager |")  # fmt: skip
+          "| graphs = eager (max Δlogit; margin at first flip) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         same = {True: "yes", False: "NO"}.get(r.get("graphed_equals_eager"), "–")
+        if "max_logit_diff" in r:
+            margin = r["flip_margin"]
+            same += f" ({r['max_logit_diff']:.2g}" + (
+                f"; {margin:.2g} at pass {r['first_flip_pass']})" if margin is not None else ")"
+            )
         print(f"| {r['grid']} ({r['tokens_per_frame']}) | {r['decoding']} | "
               f"{'yes' if r['cuda_graphs'] else 'no'} | {'yes' if r['compiled'] else 'no'} | "
               f"{r['fps_median']:.1f} | "
