@@ -2,15 +2,17 @@
 cache trains the same module."""
 
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import tiny_model
 
-from wmkit.ar_world.lit import ARWorldModelModule
+from wmkit.ar_world.lit import ARWorldModelModule, lr_factor
 from wmkit.ar_world.token_cache import TokenCacheDataModule, build_token_cache
 from wmkit.core import ActionSpec
 from wmkit.core.testing import ToyTokenizer
@@ -67,3 +69,34 @@ def test_token_cache_round_trip_and_training(tmp_path):
         fast_dev_run=2, logger=False, enable_progress_bar=False, enable_model_summary=False
     )
     trainer.fit(module, cached)
+
+
+def test_lr_factor_warms_up_then_decays_by_cosine_to_the_floor():
+    assert [lr_factor(s, 4, None) for s in (0, 3, 4, 100)] == [0.25, 1.0, 1.0, 1.0]
+    assert lr_factor(4, 4, 24) == 1.0
+    assert abs(lr_factor(14, 4, 24) - 0.5) < 1e-9  # half way down
+    assert lr_factor(24, 4, 24, floor=0.1) == 0.1 and lr_factor(99, 4, 24, floor=0.1) == 0.1
+    assert all(lr_factor(s, 0, 10) >= lr_factor(s + 1, 0, 10) for s in range(12))
+
+
+def test_cosine_schedule_follows_the_trainer_budget(tmp_path):
+    module = ARWorldModelModule(
+        tiny_model(ActionSpec.discrete(5), max_frames=6), lr=1e-3, warmup_steps=2,
+        lr_decay="cosine", min_lr_ratio=0.1,
+    )  # fmt: skip
+    rates = []
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, trainer, *args):
+            rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    data = MovingSquaresDataModule(num_episodes=8, length=6, size=16, batch_size=4)
+    L.Trainer(
+        max_steps=10, logger=False, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, callbacks=[Record()], default_root_dir=tmp_path,
+    ).fit(module, data)  # fmt: skip
+    assert rates[0] == 0.5e-3 and rates[1] == 1e-3
+    assert all(a >= b for a, b in pairwise(rates[1:]))
+    assert abs(rates[-1] - 1e-3 * lr_factor(9, 2, 10, 0.1)) < 1e-12 and rates[-1] < 0.2e-3
+    with pytest.raises(ValueError, match="lr_decay"):
+        ARWorldModelModule(module.model, lr_decay="linear")

@@ -11,6 +11,10 @@ FSDP, checkpointing and resuming are Lightning's (``--trainer.precision bf16-mix
 
 from __future__ import annotations
 
+import math
+from functools import partial
+from typing import Literal
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -29,6 +33,10 @@ class ARWorldModelModule(L.LightningModule):
         lr: AdamW peak learning rate.
         weight_decay: AdamW weight decay.
         warmup_steps: linear warm-up steps.
+        lr_decay: ``"none"`` keeps the peak rate after warm-up; ``"cosine"`` decays it to
+            ``min_lr_ratio·lr`` over the trainer's total steps (``max_steps``, or the epochs'
+            batches), which short budgets gain most from.
+        min_lr_ratio: the cosine schedule's final rate as a fraction of ``lr``.
         reward_weight: weight of the reward MSE.
         done_weight: weight of the done BCE.
         action_dropout: probability of replacing a step's action by the null action, so the
@@ -44,12 +52,18 @@ class ARWorldModelModule(L.LightningModule):
         lr: float = 3e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
+        lr_decay: Literal["none", "cosine"] = "none",
+        min_lr_ratio: float = 0.0,
         reward_weight: float = 1.0,
         done_weight: float = 0.1,
         action_dropout: float = 0.1,
         goal_prob: float = 0.0,
     ) -> None:
         super().__init__()
+        if lr_decay not in ("none", "cosine"):
+            raise ValueError(f"lr_decay must be 'none' or 'cosine'; got {lr_decay!r}")
+        if not 0.0 <= min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in [0, 1]; got {min_lr_ratio}")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
 
@@ -123,9 +137,27 @@ class ARWorldModelModule(L.LightningModule):
             lr=hp.lr,
             betas=(0.9, 0.95),
         )
-        if hp.warmup_steps <= 0:
+        if hp.warmup_steps <= 0 and hp.lr_decay == "none":
             return opt
+        total = None
+        if hp.lr_decay == "cosine":
+            total = self.trainer.estimated_stepping_batches
+            if not math.isfinite(total):
+                raise ValueError(
+                    "lr_decay='cosine' needs a finite run: set trainer.max_steps or max_epochs"
+                )
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: min(1.0, (step + 1) / hp.warmup_steps)
+            opt, partial(lr_factor, warmup=hp.warmup_steps, total=total, floor=hp.min_lr_ratio)
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def lr_factor(step: int, warmup: int, total: int | float | None, floor: float = 0.0) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up over ``warmup`` steps, then
+    constant (``total`` None) or a cosine from 1 down to ``floor`` at step ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if total is None:
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1.0, total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
