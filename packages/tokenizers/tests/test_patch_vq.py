@@ -135,3 +135,20 @@ def test_module_reseeds_dead_codes_on_the_worst_patches(tmp_path):
     assert tok.codebook[:8].abs().max() <= 1.0  # moved onto real patches
     used = tok.encode(frames).values.unique()
     assert set(range(8)) & set(used.tolist())
+
+
+def test_module_seeds_from_several_batches_before_the_first_step(tmp_path):
+    """A seed from one batch knows only that batch's scenes; ``seed_batches`` widens it."""
+    frames = to_float_video(np.load(FIXTURE)["frames"])  # [N, T, C, H, W] clips
+    errors = {}
+    for seed_batches in (1, len(frames) // 2):
+        torch.manual_seed(0)
+        tok = PatchVQTokenizer(4, 64)
+        module = PatchVQModule(tok, lr=1e-9, kmeans_iterations=5, seed_batches=seed_batches,
+                               reseed_every=0)  # fmt: skip
+        cpu_trainer(max_steps=1, default_root_dir=tmp_path).fit(module, clip_loader(frames))
+        assert bool(tok.fitted)
+        errors[seed_batches] = float((tok.decode(tok.encode(frames)) - frames).square().mean())
+    assert errors[len(frames) // 2] < 0.8 * errors[1]
+    with pytest.raises(ValueError, match="seed_batches"):
+        PatchVQModule(PatchVQTokenizer(4, 64), seed_batches=0)
