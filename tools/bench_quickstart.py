@@ -89,7 +89,7 @@ def main() -> None:
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {gpu}"
-    world = changes.get("world", "ar")
+    world = QuickstartPlan().scaled(**changes).world
     print(f"\nwmkit quickstart --preset {args.preset} --world {world} ({hardware})\n")
     head = [
         "repeat",
