@@ -216,3 +216,22 @@ def test_upgrade_state_dict_loads_an_older_layout(tmp_path):
     loaded = Upgraded.from_pretrained(tmp_path)
     x = torch.randn(3, 4)
     assert torch.equal(loaded(x), net(x))
+
+
+class RecordsMoves(Net):
+    def to(self, *args, **kwargs):
+        self.__dict__.setdefault("moves", []).append(args)
+        return super().to(*args, **kwargs)
+
+
+def test_from_pretrained_puts_the_model_on_map_location(tmp_path):
+    RecordsMoves(width=4).save_pretrained(tmp_path / "net")
+    net = RecordsMoves.from_pretrained(tmp_path / "net", map_location=torch.device("cpu"))
+    assert net.moves == [(torch.device("cpu"),)]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_from_pretrained_loads_onto_the_gpu(tmp_path):
+    Net(width=4).save_pretrained(tmp_path / "net")
+    net = Net.from_pretrained(tmp_path / "net", map_location="cuda")
+    assert all(p.is_cuda for p in net.parameters()) and net.scale.is_cuda

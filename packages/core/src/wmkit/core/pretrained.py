@@ -145,7 +145,8 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
         """Rebuild the model from a local directory written by ``save_pretrained``.
 
         ``overrides`` replace ``__init__`` arguments from the config (for arguments that do
-        not change parameter shapes, e.g. a dropout rate). Returns the model in eval mode.
+        not change parameter shapes, e.g. a dropout rate). Returns the model in eval mode, on
+        ``map_location``.
         """
         directory = Path(pretrained_model_name_or_path)
         if not directory.exists():
@@ -215,11 +216,13 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
             model_kwargs.pop(key, None)
         model = cls(**model_kwargs)
         weights_path = Path(model_id) / WEIGHTS_NAME
-        state = cls.upgrade_state_dict(load_file(str(weights_path), device=str(map_location)))
+        state = cls.upgrade_state_dict(load_file(str(weights_path)))
         _check_state_dict_matches(model, state, weights_path)
         # every key matched (tied weights are saved once and fill their twins through the
         # storage they share), so a non-strict load loads them all
         model.load_state_dict(state, strict=False)
+        # load_state_dict copies into the parameters where they are (the CPU): move them
+        model.to(torch.device(map_location))
         model.eval()
         return model
 
