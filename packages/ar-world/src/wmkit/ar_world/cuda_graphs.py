@@ -5,11 +5,10 @@ almost no arithmetic, so on an H100 it takes ~0.25 ms of memory traffic, while l
 ~900 eager operations (217 kernels compiled) one by one from Python takes milliseconds.
 :class:`GraphedDecoder` captures ``Transformer.forward(x, positions, cache)`` once per token
 count ``S`` (1 for raster decoding; 1 … ``window`` for diagonal decoding; more across frames)
-into a CUDA graph
-over a *static* :class:`~wmkit.ar_world.kv_cache.KVCache`, and replays it: one launch per
-pass. The gpt-fast recipe (static cache, fixed shapes), done with ``torch.cuda.CUDAGraph``
-directly rather than ``torch.compile(mode="reduce-overhead")``, so there is no compile step
-and no recompilation per token count.
+into a CUDA graph over a *static* :class:`~wmkit.ar_world.kv_cache.KVCache`, and replays
+it: one launch per pass. The gpt-fast recipe (static cache, fixed shapes), done with
+``torch.cuda.CUDAGraph`` directly rather than ``torch.compile(mode="reduce-overhead")``, so
+there is no compile step and no recompilation per token count.
 
 A graph is captured on the first pass of its size: the pass runs eagerly (on a side stream,
 the warm-up PyTorch requires), is captured, and its result is returned; writing the same keys
