@@ -174,7 +174,9 @@ class RandomClipSampler(DistributedSampler):
     rank's share of ``i`` in ``[0, N)`` (rank ``r`` of ``W`` takes ``i ≡ r mod W``).
 
     It is a ``DistributedSampler``, so Lightning keeps it under DDP and calls ``set_epoch``.
-    World size and rank default to the initialised process group (else 1 and 0).
+    World size and rank default to the initialised process group (else 1 and 0). ``start``
+    skips that many of this rank's draws in the next iteration only (a run resumed mid-epoch:
+    ``ResumableLoader``).
     """
 
     def __init__(
@@ -190,12 +192,14 @@ class RandomClipSampler(DistributedSampler):
             shuffle=False,
             drop_last=True,
         )
+        self.start = 0
 
     def __iter__(self):  # type: ignore[override]
         n = len(self.dataset)  # type: ignore[arg-type]
         base = self.epoch * n
         draws = range(base + self.rank, base + n, self.num_replicas)
-        return iter(draws[: self.num_samples])
+        start, self.start = self.start, 0
+        return iter(draws[start : self.num_samples])
 
     def __len__(self) -> int:
         return self.num_samples

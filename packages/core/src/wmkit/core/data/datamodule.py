@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from wmkit.core.action_spec import ActionSpec
 from wmkit.core.data.clip_dataset import ClipDataset, RandomClipSampler, split_episodes
 from wmkit.core.data.open_source import SourceKind, open_source
+from wmkit.core.data.resumable_loader import ResumableLoader
 from wmkit.core.data.source import EpisodeSource
 
 __all__ = ["EpisodeDataModule"]
@@ -100,14 +101,16 @@ class EpisodeDataModule(L.LightningDataModule):
                 **common,
             )
 
-    def _loader(self, name: str, **kwargs: Any) -> DataLoader:
+    def _loader(
+        self, name: str, loader: type[DataLoader] = DataLoader, **kwargs: Any
+    ) -> DataLoader:
         if name not in self.datasets:
             raise ValueError(
                 f"the {name} split is empty: {len(self.source)} episodes split as "
                 f"{tuple(self.hparams.split)}"
             )
         workers = self.hparams.num_workers
-        return DataLoader(
+        return loader(
             self.datasets[name],
             batch_size=self.hparams.batch_size,
             num_workers=workers,
@@ -119,7 +122,9 @@ class EpisodeDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         data = self.datasets["train"]
-        return self._loader("train", sampler=RandomClipSampler(data), drop_last=True)
+        # resumable: a run killed mid-epoch goes on with the clips it would have drawn next
+        sampler = RandomClipSampler(data)
+        return self._loader("train", ResumableLoader, sampler=sampler, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
