@@ -100,3 +100,17 @@ def test_cosine_schedule_follows_the_trainer_budget(tmp_path):
     assert abs(rates[-1] - 1e-3 * lr_factor(9, 2, 10, 0.1)) < 1e-12 and rates[-1] < 0.2e-3
     with pytest.raises(ValueError, match="lr_decay"):
         ARWorldModelModule(module.model, lr_decay="linear")
+
+
+def test_token_cache_training_order_is_shuffled_and_resumable(tmp_path):
+    data = MovingSquaresDataModule(num_episodes=20, length=6, size=16, batch_size=4)
+    path = build_token_cache(ToyTokenizer(patch=4, levels=2), data, tmp_path / "cache")
+    cached = TokenCacheDataModule(str(path), batch_size=2, seed=1)
+    cached.setup()
+    loader = cached.train_dataloader()
+    whole = [b["tokens"] for b in loader]
+    assert len(whole) >= 3
+    loader.load_state_dict({"epoch": 0, "batches": 2})  # a run resumed after two steps
+    again = [b["tokens"] for b in loader]
+    assert len(again) == len(whole) - 2
+    assert all(torch.equal(a, b) for a, b in zip(again, whole[2:], strict=True))

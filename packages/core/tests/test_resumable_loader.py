@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from wmkit.core.data.datamodule import EpisodeDataModule
 from wmkit.core.data.episode_store import EpisodeWriter
-from wmkit.core.data.resumable_loader import ResumableLoader
+from wmkit.core.data.resumable_loader import ResumableLoader, ResumableShuffleSampler
 from wmkit.core.testing import moving_squares
 
 
@@ -81,3 +81,24 @@ def test_state_names_the_epoch_and_the_batches_trained_on(dataset_dir):
     assert [b["start"].tolist() for b in loader] == first[3:]
     loader.load_state_dict({"epoch": 5, "batches": 3})  # another epoch: nothing skipped
     assert len(list(loader)) == 4
+
+
+def test_shuffle_sampler_permutes_per_epoch_splits_ranks_and_skips():
+    data = list(range(10))
+    sampler = ResumableShuffleSampler(data, seed=3)
+    first = list(sampler)
+    assert sorted(first) == data and first != data  # a permutation
+    assert list(sampler) == first  # same epoch, same order
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    sampler.set_epoch(0)
+    sampler.start = 4
+    assert list(sampler) == first[4:] and list(sampler) == first  # skips once
+    ranks = [list(ResumableShuffleSampler(data, seed=3, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert sorted(ranks[0] + ranks[1]) == data
+    loader = ResumableLoader(data, batch_size=3, sampler=ResumableShuffleSampler(data, seed=3))
+    whole = [b.tolist() for b in loader]
+    loader.load_state_dict({"epoch": 0, "batches": 2})
+    assert [b.tolist() for b in loader] == whole[2:]
+    with pytest.raises(TypeError, match="sampler with `epoch` and `start`"):
+        ResumableLoader(data, batch_size=3)

@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from wmkit.core import ActionSpec, Tokenizer, load_pretrained
+from wmkit.core.data.resumable_loader import ResumableLoader, ResumableShuffleSampler
 
 __all__ = ["TokenCacheDataModule", "build_token_cache"]
 
@@ -84,9 +85,11 @@ class TokenCacheDataModule(L.LightningDataModule):
         path: the cache directory.
         batch_size: clips per batch.
         num_workers: DataLoader workers.
+        seed: seed of the training order (a new permutation every epoch; a run resumed
+            mid-epoch goes on with the same order).
     """
 
-    def __init__(self, path: str, batch_size: int = 8, num_workers: int = 0) -> None:
+    def __init__(self, path: str, batch_size: int = 8, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.splits: dict[str, TensorDataset] = {}
@@ -123,13 +126,17 @@ class TokenCacheDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.splits:
             raise FileNotFoundError(f"the token cache at {self.hparams.path} has no {split} split")
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            collate_fn=self._collate,
-        )
+        data = self.splits[split]
+        common = {
+            "batch_size": self.hparams.batch_size,
+            "num_workers": self.hparams.num_workers,
+            "collate_fn": self._collate,
+        }
+        if not shuffle:
+            return DataLoader(data, **common)
+        # shuffled per epoch, shared between DDP ranks, and resumable mid-epoch (core)
+        sampler = ResumableShuffleSampler(data, self.hparams.seed)
+        return ResumableLoader(data, sampler=sampler, **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)

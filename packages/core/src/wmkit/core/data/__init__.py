@@ -8,7 +8,7 @@ from wmkit.core.data.clip_dataset import ClipDataset, RandomClipSampler, split_e
 from wmkit.core.data.datamodule import EpisodeDataModule
 from wmkit.core.data.episode_store import CorruptDatasetError, EpisodeStore, EpisodeWriter
 from wmkit.core.data.open_source import open_source
-from wmkit.core.data.resumable_loader import ResumableLoader
+from wmkit.core.data.resumable_loader import ResumableLoader, ResumableShuffleSampler
 from wmkit.core.data.source import EpisodeSource, StepData
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "EpisodeWriter",
     "RandomClipSampler",
     "ResumableLoader",
+    "ResumableShuffleSampler",
     "StepData",
     "open_source",
     "split_episodes",

@@ -163,10 +163,15 @@ class ClipDataset(Dataset):
         return item
 
 
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
+def _world(num_replicas: int | None = None, rank: int | None = None) -> tuple[int, int]:
+    """``(num_replicas, rank)``, each defaulting to the initialised process group's (else 1
+    and 0)."""
+    world, this_rank = (
+        (dist.get_world_size(), dist.get_rank())
+        if dist.is_available() and dist.is_initialized()
+        else (1, 0)
+    )
+    return (world if num_replicas is None else num_replicas, this_rank if rank is None else rank)
 
 
 class RandomClipSampler(DistributedSampler):
@@ -184,14 +189,8 @@ class RandomClipSampler(DistributedSampler):
     ) -> None:
         if dataset.mode != "random":
             raise ValueError("RandomClipSampler needs a ClipDataset in random mode")
-        world, this_rank = _world()
-        super().__init__(
-            dataset,
-            num_replicas=world if num_replicas is None else num_replicas,
-            rank=this_rank if rank is None else rank,
-            shuffle=False,
-            drop_last=True,
-        )
+        num_replicas, rank = _world(num_replicas, rank)
+        super().__init__(dataset, num_replicas, rank, shuffle=False, drop_last=True)
         self.start = 0
 
     def __iter__(self):  # type: ignore[override]
