@@ -83,7 +83,6 @@ class SwiGLU(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.hidden = hidden
         self.gate_up = nn.Linear(dim, 2 * hidden, bias=False)
         self.down = nn.Linear(hidden, dim, bias=False)
         self.register_load_state_dict_pre_hook(_merge_gate_up_hook)
