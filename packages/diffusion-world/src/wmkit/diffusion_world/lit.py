@@ -5,7 +5,8 @@ Forcing loss (:meth:`DiffusionWorldModel.loss`); validation and test also roll t
 out from the first half of each clip and log PSNR of the generated frames against the
 copy-last-frame baseline, the bar every wmkit world model must clear (DESIGN.md §7).
 When the model has a reward head and a batch has ``rewards``, the loss adds
-``reward_weight`` times the reward MSE (:meth:`DiffusionWorldModel.reward_loss`).
+``reward_weight`` times the reward MSE (:meth:`DiffusionWorldModel.reward_loss`); with a done
+head and ``dones``, ``done_weight`` times the done BCE (:meth:`DiffusionWorldModel.done_loss`).
 bf16, gradient checkpointing, DDP/FSDP and resuming come from Lightning's trainer flags
 (``--trainer.precision bf16-mixed``, ``--trainer.strategy fsdp``, ``--ckpt_path last``).
 """
@@ -39,6 +40,8 @@ class DiffusionForcingModule(L.LightningModule):
         eval_context: context frames for the evaluation rollouts (the rest are generated).
         reward_weight: weight of the reward head's MSE in the loss (models with a reward
             head, batches with ``rewards``).
+        done_weight: weight of the done head's binary cross-entropy (models with a done
+            head, batches with ``dones``).
     """
 
     def __init__(
@@ -50,31 +53,47 @@ class DiffusionForcingModule(L.LightningModule):
         gradient_checkpointing: bool = False,
         eval_context: int = 2,
         reward_weight: float = 1.0,
+        done_weight: float = 1.0,
     ) -> None:
         super().__init__()
         if reward_weight < 0:
             raise ValueError(f"reward_weight must be >= 0; got {reward_weight}")
+        if done_weight < 0:
+            raise ValueError(f"done_weight must be >= 0; got {done_weight}")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         if gradient_checkpointing:
             model.set_gradient_checkpointing(True)
 
-    def _reward_loss(self, batch: dict[str, Tensor]) -> Tensor | None:
-        if self.model.reward_head is None or batch.get("rewards") is None:
-            return None
-        if batch.get("actions") is None:
-            raise ValueError("the reward head needs batch['actions'] beside batch['rewards']")
-        return self.model.reward_loss(batch["frames"], batch["actions"], batch["rewards"])
+    def _head_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``reward_mse`` / ``done_bce`` of the heads the model has, for the targets the batch
+        has."""
+        out = {}
+        for head, key, name, loss_fn in (
+            (self.model.reward_head, "rewards", "reward_mse", self.model.reward_loss),
+            (self.model.done_head, "dones", "done_bce", self.model.done_loss),
+        ):
+            if head is None or batch.get(key) is None:
+                continue
+            if batch.get("actions") is None:
+                head_name = name.split("_")[0]
+                raise ValueError(
+                    f"the {head_name} head needs batch['actions'] beside batch['{key}']"
+                )
+            out[name] = loss_fn(batch["frames"], batch["actions"], batch[key])
+        return out
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self.model.loss(batch["frames"], batch.get("actions"))
         loss = out.loss
         logs = {f"train/{k}": v for k, v in out.logs.items()}
-        reward = self._reward_loss(batch)
-        if reward is not None:
+        heads = self._head_losses(batch)
+        if heads:
             logs["train/diffusion_loss"] = out.loss
-            logs["train/reward_mse"] = reward
-            loss = loss + self.hparams.reward_weight * reward
+        weights = {"reward_mse": self.hparams.reward_weight, "done_bce": self.hparams.done_weight}
+        for name, value in heads.items():
+            logs[f"train/{name}"] = value
+            loss = loss + weights[name] * value
         self.log("train/loss", loss, prog_bar=True)
         self.log_dict(logs)
         return loss
@@ -83,9 +102,7 @@ class DiffusionForcingModule(L.LightningModule):
         frames, actions = batch["frames"], batch.get("actions")
         out = self.model.loss(frames, actions)
         logs = {f"{split}/loss": out.loss}
-        reward = self._reward_loss(batch)
-        if reward is not None:
-            logs[f"{split}/reward_mse"] = reward
+        logs.update({f"{split}/{k}": v for k, v in self._head_losses(batch).items()})
         k = self.hparams.eval_context
         if actions is not None and frames.shape[1] > k:
             gen = self.model.rollout(frames[:, :k], actions[:, k - 1 : -1]).frames

@@ -44,7 +44,10 @@ Options (off by default, so 0.1.0 configs behave as before) that target next-fra
 - ``reward_head=True``: a tiny separate CNN (:class:`~wmkit.diffusion_world.reward_head.RewardHead`)
   predicts each transition's reward from (previous frame, action, new frame); trained by
   :meth:`DiffusionWorldModel.reward_loss` on clean frames, applied to the generated frame in
-  ``step`` (``StepOutput.reward``) and ``rollout`` (``Rollout.rewards``).
+  ``step`` (``StepOutput.reward``) and ``rollout`` (``Rollout.rewards``). ``done_head=True``:
+  a second one of the same shape predicts whether the transition ends the episode
+  (:meth:`DiffusionWorldModel.done_loss`, BCE; ``StepOutput.done``, ``Rollout.dones``), which
+  imagined training episodes (``wmkit-agents``) end on.
 """
 
 from __future__ import annotations
@@ -174,7 +177,11 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         p_std: ``edm``: standard deviation of ``ln σ`` in training.
         flow_shift: ``flow``: diffusers' timestep shift of the sampling schedule (1: none).
         reward_head: add a reward head (:class:`RewardHead`); ``step`` then returns rewards.
-        reward_hidden: width of the reward head.
+        reward_hidden: width of the reward head (and of the done head).
+        done_head: add a termination head (a second :class:`RewardHead`, whose output is the
+            logit of the transition ending the episode); ``step`` then returns
+            ``StepOutput.done`` (``1.0`` where the logit is positive) and ``rollout`` the
+            ``dones``.
         cuda_graphs: at inference on CUDA, replay the DiT's calls as CUDA graphs (one per input
             shape; ``wmkit.diffusion_world.cuda_graphs``): the same outputs, without the
             per-kernel launch cost that bounds batch-1 rollouts. DiT only.
@@ -220,6 +227,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         flow_shift: float = 1.0,
         reward_head: bool = False,
         reward_hidden: int = 32,
+        done_head: bool = False,
         cuda_graphs: bool = False,
         history_cache: bool = True,
     ) -> None:
@@ -273,6 +281,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self._graphed: dict[str, GraphedNetwork] = {}
         self.num_train_timesteps = num_train_timesteps
         self.reward_head = RewardHead(action_spec, channels, reward_hidden) if reward_head else None
+        self.done_head = RewardHead(action_spec, channels, reward_hidden) if done_head else None
         self._tokenizer: Tokenizer | None = None
         # predicted samples are clipped to [-1, 1] on pixels only (set_tokenizer turns it off):
         # residuals span [-2, 2] and latents are unbounded
@@ -598,26 +607,47 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         (``actions [B, T, ...]``); the last reward has no next frame and is unused."""
         if self.reward_head is None:
             raise ValueError("this model has no reward head; build it with reward_head=True")
+        pred, target = self._transition_outputs(
+            self.reward_head, frames, actions, rewards, "rewards"
+        )
+        return F.mse_loss(pred.float(), target.float())
+
+    def done_loss(self, frames: Tensor, actions: Tensor, dones: Tensor) -> Tensor:
+        """Binary cross-entropy of the done head on a clip's transitions: done ``t``
+        (``dones [B, T]``, 0/1: action ``t`` ended the episode) from frames ``t``, ``t + 1``
+        and action ``t``, as :meth:`reward_loss`."""
+        if self.done_head is None:
+            raise ValueError("this model has no done head; build it with done_head=True")
+        logits, target = self._transition_outputs(self.done_head, frames, actions, dones, "dones")
+        if ((target != 0) & (target != 1)).any():
+            raise ValueError("dones must be 0 or 1")
+        return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+    def _transition_outputs(
+        self, head: nn.Module, frames: Tensor, actions: Tensor, targets: Tensor, name: str
+    ) -> tuple[Tensor, Tensor]:
+        """``head`` on every transition ``(frame t, action t, frame t + 1)`` of a clip →
+        ``(outputs [B, T - 1], targets [B, T - 1])``, the inputs checked."""
         check_video(frames, "frames")
         b, t = frames.shape[:2]
         if t < 2:
-            raise ValueError(f"reward_loss needs clips of >= 2 frames; got {t}")
+            raise ValueError(f"{name[:-1]}_loss needs clips of >= 2 frames; got {t}")
         self.action_spec.validate(actions)
         if actions.shape[:2] not in ((b, t), (b, t - 1)):
             raise ValueError(
                 f"actions must be [B, T, ...] or [B, T - 1, ...] for frames [B, T] = {(b, t)}; "
                 f"got {tuple(actions.shape)}"
             )
-        if rewards.shape not in ((b, t), (b, t - 1)):
+        if targets.shape not in ((b, t), (b, t - 1)):
             raise ValueError(
-                f"rewards must be [B, T] or [B, T - 1] for frames [B, T] = {(b, t)}; "
-                f"got {tuple(rewards.shape)}"
+                f"{name} must be [B, T] or [B, T - 1] for frames [B, T] = {(b, t)}; "
+                f"got {tuple(targets.shape)}"
             )
         x = self.encode(frames)  # [B, T, c, h, w]
-        pred = self.reward_head(
+        out = head(
             x[:, :-1].flatten(0, 1), x[:, 1:].flatten(0, 1), actions[:, : t - 1].flatten(0, 1)
         ).reshape(b, t - 1)
-        return F.mse_loss(pred.float(), rewards[:, : t - 1].float())
+        return out, targets[:, : t - 1]
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         self.network.set_gradient_checkpointing(enabled)
@@ -661,10 +691,12 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             frame = self.decode(new[:, None])[:, 0]  # [B, C, H, W]
         else:  # anchored decoding: x_a + D(z) - D(z_a)
             frame = (self._decode_raw(new[:, None])[:, 0] + offset).clamp(-1, 1)
-        reward = None
+        reward = done = None
+        seen = new.clamp(-1, 1) if self._tokenizer is None else new
         if self.reward_head is not None:  # on the generated frame, as the frames it trained on
-            seen = new.clamp(-1, 1) if self._tokenizer is None else new
             reward = self.reward_head(hist[:, -1], seen, action).float()  # [B]
+        if self.done_head is not None:
+            done = (self.done_head(hist[:, -1], seen, action) > 0).float()  # [B]
         keep = self.context_window - 1
         x = torch.cat([hist, new[:, None]], dim=1)[:, -keep:]
         conds = torch.cat([hist_cond, cond[:, None]], dim=1)[:, -keep:]
@@ -673,7 +705,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         if offset is not None:
             extra["anchor_offset"] = offset
         new_state = WorldState(t=state.t + 1, frames=frames, extra=extra)
-        return StepOutput(frame=frame, reward=reward, state=new_state)
+        return StepOutput(frame=frame, reward=reward, state=new_state, done=done)
 
 
 class _ResidualDenoiser:

@@ -1,0 +1,130 @@
+"""The termination head (``done_head=True``): it learns held-out terminations, ``step`` and
+``rollout`` return them, the Lightning module adds its weighted BCE, save/load keeps it, and
+bad input fails clearly."""
+
+import json
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from wmkit.core import ActionSpec, to_float_video
+from wmkit.core.testing import WorldModelTests, moving_squares
+from wmkit.diffusion_world import DiffusionWorldModel
+from wmkit.diffusion_world.lit import DiffusionForcingModule
+
+SPEC = ActionSpec.discrete(5)
+
+
+def _episodes(n: int, seed: int) -> dict[str, torch.Tensor]:
+    """Moving squares where an episode *terminates* when the square reaches the bottom edge:
+    done ``t`` is 1 where frame ``t + 1`` has the square in its last row (14% of steps)."""
+    eps = moving_squares(num_episodes=n, length=6, size=16, seed=seed)
+    frames = to_float_video(eps.frames)  # [N, T, 3, 16, 16]
+    dones = torch.zeros(n, 6)
+    dones[:, :-1] = (frames[:, 1:, :, -1].amax(dim=(2, 3)) > -0.8).float()
+    return {"frames": frames, "actions": torch.from_numpy(eps.actions), "dones": dones}
+
+
+def _model(**kwargs) -> DiffusionWorldModel:
+    torch.manual_seed(0)
+    return DiffusionWorldModel(
+        SPEC, objective="flow", residual=True, num_sampling_steps=1, context_window=3,
+        done_head=True, reward_hidden=16, **kwargs,
+    )  # fmt: skip
+
+
+class TestWithDoneHead(WorldModelTests):
+    def make_model(self):
+        return _model(reward_head=True)
+
+    def make_inputs(self):
+        data = _episodes(2, seed=0)
+        return data["frames"][:, :2], data["actions"][:, 1:4]
+
+
+def test_done_head_learns_held_out_terminations():
+    train, held = _episodes(60, seed=0), _episodes(16, seed=7)
+    model = _model()
+    opt = torch.optim.AdamW(model.done_head.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = model.done_loss(train["frames"], train["actions"], train["dones"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    target = held["dones"][:, :-1]
+    rate = target.mean()
+    assert 0.05 < rate < 0.5
+    with torch.no_grad():
+        bce = model.done_loss(held["frames"], held["actions"], held["dones"]).item()
+    base = F.binary_cross_entropy(rate.expand_as(target), target).item()  # the base rate
+    assert bce < 0.3 * base
+
+    # step and rollout return the terminations of the transitions they generate
+    model.eval()
+    state = model.reset(held["frames"][:, :2])
+    out = model.step(state, held["actions"][:, 1])
+    assert out.done.shape == (16,) and out.done.dtype == torch.float32
+    assert set(out.done.unique().tolist()) <= {0.0, 1.0}
+    rollout = model.rollout(held["frames"][:, :2], held["actions"][:, 1:4])
+    assert rollout.dones.shape == (16, 3) and rollout.rewards is None
+
+
+def test_lit_adds_the_weighted_done_bce_and_logs_it():
+    data = _episodes(4, seed=0)
+    model = _model(reward_head=True)
+    module = DiffusionForcingModule(model, reward_weight=2.5, done_weight=0.5)
+    rewards = torch.rand(4, 6)
+    logged = {}
+    module.log_dict = lambda d, **kw: logged.update(d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        total = module.training_step({**data, "rewards": rewards}, 0)
+        torch.manual_seed(0)
+        diffusion = module.training_step({"frames": data["frames"], "actions": data["actions"]}, 0)
+    reward = model.reward_loss(data["frames"], data["actions"], rewards)
+    done = model.done_loss(data["frames"], data["actions"], data["dones"])
+    assert torch.allclose(total, diffusion + 2.5 * reward + 0.5 * done)
+    assert "train/done_bce" in logged
+
+
+def test_done_head_save_load_round_trip_and_configs_without_it_load(tmp_path):
+    data = _episodes(2, seed=0)
+    model = _model().eval()
+    with torch.no_grad():
+        for p in model.done_head.parameters():
+            p.normal_(0, 0.5)  # outputs on both sides of 0
+    model.save_pretrained(tmp_path / "m")
+    again = DiffusionWorldModel.from_pretrained(tmp_path / "m").eval()
+    outs = []
+    for m in (model, again):
+        torch.manual_seed(0)
+        outs.append(m.rollout(data["frames"][:, :2], data["actions"][:, 1:5]))
+    assert torch.equal(outs[0].dones, outs[1].dones)
+
+    DiffusionWorldModel(SPEC).save_pretrained(tmp_path / "old")
+    path = tmp_path / "old" / "config.json"
+    config = json.loads(path.read_text())
+    config.pop("done_head")
+    path.write_text(json.dumps(config))
+    old = DiffusionWorldModel.from_pretrained(tmp_path / "old").eval()
+    assert old.done_head is None
+    assert old.rollout(data["frames"][:, :2], data["actions"][:, 1:3]).dones is None
+
+
+def test_done_settings_fail_clearly():
+    data = _episodes(2, seed=0)
+    frames, actions = data["frames"], data["actions"]
+    with pytest.raises(ValueError, match="done_head=True"):
+        DiffusionWorldModel(SPEC).done_loss(frames, actions, data["dones"])
+    model = _model()
+    with pytest.raises(ValueError, match="0 or 1"):
+        model.done_loss(frames, actions, torch.full((2, 6), 0.5))
+    with pytest.raises(ValueError, match="dones must be"):
+        model.done_loss(frames, actions, torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="done_weight"):
+        DiffusionForcingModule(model, done_weight=-1.0)
+    with pytest.raises(ValueError, match="the done head needs batch"):
+        DiffusionForcingModule(model).training_step({"frames": frames, "dones": data["dones"]}, 0)
