@@ -3,11 +3,16 @@ conformance, per-frame noise levels, causality, training, sampling at 1 and 4 st
 guidance, save/load (and 0.1.0 configs), errors."""
 
 import json
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import randomised
 
 from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import WorldModelTests, check_causality, moving_squares
@@ -26,16 +31,6 @@ SPEC = ActionSpec.discrete(5)
 def _data(size: int = 16, length: int = 6, n: int = 2):
     eps = moving_squares(num_episodes=n, length=length, size=size)
     return to_float_video(eps.frames), torch.from_numpy(eps.actions)
-
-
-def _randomised(model: DiffusionWorldModel) -> DiffusionWorldModel:
-    """adaLN-Zero and the zero output start as identity/zero; randomise to test real paths."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.abs().sum() == 0:
-                p.normal_(0, 0.2)
-    return model
 
 
 class TestFlow(WorldModelTests):
@@ -90,7 +85,7 @@ def test_flow_per_frame_noise_levels_reach_the_network():
     assert (~noisy).any() and ((t != t[:, :1]) & noisy).any(dim=1).all()
     assert torch.equal(seen["x"][~noisy], frames[~noisy])  # t = 0: the clean frame exactly
     # the network's prediction changes with one frame's level only from that frame on
-    model = _randomised(model).eval()
+    model = randomised(model).eval()
     x = torch.randn(1, 3, 3, 16, 16)
     cond = model.frame_conditions(None, 3, 1)
     with torch.no_grad():
@@ -101,7 +96,7 @@ def test_flow_per_frame_noise_levels_reach_the_network():
 
 @pytest.mark.parametrize("residual", [False, True])
 def test_flow_denoiser_is_strictly_causal(residual):
-    model = _randomised(DiffusionWorldModel(SPEC, objective="flow", residual=residual)).eval()
+    model = randomised(DiffusionWorldModel(SPEC, objective="flow", residual=residual)).eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 3, 16, 16, generator=g)
     levels = torch.tensor([[0.0, 0.0, 0.3, 0.5, 0.9]] * 2)
@@ -140,7 +135,7 @@ def test_flow_loss_decreases_on_a_real_batch(residual):
 @pytest.mark.parametrize("steps", [1, 4])
 def test_flow_sampling_runs_at_1_and_4_steps(steps):
     frames, actions = _data()
-    model = _randomised(DiffusionWorldModel(SPEC, objective="flow", num_sampling_steps=steps))
+    model = randomised(DiffusionWorldModel(SPEC, objective="flow", num_sampling_steps=steps))
     calls = []
     model.network.register_forward_pre_hook(lambda m, a: calls.append(a[1][:, -1].clone()))
     step_alone = model.network.forward_next  # several steps: the history cache's entry point
@@ -169,7 +164,7 @@ def test_flow_sampling_runs_at_1_and_4_steps(steps):
 
 
 def test_flow_guidance_scale_zero_equals_the_unconditional_path():
-    model = _randomised(DiffusionWorldModel(SPEC, objective="flow", residual=True)).eval()
+    model = randomised(DiffusionWorldModel(SPEC, objective="flow", residual=True)).eval()
     x = torch.randn(2, 3, 3, 16, 16)
     ts = torch.tensor([[0.0, 0.0, 0.6]] * 2)
     base = model.bases(x)
@@ -198,7 +193,7 @@ def test_flow_guidance_scale_zero_equals_the_unconditional_path():
 
 def test_flow_and_reward_head_save_load_round_trip_and_old_configs_load(tmp_path):
     frames, actions = _data()
-    model = _randomised(
+    model = randomised(
         DiffusionWorldModel(
             SPEC,
             objective="flow",

@@ -2,8 +2,14 @@
 parameterization on the clean previous frame (``residual=True``) and clean-history training
 frames (``clean_history_prob``): conformance, copy-last at init, causality, training, errors."""
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import randomised
 
 from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import WorldModelTests, check_causality, moving_squares
@@ -15,16 +21,6 @@ SPEC = ActionSpec.discrete(5)
 def _data(size: int = 16, length: int = 6, n: int = 2):
     eps = moving_squares(num_episodes=n, length=length, size=size)
     return to_float_video(eps.frames), torch.from_numpy(eps.actions)
-
-
-def _randomised(model: DiffusionWorldModel) -> DiffusionWorldModel:
-    """adaLN-Zero and the zero output start as identity/zero; randomise to test real paths."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.abs().sum() == 0:
-                p.normal_(0, 0.2)
-    return model
 
 
 class TestResidualEDM(WorldModelTests):
@@ -72,7 +68,7 @@ def test_untrained_residual_model_predicts_copy_last_frame(kwargs, atol):
 
 @pytest.mark.parametrize("objective", ["ddpm", "edm"])
 def test_residual_denoiser_is_strictly_causal_with_its_clean_bases(objective):
-    model = _randomised(DiffusionWorldModel(SPEC, objective=objective, residual=True)).eval()
+    model = randomised(DiffusionWorldModel(SPEC, objective=objective, residual=True)).eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 3, 16, 16, generator=g)
     levels = torch.tensor([[0, 0, 300, 500, 900]] * 2)
@@ -94,7 +90,7 @@ def test_edm_preconditioning_keeps_clean_frames_and_levels_reach_the_network():
     assert levels[0] == levels[1] == 0 and levels[3] == levels[4] == 999
     assert 0 < levels[2] < 999
 
-    model = _randomised(DiffusionWorldModel(SPEC, objective="edm")).eval()
+    model = randomised(DiffusionWorldModel(SPEC, objective="edm")).eval()
     x = torch.randn(1, 3, 3, 16, 16)
     cond = model.frame_conditions(None, 3, 1)
     with torch.no_grad():
@@ -145,7 +141,7 @@ def test_residual_loss_decreases_on_a_real_batch(objective):
 
 def test_save_load_keeps_the_options(tmp_path):
     frames, actions = _data()
-    model = _randomised(
+    model = randomised(
         DiffusionWorldModel(SPEC, objective="edm", residual=True, sigma_data=0.3, sigma_max=4.0)
     ).eval()
     model.save_pretrained(tmp_path / "m")

@@ -16,9 +16,11 @@ frame, the history's keys and values do not depend on the frame being denoised: 
 computes them once per generated frame (:meth:`SpatioTemporalDiT.history_kv`) and runs
 every denoising step on the new frame alone (:meth:`SpatioTemporalDiT.forward_next`),
 instead of re-running the whole window at every step (what Diffusion Forcing's and
-Vid2World's samplers do). The window slides by one frame per generated frame and frame
-positions are indices inside it, so the cache is rebuilt for each new frame, not carried
-across frames.
+Vid2World's samplers do). A window that slides by one frame per generated frame changes every
+frame's position (an index inside the window) and what the oldest frames see, so the cache is
+then rebuilt for each new frame. A window that *grows* keeps both: :meth:`append_kv` adds a
+generated frame's keys and values to the cache for the cost of one frame, which is how the
+world model's ``carry_history`` runs between refreshes.
 """
 
 from __future__ import annotations
@@ -198,13 +200,28 @@ class SpatioTemporalDiT(nn.Module):
             kvs.append(kv)
         return torch.stack(kvs)
 
-    def forward_next(
+    def append_kv(
         self, x: Tensor, timesteps: Tensor, cond: Tensor | None, history: Tensor
     ) -> Tensor:
-        """``forward`` of one new frame ``x [B, 1, C, H, W]`` after the frames whose
-        :meth:`history_kv` is ``history`` (computed for ``B`` or a divisor of ``B`` rows, in
-        the same order, repeated): equals ``forward(cat([past, x], 1), …)[:, -1:]`` (tested)
-        at the cost of one frame. Returns ``[B, 1, C, H, W]``."""
+        """``history`` (:meth:`history_kv` of ``T`` frames) with one more frame ``x [B, 1, C,
+        H, W]`` appended: equals ``history_kv`` of all ``T + 1`` frames (tested) at the cost of
+        one frame. Returns ``[depth, 2, B·N, heads, T + 1, head_dim]``."""
+        self._check_history(x, history)
+        rows = x.shape[0] * (self.image_size // self.patch_size) ** 2
+        if history.shape[2] != rows:
+            raise ValueError(
+                f"history must hold the {x.shape[0]} rows of x (B·N = {rows}); got "
+                f"{history.shape[2]}"
+            )
+        tokens, emb = self._embed(x, timesteps, cond, first_frame=history.shape[-2])
+        kvs = []
+        last = len(self.blocks) - 1
+        for i, (block, past) in enumerate(zip(self.blocks, history, strict=True)):
+            tokens, kv = block(tokens, emb, past=past, kv="only" if i == last else "keep")
+            kvs.append(kv)
+        return torch.cat([history, torch.stack(kvs)], dim=-2)
+
+    def _check_history(self, x: Tensor, history: Tensor) -> None:
         if x.ndim != 5 or x.shape[1] != 1:
             raise ValueError(f"x must be one new frame [B, 1, C, H, W]; got {tuple(x.shape)}")
         if history.ndim != 6 or history.shape[:2] != (len(self.blocks), 2):
@@ -212,6 +229,15 @@ class SpatioTemporalDiT(nn.Module):
                 f"history must be history_kv's [{len(self.blocks)}, 2, B·N, heads, T, head_dim];"
                 f" got {tuple(history.shape)}"
             )
+
+    def forward_next(
+        self, x: Tensor, timesteps: Tensor, cond: Tensor | None, history: Tensor
+    ) -> Tensor:
+        """``forward`` of one new frame ``x [B, 1, C, H, W]`` after the frames whose
+        :meth:`history_kv` is ``history`` (computed for ``B`` or a divisor of ``B`` rows, in
+        the same order, repeated): equals ``forward(cat([past, x], 1), …)[:, -1:]`` (tested)
+        at the cost of one frame. Returns ``[B, 1, C, H, W]``."""
+        self._check_history(x, history)
         tokens, emb = self._embed(x, timesteps, cond, first_frame=history.shape[-2])
         for block, past in zip(self.blocks, history, strict=True):
             tokens = block(tokens, emb, past=past)[0]

@@ -100,11 +100,14 @@ def next_frame_denoiser(
     When the frame takes more than one network call (several steps, or both guidance
     branches) and ``denoise`` offers ``prepare_history(history, history_levels,
     history_cond)`` (the world model's history cache: ``None`` when off), the history is
-    encoded here once and every step runs the network on the new frame alone."""
+    encoded here once and every step runs the network on the new frame alone. A ``denoise``
+    with ``history_prepared = True`` (the world model's ``carry_history``) already holds the
+    cache and is always used that way."""
     calls = steps * (1 if scale == 1.0 else 2)
     prepare = getattr(denoise, "prepare_history", None)
+    prepared = getattr(denoise, "history_prepared", False)
     step = None
-    if prepare is not None and calls > 1 and history.shape[1]:
+    if prepare is not None and (calls > 1 or prepared) and history.shape[1]:
         step = prepare(history, history_levels, conds[0][:, :-1])
     if step is None:
         return lambda x, level: guided_next_frame(

@@ -190,6 +190,20 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             cache; equal to recomputing the window up to float rounding, tested). Used when a
             frame takes more than one network call (several steps, or guidance); ``False``
             recomputes the whole window at every step, as Diffusion Forcing does.
+        carry_history: DiT only: carry the history cache from frame to frame instead of
+            sliding the window by a frame per generated frame. The window grows, each new
+            frame's keys and values appended for the cost of one frame
+            (``SpatioTemporalDiT.append_kv``); once it holds ``context_window - 1`` frames and
+            a frame is generated, it is cut to the last ``refresh_keep`` frames, re-encoded at
+            the next step (MineWorld's cache refresh, as ``wmkit-ar-world`` does). A frame
+            then costs ``1 + steps × branches`` frame-passes instead of ``L + steps ×
+            branches`` with ``history_cache`` (``L``: the history's length) or ``L + 1`` at
+            one step. The history is between ``refresh_keep`` and ``context_window - 1``
+            frames long instead of always the longest, so once the window is full the
+            outputs differ from the sliding window's (``refresh_keep=context_window - 1``
+            refreshes every frame and equals it). Needs ``history_noise_level=0``.
+        refresh_keep: ``carry_history``: frames kept at a refresh, in ``[1, context_window -
+            1]`` (default ``context_window // 2``).
     """
 
     frozen_components = ("tokenizer",)  # saved in tokenizer/ (PretrainedMixin)
@@ -230,6 +244,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         done_head: bool = False,
         cuda_graphs: bool = False,
         history_cache: bool = True,
+        carry_history: bool = False,
+        refresh_keep: int | None = None,
     ) -> None:
         super().__init__()
         if isinstance(action_spec, dict):
@@ -257,6 +273,19 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             )
         if num_train_timesteps < 1:
             raise ValueError(f"num_train_timesteps must be >= 1; got {num_train_timesteps}")
+        if carry_history and network != "dit":
+            raise ValueError(f"carry_history=True needs network='dit'; got network={network!r}")
+        if carry_history and history_noise_level:
+            raise ValueError(
+                "carry_history=True needs a clean history (history_noise_level=0): a noised "
+                "history is drawn anew for every frame"
+            )
+        keep = context_window // 2 if refresh_keep is None else refresh_keep
+        if not 1 <= keep < context_window and carry_history:
+            raise ValueError(
+                f"refresh_keep must be in [1, context_window - 1] = [1, {context_window - 1}]; "
+                f"got {keep}"
+            )
         self.objective, self.residual = objective, residual
         self.clean_history_prob = clean_history_prob
         self.sigma_data, self.p_mean, self.p_std = sigma_data, p_mean, p_std
@@ -278,6 +307,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self.action_embed = ActionEmbedding(action_spec, self.network.cond_dim)
         self.cuda_graphs = cuda_graphs
         self.history_cache = history_cache and hasattr(self.network, "history_kv")
+        self.carry_history, self.refresh_keep = carry_history, keep
         self._graphed: dict[str, GraphedNetwork] = {}
         self.num_train_timesteps = num_train_timesteps
         self.reward_head = RewardHead(action_spec, channels, reward_hidden) if reward_head else None
@@ -480,18 +510,27 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         ``B`` (guidance). ``None`` when the cache is off or the network has none."""
         if not self.history_cache:
             return None
-        length = history.shape[1]
-        hist_base = None if base is None else base[:, :length]
-        net_x, net_levels = self._network_inputs(history, history_levels, hist_base)
-        kv = self._call_network(
-            "history_kv", self.network.history_kv, net_x, net_levels, history_cond
-        )
+        kv = self._history_kv(history, history_levels, history_cond, base)
+        return self._denoise_next(kv, None if base is None else base[:, history.shape[1] :])
+
+    def _history_kv(
+        self, history: Tensor, levels: Tensor, cond: Tensor, base: Tensor | None
+    ) -> Tensor:
+        """The network's ``history_kv`` of ``history [B, L, ...]`` (``base``: at least ``L``
+        frames, the first ``L`` used)."""
+        hist_base = None if base is None else base[:, : history.shape[1]]
+        net_x, net_levels = self._network_inputs(history, levels, hist_base)
+        return self._call_network("history_kv", self.network.history_kv, net_x, net_levels, cond)
+
+    def _denoise_next(self, kv: Tensor, new_base: Tensor | None) -> Denoiser:
+        """The denoiser of one new frame after the history whose keys and values are ``kv``
+        (``new_base [B, 1, ...]``: the new frame's base, ``residual`` only)."""
 
         def denoise_next(x: Tensor, levels: Tensor, cond: Tensor) -> Tensor:
-            new_base = None
-            if base is not None:
-                new_base = base[:, length:].repeat(x.shape[0] // base.shape[0], 1, 1, 1, 1)
-            nx, nl = self._network_inputs(x, levels, new_base)
+            base = None
+            if new_base is not None:
+                base = new_base.repeat(x.shape[0] // new_base.shape[0], 1, 1, 1, 1)
+            nx, nl = self._network_inputs(x, levels, base)
             out = self._call_network("forward_next", self.network.forward_next, nx, nl, cond, kv)
             return self._network_output(x, levels, out)
 
@@ -678,7 +717,10 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             )
         cond = self.action_embed(action)  # [B, D]
         null = self.action_embed.null_like((action.shape[0],))
-        if self.residual:
+        kv = None
+        if self.carry_history:
+            new, kv = self._step_carried(hist, hist_cond, cond, null, state.extra.get("kv"))
+        elif self.residual:
             base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1))  # [B, L + 1, c, h, w]
             denoise = _ResidualDenoiser(self, base)
             change = self.sampler.sample(denoise, hist - base[:, :-1], hist_cond, cond, null)
@@ -698,14 +740,63 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         if self.done_head is not None:
             done = (self.done_head(hist[:, -1], seen, action) > 0).float()  # [B]
         keep = self.context_window - 1
+        if kv is None and self.carry_history:  # the window is full: refresh (carry_history)
+            keep = self.refresh_keep
         x = torch.cat([hist, new[:, None]], dim=1)[:, -keep:]
         conds = torch.cat([hist_cond, cond[:, None]], dim=1)[:, -keep:]
         frames = torch.cat([state.frames, frame[:, None]], dim=1)[:, -keep:]
         extra = {"x": x, "cond": conds}
         if offset is not None:
             extra["anchor_offset"] = offset
+        if kv is not None:
+            extra["kv"] = kv
         new_state = WorldState(t=state.t + 1, frames=frames, extra=extra)
         return StepOutput(frame=frame, reward=reward, state=new_state, done=done)
+
+    def _step_carried(
+        self, hist: Tensor, hist_cond: Tensor, cond: Tensor, null: Tensor, kv: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """``carry_history``: the frame after ``hist [B, L, ...]`` from the carried history
+        cache ``kv`` (``None``: encoded here) → ``(new frame [B, c, h, w], kv with the new
+        frame appended)``; ``kv`` is ``None`` when the window is full (``L + 1`` frames of
+        history would not leave room for the next frame): ``step`` then refreshes."""
+        b, length = hist.shape[:2]
+        clean = torch.zeros(b, length, device=hist.device)
+        base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1)) if self.residual else None
+        history = hist - base[:, :-1] if base is not None else hist
+        if kv is None:
+            kv = self._history_kv(history, clean, hist_cond, base)
+        denoise = _PreparedHistory(self._denoise_next(kv, None if base is None else base[:, -1:]))
+        out = self.sampler.sample(denoise, history, hist_cond, cond, null)
+        new = hist[:, -1] + out if base is not None else out  # [B, c, h, w]
+        if length + 1 >= self.context_window:
+            return new, None
+        entry = (out if base is not None else new)[:, None]  # as the history holds it
+        net_x, net_levels = self._network_inputs(
+            entry, clean[:, :1], hist[:, -1:] if base is not None else None
+        )
+        kv = self._call_network(
+            "append_kv", self.network.append_kv, net_x, net_levels, cond[:, None], kv
+        )
+        return new, kv
+
+
+class _PreparedHistory:
+    """``carry_history``: a denoiser whose history cache is already there; the samplers call
+    ``prepare_history`` (``next_frame_denoiser``) and get the one-frame denoiser back."""
+
+    history_prepared = True
+
+    def __init__(self, denoise_next: Denoiser) -> None:
+        self.denoise_next = denoise_next
+
+    def __call__(self, x: Tensor, levels: Tensor, cond: Tensor) -> Tensor:
+        raise RuntimeError("carry_history: the whole window is never re-run")  # pragma: no cover
+
+    def prepare_history(
+        self, history: Tensor, history_levels: Tensor, history_cond: Tensor
+    ) -> Denoiser:
+        return self.denoise_next
 
 
 class _ResidualDenoiser:
