@@ -98,18 +98,22 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
     """Real-size rollout frames/s on a GPU, batch 1, bf16 autocast: the DiT-base of
     ``configs/crafter_dit_base.yaml`` (64x64 pixels, patch 4, 16-frame window, guidance 1.5)
     vs denoising steps, with and without guidance (guidance doubles the network's batch), eager
-    and with CUDA graphs (``cuda_graphs=True``, checked against eager on the same inputs)."""
+    and with CUDA graphs (``cuda_graphs=True``, checked against eager on the same inputs), with
+    the history cache rebuilt per frame, off, or carried (``carry_history``; last, so that a
+    time limit cuts those rows first)."""
     rows = []
     spec = ActionSpec.discrete(17)
-    settings = [(1.5, s, False, True) for s in (1, 2, 4, 8)]  # eager: with guidance only
-    settings += [(g, s, True, c) for c in (True, False) for g in (1.5, 1.0) for s in (1, 2, 4, 8)]
-    for guidance, steps, graphs, cache in settings:
+    settings = [(1.5, s, False, True, False) for s in (1, 2, 4, 8)]  # eager: with guidance only
+    settings += [(g, s, True, c, False) for c in (True, False) for g in (1.5, 1.0)
+                 for s in (1, 2, 4, 8)]  # fmt: skip
+    settings += [(g, s, True, True, True) for g in (1.5, 1.0) for s in (1, 4)]
+    for guidance, steps, graphs, cache, carry in settings:
         torch.manual_seed(0)
         model = DiffusionWorldModel(
             spec, network="dit", size="base", network_kwargs={"patch_size": 4},
             image_size=64, num_sampling_steps=steps, guidance_scale=guidance,
-            context_window=16, history_noise_level=20, cuda_graphs=graphs,
-            history_cache=cache,
+            context_window=16, history_noise_level=0 if carry else 20, cuda_graphs=graphs,
+            history_cache=cache, carry_history=carry,
         ).eval().to(args.device)  # fmt: skip
         ctx = torch.rand(1, 4, 3, 64, 64, device=args.device) * 2 - 1
         n = 24  # past the 16-frame window: the steady state of play
@@ -134,7 +138,9 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
                 b = model.rollout(ctx, acts[:, :3]).frames
             same = float((a.float() - b.float()).abs().max())
         row = {"network": "dit-base", "resolution": 64, "steps": steps,
-               "cuda_graphs": graphs, "history_cache": cache, "graphed_vs_eager_max_abs": same,
+               "cuda_graphs": graphs, "history_cache": cache, "carry_history": carry,
+               "history_noise_level": 0 if carry else 20,
+               "graphed_vs_eager_max_abs": same,
                "guidance_scale": guidance, "context_window": 16, "dtype": "bf16 autocast",
                "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
                "fps_median": statistics.median(fps), "fps_min": min(fps),

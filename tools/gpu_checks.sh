@@ -2,9 +2,9 @@
 # Every GPU measurement the package READMEs wait for, as one run sized to a short lease (one
 # NVIDIA GPU, ~10 minutes): ar-world's batch-1 bf16 rollout speed at ~300M (raster and
 # diagonal, eager / CUDA graphs / compiled, graphs-vs-eager logit check, profile), then
-# diffusion-world's DiT-base rollout speed (history cache on/off, CUDA graphs). Each part has
-# its own time limit, so a slow first part still leaves the second its turn; logs and JSON go
-# to $OUT (default results/gpu).
+# diffusion-world's DiT-base rollout speed (history cache off / per frame / carried, CUDA
+# graphs). Each part has its own time limit, so a slow first part still leaves the second its
+# turn; logs and JSON go to $OUT (default results/gpu).
 #
 # The GPU image has PyTorch, Lightning and most of our dependencies but not diffusers,
 # jsonargparse (with its signature extras) or av: fetch them as wheels first, where PyPI is
