@@ -17,7 +17,7 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
 TINY = ["tiny.yaml", "tiny_flow.yaml", "tiny_svd_unet.yaml", "tiny_unet3d.yaml"]
 # parameter counts stated in the README
 REAL = {
-    "crafter_dit_base.yaml": 179_797_296,
+    "crafter_dit_base.yaml": 179_855_474,
     "crafter_svd_unet_small.yaml": 29_470_559,
     "crafter32_dit_edm.yaml": 524_112,
 }
