@@ -12,6 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import tiny_model
 
+from wmkit.ar_world import ARWorldModel
 from wmkit.ar_world.lit import ARWorldModelModule, lr_factor
 from wmkit.ar_world.token_cache import TokenCacheDataModule, build_token_cache
 from wmkit.core import ActionSpec
@@ -49,6 +50,43 @@ def test_goal_conditioned_batches_train():
     module = ARWorldModelModule(tiny_model(ActionSpec.discrete(5), max_frames=7), goal_prob=1.0)
     out = module.losses(batch, train=True)
     assert torch.isfinite(out["loss"])
+
+
+@pytest.mark.parametrize("compressive", [False, True])
+def test_token_noise_corrupts_the_inputs_in_training_only_and_keeps_targets_clean(compressive):
+    batch = _batch()
+    if compressive:
+        from wmkit.core.testing import ToyCompressiveTokenizer
+
+        torch.manual_seed(0)
+        tok = ToyCompressiveTokenizer(patch=4, future_patch=2, levels=2, context_frames=2)
+        model = ARWorldModel(ActionSpec.discrete(5), tok, max_frames=6)
+    else:
+        model = tiny_model(ActionSpec.discrete(5), max_frames=6)
+    module = ARWorldModelModule(model, token_noise=0.3, action_dropout=0.0)
+    clean, future = model.encode_clip(batch["frames"])
+    seen = []
+    forward = model.forward
+    model.forward = lambda tokens, actions, null=None, fut=None: (
+        seen.append((tokens, fut)) or forward(tokens, actions, null, fut)
+    )
+    torch.manual_seed(0)
+    noisy_loss = module.losses(batch, train=True)["token_ce"]
+    clean_loss = module.losses(batch)["token_ce"]
+    for got, want in zip(seen[0], (clean, future)):
+        if want is not None:
+            changed = (got != want).float().mean().item()
+            assert 0.1 < changed < 0.3  # 30% redrawn, some to the same id
+    assert all(torch.equal(g, w) for g, w in zip(seen[1], (clean, future)) if w is not None)
+    model.forward = forward
+    torch.manual_seed(0)
+    out = model(seen[0][0], batch["actions"], None, seen[0][1])  # the same noisy inputs
+    target = (clean[:, 1:] if future is None else future).flatten(2)
+    ce = torch.nn.functional.cross_entropy(out.frame_logits.flatten(0, 2), target.flatten())
+    torch.testing.assert_close(noisy_loss, ce)  # scored against the clean tokens
+    assert not torch.isclose(noisy_loss, clean_loss)
+    with pytest.raises(ValueError, match="token_noise"):
+        ARWorldModelModule(model, token_noise=1.0)
 
 
 def test_token_cache_round_trip_and_training(tmp_path):

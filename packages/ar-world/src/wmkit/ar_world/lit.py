@@ -44,6 +44,11 @@ class ARWorldModelModule(L.LightningModule):
         goal_prob: probability of a batch being goal-conditioned: the clip's last frame is
             placed first, followed by a null action (iVideoGPT's rearrangement); per-frame
             tokenizers only.
+        token_noise: in training, replace each *input* frame token by a random id with this
+            probability (the targets stay clean): the model learns to predict from imperfect
+            frames, as it must in a rollout of its own predictions (noise augmentation against
+            exposure bias, as GameNGen noises its context frames). Modest on the quickstart
+            (``packages/ar-world/README.md``).
     """
 
     def __init__(
@@ -58,12 +63,15 @@ class ARWorldModelModule(L.LightningModule):
         done_weight: float = 0.1,
         action_dropout: float = 0.1,
         goal_prob: float = 0.0,
+        token_noise: float = 0.0,
     ) -> None:
         super().__init__()
         if lr_decay not in ("none", "cosine"):
             raise ValueError(f"lr_decay must be 'none' or 'cosine'; got {lr_decay!r}")
         if not 0.0 <= min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1]; got {min_lr_ratio}")
+        if not 0.0 <= token_noise < 1.0:
+            raise ValueError(f"token_noise must be in [0, 1); got {token_noise}")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
 
@@ -97,7 +105,12 @@ class ARWorldModelModule(L.LightningModule):
             rewards = torch.cat([rewards[:, :1], rewards], dim=1)
             dones = torch.cat([dones[:, :1], dones], dim=1)
             frame_from = 1  # no reward/done target for the goal step
-        out = self.model(tokens, actions, null, future)
+        inputs, future_in = tokens, future
+        if train and hp.token_noise > 0:
+            inputs = _corrupt(tokens, hp.token_noise, self.model.layout.context_vocab_size)
+            if future is not None:
+                future_in = _corrupt(future, hp.token_noise, self.model.layout.vocab_size)
+        out = self.model(inputs, actions, null, future_in)
         logits = out.frame_logits  # [B, T - 1, n, V] (compressive: [B, T - T0, n, V_f])
         target = (tokens[:, 1:] if future is None else future).flatten(2)
         ce = F.cross_entropy(logits.flatten(0, 2).float(), target.flatten())
@@ -161,3 +174,9 @@ def lr_factor(step: int, warmup: int, total: int | float | None, floor: float = 
         return 1.0
     progress = min(1.0, (step - warmup) / max(1.0, total - warmup))
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _corrupt(ids: Tensor, p: float, vocab: int) -> Tensor:
+    """``ids`` with each replaced by a uniformly random id with probability ``p``."""
+    flip = torch.rand(ids.shape, device=ids.device) < p
+    return torch.where(flip, torch.randint_like(ids, vocab), ids)
