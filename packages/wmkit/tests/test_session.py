@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,27 @@ def test_model_session_moves_with_actions(world, context, tmp_path):
     assert s.t == 1 and s.last_reward is not None
     with pytest.raises(ValueError, match="out of range"):
         s.step(torch.tensor(7))
+
+
+def test_a_predicted_termination_is_shown_and_play_goes_on(world, context):
+    s = PlaySession(world, context=context)
+    s.reset()
+    s.step(torch.tensor(4))
+    assert s.done is False  # this model predicts no terminations
+    step = world.step
+
+    def ending(state, action):
+        out = step(state, action)
+        return replace(out, done=torch.ones(action.shape[0]))
+
+    world.step = ending
+    try:
+        s.step(torch.tensor(4))
+        assert s.done is True and s.t == 2  # shown, not acted on
+        s.reset()
+        assert s.done is False
+    finally:
+        world.step = step
 
 
 def test_switch_between_env_and_model(world, square_env):

@@ -7,7 +7,7 @@ Protocol (JSON text messages, at most ``MAX_MESSAGE_BYTES``):
   ``{"type": "pause", "paused": bool}``, ``{"type": "record", "on": bool}``,
   ``{"type": "source", "source": "model" | "env"}``.
 - server → client: each frame as a binary PNG message, then ``{"type": "status", ...}``
-  (t, fps, reward, paused, recording, source); ``{"type": "saved", "path": ...}`` after a
+  (t, fps, reward, done, paused, recording, source); ``{"type": "saved", "path": ...}`` after a
   recording; ``{"type": "error", "message": ...}`` for anything malformed. A bad message is
   answered, never fatal; one client plays at a time (a second one is told so and closed).
 
@@ -115,6 +115,7 @@ class _Player:
         await ws.send_json({
             "type": "status", "t": s.t, "fps": round(self.fps(), 2), "reward": s.last_reward,
             "paused": self.paused, "recording": s.recording is not None, "source": s.source,
+            "done": s.done,
         })  # fmt: skip
 
     async def run_loop(self, ws: web.WebSocketResponse) -> None:

@@ -145,6 +145,8 @@ class PlaySession:
         result = self.world.step(self.state, action.unsqueeze(0).to(self.device))
         self.state = result.state
         self.last_reward = None if result.reward is None else float(result.reward[0])
+        # a predicted termination is shown, not acted on: play goes on in the imagined world
+        self.done = result.done is not None and bool(result.done[0] > 0.5)
         self.t += 1
         return self._show(_to_u8(result.frame[0]))
 
