@@ -2,6 +2,7 @@
 beside the baselines, and writes every report file; the CLI does the same from directories."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -57,6 +58,61 @@ def test_oracle_beats_copy_last_and_shows_controllability(squares, oracle):
     assert c["delta_psnr"] == pytest.approx(c["psnr_true"] - c["psnr_other"])
     copy = evaluate_rollouts(oracle(spec), _batches(frames, actions), context=2, horizon=5)
     assert copy.overall == ev.overall  # deterministic model: samples agree
+
+
+def _with_heads(oracle_cls, wrong_rewards: bool = False):
+    """The oracle, also predicting moving squares' reward (the square in the top-left quadrant
+    after the move) and a termination rule: the square reaching the bottom edge."""
+
+    class WithHeads(oracle_cls):
+        def step(self, state, action):
+            out = super().step(state, action)
+            frame = out.frame
+            h = frame.shape[-1]
+            on = (frame - frame.amin(dim=(2, 3), keepdim=True)).abs().sum(1) > 1e-3  # [B, H, W]
+            ys = torch.where(on.any(2), torch.arange(h), h).amin(1)
+            xs = torch.where(on.any(1), torch.arange(h), h).amin(1)
+            reward = ((ys < h / 2) & (xs < h / 2)).float()
+            done = on[:, -1].any(1).float()
+            return replace(out, reward=torch.ones_like(reward) if wrong_rewards else reward,
+                           done=done)  # fmt: skip
+
+    return WithHeads
+
+
+def test_reward_and_termination_predictions_are_scored_against_the_recorded_ones(
+    squares, oracle, tmp_path
+):
+    frames, actions, spec = squares
+    eps = moving_squares(num_episodes=12, length=12, size=16, seed=3)
+    rewards = torch.from_numpy(eps.rewards)
+    dones = torch.zeros_like(rewards)
+    dones[:, :-1] = (frames[:, 1:, :, -1].amax(dim=(2, 3)) > frames.amin()).float()
+    batches = [
+        {**b, "rewards": rewards[i : i + 4], "dones": dones[i : i + 4]}
+        for i, b in zip(range(0, 12, 4), _batches(frames, actions))
+    ]
+    ev = evaluate_rollouts(_with_heads(oracle)(spec), batches, context=2, horizon=5)
+    h = ev.heads
+    target = rewards[:, 1:6]  # reward t follows action t: steps context - 1 ... of each clip
+    assert h["reward_mse"] == 0.0 and h["reward_mse_per_step"] == [0.0] * 5
+    assert h["reward_mse_zero"] == pytest.approx(target.square().mean().item())
+    assert 0 < target.mean() < 1 and h["done_real_ends"] == dones[:, 1:6].sum().item() > 0
+    assert h["done_accuracy"] == 1.0 and h["done_precision"] == h["done_recall"] == 1.0
+    wrong = evaluate_rollouts(_with_heads(oracle, True)(spec), batches, context=2, horizon=5)
+    assert wrong.heads["reward_mse"] == pytest.approx((1 - target).square().mean().item())
+    files = write_report(ev, tmp_path)
+    assert "## Rewards and terminations" in files["report.md"].read_text()
+    assert "termination accuracy" in files["report.html"].read_text()
+    # without targets in the batches, or heads in the model, nothing is scored
+    assert evaluate_rollouts(oracle(spec), batches, context=2, horizon=5).heads == {}
+    plain = evaluate_rollouts(_with_heads(oracle)(spec), _batches(frames, actions), context=2,
+                              horizon=5)  # fmt: skip
+    assert plain.heads == {}
+    assert (
+        "Rewards and terminations"
+        not in write_report(plain, tmp_path / "p")["report.md"].read_text()
+    )
 
 
 def test_end_to_end_with_trained_toy_model_writes_every_report_file(

@@ -13,6 +13,7 @@ from wmkit.eval.frame_metrics import (
 )
 from wmkit.eval.frechet import frechet_distance, gaussian_stats
 from wmkit.eval.fvd import FrechetVideoDistance, I3DFeatures
+from wmkit.eval.heads import HeadScores, describe_heads
 from wmkit.eval.i3d import I3D, convert_i3d, preprocess_for_i3d
 from wmkit.eval.idm import InverseDynamicsModel, idm_accuracy, train_idm
 from wmkit.eval.report import write_report
@@ -31,6 +32,7 @@ __all__ = [
     "ControllabilityResult",
     "CopyLastFrame",
     "FrechetVideoDistance",
+    "HeadScores",
     "I3DFeatures",
     "InverseDynamicsModel",
     "PerStepMean",
@@ -39,6 +41,7 @@ __all__ = [
     "convert_i3d",
     "count_flops",
     "delta_psnr",
+    "describe_heads",
     "evaluate_rollouts",
     "frame_lpips",
     "frame_mse",

@@ -90,6 +90,7 @@ def _rollout(args: argparse.Namespace) -> int:
 
     from wmkit.core import WorldModel, load_pretrained
     from wmkit.core.weights import lpips_weights_name, weights_path
+    from wmkit.eval.heads import describe_heads
     from wmkit.eval.report import write_report
     from wmkit.eval.rollout import evaluate_rollouts
 
@@ -137,6 +138,8 @@ def _rollout(args: argparse.Namespace) -> int:
     files = write_report(ev, args.out, fps=args.fps, info={k: v for k, v in info.items() if v})
     print(ev.markdown_table())
     print(f"\nΔPSNR: {ev.controllability['delta_psnr']:.3f} dB")
+    for line in describe_heads(ev.heads):
+        print(line.replace("**", ""))
     print(f"report: {files['report.html']}")
     return 0
 

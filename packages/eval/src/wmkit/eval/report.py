@@ -2,7 +2,8 @@
 
 ``write_report(evaluation, out_dir)`` writes
 
-- ``report.md``: the metric table, controllability, notes, links to the files below;
+- ``report.md``: the metric table, controllability, reward and termination scores (when
+  measured), notes, links to the files below;
 - ``report.html``: the same, **self-contained** (plots and videos embedded as data URIs, no
   scripts, no network), so it can be mailed or attached to an issue;
 - ``metrics.json``: every number (:meth:`RolloutEvaluation.to_dict`) plus ``info``;
@@ -25,6 +26,7 @@ import numpy as np
 
 from wmkit.core.video import frame_grid
 from wmkit.core.video_io import write_gif, write_video
+from wmkit.eval.heads import describe_heads
 from wmkit.eval.rollout import HIGHER_IS_BETTER, METHOD_LABELS, METRIC_LABELS, RolloutEvaluation
 
 __all__ = ["write_report"]
@@ -150,6 +152,8 @@ def write_report(
     md = [f"# {title}", "", setting, "", ev.markdown_table(), "", f"Better: {arrows}.", ""]
     md += [definition, ""]
     md += ["## Controllability", "", *[f"- {line}" for line in _controllability_lines(ev)], ""]
+    if ev.heads:
+        md += ["## Rewards and terminations", "", *[f"- {x}" for x in describe_heads(ev.heads)], ""]
     md += ["## Plots", "", "![PSNR vs horizon](psnr_vs_horizon.png)", "",
            "![controllability](controllability.png)", ""]  # fmt: skip
     md += ["## Videos", "", legend, ""]
@@ -209,6 +213,10 @@ def _html(
     )
     ctrl = "".join(f"<li>{e(x).replace('**', '')}</li>" for x in _controllability_lines(ev))
     notes = "".join(f"<li>{e(x)}</li>" for x in ev.notes)
+    heads = ""
+    if ev.heads:
+        items = "".join(f"<li>{e(x).replace('**', '')}</li>" for x in describe_heads(ev.heads))
+        heads = f"<h2>Rewards and terminations</h2><ul>{items}</ul>"
     setting_rows = "".join(
         f"<tr><th>{e(str(k))}</th><td><code>{e(str(v))}</code></td></tr>"
         for k, v in (info or {}).items()
@@ -228,7 +236,7 @@ figure {{ display: inline-block; margin: 0.5em; }}
 <p>{e(setting)}</p>
 <table id="metrics"><thead><tr><th>method</th>{head}</tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
-<h2>Controllability</h2><ul>{ctrl}</ul>
+<h2>Controllability</h2><ul>{ctrl}</ul>{heads}
 <h2>Plots</h2><div id="plots">{plots}</div>
 <h2>Videos</h2><p>{e(legend)}</p><div id="videos">{vids}</div>
 {f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}

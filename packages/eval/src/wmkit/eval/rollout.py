@@ -8,7 +8,9 @@ averaged over samples). The predictions are compared with the real frames per ho
 tokenizer is given, the tokenizer's reconstruction of the real frames (the ceiling).
 Controllability is measured by ΔPSNR (true vs other actions) and, with an inverse-dynamics
 model, IDM action accuracy on generated frames; FVD on ``context + horizon`` clips when an
-FVD feature extractor is given and clips have at least 9 frames.
+FVD feature extractor is given and clips have at least 9 frames. When the batches carry
+``rewards``/``dones`` and the model predicts them, its reward and termination predictions along
+its own rollouts are scored too (:mod:`wmkit.eval.heads`).
 
 PSNR is the PSNR of the mean MSE over the clips (per step, and over all steps for
 ``overall``), torchmetrics' default reduction; the mean of capped per-frame PSNRs is reported
@@ -41,6 +43,7 @@ from wmkit.eval.frame_metrics import (
     psnr_from_mse,
 )
 from wmkit.eval.fvd import FrechetVideoDistance
+from wmkit.eval.heads import HeadScores
 from wmkit.eval.i3d import MIN_FRAMES
 from wmkit.eval.idm import InverseDynamicsModel, idm_accuracy
 
@@ -74,6 +77,8 @@ class RolloutEvaluation:
         videos: a few clips for the report, ``name → [K, context + horizon, C, H, W]``
             (ground truth, each method, the model under other actions).
         notes: why something was not measured.
+        heads: the model's predicted rewards and terminations against the recorded ones
+            (:class:`~wmkit.eval.heads.HeadScores`; empty when not measured).
     """
 
     context: int
@@ -85,6 +90,7 @@ class RolloutEvaluation:
     controllability: dict[str, Any]
     videos: dict[str, Tensor] = field(repr=False)
     notes: list[str] = field(default_factory=list)
+    heads: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able results (no videos)."""
@@ -194,6 +200,7 @@ def evaluate_rollouts(
                 f"shorter than I3D's minimum of {MIN_FRAMES}"
             )
     kept: dict[str, list[Tensor]] = {}
+    head_scores = HeadScores(horizon)
     num_clips = 0
     for i, batch in enumerate(batches):
         if max_batches is not None and i >= max_batches:
@@ -202,10 +209,18 @@ def evaluate_rollouts(
             batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
         clip, ctx, ctx_actions, step_actions, target = _split(batch, context, horizon)
         preds: dict[str, Tensor] = {}
-        samples = []
+        rollouts = []
         for s in range(num_samples):
             torch.manual_seed(seed + s)
-            samples.append(world_model.rollout(ctx, step_actions, ctx_actions).frames)
+            rollouts.append(world_model.rollout(ctx, step_actions, ctx_actions))
+        samples = [r.frames for r in rollouts]
+        steps = slice(context - 1, context - 1 + horizon)  # reward/done t follow action t
+        head_scores.update(
+            [r.rewards for r in rollouts],
+            [r.dones for r in rollouts],
+            batch["rewards"][:, steps] if batch.get("rewards") is not None else None,
+            batch["dones"][:, steps] if batch.get("dones") is not None else None,
+        )
         preds["copy_last_frame"] = copy_last.rollout(ctx, step_actions, ctx_actions).frames
         if tokenizer is not None:
             preds["tokenizer_recon"] = tokenizer_reconstruction(tokenizer, clip, horizon)
@@ -296,4 +311,5 @@ def evaluate_rollouts(
         controllability=controllability,
         videos=videos,
         notes=notes,
+        heads=head_scores.compute(),
     )
