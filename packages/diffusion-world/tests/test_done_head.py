@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from wmkit.core import ActionSpec, to_float_video
-from wmkit.core.testing import WorldModelTests, moving_squares
+from wmkit.core.testing import ToyTokenizer, WorldModelTests, moving_squares
 from wmkit.diffusion_world import DiffusionWorldModel
 from wmkit.diffusion_world.lit import DiffusionForcingModule
 
@@ -88,6 +88,32 @@ def test_lit_adds_the_weighted_done_bce_and_logs_it():
     done = model.done_loss(data["frames"], data["actions"], data["dones"])
     assert torch.allclose(total, diffusion + 2.5 * reward + 0.5 * done)
     assert "train/done_bce" in logged
+
+
+def test_a_latent_model_encodes_each_batch_once_for_the_loss_and_both_heads(tmp_path):
+    data = _episodes(2, seed=0)
+    torch.manual_seed(0)
+    model = DiffusionWorldModel(
+        SPEC, image_size=4, tokenizer=None, objective="edm", residual=True,
+        network_kwargs={"patch_size": 1}, reward_head=True, done_head=True, reward_hidden=8,
+    )  # fmt: skip
+    model.set_tokenizer(ToyTokenizer(patch=4, channels=3, kind="continuous"))
+    calls = []
+    encode = model._tokenizer.encode
+    model._tokenizer.encode = lambda video: calls.append(video.shape) or encode(video)
+    module = DiffusionForcingModule(model)
+    batch = {**data, "rewards": torch.rand(2, 6)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss = module.training_step(batch, 0)
+    assert len(calls) == 1 and torch.isfinite(loss)
+    latents = model.encode(data["frames"])
+    with pytest.raises(ValueError, match="latents must be"):
+        model.done_loss(data["frames"], data["actions"], data["dones"], latents[:, :3])
+    torch.testing.assert_close(
+        model.reward_loss(data["frames"], data["actions"], batch["rewards"], latents),
+        model.reward_loss(data["frames"], data["actions"], batch["rewards"]),
+    )
 
 
 def test_done_head_save_load_round_trip_and_configs_without_it_load(tmp_path):

@@ -65,9 +65,9 @@ class DiffusionForcingModule(L.LightningModule):
         if gradient_checkpointing:
             model.set_gradient_checkpointing(True)
 
-    def _head_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def _head_losses(self, batch: dict[str, Tensor], latents: Tensor) -> dict[str, Tensor]:
         """``reward_mse`` / ``done_bce`` of the heads the model has, for the targets the batch
-        has."""
+        has (``latents``: the batch's frames encoded)."""
         out = {}
         for head, key, name, loss_fn in (
             (self.model.reward_head, "rewards", "reward_mse", self.model.reward_loss),
@@ -80,14 +80,15 @@ class DiffusionForcingModule(L.LightningModule):
                 raise ValueError(
                     f"the {head_name} head needs batch['actions'] beside batch['{key}']"
                 )
-            out[name] = loss_fn(batch["frames"], batch["actions"], batch[key])
+            out[name] = loss_fn(batch["frames"], batch["actions"], batch[key], latents)
         return out
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        out = self.model.loss(batch["frames"], batch.get("actions"))
+        latents = self.model.encode(batch["frames"])  # once for the loss and the heads
+        out = self.model.loss(batch["frames"], batch.get("actions"), latents)
         loss = out.loss
         logs = {f"train/{k}": v for k, v in out.logs.items()}
-        heads = self._head_losses(batch)
+        heads = self._head_losses(batch, latents)
         if heads:
             logs["train/diffusion_loss"] = out.loss
         weights = {"reward_mse": self.hparams.reward_weight, "done_bce": self.hparams.done_weight}
@@ -100,9 +101,10 @@ class DiffusionForcingModule(L.LightningModule):
 
     def _evaluate(self, batch: dict[str, Tensor], split: str) -> None:
         frames, actions = batch["frames"], batch.get("actions")
-        out = self.model.loss(frames, actions)
+        latents = self.model.encode(frames)
+        out = self.model.loss(frames, actions, latents)
         logs = {f"{split}/loss": out.loss}
-        logs.update({f"{split}/{k}": v for k, v in self._head_losses(batch).items()})
+        logs.update({f"{split}/{k}": v for k, v in self._head_losses(batch, latents).items()})
         k = self.hparams.eval_context
         if actions is not None and frames.shape[1] > k:
             gen = self.model.rollout(frames[:, :k], actions[:, k - 1 : -1]).frames

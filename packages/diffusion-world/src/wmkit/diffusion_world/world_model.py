@@ -473,6 +473,17 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         frame (zeros for the first) → ``[B, T, ...]``."""
         return torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
 
+    def _encoded(self, frames: Tensor, latents: Tensor | None) -> Tensor:
+        """``encode(frames)``, or ``latents`` when given (checked against the frames)."""
+        if latents is None:
+            return self.encode(frames)
+        expected = (*frames.shape[:2], self.channels, self.image_size, self.image_size)
+        if tuple(latents.shape) != expected:
+            raise ValueError(
+                f"latents must be encode(frames)'s {expected}; got {tuple(latents.shape)}"
+            )
+        return latents
+
     def _net_input(self, x: Tensor, base: Tensor | None) -> Tensor:
         if not self.residual:
             return x
@@ -578,9 +589,13 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         return self
 
     # ------------------------------------------------------------------ training
-    def loss(self, frames: Tensor, actions: Tensor | None = None) -> DiffusionLoss:
+    def loss(
+        self, frames: Tensor, actions: Tensor | None = None, latents: Tensor | None = None
+    ) -> DiffusionLoss:
         """Diffusion Forcing loss on a clip ``frames [B, T, C, H, W]``, ``actions [B, T, ...]``
-        (action ``t`` follows frame ``t``; the last one is unused)."""
+        (action ``t`` follows frame ``t``; the last one is unused). ``latents``: ``encode
+        (frames)`` when the caller has it already (the tokenizer then runs once per batch for
+        this loss and the heads')."""
         check_video(frames, "frames")
         b, t = frames.shape[:2]
         if actions is not None:
@@ -590,7 +605,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                     f"actions must be [B, T, ...] or [B, T - 1, ...] for frames [B, T] = "
                     f"{(b, t)}; got {tuple(actions.shape)}"
                 )
-        x = self.encode(frames)  # [B, T, c, h, w]
+        x = self._encoded(frames, latents)  # [B, T, c, h, w]
         base = self.bases(x) if self.residual else None
         y = x - base if base is not None else x  # what is diffused
         clean = torch.zeros(b, t, dtype=torch.bool, device=x.device)  # context frames, no loss
@@ -640,30 +655,43 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             },
         )
 
-    def reward_loss(self, frames: Tensor, actions: Tensor, rewards: Tensor) -> Tensor:
+    def reward_loss(
+        self, frames: Tensor, actions: Tensor, rewards: Tensor, latents: Tensor | None = None
+    ) -> Tensor:
         """MSE of the reward head on a clip's transitions: reward ``t`` (``rewards [B, T]``)
         from frames ``t``, ``t + 1`` (``frames [B, T, C, H, W]``, clean) and action ``t``
-        (``actions [B, T, ...]``); the last reward has no next frame and is unused."""
+        (``actions [B, T, ...]``); the last reward has no next frame and is unused.
+        ``latents``: ``encode(frames)``, when already computed."""
         if self.reward_head is None:
             raise ValueError("this model has no reward head; build it with reward_head=True")
         pred, target = self._transition_outputs(
-            self.reward_head, frames, actions, rewards, "rewards"
+            self.reward_head, frames, actions, rewards, "rewards", latents
         )
         return F.mse_loss(pred.float(), target.float())
 
-    def done_loss(self, frames: Tensor, actions: Tensor, dones: Tensor) -> Tensor:
+    def done_loss(
+        self, frames: Tensor, actions: Tensor, dones: Tensor, latents: Tensor | None = None
+    ) -> Tensor:
         """Binary cross-entropy of the done head on a clip's transitions: done ``t``
         (``dones [B, T]``, 0/1: action ``t`` ended the episode) from frames ``t``, ``t + 1``
         and action ``t``, as :meth:`reward_loss`."""
         if self.done_head is None:
             raise ValueError("this model has no done head; build it with done_head=True")
-        logits, target = self._transition_outputs(self.done_head, frames, actions, dones, "dones")
+        logits, target = self._transition_outputs(
+            self.done_head, frames, actions, dones, "dones", latents
+        )
         if ((target != 0) & (target != 1)).any():
             raise ValueError("dones must be 0 or 1")
         return F.binary_cross_entropy_with_logits(logits.float(), target.float())
 
     def _transition_outputs(
-        self, head: nn.Module, frames: Tensor, actions: Tensor, targets: Tensor, name: str
+        self,
+        head: nn.Module,
+        frames: Tensor,
+        actions: Tensor,
+        targets: Tensor,
+        name: str,
+        latents: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``head`` on every transition ``(frame t, action t, frame t + 1)`` of a clip →
         ``(outputs [B, T - 1], targets [B, T - 1])``, the inputs checked."""
@@ -682,7 +710,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 f"{name} must be [B, T] or [B, T - 1] for frames [B, T] = {(b, t)}; "
                 f"got {tuple(targets.shape)}"
             )
-        x = self.encode(frames)  # [B, T, c, h, w]
+        x = self._encoded(frames, latents)  # [B, T, c, h, w]
         out = head(
             x[:, :-1].flatten(0, 1), x[:, 1:].flatten(0, 1), actions[:, : t - 1].flatten(0, 1)
         ).reshape(b, t - 1)
