@@ -105,6 +105,7 @@ def main() -> None:
         "SSIM copy-last",
         "beats copy-last",
         "ΔPSNR controllability",
+        "reward MSE (always 0)",
         "play FPS",
     ]
     print("| " + " | ".join(head) + " |")
@@ -118,6 +119,8 @@ def main() -> None:
             "–" if r.get("reconstruction_psnr") is None else f"{r['reconstruction_psnr']:.2f}",
             f"{r['ssim']:.3f}", f"{r['copy_last_ssim']:.3f}",
             "yes" if r["psnr"] > r["copy_last_psnr"] else "no", f"{r['delta_psnr']:+.2f}",
+            "–" if r.get("reward_mse") is None
+            else f"{r['reward_mse']:.4f} ({r['reward_mse_zero']:.4f})",
             f"{r['play_fps']:.1f}",
         ]  # fmt: skip
         print("| " + " | ".join(map(str, cells)) + " |")

@@ -50,14 +50,17 @@ def test_tiny_quickstart_survives_sigkill_and_resumes(tmp_path):
     # the default: a per-frame continuous tokenizer, a diffusion world model on its latents
     assert type(world).__name__ == "DiffusionWorldModel" and world.action_spec.n == 17
     assert tokenizer.kind == "continuous" and tokenizer.temporal_compression == 1
-    assert world.tokenizer is not None and world.anchored_decoding
+    assert world.tokenizer is not None and world.anchored_decoding and world.carry_history
+    assert world.reward_head is not None and world.done_head is not None
     scale = json.loads((out / "quickstart_state.json").read_text())["done"]["tokenizer"]
     assert world.latent_scale == scale["latent_scale"] > 0  # measured, then used
     manifest = json.loads((plan.dataset / "manifest.json").read_text())
     assert manifest["policy"]["name"] == plan.policy == "explore"  # recorded as planned
-    for key in ("psnr", "copy_last_psnr", "delta_psnr", "reconstruction_psnr"):
+    keys = ("psnr", "copy_last_psnr", "delta_psnr", "reconstruction_psnr", "reward_mse")
+    for key in (*keys, "reward_mse_zero"):
         assert isinstance(result.metrics[key], float)
     assert "copy last frame" in result.metrics["table"]
+    assert "Rewards and terminations" in (result.report_dir / "report.md").read_text()
     for stage in ("tokenizer", "world"):
         assert result.configs[stage].is_file()
 
@@ -78,6 +81,7 @@ def test_tiny_quickstart_with_the_autoregressive_world_model(tmp_path):
     assert (result.report_dir / "report.html").is_file()
     assert isinstance(result.metrics["delta_psnr"], float)
     assert isinstance(result.metrics["reconstruction_psnr"], float)
+    assert isinstance(result.metrics["reward_mse"], float)  # the slot's reward head
 
 
 def test_world_size_defaults_follow_the_family_and_device():

@@ -265,7 +265,8 @@ class QuickstartPlan:
         predicting the change from the previous frame (``residual``), sampled in one step with
         the history cache carried from frame to frame (``carry_history``: the same rollouts
         until the window fills, the same quality past it, 30% faster play) and decoded anchored
-        on the last real frame. ``latent_scale`` makes latent changes as large
+        on the last real frame. Reward and done heads (tiny CNNs beside the DiT) predict each
+        transition's reward and termination. ``latent_scale`` makes latent changes as large
         as pixel changes, so ``sigma_data`` (0.1, tuned on pixels) carries over."""
         return {
             "seed_everything": self.seed,
@@ -294,6 +295,8 @@ class QuickstartPlan:
                             "num_sampling_steps": 1,
                             "context_window": self.clip_length,
                             "carry_history": True,
+                            "reward_head": True,  # for play, agents and the report
+                            "done_head": True,
                         },
                     },
                 },

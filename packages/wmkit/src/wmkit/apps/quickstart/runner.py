@@ -240,5 +240,7 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
         "copy_last_ssim": overall["copy_last_frame"]["ssim"],
         "reconstruction_psnr": overall.get("tokenizer_recon", {}).get("psnr"),
         "delta_psnr": evaluation.controllability["delta_psnr"],
+        "reward_mse": evaluation.heads.get("reward_mse"),
+        "reward_mse_zero": evaluation.heads.get("reward_mse_zero"),
         "table": evaluation.markdown_table(),
     }
