@@ -16,16 +16,26 @@ FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+# The square's left edge in the frame shown; NaN while the newest frame is still decoding
+# (every frame replaces the image's blob URL, and an undecoded image draws nothing), so that
+# comparisons with it wait instead of reading an empty canvas.
 SQUARE_X = """() => {
   const img = document.getElementById("screen");
+  if (!img.complete || !img.naturalWidth) return NaN;
   const c = document.createElement("canvas"); c.width = 16; c.height = 16;
   const ctx = c.getContext("2d"); ctx.drawImage(img, 0, 0, 16, 16);
   const d = ctx.getImageData(0, 0, 16, 16).data;
-  let best = 99;
+  let best = NaN;
   for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++)
-    if (d[(y * 16 + x) * 4] > 100) best = Math.min(best, x);
+    if (d[(y * 16 + x) * 4] > 100) best = Number.isNaN(best) ? x : Math.min(best, x);
   return best;
 }"""
+
+
+def _square_x(page) -> int:
+    """The square's left edge once a decoded frame shows it."""
+    found = page.wait_for_function(f"(() => {{ const x = ({SQUARE_X})(); return x + 1; }})")
+    return int(found.json_value()) - 1
 
 
 @pytest.fixture
@@ -59,11 +69,11 @@ def test_play_in_headless_chromium(server, tmp_path):
         assert page.text_content("#title") == "scripted squares"
         assert "ArrowRight: right" in page.text_content("#help")
         page.click("#screen")
-        x0 = page.evaluate(SQUARE_X)
+        x0 = _square_x(page)
         page.keyboard.down("ArrowRight")
         page.wait_for_function(f"({SQUARE_X})() > {x0}", timeout=20000)
         page.keyboard.up("ArrowRight")
-        x1 = page.evaluate(SQUARE_X)
+        x1 = _square_x(page)
         page.keyboard.down("ArrowLeft")
         page.wait_for_function(f"({SQUARE_X})() < {x1}", timeout=20000)
         page.keyboard.up("ArrowLeft")
