@@ -38,7 +38,8 @@ class PatchVQModule(TokenizerLitMixin, L.LightningModule):
         lr: Adam learning rate of the codebook (pixel units: codes live in [-1, 1]).
         kmeans_iterations: Lloyd iterations of the k-means seeding.
         seed_batches: training batches whose frames seed the codebook (more batches, more
-            varied scenes; they are drawn before the first step and are not trained on).
+            varied scenes). They are read from the training loader in an extra pass before
+            the first step; training then draws its epoch from the start as usual.
         reseed_every: steps between re-seeding unused codes (0: never).
         export_dir: where to ``save_pretrained`` the tokenizer when fit ends.
         log_videos_every_n_epochs: write a real|reconstruction GIF every n validation epochs
