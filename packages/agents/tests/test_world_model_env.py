@@ -128,11 +128,13 @@ def test_termination_fn_ends_episodes():
 def test_ppo_trains_in_imagination():
     """DIAMOND-style: an SB3 on-policy learner runs directly on the batched imagined env."""
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
 
     contexts, eps = _contexts()
     vec = WorldModelVecEnv(ToyWorldModel(eps.action_spec, hidden=8), contexts, 4,
                            max_episode_steps=8, seed=0)  # fmt: skip
     agent = PPO("MlpPolicy", vec, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    agent.set_logger(Logger(folder=None, output_formats=[]))  # SB3 would make a /tmp/SB3-* dir
     agent.learn(64)
     assert agent.num_timesteps >= 64
 
