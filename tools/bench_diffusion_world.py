@@ -12,7 +12,8 @@
    changes when the current action is replaced by another one;
 4. a 100-frame rollout with a sliding window: PSNR of the mean MSE against the real frames
    per step (plot);
-5. ``--history-cache`` (alone): rollout speed with and without the DiT's history cache.
+5. ``--history-cache`` (alone): rollout speed with and without the history cache, of the
+   DiT or (``--cache-network unet3d|svd_unet``) a causalized diffusers UNet.
 
     uv run --no-sync python tools/bench_diffusion_world.py --quick --data /tmp/s2/crafter32
     # on the latents of the quickstart's per-frame tokenizer (trained 150 s first)
@@ -150,16 +151,26 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+# --history-cache networks: a 32x32-pixel model of each family (UNets: no residual option)
+CACHE_NETWORKS = {
+    "dit": ({"patch_size": 4, "hidden_size": 128, "depth": 4, "num_heads": 4}, True),
+    "unet3d": ({"block_out_channels": (32, 64), "norm_num_groups": 8}, False),
+    "svd_unet": ({"block_out_channels": (64, 64)}, False),
+}
+
+
 def history_cache_speed(args: argparse.Namespace) -> list[dict]:
-    """Rollout frames/s without the DiT's history cache, with it (``history_cache``: the
-    history encoded once per frame, each denoising step on the new frame alone) and with it
-    carried across frames (``carry_history``: each new frame appended, the history cut to 8
-    frames when the 16-frame window fills) vs denoising steps and guidance, past the window.
-    Each cached rollout is compared with the uncached one on the same seed (max abs
-    difference of the frames); a carried one differs by design once the window is full."""
+    """Rollout frames/s without the history cache, with it (``history_cache``: the history
+    encoded once per frame, each denoising step on the new frame alone) and with it carried
+    across frames (``carry_history``: each new frame appended, the history cut to 8 frames
+    when the 16-frame window fills) vs denoising steps and guidance, past the window, for
+    ``--cache-network`` (the DiT, or a causalized diffusers UNet). Each cached rollout is
+    compared with the uncached one on the same seed (max abs difference of the frames); a
+    carried one differs by design once the window is full."""
     rows = []
     spec = ActionSpec.discrete(17)
-    net = {"patch_size": 4, "hidden_size": 128, "depth": 4, "num_heads": 4}
+    net, residual = CACHE_NETWORKS[args.cache_network]
+    size = {} if args.cache_network == "dit" else {"size": "tiny"}
     n = 20  # past the 16-frame window: the steady state of play
     for guidance in (1.0, 1.5):
         for steps in (1, 2, 4) if args.quick else (1, 2, 4, 8):
@@ -167,9 +178,10 @@ def history_cache_speed(args: argparse.Namespace) -> list[dict]:
             for cache, carry in ((False, False), (True, False), (True, True)):
                 torch.manual_seed(0)
                 model = DiffusionWorldModel(
-                    spec, network="dit", network_kwargs=net, image_size=32,
+                    spec, network=args.cache_network, network_kwargs=net, image_size=32,
                     num_sampling_steps=steps, guidance_scale=guidance, context_window=16,
-                    objective="edm", residual=True, history_cache=cache, carry_history=carry,
+                    objective="edm", residual=residual, history_cache=cache,
+                    carry_history=carry, **size,
                 ).eval().to(args.device)  # fmt: skip
                 with torch.no_grad():  # adaLN-Zero's zeros would make every output equal
                     for q in model.parameters():
@@ -187,7 +199,8 @@ def history_cache_speed(args: argparse.Namespace) -> list[dict]:
                     _sync(args.device)
                     times.append(time.perf_counter() - t0)
                 fps = [n / t for t in times]
-                row = {"steps": steps, "guidance_scale": guidance, "history_cache": cache,
+                row = {"network": args.cache_network, "steps": steps,
+                       "guidance_scale": guidance, "history_cache": cache,
                        "carry_history": carry,
                        "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
                        "fps_median": statistics.median(fps), "fps_min": min(fps),
@@ -452,7 +465,11 @@ def main() -> None:
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument(
         "--history-cache", action="store_true",
-        help="only: rollout speed with and without the DiT's history cache (no data needed)",
+        help="only: rollout speed with and without the history cache (no data needed)",
+    )  # fmt: skip
+    p.add_argument(
+        "--cache-network", choices=tuple(CACHE_NETWORKS), default="dit",
+        help="--history-cache: the network measured",
     )  # fmt: skip
     p.add_argument(
         "--gpu-speed", action="store_true",
@@ -480,8 +497,10 @@ def main() -> None:
         rows = history_cache_speed(args)
         hw = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
         out.write_text(json.dumps({"hardware": hw, "history_cache": rows}, indent=2))
-        print(f"\n### History cache (DiT {rows[0]['params_m']:.1f}M, 32x32 pixels, patch 4, "
-              f"16-frame window, batch 1, {args.threads} thread(s); {hw})\n")  # fmt: skip
+        name = {"dit": "DiT", "unet3d": "causal UNet3D", "svd_unet": "causal SVD UNet"}
+        print(f"\n### History cache ({name[args.cache_network]} {rows[0]['params_m']:.1f}M, "
+              f"32x32 pixels, 16-frame window, batch 1, {args.threads} thread(s); "
+              f"{hw})\n")  # fmt: skip
         _print_cache_table(rows, "max abs diff (cache vs none)", "max_abs_diff_vs_none", 2)
         return
 

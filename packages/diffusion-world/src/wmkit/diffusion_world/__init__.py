@@ -7,6 +7,7 @@ from wmkit.diffusion_world.causal_layers import (
     CausalAttnProcessor,
     CausalTemporalConv3d,
     FrameGroupNorm,
+    FramePositionTimesteps,
     transfer_temporal_kernel,
 )
 from wmkit.diffusion_world.causalize import (
@@ -40,6 +41,7 @@ from wmkit.diffusion_world.schedulers import (
     make_sampling_scheduler,
     make_training_scheduler,
 )
+from wmkit.diffusion_world.temporal_cache import UNetHistory, UNetHistoryCache
 from wmkit.diffusion_world.unet3d import UNET3D_SIZES, CausalUNet3D, tiny_unet3d_config
 from wmkit.diffusion_world.world_model import DiffusionLoss, DiffusionWorldModel
 
@@ -59,9 +61,12 @@ __all__ = [
     "EDMNextFrameSampler",
     "FlowNextFrameSampler",
     "FrameGroupNorm",
+    "FramePositionTimesteps",
     "NextFrameSampler",
     "RewardHead",
     "SpatioTemporalDiT",
+    "UNetHistory",
+    "UNetHistoryCache",
     "add_frame_noise",
     "causalize",
     "edm_scalings",

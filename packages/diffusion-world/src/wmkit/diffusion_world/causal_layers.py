@@ -5,7 +5,13 @@
   (``TEMPORAL_CONV_RULES``);
 - :class:`FrameGroupNorm`: GroupNorm whose statistics are taken per frame;
 - :class:`CausalAttnProcessor`: a diffusers attention processor with a causal mask, for
-  attention layers whose sequence axis is time.
+  attention layers whose sequence axis is time;
+- :class:`FramePositionTimesteps`: SVD's sinusoidal frame-position embedding, aware of the
+  history cache (frames after a cached history keep their positions).
+
+The temporal layers also serve the UNets' history cache
+(:mod:`~wmkit.diffusion_world.temporal_cache`): inside its calls they keep or read the state
+of the frames before the ones they run.
 
 All three keep the parameter names of the layers they replace (``weight``, ``bias``,
 ``to_q`` ...), so a causalized network loads the same state dict as the original.
@@ -17,14 +23,18 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.embeddings import Timesteps
 from einops import rearrange
 from torch import Tensor, nn
+
+from wmkit.diffusion_world.temporal_cache import active_history
 
 __all__ = [
     "TEMPORAL_CONV_RULES",
     "CausalAttnProcessor",
     "CausalTemporalConv3d",
     "FrameGroupNorm",
+    "FramePositionTimesteps",
     "TemporalConvRule",
     "transfer_temporal_kernel",
 ]
@@ -82,7 +92,14 @@ class CausalTemporalConv3d(nn.Conv3d):
 
     def forward(self, x: Tensor) -> Tensor:  # x: [B, C, T, H, W]
         k = self.kernel_size[0]
-        x = F.pad(x, (0, 0, 0, 0, k - 1, 0))  # [B, C, T + k - 1, H, W]
+        session = active_history()
+        past = None if session is None else session.past(self, x.shape[0])
+        if past is None:
+            x = F.pad(x, (0, 0, 0, 0, k - 1, 0))  # [B, C, T + k - 1, H, W]
+        else:  # the frames after a cached history: its last k - 1 input frames come first
+            x = torch.cat([past[0].to(x.dtype), x], dim=2)
+        if session is not None:
+            session.keep(self, x[:, :, x.shape[2] - (k - 1) :])  # [B, C, k - 1, H, W]
         return super().forward(x)  # [B, C', T, H, W]
 
     @classmethod
@@ -182,9 +199,41 @@ class CausalAttnProcessor:
             q = attn.norm_q(q)
         if attn.norm_k is not None:
             k = attn.norm_k(k)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [N, h, T, d]
+        session = active_history()
+        past = None if session is None else session.past(attn, k.shape[0])
+        if past is None:
+            if session is not None:
+                session.keep(attn, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [N, h, T, d]
+        else:  # the frames after a cached history attend to all of it and causally to theirs
+            k = torch.cat([past[0].to(k.dtype), k], dim=2)  # [N, h, L + T, d]
+            v = torch.cat([past[1].to(v.dtype), v], dim=2)
+            session.keep(attn, k, v)
+            t, length = q.shape[2], k.shape[2]
+            mask = None
+            if t > 1:
+                mask = torch.ones(t, length, dtype=torch.bool, device=q.device)
+                mask = mask.tril(diagonal=length - t)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [N, h, T, d]
         out = rearrange(out, "n h t d -> n t (h d)").to(q.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
         if attn.residual_connection:
             out = out + residual
         return out / attn.rescale_output_factor
+
+
+class FramePositionTimesteps(Timesteps):
+    """Diffusers' ``Timesteps`` as SVD's ``TransformerSpatioTemporalModel`` uses it: the
+    sinusoidal embedding of frame positions ``0..T-1``. After a cached history of ``L``
+    frames (:mod:`~wmkit.diffusion_world.temporal_cache`) the frames run are at positions
+    ``L..L+T-1``, as in the full forward; elsewhere it is the original."""
+
+    @classmethod
+    def from_timesteps(cls, proj: Timesteps) -> FramePositionTimesteps:
+        return cls(proj.num_channels, proj.flip_sin_to_cos, proj.downscale_freq_shift, proj.scale)
+
+    def forward(self, timesteps: Tensor) -> Tensor:
+        session = active_history()
+        if session is not None and session.first_frame:
+            timesteps = timesteps + session.first_frame
+        return super().forward(timesteps)

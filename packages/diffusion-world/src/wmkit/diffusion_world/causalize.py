@@ -14,7 +14,13 @@ strictly causal network over time with a noise level per frame. Two are covered:
 - the timestep becomes per frame (``[B, T]``), as Diffusion Forcing needs: the returned
   :class:`CausalSVDUNet` runs the UNet's own blocks with a per-frame time embedding, plus
   an optional per-frame conditioning vector (actions) added to it through a zero-initialised
-  projection, so a pretrained network starts out unchanged.
+  projection, so a pretrained network starts out unchanged;
+- the frame-position embedding of its temporal transformers becomes
+  :class:`~wmkit.diffusion_world.causal_layers.FramePositionTimesteps` (the same embedding;
+  it keeps the positions of frames run after a cached history).
+
+Both wrappers have a history cache (:mod:`~wmkit.diffusion_world.temporal_cache`): with a
+clean history, each denoising step runs the UNet on the new frame alone.
 
 Everything else in the SVD UNet already works frame by frame (2D convs and spatial attention
 over ``(B T)``; the temporal cross-attention reads the first frame's context only).
@@ -42,7 +48,10 @@ from typing import Any
 import torch
 from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel
 from diffusers.models.attention import BasicTransformerBlock, TemporalBasicTransformerBlock
-from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
+from diffusers.models.transformers.transformer_temporal import (
+    TransformerSpatioTemporalModel,
+    TransformerTemporalModel,
+)
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
@@ -51,8 +60,10 @@ from wmkit.diffusion_world.causal_layers import (
     CausalAttnProcessor,
     CausalTemporalConv3d,
     FrameGroupNorm,
+    FramePositionTimesteps,
     TemporalConvRule,
 )
+from wmkit.diffusion_world.temporal_cache import UNetHistoryCache
 from wmkit.diffusion_world.unet3d import CausalUNet3D
 
 DiffusersVideoUNet = UNetSpatioTemporalConditionModel | UNet3DConditionModel
@@ -155,13 +166,15 @@ def _replace_children(module: nn.Module, temporal_conv: TemporalConvRule) -> Non
             _replace_children(child, temporal_conv)
 
 
-class CausalSVDUNet(nn.Module):
+class CausalSVDUNet(UNetHistoryCache, nn.Module):
     """A causalized ``UNetSpatioTemporalConditionModel`` with per-frame timesteps.
 
     ``forward(sample [B, T, C, H, W], timesteps [B, T], cond [B, T, cond_dim] | None)`` →
     ``[B, T, C_out, H, W]``. Output frame ``t`` depends on inputs, timesteps and conditions
     of frames ``<= t`` only. When the UNet takes more input channels than ``sample`` has
     (SVD concatenates the conditioning image's latents), the extra channels are zeros.
+    ``history_kv`` / ``forward_next`` / ``append_kv``: the history cache
+    (:mod:`~wmkit.diffusion_world.temporal_cache`).
 
     Args:
         unet: the (already causalized) diffusers UNet; use :func:`causalize` to build this.
@@ -314,6 +327,9 @@ def causalize(
         )
     _causal_temporal_attention(model)  # checks before anything is replaced
     _replace_children(model, temporal_conv)
+    for module in model.modules():  # SVD's frame positions, kept after a cached history
+        if isinstance(module, TransformerSpatioTemporalModel):
+            module.time_proj = FramePositionTimesteps.from_timesteps(module.time_proj)
     if isinstance(model, UNet3DConditionModel):
         return CausalUNet3D(model, cond_dim=cond_dim)
     return CausalSVDUNet(model, cond_dim=cond_dim)

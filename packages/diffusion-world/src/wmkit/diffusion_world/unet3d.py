@@ -28,6 +28,8 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from wmkit.diffusion_world.temporal_cache import UNetHistoryCache
+
 __all__ = ["UNET3D_SIZES", "CausalUNet3D", "tiny_unet3d_config"]
 
 # ``attention_head_dim`` is what diffusers' UNet3DConditionModel uses as the *number* of heads
@@ -65,7 +67,7 @@ def tiny_unet3d_config(channels: int = 3, **overrides: Any) -> dict[str, Any]:
     }
 
 
-class CausalUNet3D(nn.Module):
+class CausalUNet3D(UNetHistoryCache, nn.Module):
     """A causalized ``UNet3DConditionModel`` with per-frame timesteps.
 
     ``forward(sample [B, T, C, H, W], timesteps [B, T], cond [B, T, cond_dim] | None)`` →
@@ -74,7 +76,9 @@ class CausalUNet3D(nn.Module):
     conditions of frames ``<= t`` only. The per-frame conditioning is added to the time
     embedding through a zero-initialised projection (a pretrained network starts out
     unchanged); the cross-attention context (text embeddings in ModelScope) defaults to one
-    learned token, zero-initialised.
+    learned token, zero-initialised. ``history_kv`` / ``forward_next`` / ``append_kv``: the
+    history cache (:mod:`~wmkit.diffusion_world.temporal_cache`; the temporal transformers of
+    ``UNet3DConditionModel`` have no position embedding, so nothing else needs the offset).
 
     Args:
         unet: the (already causalized) diffusers UNet; use :func:`causalize` to build this.

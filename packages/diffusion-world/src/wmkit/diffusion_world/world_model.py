@@ -185,15 +185,16 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         cuda_graphs: at inference on CUDA, replay the DiT's calls as CUDA graphs (one per input
             shape; ``wmkit.diffusion_world.cuda_graphs``): the same outputs, without the
             per-kernel launch cost that bounds batch-1 rollouts. DiT only.
-        history_cache: DiT only: compute the history's keys and values once per generated
-            frame and run each denoising step on the new frame alone (``dit.py``'s history
-            cache; equal to recomputing the window up to float rounding, tested). Used when a
-            frame takes more than one network call (several steps, or guidance); ``False``
-            recomputes the whole window at every step, as Diffusion Forcing does.
-        carry_history: DiT only: carry the history cache from frame to frame instead of
+        history_cache: compute the history's part of the network once per generated frame
+            and run each denoising step on the new frame alone (the DiT's keys and values,
+            ``dit.py``; the UNets' temporal-layer state, ``temporal_cache.py``; equal to
+            recomputing the window up to float rounding, tested). Used when a frame takes
+            more than one network call (several steps, or guidance); ``False`` recomputes the
+            whole window at every step, as Diffusion Forcing and Vid2World do.
+        carry_history: carry the history cache from frame to frame instead of
             sliding the window by a frame per generated frame. The window grows, each new
-            frame's keys and values appended for the cost of one frame
-            (``SpatioTemporalDiT.append_kv``); once it holds ``context_window - 1`` frames and
+            frame's cache appended for the cost of one frame (the networks'
+            ``append_kv``); once it holds ``context_window - 1`` frames and
             a frame is generated, it is cut to the last ``refresh_keep`` frames, re-encoded at
             the next step (MineWorld's cache refresh, as ``wmkit-ar-world`` does). A frame
             then costs ``1 + steps × branches`` frame-passes instead of ``L + steps ×
@@ -273,8 +274,6 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             )
         if num_train_timesteps < 1:
             raise ValueError(f"num_train_timesteps must be >= 1; got {num_train_timesteps}")
-        if carry_history and network != "dit":
-            raise ValueError(f"carry_history=True needs network='dit'; got network={network!r}")
         if carry_history and history_noise_level:
             raise ValueError(
                 "carry_history=True needs a clean history (history_noise_level=0): a noised "
