@@ -89,7 +89,7 @@ def test_pretrained_weights_load_from_a_local_path(tmp_path):
 
 
 def test_missing_pretrained_path_and_bad_arguments_fail_clearly(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no diffusers UNet directory"):
+    with pytest.raises(FileNotFoundError, match="no diffusers network directory"):
         load_diffusers_unet(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="config.json"):

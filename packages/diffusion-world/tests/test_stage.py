@@ -14,12 +14,13 @@ from wmkit.diffusion_world.lit import DiffusionForcingModule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
-TINY = ["tiny.yaml", "tiny_flow.yaml", "tiny_svd_unet.yaml", "tiny_unet3d.yaml"]
+TINY = ["tiny.yaml", "tiny_flow.yaml", "tiny_svd_unet.yaml", "tiny_unet3d.yaml", "tiny_wan.yaml"]
 # parameter counts stated in the README
 REAL = {
     "crafter_dit_base.yaml": 179_855_474,
     "crafter_svd_unet_small.yaml": 29_470_559,
     "crafter32_dit_edm.yaml": 524_112,
+    "crafter_wan_1.3b.yaml": 1_421_398_386,
 }
 
 

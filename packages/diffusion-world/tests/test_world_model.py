@@ -229,7 +229,7 @@ def test_bad_arguments_fail_clearly(tmp_path):
         DiffusionWorldModel(SPEC, prediction_type="score")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sampler"):
         DiffusionWorldModel(SPEC, sampler="heun")  # type: ignore[arg-type]
-    with pytest.raises(FileNotFoundError, match="no diffusers UNet directory"):
+    with pytest.raises(FileNotFoundError, match="no diffusers network directory"):
         DiffusionWorldModel(SPEC, network="svd_unet", pretrained_network=str(tmp_path / "x"))
     model = DiffusionWorldModel(SPEC)
     with pytest.raises(ValueError, match="continuous"):

@@ -17,6 +17,7 @@ from wmkit.diffusion_world.causalize import (
     load_diffusers_unet,
     tiny_svd_unet_config,
 )
+from wmkit.diffusion_world.diffusers_network import CausalDiffusersNetwork
 from wmkit.diffusion_world.dit import DIT_SIZES, SpatioTemporalDiT
 from wmkit.diffusion_world.edm import (
     EDMNextFrameSampler,
@@ -41,8 +42,14 @@ from wmkit.diffusion_world.schedulers import (
     make_sampling_scheduler,
     make_training_scheduler,
 )
-from wmkit.diffusion_world.temporal_cache import UNetHistory, UNetHistoryCache
+from wmkit.diffusion_world.temporal_cache import TemporalHistory, TemporalHistoryCache
 from wmkit.diffusion_world.unet3d import UNET3D_SIZES, CausalUNet3D, tiny_unet3d_config
+from wmkit.diffusion_world.wan import (
+    WAN_SIZES,
+    CausalWanAttnProcessor,
+    CausalWanTransformer,
+    tiny_wan_config,
+)
 from wmkit.diffusion_world.world_model import DiffusionLoss, DiffusionWorldModel
 
 __all__ = [
@@ -51,11 +58,15 @@ __all__ = [
     "SVD_UNET_SIZES",
     "TEMPORAL_CONV_RULES",
     "UNET3D_SIZES",
+    "WAN_SIZES",
     "ActionEmbedding",
     "CausalAttnProcessor",
+    "CausalDiffusersNetwork",
     "CausalSVDUNet",
     "CausalTemporalConv3d",
     "CausalUNet3D",
+    "CausalWanAttnProcessor",
+    "CausalWanTransformer",
     "DiffusionLoss",
     "DiffusionWorldModel",
     "EDMNextFrameSampler",
@@ -65,8 +76,8 @@ __all__ = [
     "NextFrameSampler",
     "RewardHead",
     "SpatioTemporalDiT",
-    "UNetHistory",
-    "UNetHistoryCache",
+    "TemporalHistory",
+    "TemporalHistoryCache",
     "add_frame_noise",
     "causalize",
     "edm_scalings",
@@ -84,5 +95,6 @@ __all__ = [
     "sigma_to_level",
     "tiny_svd_unet_config",
     "tiny_unet3d_config",
+    "tiny_wan_config",
     "transfer_temporal_kernel",
 ]

@@ -33,9 +33,13 @@ weight transfer; their GroupNorms and the temporal transformers' input GroupNorm
 frame; the timestep is embedded per frame. A temporal transformer whose ``attn2`` is a
 cross-attention (not built by ``UNet3DConditionModel``) is refused: its keys are not frames.
 
-Video transformers (LTX, CogVideoX) are not covered: they attend over one joint
-space-time token sequence, so causality needs a block mask over frames, and their 3D
-positional embeddings and causal VAE are beyond this function.
+``WanTransformer3DModel`` (Wan 2.1 / 2.2 text-to-video) → :class:`~wmkit.diffusion_world.wan.
+CausalWanTransformer`: a video transformer attends over one joint space-time token sequence,
+so its self-attention gets a block-causal mask over frames and its adaLN modulation a
+timestep per frame (:mod:`~wmkit.diffusion_world.wan`).
+
+Other video transformers (LTX, CogVideoX) are not covered: their timestep modulation is per
+sample and CogVideoX attends jointly over text and video tokens.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel
+from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel, WanTransformer3DModel
 from diffusers.models.attention import BasicTransformerBlock, TemporalBasicTransformerBlock
 from diffusers.models.transformers.transformer_temporal import (
     TransformerSpatioTemporalModel,
@@ -63,18 +67,22 @@ from wmkit.diffusion_world.causal_layers import (
     FramePositionTimesteps,
     TemporalConvRule,
 )
-from wmkit.diffusion_world.temporal_cache import UNetHistoryCache
+from wmkit.diffusion_world.diffusers_network import CausalDiffusersNetwork, checked_network_input
 from wmkit.diffusion_world.unet3d import CausalUNet3D
+from wmkit.diffusion_world.wan import CausalWanTransformer
 
 DiffusersVideoUNet = UNetSpatioTemporalConditionModel | UNet3DConditionModel
-_LOADABLE: dict[str, type[DiffusersVideoUNet]] = {
+DiffusersVideoNetwork = DiffusersVideoUNet | WanTransformer3DModel
+_LOADABLE: dict[str, type[DiffusersVideoNetwork]] = {
     "UNetSpatioTemporalConditionModel": UNetSpatioTemporalConditionModel,
     "UNet3DConditionModel": UNet3DConditionModel,
+    "WanTransformer3DModel": WanTransformer3DModel,
 }
 
 __all__ = [
     "SVD_UNET_SIZES",
     "CausalSVDUNet",
+    "DiffusersVideoNetwork",
     "DiffusersVideoUNet",
     "causalize",
     "load_diffusers_unet",
@@ -123,18 +131,21 @@ def tiny_svd_unet_config(channels: int = 3, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def load_diffusers_unet(path: str | os.PathLike, expected: str | None = None) -> DiffusersVideoUNet:
-    """Load a diffusers video UNet from a local directory (``config.json`` + safetensors
+def load_diffusers_unet(
+    path: str | os.PathLike, expected: str | None = None
+) -> DiffusersVideoNetwork:
+    """Load a diffusers video network from a local directory (``config.json`` + safetensors
     weights, as written by its ``save_pretrained``); never the hub.
 
-    The class comes from the config's ``_class_name``: ``UNetSpatioTemporalConditionModel``
-    or ``UNet3DConditionModel``; ``expected`` (one of those names) makes any other an error.
+    The class comes from the config's ``_class_name``: ``UNetSpatioTemporalConditionModel``,
+    ``UNet3DConditionModel`` or ``WanTransformer3DModel`` (a Wan pipeline's ``transformer/``
+    directory); ``expected`` (one of those names) makes any other an error.
     """
     directory = Path(path)
     if not directory.is_dir():
         raise FileNotFoundError(
-            f"no diffusers UNet directory at {directory} (pretrained_network must be a local "
-            "path written by the UNet's save_pretrained)"
+            f"no diffusers network directory at {directory} (pretrained_network must be a "
+            "local path written by the network's save_pretrained)"
         )
     config_file = directory / "config.json"
     if not config_file.is_file():
@@ -166,7 +177,7 @@ def _replace_children(module: nn.Module, temporal_conv: TemporalConvRule) -> Non
             _replace_children(child, temporal_conv)
 
 
-class CausalSVDUNet(UNetHistoryCache, nn.Module):
+class CausalSVDUNet(CausalDiffusersNetwork):
     """A causalized ``UNetSpatioTemporalConditionModel`` with per-frame timesteps.
 
     ``forward(sample [B, T, C, H, W], timesteps [B, T], cond [B, T, cond_dim] | None)`` →
@@ -185,24 +196,12 @@ class CausalSVDUNet(UNetHistoryCache, nn.Module):
         super().__init__()
         self.unet = unet
         emb_dim = unet.time_embedding.linear_2.out_features
-        self.cond_dim = cond_dim if cond_dim is not None else emb_dim
-        self.cond_proj = nn.Linear(self.cond_dim, emb_dim)
-        nn.init.zeros_(self.cond_proj.weight)
-        nn.init.zeros_(self.cond_proj.bias)
         cross = unet.config.cross_attention_dim
-        self.context = nn.Parameter(
-            torch.zeros(1, 1, cross if isinstance(cross, int) else cross[0])
-        )
+        self._init_conditioning(emb_dim, cond_dim, cross if isinstance(cross, int) else cross[0])
 
     @property
-    def in_channels(self) -> int:
-        return int(self.unet.config.out_channels)
-
-    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
-        if enabled:
-            self.unet.enable_gradient_checkpointing()
-        else:
-            self.unet.disable_gradient_checkpointing()
+    def diffusers_model(self) -> UNetSpatioTemporalConditionModel:
+        return self.unet
 
     def forward(
         self,
@@ -213,14 +212,8 @@ class CausalSVDUNet(UNetHistoryCache, nn.Module):
         added_time_ids: Tensor | None = None,
     ) -> Tensor:
         unet = self.unet
-        b, t, c, h, w = sample.shape
-        if timesteps.shape != (b, t):
-            raise ValueError(f"timesteps must be [B, T] = {(b, t)}; got {tuple(timesteps.shape)}")
-        extra = unet.config.in_channels - c
-        if extra < 0:
-            raise ValueError(f"sample has {c} channels; the UNet takes {unet.config.in_channels}")
-        if extra:
-            sample = torch.cat([sample, sample.new_zeros(b, t, extra, h, w)], dim=2)
+        sample = checked_network_input(sample, timesteps, cond, unet.config.in_channels, "UNet")
+        b, t, _, h, w = sample.shape
         up_factor = 2**unet.num_upsamplers
         forward_upsample_size = any(s % up_factor for s in (h, w))
         upsample_size = None
@@ -295,35 +288,40 @@ def _causal_temporal_attention(model: nn.Module) -> None:
 
 
 def causalize(
-    model: DiffusersVideoUNet,
+    model: DiffusersVideoNetwork,
     temporal_conv: TemporalConvRule = "extrapolative",
     cond_dim: int | None = None,
-) -> CausalSVDUNet | CausalUNet3D:
-    """Make a diffusers video UNet strictly causal over time (in place) and wrap it with
+) -> CausalSVDUNet | CausalUNet3D | CausalWanTransformer:
+    """Make a diffusers video network strictly causal over time (in place) and wrap it with
     per-frame timesteps and conditioning.
 
     Args:
-        model: a ``UNetSpatioTemporalConditionModel`` or a ``UNet3DConditionModel`` (random
-            or pretrained).
-        temporal_conv: weight-transfer rule for temporal convolutions: ``"shift"``,
-            ``"masked"`` or ``"extrapolative"`` (Vid2World; see
-            :func:`~wmkit.diffusion_world.causal_layers.transfer_temporal_kernel`).
+        model: a ``UNetSpatioTemporalConditionModel``, a ``UNet3DConditionModel`` or a
+            ``WanTransformer3DModel`` (random or pretrained).
+        temporal_conv: weight-transfer rule for the UNets' temporal convolutions:
+            ``"shift"``, ``"masked"`` or ``"extrapolative"`` (Vid2World; see
+            :func:`~wmkit.diffusion_world.causal_layers.transfer_temporal_kernel`). Wan has
+            no temporal convolution: its attention gets a block-causal mask
+            (:mod:`~wmkit.diffusion_world.wan`).
         cond_dim: width of the per-frame conditioning vectors (e.g. action embeddings)
             added to the time embedding; default the time-embedding width.
 
     Returns:
-        :class:`CausalSVDUNet` or :class:`~wmkit.diffusion_world.unet3d.CausalUNet3D` around
-        the modified ``model``; both take ``(sample [B, T, C, H, W], timesteps [B, T],
-        cond [B, T, cond_dim] | None)``.
+        :class:`CausalSVDUNet`, :class:`~wmkit.diffusion_world.unet3d.CausalUNet3D` or
+        :class:`~wmkit.diffusion_world.wan.CausalWanTransformer` around the modified
+        ``model``; all take ``(sample [B, T, C, H, W], timesteps [B, T], cond [B, T,
+        cond_dim] | None)``.
     """
     if temporal_conv not in TEMPORAL_CONV_RULES:
         raise ValueError(
             f"temporal_conv must be one of {TEMPORAL_CONV_RULES}; got {temporal_conv!r}"
         )
+    if isinstance(model, WanTransformer3DModel):
+        return CausalWanTransformer(model, cond_dim=cond_dim)
     if not isinstance(model, UNetSpatioTemporalConditionModel | UNet3DConditionModel):
         raise TypeError(
-            "causalize supports diffusers' UNetSpatioTemporalConditionModel and "
-            f"UNet3DConditionModel; got {type(model).__name__}"
+            "causalize supports diffusers' UNetSpatioTemporalConditionModel, "
+            f"UNet3DConditionModel and WanTransformer3DModel; got {type(model).__name__}"
         )
     _causal_temporal_attention(model)  # checks before anything is replaced
     _replace_children(model, temporal_conv)

@@ -28,7 +28,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from wmkit.diffusion_world.temporal_cache import UNetHistoryCache
+from wmkit.diffusion_world.diffusers_network import CausalDiffusersNetwork, checked_network_input
 
 __all__ = ["UNET3D_SIZES", "CausalUNet3D", "tiny_unet3d_config"]
 
@@ -67,7 +67,7 @@ def tiny_unet3d_config(channels: int = 3, **overrides: Any) -> dict[str, Any]:
     }
 
 
-class CausalUNet3D(UNetHistoryCache, nn.Module):
+class CausalUNet3D(CausalDiffusersNetwork):
     """A causalized ``UNet3DConditionModel`` with per-frame timesteps.
 
     ``forward(sample [B, T, C, H, W], timesteps [B, T], cond [B, T, cond_dim] | None)`` →
@@ -89,16 +89,12 @@ class CausalUNet3D(UNetHistoryCache, nn.Module):
         super().__init__()
         self.unet = unet
         emb_dim = unet.time_embedding.linear_2.out_features
-        self.cond_dim = cond_dim if cond_dim is not None else emb_dim
-        self.cond_proj = nn.Linear(self.cond_dim, emb_dim)
-        nn.init.zeros_(self.cond_proj.weight)
-        nn.init.zeros_(self.cond_proj.bias)
-        self.context = nn.Parameter(torch.zeros(1, 1, unet.config.cross_attention_dim))
+        self._init_conditioning(emb_dim, cond_dim, unet.config.cross_attention_dim)
         self.gradient_checkpointing = False
 
     @property
-    def in_channels(self) -> int:
-        return int(self.unet.config.out_channels)
+    def diffusers_model(self) -> UNet3DConditionModel:
+        return self.unet
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         """Recompute each UNet block in the backward pass (diffusers' ``UNet3DConditionModel``
@@ -118,18 +114,8 @@ class CausalUNet3D(UNetHistoryCache, nn.Module):
         encoder_hidden_states: Tensor | None = None,
     ) -> Tensor:
         unet = self.unet
-        if sample.ndim != 5:
-            raise ValueError(f"sample must be [B, T, C, H, W]; got {tuple(sample.shape)}")
-        b, t, c, h, w = sample.shape
-        if timesteps.shape != (b, t):
-            raise ValueError(f"timesteps must be [B, T] = {(b, t)}; got {tuple(timesteps.shape)}")
-        extra = unet.config.in_channels - c
-        if extra < 0:
-            raise ValueError(f"sample has {c} channels; the UNet takes {unet.config.in_channels}")
-        if extra:
-            sample = torch.cat([sample, sample.new_zeros(b, t, extra, h, w)], dim=2)
-        if cond is not None and cond.shape[:2] != (b, t):
-            raise ValueError(f"cond must be [B, T, D] with B, T = {(b, t)}; got {cond.shape}")
+        sample = checked_network_input(sample, timesteps, cond, unet.config.in_channels, "UNet")
+        b, t, _, h, w = sample.shape
         up_factor = 2**unet.num_upsamplers
         forward_upsample_size = any(s % up_factor for s in (h, w))
         upsample_size = None

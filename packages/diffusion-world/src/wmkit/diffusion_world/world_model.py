@@ -100,6 +100,7 @@ from wmkit.diffusion_world.schedulers import (
     make_training_scheduler,
 )
 from wmkit.diffusion_world.unet3d import UNET3D_SIZES
+from wmkit.diffusion_world.wan import WAN_SIZES
 
 __all__ = ["DiffusionLoss", "DiffusionWorldModel"]
 
@@ -121,16 +122,18 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     Args:
         action_spec: the actions it takes.
         network: ``"dit"`` (native spatio-temporal DiT), ``"svd_unet"`` (causalized
-            diffusers ``UNetSpatioTemporalConditionModel``) or ``"unet3d"`` (causalized
-            diffusers ``UNet3DConditionModel``).
+            diffusers ``UNetSpatioTemporalConditionModel``), ``"unet3d"`` (causalized
+            diffusers ``UNet3DConditionModel``) or ``"wan"`` (causalized diffusers
+            ``WanTransformer3DModel``, ``wan.py``).
         size: named size of the network (``DIT_SIZES`` / ``SVD_UNET_SIZES`` /
-            ``UNET3D_SIZES``).
+            ``UNET3D_SIZES`` / ``WAN_SIZES``).
         network_kwargs: overrides of the size's arguments (DiT ``__init__`` arguments or
-            the diffusers UNet config).
-        pretrained_network: UNets only: local diffusers directory of a pretrained UNet of
-            the ``network``'s class, loaded then causalized (its config replaces
-            ``size``/``network_kwargs``). ``save_pretrained`` records that UNet's config in
-            ``network_kwargs`` instead (its weights are in ``model.safetensors``), so the
+            the diffusers network's config).
+        pretrained_network: diffusers networks only: local diffusers directory of a
+            pretrained network of the ``network``'s class (for Wan, a pipeline's
+            ``transformer/``), loaded then causalized (its config replaces
+            ``size``/``network_kwargs``). ``save_pretrained`` records that network's config
+            in ``network_kwargs`` instead (its weights are in ``model.safetensors``), so the
             saved model no longer needs the directory.
         temporal_conv: UNets only: temporal-conv weight transfer (``shift``, ``masked``,
             ``extrapolative``).
@@ -212,7 +215,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     def __init__(
         self,
         action_spec: ActionSpec,
-        network: Literal["dit", "svd_unet", "unet3d"] = "dit",
+        network: Literal["dit", "svd_unet", "unet3d", "wan"] = "dit",
         size: str = "tiny",
         network_kwargs: dict[str, Any] | None = None,
         pretrained_network: str | None = None,
@@ -299,9 +302,10 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         )
         if pretrained_network is not None and self._hub_mixin_config is not None:
             # saved by its architecture: from_pretrained rebuilds it without the directory
-            unet_config = {k: v for k, v in self.network.unet.config.items() if k[0] != "_"}
+            base = self.network.diffusers_model
+            base_config = {k: v for k, v in base.config.items() if k[0] != "_"}
             self._hub_mixin_config = {
-                **self._hub_mixin_config, "pretrained_network": None, "network_kwargs": unet_config,
+                **self._hub_mixin_config, "pretrained_network": None, "network_kwargs": base_config,
             }  # fmt: skip
         self.action_embed = ActionEmbedding(action_spec, self.network.cond_dim)
         self.cuda_graphs = cuda_graphs
@@ -347,7 +351,9 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             if size not in DIT_SIZES:
                 raise ValueError(f"size must be one of {tuple(DIT_SIZES)} for dit; got {size!r}")
             if pretrained is not None:
-                raise ValueError("pretrained_network is for network='svd_unet' or 'unet3d'")
+                raise ValueError(
+                    "pretrained_network is for the diffusers networks ('svd_unet', 'unet3d', 'wan')"
+                )
             args = {**DIT_SIZES[size], "patch_size": 2, **(kwargs or {})}
             extra = self.channels if self.residual else 0  # the previous frame, concatenated
             return SpatioTemporalDiT(
@@ -356,14 +362,21 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 out_channels=self.channels,
                 **args,
             )
-        unets = {"svd_unet": SVD_UNET_SIZES, "unet3d": UNET3D_SIZES}
+        unets = {"svd_unet": SVD_UNET_SIZES, "unet3d": UNET3D_SIZES, "wan": WAN_SIZES}
         if network in unets:
-            from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel
+            from diffusers import (
+                UNet3DConditionModel,
+                UNetSpatioTemporalConditionModel,
+                WanTransformer3DModel,
+            )
 
-            svd = network == "svd_unet"
-            cls = UNetSpatioTemporalConditionModel if svd else UNet3DConditionModel
+            cls = {
+                "svd_unet": UNetSpatioTemporalConditionModel,
+                "unet3d": UNet3DConditionModel,
+                "wan": WanTransformer3DModel,
+            }[network]
             if pretrained is not None:
-                unet = load_diffusers_unet(pretrained, expected=cls.__name__)
+                base = load_diffusers_unet(pretrained, expected=cls.__name__)
             else:
                 sizes = unets[network]
                 if size not in sizes:
@@ -376,14 +389,14 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                     "out_channels": self.channels,
                     **(kwargs or {}),
                 }
-                unet = cls(**config)
-            if unet.config.out_channels != self.channels:
+                base = cls(**config)
+            if base.config.out_channels != self.channels:
                 raise ValueError(
-                    f"the UNet predicts {unet.config.out_channels} channels but channels="
-                    f"{self.channels}"
+                    f"the {network} network predicts {base.config.out_channels} channels but "
+                    f"channels={self.channels}"
                 )
-            return causalize(unet, temporal_conv)
-        raise ValueError(f"network must be 'dit', 'svd_unet' or 'unet3d'; got {network!r}")
+            return causalize(base, temporal_conv)
+        raise ValueError(f"network must be 'dit', 'svd_unet', 'unet3d' or 'wan'; got {network!r}")
 
     # ------------------------------------------------------------------ tokenizer / spaces
     @property

@@ -1,5 +1,6 @@
-"""The causalized UNets' history cache (``temporal_cache.py``): running the new frames after a
-cached history equals the full forward over the window (both UNets, any history length,
+"""The causalized diffusers networks' history cache (``temporal_cache.py``): running the new
+frames after a cached history equals the full forward over the window (both UNets and Wan, any
+history length,
 guidance's doubled batch), appending equals recording the longer history, the world model's
 cached and carried rollouts equal the uncached ones while running the window once per frame
 at most, and misuse fails clearly."""
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel
+from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel, WanTransformer3DModel
 
 sys.path.insert(0, str(Path(__file__).parent))
 from diffusion_helpers import randomised
@@ -18,19 +19,21 @@ from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import moving_squares
 from wmkit.diffusion_world import DiffusionWorldModel
 from wmkit.diffusion_world.causalize import causalize, tiny_svd_unet_config
-from wmkit.diffusion_world.temporal_cache import UNetHistory
+from wmkit.diffusion_world.temporal_cache import TemporalHistory
 from wmkit.diffusion_world.unet3d import tiny_unet3d_config
+from wmkit.diffusion_world.wan import tiny_wan_config
 
 SPEC = ActionSpec.discrete(5)
-UNETS = {
+NETWORKS = {
     "svd_unet": (UNetSpatioTemporalConditionModel, tiny_svd_unet_config),
     "unet3d": (UNet3DConditionModel, tiny_unet3d_config),
+    "wan": (WanTransformer3DModel, tiny_wan_config),
 }
 
 
 def _net(kind: str):
     torch.manual_seed(0)
-    cls, config = UNETS[kind]
+    cls, config = NETWORKS[kind]
     return randomised(causalize(cls(**config(3)), "extrapolative", cond_dim=8), 0.1).eval()
 
 
@@ -39,7 +42,7 @@ def _inputs(frames: int = 6):
     return torch.randn(2, frames, 3, 16, 16), torch.rand(2, frames) * 500, torch.randn(2, frames, 8)
 
 
-@pytest.mark.parametrize("kind", UNETS)
+@pytest.mark.parametrize("kind", NETWORKS)
 @pytest.mark.parametrize("length, new", [(1, 1), (2, 1), (4, 2)])
 def test_the_frames_after_a_cached_history_equal_the_full_forward(kind, length, new):
     """History 1 and 2 are shorter than the temporal convolutions' padding (k - 1 = 2)."""
@@ -60,7 +63,7 @@ def test_the_frames_after_a_cached_history_equal_the_full_forward(kind, length, 
     assert (other - out).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("kind", UNETS)
+@pytest.mark.parametrize("kind", NETWORKS)
 def test_appending_equals_recording_the_longer_history(kind):
     net = _net(kind)
     x, t, c = _inputs(6)
@@ -74,7 +77,7 @@ def test_appending_equals_recording_the_longer_history(kind):
     torch.testing.assert_close(out, full[:, 5:], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", UNETS)
+@pytest.mark.parametrize("kind", NETWORKS)
 def test_guidance_branches_share_the_history(kind):
     """The sampler doubles the batch (conditional, unconditional) for the new frame only."""
     net = _net(kind)
@@ -105,7 +108,7 @@ def test_misuse_fails_clearly():
         with pytest.raises(ValueError, match="append_kv"):
             net.append_kv(x[:, 2:].repeat(2, 1, 1, 1, 1), t[:, 2:].repeat(2, 1),
                           c[:, 2:].repeat(2, 1, 1), history)  # fmt: skip
-        with pytest.raises(TypeError, match="UNetHistory"):
+        with pytest.raises(TypeError, match="TemporalHistory"):
             net.forward_next(x[:, 2:], t[:, 2:], c[:, 2:], torch.zeros(3))
 
 
@@ -139,7 +142,7 @@ def _count(model: DiffusionWorldModel) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("kind", UNETS)
+@pytest.mark.parametrize("kind", NETWORKS)
 def test_world_model_rollouts_with_the_cache_equal_those_without(kind):
     """2 steps, each one call on both guidance branches: uncached, the whole window runs
     twice per frame; cached, the history once and the new frame twice; carried with a
@@ -176,4 +179,4 @@ def test_a_carried_unet_rollout_appends_instead_of_rerunning_the_history():
     assert counts["forward"] == 3 + 7 + 9 * 2  # the window never runs whole
     state = model.step(model.reset(frames[:, :2]), actions[:, 2]).state
     kv = state.extra["kv"]  # the carried cache: the 2 context frames and the new one
-    assert isinstance(kv, UNetHistory) and (kv.frames, kv.batch) == (3, 2)
+    assert isinstance(kv, TemporalHistory) and (kv.frames, kv.batch) == (3, 2)
