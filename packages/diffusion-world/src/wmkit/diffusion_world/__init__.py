@@ -44,6 +44,7 @@ from wmkit.diffusion_world.schedulers import (
 )
 from wmkit.diffusion_world.temporal_cache import TemporalHistory, TemporalHistoryCache
 from wmkit.diffusion_world.unet3d import UNET3D_SIZES, CausalUNet3D, tiny_unet3d_config
+from wmkit.diffusion_world.vae_tokenizer import VAE_CLASSES, DiffusersVAETokenizer
 from wmkit.diffusion_world.wan import (
     WAN_SIZES,
     CausalWanAttnProcessor,
@@ -58,6 +59,7 @@ __all__ = [
     "SVD_UNET_SIZES",
     "TEMPORAL_CONV_RULES",
     "UNET3D_SIZES",
+    "VAE_CLASSES",
     "WAN_SIZES",
     "ActionEmbedding",
     "CausalAttnProcessor",
@@ -67,6 +69,7 @@ __all__ = [
     "CausalUNet3D",
     "CausalWanAttnProcessor",
     "CausalWanTransformer",
+    "DiffusersVAETokenizer",
     "DiffusionLoss",
     "DiffusionWorldModel",
     "EDMNextFrameSampler",
