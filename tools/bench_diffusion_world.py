@@ -13,7 +13,7 @@
 4. a 100-frame rollout with a sliding window: PSNR of the mean MSE against the real frames
    per step (plot);
 5. ``--history-cache`` (alone): rollout speed with and without the history cache, of the
-   DiT or (``--cache-network unet3d|svd_unet``) a causalized diffusers UNet.
+   DiT or (``--cache-network unet3d|svd_unet|wan``) a causalized diffusers network.
 
     uv run --no-sync python tools/bench_diffusion_world.py --quick --data /tmp/s2/crafter32
     # on the latents of the quickstart's per-frame tokenizer (trained 150 s first)
@@ -156,6 +156,16 @@ CACHE_NETWORKS = {
     "dit": ({"patch_size": 4, "hidden_size": 128, "depth": 4, "num_heads": 4}, True),
     "unet3d": ({"block_out_channels": (32, 64), "norm_num_groups": 8}, False),
     "svd_unet": ({"block_out_channels": (64, 64)}, False),
+    "wan": (
+        {
+            "patch_size": (1, 4, 4),
+            "num_attention_heads": 4,
+            "attention_head_dim": 24,
+            "num_layers": 4,
+            "ffn_dim": 384,
+        },
+        False,
+    ),
 }
 
 
@@ -497,7 +507,8 @@ def main() -> None:
         rows = history_cache_speed(args)
         hw = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
         out.write_text(json.dumps({"hardware": hw, "history_cache": rows}, indent=2))
-        name = {"dit": "DiT", "unet3d": "causal UNet3D", "svd_unet": "causal SVD UNet"}
+        name = {"dit": "DiT", "unet3d": "causal UNet3D", "svd_unet": "causal SVD UNet",
+                "wan": "causal Wan"}  # fmt: skip
         print(f"\n### History cache ({name[args.cache_network]} {rows[0]['params_m']:.1f}M, "
               f"32x32 pixels, 16-frame window, batch 1, {args.threads} thread(s); "
               f"{hw})\n")  # fmt: skip
