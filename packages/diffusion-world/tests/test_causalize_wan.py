@@ -19,7 +19,7 @@ from wmkit.diffusion_world import (
     CausalWanTransformer,
     DiffusionWorldModel,
     causalize,
-    load_diffusers_unet,
+    load_diffusers_network,
     tiny_wan_config,
 )
 
@@ -134,7 +134,7 @@ def test_per_frame_timesteps_change_that_frame_and_later_ones_only():
 def test_pretrained_wan_loads_from_a_local_path(tmp_path):
     wan = _wan(seed=3)
     wan.save_pretrained(tmp_path / "transformer")
-    loaded = load_diffusers_unet(tmp_path / "transformer", expected="WanTransformer3DModel")
+    loaded = load_diffusers_network(tmp_path / "transformer", expected="WanTransformer3DModel")
     x, ts, _ = _inputs(t=3)
     with torch.no_grad():
         assert torch.equal(causalize(copy.deepcopy(wan))(x, ts), causalize(loaded.eval())(x, ts))

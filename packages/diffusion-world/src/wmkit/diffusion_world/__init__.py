@@ -14,6 +14,7 @@ from wmkit.diffusion_world.causalize import (
     SVD_UNET_SIZES,
     CausalSVDUNet,
     causalize,
+    load_diffusers_network,
     load_diffusers_unet,
     tiny_svd_unet_config,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "gaussian_velocity_skip",
     "guided_prediction",
     "latent_change_scale",
+    "load_diffusers_network",
     "load_diffusers_unet",
     "make_sampling_scheduler",
     "make_training_scheduler",

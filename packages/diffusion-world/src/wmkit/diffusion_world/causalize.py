@@ -85,6 +85,7 @@ __all__ = [
     "DiffusersVideoNetwork",
     "DiffusersVideoUNet",
     "causalize",
+    "load_diffusers_network",
     "load_diffusers_unet",
     "tiny_svd_unet_config",
 ]
@@ -131,7 +132,7 @@ def tiny_svd_unet_config(channels: int = 3, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def load_diffusers_unet(
+def load_diffusers_network(
     path: str | os.PathLike, expected: str | None = None
 ) -> DiffusersVideoNetwork:
     """Load a diffusers video network from a local directory (``config.json`` + safetensors
@@ -159,11 +160,15 @@ def load_diffusers_unet(
     name = json.loads(config_file.read_text()).get("_class_name")
     if name not in _LOADABLE:
         raise ValueError(
-            f"{config_file} describes a {name!r}; load_diffusers_unet loads {tuple(_LOADABLE)}"
+            f"{config_file} describes a {name!r}; load_diffusers_network loads {tuple(_LOADABLE)}"
         )
     if expected is not None and name != expected:
         raise ValueError(f"{directory} holds a {name}; expected a {expected}")
     return _LOADABLE[name].from_pretrained(directory, local_files_only=True, use_safetensors=True)
+
+
+#: the name ``load_diffusers_network`` had when it loaded UNets only (kept for callers)
+load_diffusers_unet = load_diffusers_network
 
 
 def _replace_children(module: nn.Module, temporal_conv: TemporalConvRule) -> None:

@@ -74,7 +74,7 @@ from wmkit.core import (
 )
 from wmkit.diffusion_world.action_embedding import ActionEmbedding
 from wmkit.diffusion_world.causal_layers import TemporalConvRule
-from wmkit.diffusion_world.causalize import SVD_UNET_SIZES, causalize, load_diffusers_unet
+from wmkit.diffusion_world.causalize import SVD_UNET_SIZES, causalize, load_diffusers_network
 from wmkit.diffusion_world.cuda_graphs import GraphedNetwork
 from wmkit.diffusion_world.dit import DIT_SIZES, SpatioTemporalDiT
 from wmkit.diffusion_world.edm import (
@@ -376,7 +376,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 "wan": WanTransformer3DModel,
             }[network]
             if pretrained is not None:
-                base = load_diffusers_unet(pretrained, expected=cls.__name__)
+                base = load_diffusers_network(pretrained, expected=cls.__name__)
             else:
                 sizes = unets[network]
                 if size not in sizes:
