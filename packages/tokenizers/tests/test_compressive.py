@@ -308,3 +308,34 @@ def test_residual_tokenizer_learns_changes_and_round_trips(squares, tmp_path):
     assert trained < 0.7 * copy_last  # well below its copy-last initialisation
     again = check_save_load(tok, forward=lambda m: m.decode(m.encode(squares, context_frames=2)))
     assert again.future_residual
+
+
+def test_change_input_gives_an_unchanged_frame_the_same_codes_in_any_scene():
+    """``future_input="change"``: the future encoder sees the frame minus the residual anchor,
+    so a frame equal to the latest context frame encodes the same in every scene (without the
+    encoder's cross-attention, nothing else reaches it); seen as frames, it does not."""
+    static = []
+    for seed in (0, 1):
+        video = _video(t=3, seed=seed)
+        video[:, 2] = video[:, 1]  # nothing changed after the context
+        static.append(video)
+    codes = {}
+    for mode in ("frame", "change"):
+        tok = _tok(future_residual=True, future_input=mode, cross_attention=False)
+        codes[mode] = [tok.encode(v, context_frames=2).future for v in static]
+    assert torch.equal(codes["change"][0], codes["change"][1])
+    assert not torch.equal(codes["frame"][0], codes["frame"][1])
+    moved = static[0].clone()
+    moved[:, 2] = moved[:, 2].roll(3, dims=-1)  # a change is encoded
+    tok = _tok(future_residual=True, future_input="change", cross_attention=False)
+    assert not torch.equal(tok.encode(moved, context_frames=2).future, codes["change"][0])
+
+
+def test_change_input_round_trips_and_needs_the_residual_anchor(squares):
+    tok = _tok(future_residual=True, future_input="change")
+    again = check_save_load(tok, forward=lambda m: m.decode(m.encode(squares, context_frames=2)))
+    assert again.future_input == "change"
+    with pytest.raises(ValueError, match="needs future_residual"):
+        _tok(future_input="change")
+    with pytest.raises(ValueError, match="future_input"):
+        _tok(future_residual=True, future_input="delta")

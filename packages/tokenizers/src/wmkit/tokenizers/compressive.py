@@ -249,6 +249,14 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
         context_frames: default ``T0`` of ``encode(video)`` (``None``: all frames).
         future_residual: decode future frames as the latest context frame plus a change
             (module docstring).
+        future_input: what the future encoder sees: ``"frame"`` (the future frame, as
+            iVideoGPT) or ``"change"`` (the future frame minus the latest context frame, the
+            residual anchor; needs ``future_residual``). With ``"change"`` an unchanged frame
+            is all zeros to the encoder and gets a few codes whatever the scene (only the
+            encoder's cross-attention adds context): measured on the quickstart's Crafter
+            data, 19 distinct codes for unchanged frames instead of 218, and reconstruction
+            24.14 instead of 23.53 dB. An AR world model on them then favours "no change" and
+            stops reading the actions (the package README has the figures).
         in_channels: video channels.
         channels: override the size's base width.
         multipliers: override the size's channel multipliers.
@@ -275,6 +283,7 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
         cross_attention_levels: int = 2,
         context_frames: int | None = None,
         future_residual: bool = False,
+        future_input: Literal["frame", "change"] = "frame",
         in_channels: int = 3,
         channels: int | None = None,
         multipliers: list[int] | None = None,
@@ -290,6 +299,14 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
         _log2(future_patch, "future_patch")
         if context_frames is not None and context_frames < 1:
             raise ValueError(f"context_frames must be >= 1 or None; got {context_frames}")
+        if future_input not in ("frame", "change"):
+            raise ValueError(f"future_input must be 'frame' or 'change'; got {future_input!r}")
+        if future_input == "change" and not future_residual:
+            raise ValueError(
+                "future_input='change' needs future_residual=True (the change is taken from "
+                "the frame the decoder adds it back to)"
+            )
+        self.future_input = future_input
         cfg = dict(COMPRESSIVE_SIZES[size])
         for key, value in (
             ("channels", channels),
@@ -446,10 +463,20 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
         qc = self.context_quantizer(z)
         if not fut:
             return qc, None
-        y, _ = self.future_encoder(x[:, :, list(fut)], feats if self.cross_attention else None)
+        future = x[:, :, list(fut)]  # [B, C, Tf, H, W]
+        if self.future_input == "change":  # relative to the residual anchor (see _decode)
+            future = future - x[:, :, ctx[self._anchor_index(ctx, fut)]].unsqueeze(2)
+        y, _ = self.future_encoder(future, feats if self.cross_attention else None)
         y = rearrange(y, "b c t (y p) (x q) -> b t y x (p q c)", p=self.p, q=self.p)
         y = self.patch_in(y).movedim(-1, 1)  # [B, Df, Tf, h', w']
         return qc, self.future_quantizer(y)
+
+    @staticmethod
+    def _anchor_index(ctx: tuple[int, ...], fut: tuple[int, ...]) -> int:
+        """Index into ``ctx`` of the residual anchor: the latest context frame before the
+        first future frame (else the last context frame)."""
+        before = [i for i, c in enumerate(ctx) if c < fut[0]]
+        return max(before, key=lambda i: ctx[i]) if before else len(ctx) - 1
 
     def _decode(
         self,
@@ -473,8 +500,7 @@ class CompressiveTokenizer(nn.Module, PretrainedMixin):
                 )
             future, ffeats = self.future_decoder(y, feats if self.cross_attention else None)
             if self.future_residual:
-                before = [i for i, c in enumerate(ctx) if c < fut[0]]
-                j = max(before, key=lambda i: ctx[i]) if before else len(ctx) - 1
+                j = self._anchor_index(ctx, fut)
                 source = frames if context_frames is None else context_frames.to(frames.dtype)
                 anchor = source[:, :, j : j + 1].expand(-1, -1, future.shape[2], -1, -1)
                 hidden = F.silu(self.future_decoder.norm_out(ffeats[-1]))
