@@ -154,6 +154,14 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             on a GPU). Same outputs as without. The graphs read one cache owned by the model,
             so ``reset`` reuses it: one live state at a time (a ``clone()`` gets its own cache
             and runs without graphs). Off CUDA the static path runs eagerly.
+        guidance_scale: action guidance (classifier-free guidance on the action, trained by
+            ``ARWorldModelModule(action_dropout=...)``): every decoding pass also runs with
+            the step's action replaced by the null action, and tokens are drawn from
+            ``log p_null + s (log p_action - log p_null)``. ``1``: off (one pass); ``> 1``
+            strengthens the action's effect, ``0`` ignores it. The branches share the history
+            (the real past actions); the null branch is dropped after each step. ``step`` and
+            ``rollout`` only: not with ``cross_frame`` or ``cuda_graphs``. Costs a doubled
+            batch per pass.
         compile_decoding: decode on a static KV cache with whole cached passes through
             ``torch.compile`` (``Transformer.compile_decoding``: every block, the cache writes
             and attention in one graph; 217 kernels per 300M pass against 906 eager ops); with
@@ -190,6 +198,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         cross_frame: bool = False,
         cuda_graphs: bool = False,
         compile_decoding: bool = False,
+        guidance_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if size not in SIZES:
@@ -207,6 +216,13 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             )
         if cuda_graphs and not use_cache:
             raise ValueError("cuda_graphs=True needs use_cache=True (graphs replay cached passes)")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0; got {guidance_scale}")
+        if guidance_scale != 1.0 and (cross_frame or cuda_graphs):
+            raise ValueError(
+                "guidance_scale != 1 runs with step-by-step decoding: not with cross_frame or "
+                "cuda_graphs"
+            )
         if max_frames < 2:
             raise ValueError(f"max_frames must be >= 2; got {max_frames}")
         keep = max_frames // 2 if refresh_keep is None else refresh_keep
@@ -247,6 +263,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self.cuda_graphs = cuda_graphs
         self._decoder: GraphedDecoder | None = None
         self.sampler = Sampler(temperature, top_k, top_p)
+        self.guidance_scale = float(guidance_scale)
         cfg = SIZES[size]
         dim = cfg["dim"]
         self.embed = nn.Embedding(self.layout.num_ids, dim)
@@ -595,20 +612,25 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self._refresh_window(state)
         layout = self.layout
         device = state.tokens[-1].device
+        guided = self.guidance_scale != 1.0
+        run = self._guidance_twin(state) if guided else state  # rows: action, then null
         x = self._action_slot_inputs(action, b, device)  # [B, K + 1, D]
+        if guided:
+            x = torch.cat([x, self._action_slot_inputs(None, b, device)])
         positions = state.pos + torch.arange(layout.k + 1, device=device)
-        slot = self._run(state, x, positions)[:, -1]  # [B, D]
+        slots = self._run(run, x, positions)[:, -1]  # [B (x2), D]
+        slot = slots[:b]
         reward = self.reward_head(slot).squeeze(-1).float()
         done = (self.done_head(slot).squeeze(-1) > 0).float()
         base = state.pos + layout.k + 1
         roles = layout.frame_roles(device)
 
         def feed(tok: Tensor, index: Tensor) -> Tensor:
-            ids = tok + layout.future_offset
-            h = self._run(state, self._embed(ids, roles[index]), base + index)
-            return self.frame_head(h)  # [B, S, V]
+            x = self._embed(tok + layout.future_offset, roles[index])
+            h = self._run(run, torch.cat([x, x]) if guided else x, base + index)
+            return self._guided(self.frame_head(h))  # [B, S, V]
 
-        first = self.frame_head(slot)
+        first = self._guided(self.frame_head(slots))
         if self.decoding == "diagonal":
             previous = state.tokens[-1]
             if previous.shape[-2:] != (layout.h, layout.w):  # a compressive context grid
@@ -619,9 +641,43 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             )  # fmt: skip
         else:
             grid = raster_decode(feed, first, layout.h, layout.w, self.sampler)
+        if guided:
+            self._keep_action_rows(state, run, b)
         state.pos = base + layout.n
         frame = self._finish_frame(state, grid, action)
         return StepOutput(frame=frame, reward=reward, state=state, done=done)
+
+    def _guidance_twin(self, state: ARState) -> ARState:
+        """A state whose cache (or recomputed inputs) holds ``state``'s rows twice: the action
+        branch, then the null-action branch of action guidance (same history)."""
+        twin = ARState(t=state.t, frames=state.frames, pos=state.pos)
+        if state.cache is not None:
+            c = state.cache
+            twin.cache = KVCache(
+                [torch.cat([k, k]) for k in c.keys], [torch.cat([v, v]) for v in c.values],
+                c.valid, c.end, c.static,
+            )  # fmt: skip  # ``valid`` is shared: both branches write the same slots
+        elif state.inputs is not None:
+            twin.inputs = torch.cat([state.inputs, state.inputs])
+        return twin
+
+    @staticmethod
+    def _keep_action_rows(state: ARState, twin: ARState, b: int) -> None:
+        """After a guided step, keep the action branch's cache (the null branch is dropped)."""
+        if twin.cache is not None and state.cache is not None:
+            state.cache.keys = [k[:b] for k in twin.cache.keys]
+            state.cache.values = [v[:b] for v in twin.cache.values]
+            state.cache.end = twin.cache.end
+        elif twin.inputs is not None:
+            state.inputs = twin.inputs[:b]
+
+    def _guided(self, logits: Tensor) -> Tensor:
+        """Action guidance on ``[2B, ..., V]`` logits (action rows, then null rows) → ``[B, ...,
+        V]`` log-probabilities; unchanged when guidance is off."""
+        if self.guidance_scale == 1.0:
+            return logits
+        cond, null = logits.float().log_softmax(-1).chunk(2)
+        return null + self.guidance_scale * (cond - null)
 
     def _refresh_window(self, state: ARState) -> None:
         """When the window is full, refresh the cache (compressive: re-anchor the context)."""
