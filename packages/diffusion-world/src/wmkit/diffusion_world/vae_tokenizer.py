@@ -102,9 +102,9 @@ class DiffusersVAETokenizer(nn.Module, PretrainedMixin):
         else:
             self.vae = cls(**(vae_kwargs or {}))
         self.vae.eval().requires_grad_(False)
-        self.wan = vae_class == "AutoencoderKLWan"
+        self._wan_vae = vae_class == "AutoencoderKLWan"
         config = self.vae.config
-        if self.wan:
+        if self._wan_vae:
             z = int(config.z_dim)
             mean, std = list(config.latents_mean), list(config.latents_std)
             if len(mean) != z or len(std) != z:
@@ -149,7 +149,7 @@ class DiffusersVAETokenizer(nn.Module, PretrainedMixin):
         self.tokens_shape(t, h, w)  # checks the size
         frames = rearrange(video, "b t c h w -> (b t) c h w").to(self.latent_mean.device)
         frames = frames.to(next(self.vae.parameters()).dtype)
-        if self.wan:  # one-frame videos: [(B T), C, 1, H, W]
+        if self._wan_vae:  # one-frame videos: [(B T), C, 1, H, W]
             z = self.vae.encode(frames[:, :, None]).latent_dist.mode()[:, :, 0]
         else:
             z = self.vae.encode(frames).latent_dist.mode()
@@ -166,7 +166,7 @@ class DiffusersVAETokenizer(nn.Module, PretrainedMixin):
         b = z.shape[0]
         z = rearrange(z, "b t c h w -> (b t) c h w").float() * self.latent_std + self.latent_mean
         z = z.to(next(self.vae.parameters()).dtype)
-        if self.wan:
+        if self._wan_vae:
             frames = self.vae.decode(z[:, :, None]).sample[:, :, 0]
         else:
             frames = self.vae.decode(z).sample

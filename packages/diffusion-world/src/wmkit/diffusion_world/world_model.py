@@ -190,10 +190,11 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             per-kernel launch cost that bounds batch-1 rollouts. DiT only.
         history_cache: compute the history's part of the network once per generated frame
             and run each denoising step on the new frame alone (the DiT's keys and values,
-            ``dit.py``; the UNets' temporal-layer state, ``temporal_cache.py``; equal to
-            recomputing the window up to float rounding, tested). Used when a frame takes
-            more than one network call (several steps, or guidance); ``False`` recomputes the
-            whole window at every step, as Diffusion Forcing and Vid2World do.
+            ``dit.py``; the state of the diffusers networks' frame-mixing layers,
+            ``temporal_cache.py``; equal to recomputing the window up to float rounding,
+            tested). Used when a frame takes more than one network call (several steps, or
+            guidance); ``False`` recomputes the whole window at every step, as Diffusion
+            Forcing and Vid2World do.
         carry_history: carry the history cache from frame to frame instead of
             sliding the window by a frame per generated frame. The window grows, each new
             frame's cache appended for the cost of one frame (the networks'
@@ -362,8 +363,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 out_channels=self.channels,
                 **args,
             )
-        unets = {"svd_unet": SVD_UNET_SIZES, "unet3d": UNET3D_SIZES, "wan": WAN_SIZES}
-        if network in unets:
+        diffusers_sizes = {"svd_unet": SVD_UNET_SIZES, "unet3d": UNET3D_SIZES, "wan": WAN_SIZES}
+        if network in diffusers_sizes:
             from diffusers import (
                 UNet3DConditionModel,
                 UNetSpatioTemporalConditionModel,
@@ -378,7 +379,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             if pretrained is not None:
                 base = load_diffusers_network(pretrained, expected=cls.__name__)
             else:
-                sizes = unets[network]
+                sizes = diffusers_sizes[network]
                 if size not in sizes:
                     raise ValueError(
                         f"size must be one of {tuple(sizes)} for {network}; got {size!r}"
