@@ -80,7 +80,7 @@ def bench_record(env_name: str, resolution: int, steps: int, repeats: int) -> di
             while n < steps:
                 _, _, done = env.step(policy.act(env.observation, rng))
                 n, t_ep = n + 1, t_ep + 1
-                if done or t_ep >= env.max_steps:
+                if done or env.truncated or t_ep >= env.max_steps:
                     stepping += time.perf_counter() - t
                     env.reset(episode_seed(r, n))
                     policy.reset(rng)

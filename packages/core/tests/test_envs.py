@@ -124,6 +124,51 @@ def test_metaworld_noisy_expert_reaches_the_goal():
     assert env.action_spec == ActionSpec.continuous(4, names=("dx", "dy", "dz", "gripper"))
 
 
+def test_vizdoom_timeout_is_a_truncation_and_a_kill_a_done():
+    """A scenario's timeout ends the episode with ``done = False`` and ``truncated``; the
+    goal (killing the monster in ``basic``) is a termination. Stepping a finished episode
+    fails with a clear error, and ``reset`` clears ``truncated``."""
+    pytest.importorskip("vizdoom")
+    env = make_env("vizdoom", 32, scenario="basic", max_steps=400)
+    try:
+        env.reset(0)
+        n, done = 0, False
+        while not (done or env.truncated):  # noop until the 300-tic timeout: 75 actions
+            _, _, done = env.step(np.zeros(3, np.int64))
+            n += 1
+        assert (n, done, env.truncated) == (75, False, True)
+        with pytest.raises(RuntimeError, match="call reset"):
+            env.step(np.zeros(3, np.int64))
+        env.reset(1)
+        assert not env.truncated
+        policy = env.policies()["sticky_random"]()
+        ends = []
+        for seed in range(6):
+            ep = record_episode(env, policy, seed)
+            ends.append((bool(ep["dones"][-1]), env.truncated))
+            assert not ep["dones"][:-1].any()
+    finally:
+        env.close()
+    assert (True, False) in ends and (False, True) in ends  # kills and timeouts both occur
+
+
+def test_metaworld_step_limit_is_a_truncation():
+    pytest.importorskip("metaworld")
+    env = make_env("metaworld", 32, task="reach-v3", max_steps=500)
+    try:
+        env.reset(0)
+        env._env.curr_path_length = env._env.max_path_length - 1  # skip to the last step
+        _, _, done = env.step(np.zeros(4, np.float32))
+        assert (done, env.truncated) == (False, True)
+        with pytest.raises(RuntimeError, match="call reset"):
+            env.step(np.zeros(4, np.float32))
+        env.reset(0)
+        assert not env.truncated
+        env.step(np.zeros(4, np.float32))
+    finally:
+        env.close()
+
+
 def test_registry_lists_each_simulator():
     assert set(ENVS) == {"crafter", "metaworld", "vizdoom"}
     assert all(factory.help for factory in ENVS.values())

@@ -273,7 +273,8 @@ class MBPO:
                 np.array([terminated or truncated], np.float32),
                 [{"TimeLimit.truncated": truncated and not terminated}],
             )  # fmt: skip
-            self.real.add(action, reward, terminated or truncated, frame)
+            # the world model learns terminations; a time limit only ends the episode
+            self.real.add(action, reward, terminated, frame)
             self.real_steps += 1
             self._obs = self._new_episode() if terminated or truncated else frame
             if learn and not warm:

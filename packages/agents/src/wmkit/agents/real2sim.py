@@ -133,7 +133,7 @@ def evaluate_policies(
                     frames.append(frame)
                 else:
                     rewards.append(reward)
-                if done:
+                if done or getattr(real_env, "truncated", False):
                     break
             if len(frames) < context_length:
                 raise ValueError(

@@ -2,10 +2,11 @@
 
 MBPO collects real transitions and Real2Sim evaluation runs policies in a real environment
 through :class:`RealEnv`: ``reset(seed) -> frame uint8 [H, W, 3]``, ``step(action) -> (frame,
-reward, done)``, ``action_spec`` and ``max_steps``. Every simulator of
-``wmkit.core.data.envs`` (``RecordableEnv``: Crafter, Meta-World, ViZDoom) has exactly this
-shape, so ``make_real_env("metaworld", 64, task="reach-v3")`` works unchanged; so does
-:class:`~wmkit.agents.testing.SquareGoalEnv`.
+reward, done)``, ``action_spec`` and ``max_steps``, and optionally ``truncated``. ``done`` is a
+termination; ``truncated`` says the last step hit the simulator's own time limit instead.
+Every simulator of ``wmkit.core.data.envs`` (``RecordableEnv``: Crafter, Meta-World, ViZDoom)
+has exactly this shape, so ``make_real_env("metaworld", 64, task="reach-v3")`` works
+unchanged; so does :class:`~wmkit.agents.testing.SquareGoalEnv`.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ def make_real_env(env: str | RealEnv, resolution: int = 64, **kwargs: Any) -> Re
 class RealGymEnv(gym.Env):
     """A :class:`RealEnv` as a ``gymnasium.Env`` (for SB3 learners and gymnasium tools).
 
-    ``done`` at ``max_steps`` becomes ``truncated``; earlier it is ``terminated``. ``reset``
-    without a seed draws one from the env's ``np_random``.
+    The env's ``done`` is ``terminated``; ``truncated`` is the env's own time limit (its
+    ``truncated`` flag) or ``max_steps``. Both can be true on the same step. ``reset`` without
+    a seed draws one from the env's ``np_random``.
 
     Args:
         env: the real environment.
@@ -89,8 +91,8 @@ class RealGymEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._frame, reward, done = self.env.step(action)
         self._t += 1
-        truncated = self._t >= self.env.max_steps
-        return self._frame, float(reward), bool(done and not truncated), truncated, {}
+        truncated = bool(getattr(self.env, "truncated", False)) or self._t >= self.env.max_steps
+        return self._frame, float(reward), bool(done), truncated, {}
 
     def render(self) -> np.ndarray:
         return self._frame

@@ -135,6 +135,7 @@ class SquareGoalEnv(RecordableEnv):
             else rng.integers(0, high + 1, size=2).astype(np.float32)
         )
         self._t = 0
+        self.truncated = False
         return self._frame()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool]:
@@ -146,7 +147,8 @@ class SquareGoalEnv(RecordableEnv):
         self._pos = np.clip(self._pos + delta * g["step"], 0, g["goal"]).astype(np.float32)
         self._t += 1
         reward = float(_reward(torch.as_tensor(self._pos[None]), self.resolution)[0])
-        return self._frame(), reward, self._t >= self.max_steps
+        self.truncated = self._t >= self.max_steps  # a time limit, not a termination
+        return self._frame(), reward, False
 
     def policies(self) -> dict[str, Callable[..., ExplorationPolicy]]:
         return {"random": lambda **kw: StickyRandomPolicy(self.action_spec, **kw)}

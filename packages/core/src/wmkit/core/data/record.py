@@ -7,7 +7,9 @@ episode (``EpisodeWriter`` commits shards atomically) and ends with exactly the 
 uninterrupted run would have written (DESIGN.md §4).
 
 Step alignment (DESIGN.md §3): ``frames[t]`` is the observation before ``actions[t]``;
-``rewards[t]`` and ``dones[t]`` are what that action brought. The observation after the
+``rewards[t]`` and ``dones[t]`` are what that action brought. ``dones`` are terminations only:
+an episode cut short by ``max_steps`` or by the simulator's time limit simply ends with
+``done = False`` (see :class:`~wmkit.core.data.envs.RecordableEnv`). The observation after the
 last action is not stored (it has no action), so every stored frame has its action.
 """
 
@@ -92,7 +94,7 @@ def record_episode(
         actions.append(action)
         rewards.append(reward)
         dones.append(done)
-        if done:
+        if done or getattr(env, "truncated", False):  # a time limit ends the episode without a done
             break
     kind = env.action_spec.kind
     return {

@@ -138,7 +138,7 @@ class PlaySession:
             self.last_reward, self.done = float(reward), bool(done)
             self.t += 1
             out = self._show(frame)
-            if done:  # keep playing: the next step starts a new episode
+            if done or getattr(self.env, "truncated", False):  # the next step starts a new episode
                 self.reset()
             return out
         assert self.world is not None and self.state is not None

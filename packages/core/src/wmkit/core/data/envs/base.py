@@ -42,11 +42,22 @@ class RecordableEnv(ABC):
         action_spec: the actions ``step`` accepts.
         fps: frames per second of the recorded frames (simulated time, not wall clock).
         max_steps: episode length cap; the recorder stops an episode after this many steps.
+        truncated: the last ``step`` ended the episode by the simulator's own time limit (a
+            ViZDoom scenario's timeout, Meta-World's 500 steps), not by a termination.
+            ``reset`` clears it.
+
+    ``done`` and ``truncated`` follow Gymnasium: ``done`` is a termination (death, success, a
+    scenario's goal), something a world model can learn to predict from what it sees and an
+    agent must not bootstrap past; a time limit only cuts the episode short. A time limit
+    recorded as ``done`` would teach a done head to predict an end that nothing in the frames
+    announces, and an agent trained on the data to treat a cut-off state as terminal (Pardo
+    et al., 2018, "Time Limits in Reinforcement Learning").
     """
 
     action_spec: ActionSpec
     fps: float
     max_steps: int
+    truncated: bool = False
     _last_frame: np.ndarray | None = None
 
     @property
@@ -67,8 +78,9 @@ class RecordableEnv(ABC):
 
     @abstractmethod
     def step(self, action: Any) -> tuple[np.ndarray, float, bool]:
-        """Apply ``action``; returns ``(next frame, reward, done)`` (``done``: the episode
-        ended, by death, success or the simulator's own time limit)."""
+        """Apply ``action``; returns ``(next frame, reward, done)``. ``done``: the episode
+        terminated (death, success, the scenario's goal). An end by the simulator's own time
+        limit returns ``done = False`` and sets :attr:`truncated` instead."""
 
     @abstractmethod
     def policies(self) -> dict[str, Callable[..., ExplorationPolicy]]:

@@ -169,14 +169,18 @@ class MetaWorldEnv(RecordableEnv):
         self._env.seed(int(seed))
         self._env.set_task(self._tasks[int(rng.integers(len(self._tasks)))])
         self._obs, _ = self._env.reset()
+        self.truncated = False
         return self._render()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool]:
         if self._obs is None:
             raise RuntimeError("call reset(seed) before step")
         action = np.asarray(action, np.float32).reshape(self.action_spec.shape)
+        if self.truncated:
+            raise RuntimeError("the episode hit Meta-World's step limit; call reset(seed)")
         self._obs, reward, terminated, truncated, _ = self._env.step(action)
-        return self._render(), float(reward), bool(terminated or truncated)
+        self.truncated = bool(truncated and not terminated)
+        return self._render(), float(reward), bool(terminated)
 
     def policies(self) -> dict[str, Callable[..., ExplorationPolicy]]:
         return {

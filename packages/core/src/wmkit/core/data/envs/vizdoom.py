@@ -46,7 +46,8 @@ class VizDoomEnv(RecordableEnv):
 
     Actions are one 0/1 per button of the scenario (``ActionSpec.multi_discrete([2] * n)``
     named after the buttons); each is held for ``frame_skip`` tics. Episodes end on death,
-    the scenario's goal or timeout, or after ``max_steps`` actions. The 4:3 frame is squashed
+    the scenario's goal (``done``), or by its timeout (``truncated``, not ``done``) or after
+    ``max_steps`` actions. The 4:3 frame is squashed
     to 1:1.
 
     Args:
@@ -113,6 +114,7 @@ class VizDoomEnv(RecordableEnv):
         # the same frames as a fresh game seeded the same, whatever episodes came before).
         self._game.set_seed(int(seed) % (2**31))
         self._game.new_episode()
+        self.truncated = False
         return self._frame()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool]:
@@ -124,9 +126,14 @@ class VizDoomEnv(RecordableEnv):
                 f"vizdoom action must be {len(self.action_spec.nvec)} values in {{0, 1}} "
                 f"({', '.join(self.action_spec.names)}); got {action!r}"
             )
+        if self._game.is_episode_finished():
+            raise RuntimeError("the ViZDoom episode has ended; call reset(seed)")
         reward = self._game.make_action([int(b) for b in buttons], self.frame_skip)
         if self._game.is_episode_finished():  # no state after the end: repeat the last frame
-            return self._last_frame, float(reward), True
+            # the scenario's timeout is a time limit; death and the goal are terminations
+            timeout = self._game.is_episode_timeout_reached() and not self._game.is_player_dead()
+            self.truncated = bool(timeout)
+            return self._last_frame, float(reward), not timeout
         return self._frame(), float(reward), False
 
     def policies(self) -> dict[str, Callable[..., ExplorationPolicy]]:
