@@ -45,6 +45,29 @@ def test_loss_falls_and_reward_head_learns_real_rewards():
     assert last["reward_mse"] < 0.5 * rewards.var().item()  # beats predicting the mean
 
 
+def test_masked_steps_do_not_train_the_reward_and_done_heads():
+    """A clip ending on an episode's final observation has a padded last step
+    (``step_mask`` False): its reward and done are not targets, its frame still is."""
+    batch = _batch()
+    batch["dones"] = torch.zeros_like(batch["rewards"])  # moving squares carry no dones
+    module = ARWorldModelModule(tiny_model(ActionSpec.discrete(5), max_frames=6))
+    mask = torch.ones_like(batch["rewards"], dtype=torch.bool)
+    mask[:, -1] = False
+    masked = module.losses({**batch, "step_mask": mask})
+    changed = {**batch, "step_mask": mask, "rewards": batch["rewards"].clone(),
+               "dones": batch["dones"].clone()}  # fmt: skip
+    changed["rewards"][:, -1] += 5.0
+    changed["dones"][:, -1] = 1 - changed["dones"][:, -1]
+    again = module.losses(changed)
+    for key in ("reward_mse", "done_bce", "token_ce"):
+        torch.testing.assert_close(masked[key], again[key])
+    unmasked = module.losses({**changed, "step_mask": torch.ones_like(mask)})
+    assert unmasked["reward_mse"] > masked["reward_mse"] + 1
+    assert not torch.isclose(unmasked["done_bce"], masked["done_bce"])
+    goal = ARWorldModelModule(tiny_model(ActionSpec.discrete(5), max_frames=7), goal_prob=1.0)
+    assert torch.isfinite(goal.losses({**batch, "step_mask": mask}, train=True)["loss"])
+
+
 def test_goal_conditioned_batches_train():
     batch = _batch()
     module = ARWorldModelModule(tiny_model(ActionSpec.discrete(5), max_frames=7), goal_prob=1.0)
@@ -99,6 +122,7 @@ def test_token_cache_round_trip_and_training(tmp_path):
     batch = next(iter(cached.val_dataloader()))
     frames = next(iter(data.val_dataloader()))["frames"]
     assert torch.equal(batch["tokens"], tok.encode(frames).values)
+    assert batch["step_mask"].dtype == torch.bool and batch["step_mask"].all()
     module = ARWorldModelModule(tiny_model(ActionSpec.discrete(5), max_frames=6))
     frame_loss = module.losses({**next(iter(data.val_dataloader()))})["loss"]
     token_loss = module.losses(batch)["loss"]

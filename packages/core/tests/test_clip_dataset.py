@@ -61,6 +61,36 @@ def test_sequential_clips_match_episodes(dataset_dir):
     assert item["dones"].dtype == torch.bool
 
 
+def test_clips_end_on_the_final_observation_with_its_step_masked(tmp_path):
+    """A clip may end on an episode's final observation: its transition from the last real
+    step is complete, and the padded step after it is masked; ``final_frames=False`` and
+    episodes without one clip as before."""
+    eps = moving_squares(2, 12, 16, seed=1)
+    eps.dones[:, 9] = True  # episode ends after action 9 (frame 10 is its final observation)
+    writer = EpisodeWriter(tmp_path / "d", action_spec=eps.action_spec, fps=10, env="squares")
+    writer.add_episode(eps.frames[0, :10], eps.actions[0, :10], eps.rewards[0, :10],
+                       eps.dones[0, :10], final_frame=eps.frames[0, 10])  # fmt: skip
+    writer.add_episode(eps.frames[1, :10], eps.actions[1, :10], eps.rewards[1, :10],
+                       eps.dones[1, :10])  # fmt: skip
+    writer.close()
+    store = EpisodeStore(tmp_path / "d")
+    data = ClipDataset(store, clip_length=4, mode="sequential", stride=1)
+    assert len(data) == (11 - 3) + (10 - 3)  # one more start in the episode with a final frame
+    last = next(data[i] for i in range(len(data)) if data.clip_location(i) == (0, 7))
+    expected = torch.from_numpy(eps.frames[0, 7:11]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    assert torch.equal(last["frames"], expected)
+    assert last["step_mask"].tolist() == [True, True, True, False]
+    assert last["dones"].tolist() == [False, False, True, False]  # the done's next frame is in
+    assert last["rewards"][3] == 0 and last["actions"][3] == last["actions"][2]
+    assert all(data[i]["step_mask"].all() for i in range(len(data)) if data[i]["episode"] == 1)
+    assert len(ClipDataset(store, clip_length=4, mode="sequential", stride=1,
+                           final_frames=False)) == 7 + 7  # fmt: skip
+    skipped = ClipDataset(store, clip_length=3, frame_skip=2, mode="sequential", stride=1)
+    end = next(skipped[i] for i in range(len(skipped)) if skipped.clip_location(i) == (0, 6))
+    assert end["step_mask"].tolist() == [True, True, False]  # frames 6, 8, 10 (final)
+    assert end["dones"].tolist() == [False, True, False]  # steps 8 and 9 hold the done
+
+
 def test_random_mode_is_reproducible_and_epochs_differ(dataset_dir):
     store = EpisodeStore(dataset_dir)
     data = ClipDataset(store, clip_length=8, mode="random", samples_per_epoch=12, seed=3)

@@ -82,10 +82,47 @@ def test_lossy_video(tmp_path):
 def test_windows_are_checked(tmp_path):
     _write(tmp_path / "d", n=2)
     store = EpisodeStore(tmp_path / "d")
-    with pytest.raises(IndexError, match="outside episode 1 of length 10"):
+    with pytest.raises(IndexError, match="outside the 10 frames of episode 1"):
         store.read_frames(1, 8, 11)
+    with pytest.raises(IndexError, match="outside the 10 frames of episode 1"):
+        store.read_frames(1, 8, 11)  # no final observation: frame 10 does not exist
+    assert not store.has_final_frame(1) and store.final_frame(1) is None
     with pytest.raises(IndexError, match="episode 7 out of range"):
         store.episode_length(7)
+
+
+@pytest.mark.parametrize("frame_format", ["video", "npz"])
+def test_final_observation_round_trip(tmp_path, frame_format):
+    """The observation after the last action is stored as frame ``T`` of the frames file;
+    steps stay ``T`` long, and an episode without one reads as before."""
+    eps, _ = _episodes(3)
+    writer = EpisodeWriter(tmp_path / "d", action_spec=eps.action_spec, fps=10, env="squares",
+                           frame_format=frame_format, chunk=4)  # fmt: skip
+    lengths = (8, 9, 11)  # 8 = 2 chunks: the final frame opens a third
+    for i, t in enumerate(lengths):
+        final = eps.frames[i, t] if i != 1 else None
+        writer.add_episode(eps.frames[i, :t], eps.actions[i, :t], eps.rewards[i, :t],
+                           eps.dones[i, :t], final_frame=final)  # fmt: skip
+    with pytest.raises(ValueError, match=r"final_frame must be one uint8 frame \(16, 16, 3\)"):
+        writer.add_episode(eps.frames[0, :4], eps.actions[0, :4], final_frame=eps.frames[0, :2])
+    writer.close()
+    store = EpisodeStore(tmp_path / "d")
+    assert [store.has_final_frame(i) for i in range(3)] == [True, False, True]
+    for i in (0, 2):
+        t = lengths[i]
+        assert store.episode_length(i) == t
+        assert np.array_equal(store.final_frame(i), eps.frames[i, t])
+        assert np.array_equal(store.read_frames(i, t - 3, t + 1), eps.frames[i, t - 3 : t + 1])
+        frames, steps = store.read_episode(i)
+        assert len(frames) == len(steps["actions"]) == t
+        with pytest.raises(IndexError, match=f"outside the {t} steps"):
+            store.read_steps(i, 0, t + 1)
+    assert store.final_frame(1) is None
+    with pytest.raises(IndexError, match="outside the 9 frames of episode 1"):
+        store.read_frames(1, 0, 10)
+    meta = json.loads((tmp_path / "d" / "shards" / "000000" / "shard.json").read_text())
+    assert [e.get("final_frame") for e in meta["episodes"][:2]] == [True, None]
+    store.verify()
 
 
 def test_resume_after_kill_keeps_complete_shards(tmp_path):

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from wmkit.core.data.envs import make_env
 from wmkit.core.data.episode_store import EpisodeStore
 from wmkit.core.data.info import command as data_command
 from wmkit.core.data.record import command as record_command
@@ -65,6 +66,17 @@ def test_recorded_episodes_load_back(dataset):
         assert steps["rewards"].shape == (t,) and steps["dones"].shape == (t,)
     assert not np.array_equal(eps[0][0][:2], eps[1][0][:2])  # episodes differ
     store.verify()
+    # the observation after the last action is kept, and it is that one (lossless video)
+    env = make_env(name, 32, **store.manifest["env_kwargs"])
+    try:
+        for i, (_, steps) in enumerate(eps):
+            env.reset(store.episode_seed(i))
+            for a in steps["actions"]:
+                last, _, _ = env.step(a)
+            assert store.has_final_frame(i)
+            assert np.array_equal(store.final_frame(i), last)
+    finally:
+        env.close()
 
 
 def test_record_is_deterministic_and_seed_dependent(dataset, tmp_path):

@@ -154,3 +154,55 @@ def test_done_settings_fail_clearly():
         DiffusionForcingModule(model, done_weight=-1.0)
     with pytest.raises(ValueError, match="the done head needs batch"):
         DiffusionForcingModule(model).training_step({"frames": frames, "dones": data["dones"]}, 0)
+
+
+def _recorded(root, n: int, seed: int):
+    """``n`` recorded episodes that each end in a termination after their last action, whose
+    final observation (a black "game over" screen) is stored."""
+    from wmkit.core.data.episode_store import EpisodeWriter
+
+    eps = moving_squares(num_episodes=n, length=8, size=16, seed=seed)
+    writer = EpisodeWriter(root, action_spec=SPEC, fps=10, env="squares")
+    for i in range(n):
+        dones = torch.zeros(8, dtype=torch.bool)
+        dones[-1] = True
+        writer.add_episode(eps.frames[i], eps.actions[i], dones=dones.numpy(),
+                           final_frame=eps.frames[i, 0] * 0)  # fmt: skip
+    writer.close()
+
+
+def _clips(root, final_frames: bool) -> dict[str, torch.Tensor]:
+    from wmkit.core.data.clip_dataset import ClipDataset
+    from wmkit.core.data.episode_store import EpisodeStore
+
+    data = ClipDataset(EpisodeStore(root), clip_length=3, mode="sequential", stride=1,
+                       final_frames=final_frames)  # fmt: skip
+    items = [data[i] for i in range(len(data))]
+    return {k: torch.stack([it[k] for it in items]) for k in ("frames", "actions", "dones")}
+
+
+def test_terminations_train_through_recorded_final_observations(tmp_path):
+    """The last transition of an episode, where its termination sits, reaches the head only
+    through the stored final observation: without it no clip has a done target."""
+    _recorded(tmp_path / "train", 12, seed=0)
+    _recorded(tmp_path / "held", 6, seed=5)
+    model = _model()
+    without = _clips(tmp_path / "train", final_frames=False)
+    _, target = model._transition_outputs(
+        model.done_head, without["frames"], without["actions"], without["dones"], "dones"
+    )
+    assert target.sum() == 0  # the done's next frame was never in a clip
+    train = _clips(tmp_path / "train", final_frames=True)
+    opt = torch.optim.AdamW(model.done_head.parameters(), lr=1e-2)
+    for _ in range(100):
+        loss = model.done_loss(train["frames"], train["actions"], train["dones"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    held = _clips(tmp_path / "held", final_frames=True)
+    with torch.no_grad():
+        logits, target = model._transition_outputs(
+            model.done_head, held["frames"], held["actions"], held["dones"], "dones"
+        )
+    assert target.sum() == 6  # one termination per held-out episode
+    assert torch.equal(logits > 0, target.bool())  # each found, no false alarm

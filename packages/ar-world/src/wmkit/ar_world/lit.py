@@ -86,10 +86,14 @@ class ARWorldModelModule(L.LightningModule):
         (tokens, future), actions = self._tokens(batch), batch["actions"]
         rewards = batch["rewards"].float()
         dones = batch.get("dones", torch.zeros_like(rewards)).float()
+        # False on the padded step of a clip that ends on an episode's final observation
+        # (ClipDataset): that frame is a target, but it has no reward or done of its own
+        mask = batch.get("step_mask")
+        mask = torch.ones_like(rewards, dtype=torch.bool) if mask is None else mask.bool()
         b = tokens.shape[0]
         t = tokens.shape[1] + (0 if future is None else future.shape[1])
         actions = actions[:, :t]
-        rewards, dones = rewards[:, :t], dones[:, :t]
+        rewards, dones, mask = rewards[:, :t], dones[:, :t], mask[:, :t]
         hp = self.hparams
         null = None
         if train and hp.action_dropout > 0:
@@ -104,6 +108,7 @@ class ARWorldModelModule(L.LightningModule):
             null = torch.cat([goal_null, base if null is None else null], dim=1)
             rewards = torch.cat([rewards[:, :1], rewards], dim=1)
             dones = torch.cat([dones[:, :1], dones], dim=1)
+            mask = torch.cat([mask[:, :1], mask], dim=1)
             frame_from = 1  # no reward/done target for the goal step
         inputs, future_in = tokens, future
         if train and hp.token_noise > 0:
@@ -114,10 +119,13 @@ class ARWorldModelModule(L.LightningModule):
         logits = out.frame_logits  # [B, T - 1, n, V] (compressive: [B, T - T0, n, V_f])
         target = (tokens[:, 1:] if future is None else future).flatten(2)
         ce = F.cross_entropy(logits.flatten(0, 2).float(), target.flatten())
-        reward = F.mse_loss(out.reward[:, frame_from:].float(), rewards[:, frame_from:])
-        done = F.binary_cross_entropy_with_logits(
-            out.done_logits[:, frame_from:].float(), dones[:, frame_from:]
+        mask = mask[:, frame_from:].float()
+        per_step = (out.reward[:, frame_from:].float() - rewards[:, frame_from:]) ** 2
+        reward = (per_step * mask).sum() / mask.sum().clamp(min=1)
+        per_step = F.binary_cross_entropy_with_logits(
+            out.done_logits[:, frame_from:].float(), dones[:, frame_from:], reduction="none"
         )
+        done = (per_step * mask).sum() / mask.sum().clamp(min=1)
         acc = (logits.argmax(-1) == target).float().mean()
         return {
             "loss": ce + hp.reward_weight * reward + hp.done_weight * done,

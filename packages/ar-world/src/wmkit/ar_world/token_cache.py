@@ -55,7 +55,9 @@ def build_token_cache(
     grid: list[int] | None = None
     for split in splits:
         loader = getattr(datamodule, f"{split}_dataloader")()
-        parts: dict[str, list[Tensor]] = {"tokens": [], "actions": [], "rewards": [], "dones": []}
+        parts: dict[str, list[Tensor]] = {
+            "tokens": [], "actions": [], "rewards": [], "dones": [], "step_mask": []
+        }  # fmt: skip
         for batch in loader:
             tokens = tok.encode(batch["frames"].to(device)).values.cpu()  # [B, T, h, w]
             grid = list(tokens.shape[2:])
@@ -63,6 +65,8 @@ def build_token_cache(
             parts["actions"].append(batch["actions"])
             parts["rewards"].append(batch["rewards"].float())
             parts["dones"].append(batch.get("dones", torch.zeros_like(batch["rewards"])).float())
+            mask = batch.get("step_mask", torch.ones_like(batch["rewards"], dtype=torch.bool))
+            parts["step_mask"].append(mask.bool())
         if not parts["tokens"]:
             raise ValueError(f"the {split} loader yielded no batches")
         save_file(
@@ -79,7 +83,8 @@ def build_token_cache(
 
 
 class TokenCacheDataModule(L.LightningDataModule):
-    """Batches ``{"tokens", "actions", "rewards", "dones"}`` from a ``build_token_cache`` dir.
+    """Batches ``{"tokens", "actions", "rewards", "dones", "step_mask"}`` from a
+    ``build_token_cache`` dir (caches built before ``step_mask`` existed read as all-valid).
 
     Args:
         path: the cache directory.
@@ -114,14 +119,16 @@ class TokenCacheDataModule(L.LightningDataModule):
             file = Path(self.hparams.path) / f"{split}.safetensors"
             if file.is_file():
                 d = load_file(str(file))
+                mask = d.get("step_mask", torch.ones_like(d["rewards"], dtype=torch.bool))
                 self.splits[split] = TensorDataset(
-                    d["tokens"], d["actions"], d["rewards"], d["dones"]
+                    d["tokens"], d["actions"], d["rewards"], d["dones"], mask
                 )
 
     @staticmethod
     def _collate(items: list[tuple[Tensor, ...]]) -> dict[str, Tensor]:
-        tokens, actions, rewards, dones = (torch.stack(x) for x in zip(*items))
-        return {"tokens": tokens.long(), "actions": actions, "rewards": rewards, "dones": dones}
+        tokens, actions, rewards, dones, mask = (torch.stack(x) for x in zip(*items))
+        return {"tokens": tokens.long(), "actions": actions, "rewards": rewards, "dones": dones,
+                "step_mask": mask}  # fmt: skip
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.splits:

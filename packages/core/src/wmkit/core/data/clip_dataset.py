@@ -18,6 +18,15 @@ the default collate makes ``[B, T, C, H, W]``), and when the source has them ``a
 ``episode`` and ``start``. With ``frame_skip = k`` the action of clip step ``t`` is the
 action taken at source frame ``start + t·k`` (the first of its ``k`` frames; sticky-action
 recordings repeat it) and the reward is the sum over those ``k`` frames; ``done`` is any.
+
+Final observations: an episode whose source stores the observation after its last action
+(``EpisodeStore.has_final_frame``) has one more frame than steps, and clips may end on it,
+so the last transition, the one a termination usually sits on, is trained like any other.
+That frame has no action of its own: its step is padded (the last action repeated, reward 0,
+not done) and ``step_mask`` ``bool [T]`` is False there. Models that read step ``t`` for
+transition ``(frame t, action t, frame t + 1)`` never reach it; those that predict reward
+``t`` from frames up to ``t`` alone (the AR world model) must mask it. ``final_frames=False``
+turns this off.
 """
 
 from __future__ import annotations
@@ -34,6 +43,12 @@ from torch.utils.data import Dataset, DistributedSampler
 from wmkit.core.data.source import EpisodeSource
 
 __all__ = ["ClipDataset", "RandomClipSampler", "split_episodes"]
+
+
+def _pad_step(values: np.ndarray, key: str) -> np.ndarray:
+    """``values`` with one padded step appended: the last action again, reward 0, not done."""
+    pad = values[-1:] if key == "actions" else np.zeros_like(values[-1:])
+    return np.concatenate([values, pad])
 
 
 def split_episodes(
@@ -74,7 +89,10 @@ class ClipDataset(Dataset):
             non-overlapping clips.
         seed: random-mode seed.
         resolution: resize frames to ``resolution`` x ``resolution`` (area) if given.
-        with_steps: include actions/rewards/dones when the source has them.
+        with_steps: include actions/rewards/dones (and ``step_mask``) when the source has
+            them.
+        final_frames: let clips end on an episode's final observation when the source has
+            one (see the module docstring).
     """
 
     def __init__(
@@ -89,6 +107,7 @@ class ClipDataset(Dataset):
         seed: int = 0,
         resolution: int | None = None,
         with_steps: bool = True,
+        final_frames: bool = True,
     ) -> None:
         if clip_length < 1 or frame_skip < 1:
             raise ValueError(
@@ -103,7 +122,15 @@ class ClipDataset(Dataset):
         self.seed, self.resolution = seed, resolution
         self.with_steps = with_steps and source.action_spec is not None
         chosen = list(range(len(source))) if episodes is None else list(episodes)
-        lengths = np.array([source.episode_length(e) for e in chosen], dtype=np.int64)
+        has_final = getattr(source, "has_final_frame", None)
+        self.final_frames = bool(final_frames) and callable(has_final)
+        lengths = np.array(
+            [
+                source.episode_length(e) + int(self.final_frames and bool(has_final(e)))  # type: ignore[misc]
+                for e in chosen
+            ],
+            dtype=np.int64,
+        )  # frames per episode
         keep = lengths >= self.span
         self.episodes = [e for e, k in zip(chosen, keep) if k]
         self.num_starts = (lengths[keep] - self.span + 1).astype(np.int64)
@@ -148,8 +175,16 @@ class ClipDataset(Dataset):
             video = F.interpolate(video, size=(self.resolution,) * 2, mode="area").clamp_(-1, 1)
         item: dict[str, Any] = {"frames": video, "episode": episode, "start": start}
         if self.with_steps:
-            steps = self.source.read_steps(episode, start, stop)
+            length = self.source.episode_length(episode)
+            steps = self.source.read_steps(episode, start, min(stop, length))
+            valid = np.ones(stop - start, bool)
+            if stop > length:  # the clip ends on the final observation: pad its step
+                valid[length - start :] = False
+                steps = {key: _pad_step(value, key) for key, value in steps.items()}
             k = self.frame_skip
+            item["step_mask"] = torch.from_numpy(
+                np.logical_and.reduceat(valid, np.arange(0, len(valid), k)) if k > 1 else valid
+            )
             if "actions" in steps:
                 item["actions"] = torch.from_numpy(np.ascontiguousarray(steps["actions"][::k]))
             if "rewards" in steps:

@@ -42,6 +42,9 @@ class EpisodeDataModule(L.LightningDataModule):
         resolution: resize frames to this square size.
         with_steps: include actions, rewards and dones (``False`` for frame-only stages).
         seed: seed of the random clip draws.
+        final_frames: let clips end on an episode's final observation (the one after its
+            last action) where the dataset stores it; its padded step is masked out by the
+            batches' ``step_mask`` (``ClipDataset``).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class EpisodeDataModule(L.LightningDataModule):
         resolution: int | None = None,
         with_steps: bool = True,
         seed: int = 0,
+        final_frames: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -87,6 +91,7 @@ class EpisodeDataModule(L.LightningDataModule):
             "frame_skip": hp.frame_skip,
             "resolution": hp.resolution,
             "with_steps": hp.with_steps,
+            "final_frames": hp.final_frames,
         }
         for name, episodes in splits.items():
             if not episodes:

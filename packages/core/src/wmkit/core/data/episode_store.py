@@ -13,6 +13,14 @@ Layout (format version 1)::
         000001/
       shards/.tmp-000002/      # a shard being written; renamed into place when complete
 
+An episode of ``T`` steps has ``T`` frames, frame ``t`` the observation before action ``t``.
+Its frames file may hold one more: the *final observation*, after the last action (the
+episode's entry in ``shard.json`` then says ``"final_frame": true``). Without it the last
+transition, often the only one with ``done`` set, has no next frame, so a head that reads
+``(frame t, action t, frame t + 1)`` never sees a termination (DIAMOND keeps the final
+observation for the same reason). Readers that know nothing of it read the first ``T``
+frames as before.
+
 A shard appears under its final name only once all of its files are written (directory
 rename is atomic), so a killed recording leaves complete shards plus a ``.tmp-`` directory
 that the next writer removes; recording then resumes after the last complete episode.
@@ -218,9 +226,12 @@ class EpisodeWriter:
         *,
         seed: int | None = None,
         info: dict[str, Any] | None = None,
+        final_frame: np.ndarray | None = None,
     ) -> int:
         """Add one episode: ``frames uint8 [T, H, W, 3]``, ``actions [T, *action_shape]``
-        (action ``t`` taken after frame ``t``), ``rewards``/``dones`` ``[T]``. Returns its index.
+        (action ``t`` taken after frame ``t``), ``rewards``/``dones`` ``[T]`` and, if known,
+        ``final_frame uint8 [H, W, 3]``, the observation after the last action. Returns its
+        index.
 
         The frames file is written at once into the open (temporary) shard; the shard is
         committed when it holds ``episodes_per_shard`` episodes or on ``close``.
@@ -250,6 +261,15 @@ class EpisodeWriter:
         dones = np.zeros(t, bool) if dones is None else np.asarray(dones).astype(bool)
         if rewards.shape != (t,) or dones.shape != (t,):
             raise ValueError(f"rewards and dones must be [{t}]; got {rewards.shape}, {dones.shape}")
+        if final_frame is not None:
+            final_frame = np.asarray(final_frame)
+            if final_frame.shape != frames.shape[1:] or final_frame.dtype != np.uint8:
+                raise ValueError(
+                    f"final_frame must be one uint8 frame {tuple(frames.shape[1:])} like the "
+                    f"episode's; got {final_frame.dtype} {tuple(final_frame.shape)}"
+                )
+            frames = np.concatenate([frames, final_frame[None]])
+        n = frames.shape[0]  # frames on disk: t, or t + 1 with the final observation
 
         if self._tmp is None:
             self._tmp = self.shards_dir / f".tmp-{self.next_shard:06d}"
@@ -270,11 +290,11 @@ class EpisodeWriter:
         else:
             file = f"{name}.npz"
             c = self.settings["chunk"]
-            arrays = {f"chunk{i // c:06d}": frames[i : i + c] for i in range(0, t, c)}
+            arrays = {f"chunk{i // c:06d}": frames[i : i + c] for i in range(0, n, c)}
             np.savez_compressed(self._tmp / file, **arrays)
         self._pending.append({
             "index": index, "length": t, "seed": seed, "info": info or {}, "file": file,
-            "actions": actions, "rewards": rewards, "dones": dones,
+            "final_frame": n > t, "actions": actions, "rewards": rewards, "dones": dones,
         })  # fmt: skip
         if len(self._pending) >= self.settings["episodes_per_shard"]:
             self.commit()
@@ -306,7 +326,9 @@ class EpisodeWriter:
         files = [STEPS, *(e["file"] for e in eps)]
         meta = {
             "episodes": [
-                {k: e[k] for k in ("index", "length", "seed", "info", "file")} for e in eps
+                {k: e[k] for k in ("index", "length", "seed", "info", "file")}
+                | ({"final_frame": True} if e["final_frame"] else {})
+                for e in eps
             ],
             "files": {
                 f: {"size": (self._tmp / f).stat().st_size, "sha256": _sha256(self._tmp / f)}
@@ -344,6 +366,7 @@ class _Episode:
     length: int
     seed: int | None
     info: dict[str, Any]
+    final_frame: bool = False
 
 
 class EpisodeStore:
@@ -403,7 +426,10 @@ class EpisodeStore:
                         f"{meta_path} lists episode {e['index']}, expected {len(self._episodes)}"
                         " (a shard is missing)"
                     )
-                self._episodes.append(_Episode(shard, e["file"], e["length"], e["seed"], e["info"]))
+                final = bool(e.get("final_frame", False))
+                self._episodes.append(
+                    _Episode(shard, e["file"], e["length"], e["seed"], e["info"], final)
+                )
                 self._shard_of.append(len(self._shards))
             self._shards.append(shard)
         self._steps_cache = lru_cache(maxsize=8)(self._load_steps)
@@ -436,16 +462,25 @@ class EpisodeStore:
     def episode_seed(self, episode: int) -> int | None:
         return self._episode(episode).seed
 
-    def _window(self, episode: int, start: int, stop: int) -> _Episode:
+    def has_final_frame(self, episode: int) -> bool:
+        """Whether ``episode`` stores its final observation as frame ``length``, the one after
+        its last action (``read_frames`` may then stop at ``length + 1``)."""
+        return self._episode(episode).final_frame
+
+    def _window(self, episode: int, start: int, stop: int, frames: bool = False) -> _Episode:
         ep = self._episode(episode)
-        if not 0 <= start < stop <= ep.length:
+        end = ep.length + (frames and ep.final_frame)
+        if not 0 <= start < stop <= end:
+            what = "frames" if frames else "steps"
             raise IndexError(
-                f"window [{start}, {stop}) outside episode {episode} of length {ep.length}"
+                f"window [{start}, {stop}) outside the {end} {what} of episode {episode}"
             )
         return ep
 
     def read_frames(self, episode: int, start: int, stop: int) -> np.ndarray:
-        ep = self._window(episode, start, stop)
+        """Frames ``[start, stop)``; ``stop`` may be ``length + 1`` when the episode has its
+        final observation (:meth:`has_final_frame`)."""
+        ep = self._window(episode, start, stop, frames=True)
         path = ep.shard / ep.file
         if path.suffix == ".npz":
             c = int(self.manifest["chunk"])
@@ -500,9 +535,17 @@ class EpisodeStore:
                     raise CorruptDatasetError(f"{shard / file} does not match its sha256")
 
     def read_episode(self, episode: int) -> tuple[np.ndarray, StepData]:
-        """Whole episode: frames and step data."""
+        """Whole episode: frames ``[T]`` and step data (see :meth:`final_frame`)."""
         n = self.episode_length(episode)
         return self.read_frames(episode, 0, n), self.read_steps(episode, 0, n)
+
+    def final_frame(self, episode: int) -> np.ndarray | None:
+        """The observation after ``episode``'s last action, ``uint8 [H, W, 3]``, or ``None``
+        when it was not recorded."""
+        if not self.has_final_frame(episode):
+            return None
+        n = self.episode_length(episode)
+        return self.read_frames(episode, n, n + 1)[0]
 
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers: rebuild the cache
         state = self.__dict__.copy()

@@ -84,8 +84,12 @@ def dataset_summary(store: Any) -> str:
         )
         ended = sum(bool(s["dones"][-1]) for s in steps)
         lines.append(
-            f"ended        {ended} of {len(steps)} episodes by the simulator (rest capped)"
+            f"ended        {ended} of {len(steps)} episodes by a termination (the rest by a "
+            "time limit)"
         )
+        finals = sum(bool(store.has_final_frame(i)) for i in range(len(store)))
+        lines.append(f"final obs    {finals} of {len(store)} episodes store the frame after "
+                     "their last action")  # fmt: skip
         lines.append("actions")
         lines += action_histogram(store.action_spec, np.concatenate([s["actions"] for s in steps]))
     return "\n".join(lines)

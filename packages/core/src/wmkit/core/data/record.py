@@ -10,7 +10,9 @@ Step alignment (DESIGN.md §3): ``frames[t]`` is the observation before ``action
 ``rewards[t]`` and ``dones[t]`` are what that action brought. ``dones`` are terminations only:
 an episode cut short by ``max_steps`` or by the simulator's time limit simply ends with
 ``done = False`` (see :class:`~wmkit.core.data.envs.RecordableEnv`). The observation after the
-last action is not stored (it has no action), so every stored frame has its action.
+last action has no action; it is stored apart as the episode's *final observation*
+(``EpisodeStore.final_frame``), so the last transition, often the one that ends the episode,
+has its next frame too.
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ def record_episode(
     env: RecordableEnv, policy: ExplorationPolicy, seed: int, max_steps: int | None = None
 ) -> dict[str, np.ndarray]:
     """Run one episode; returns ``frames uint8 [T, H, W, 3]``, ``actions [T, ...]``,
-    ``rewards float32 [T]`` and ``dones bool [T]`` (see the module docstring)."""
+    ``rewards float32 [T]``, ``dones bool [T]`` and ``final_frame uint8 [H, W, 3]``, the
+    observation after the last action (see the module docstring)."""
     rng = np.random.default_rng(seed)
     frame = env.reset(seed)
     policy.reset(rng)
@@ -102,6 +105,7 @@ def record_episode(
         "actions": np.asarray(actions, np.float32 if kind == "continuous" else np.int64),
         "rewards": np.asarray(rewards, np.float32),
         "dones": np.asarray(dones, bool),
+        "final_frame": frame,
     }
 
 
@@ -188,7 +192,8 @@ def record(
                 s = episode_seed(seed, i)
                 ep = record_episode(env, pol, s)
                 writer.add_episode(ep["frames"], ep["actions"], ep["rewards"], ep["dones"],
-                                   seed=s, info={"return": float(ep["rewards"].sum())})  # fmt: skip
+                                   seed=s, info={"return": float(ep["rewards"].sum())},
+                                   final_frame=ep["final_frame"])  # fmt: skip
                 steps += len(ep["actions"])
                 bar.update(1)
                 bar.set_postfix(steps_per_s=f"{steps / (time.perf_counter() - t0):.0f}")
