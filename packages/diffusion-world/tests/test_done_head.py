@@ -35,6 +35,15 @@ def _model(**kwargs) -> DiffusionWorldModel:
     )  # fmt: skip
 
 
+def _train_done_head(model: DiffusionWorldModel, data: dict, steps: int, lr: float) -> None:
+    opt = torch.optim.AdamW(model.done_head.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = model.done_loss(data["frames"], data["actions"], data["dones"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 class TestWithDoneHead(WorldModelTests):
     def make_model(self):
         return _model(reward_head=True)
@@ -47,12 +56,7 @@ class TestWithDoneHead(WorldModelTests):
 def test_done_head_learns_held_out_terminations():
     train, held = _episodes(60, seed=0), _episodes(16, seed=7)
     model = _model()
-    opt = torch.optim.AdamW(model.done_head.parameters(), lr=3e-3)
-    for _ in range(150):
-        loss = model.done_loss(train["frames"], train["actions"], train["dones"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _train_done_head(model, train, steps=150, lr=3e-3)
     target = held["dones"][:, :-1]
     rate = target.mean()
     assert 0.05 < rate < 0.5
@@ -193,12 +197,7 @@ def test_terminations_train_through_recorded_final_observations(tmp_path):
     )
     assert target.sum() == 0  # the done's next frame was never in a clip
     train = _clips(tmp_path / "train", final_frames=True)
-    opt = torch.optim.AdamW(model.done_head.parameters(), lr=1e-2)
-    for _ in range(100):
-        loss = model.done_loss(train["frames"], train["actions"], train["dones"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _train_done_head(model, train, steps=100, lr=1e-2)
     held = _clips(tmp_path / "held", final_frames=True)
     with torch.no_grad():
         logits, target = model._transition_outputs(
