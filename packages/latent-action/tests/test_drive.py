@@ -41,6 +41,37 @@ def test_latent_action_source_yields_latent_actions(trained, squares):
         LatentActionSource(action_free, object())  # type: ignore[arg-type]
 
 
+def test_labelling_keeps_returns_terminations_and_final_observations(trained, squares, tmp_path):
+    """Without a final observation the dropped last step's reward and done move to the step
+    before; with one (a recorded dataset) every step is labelled and the frame is kept."""
+    from wmkit.core.data.episode_store import EpisodeStore, EpisodeWriter
+
+    rewards = np.random.default_rng(0).random((2, 9)).astype(np.float32)
+    dones = np.zeros((2, 9), bool)
+    dones[:, -1] = True
+    plain = LatentActionSource(ArrayEpisodes(squares.frames[:2], rewards=rewards, dones=dones),
+                               trained)  # fmt: skip
+    steps = plain.read_steps(0, 0, 8)
+    assert steps["rewards"].sum() == pytest.approx(rewards[0].sum(), rel=1e-6)
+    assert steps["dones"].tolist() == [False] * 7 + [True] and not plain.has_final_frame(0)
+    writer = EpisodeWriter(tmp_path / "rec", action_spec=squares.action_spec, fps=10, env="sq")
+    for i in range(2):
+        writer.add_episode(squares.frames[i, :8], squares.actions[i, :8], rewards[i, :8],
+                           dones[i, 1:], final_frame=squares.frames[i, 8])  # fmt: skip
+    writer.close()
+    recorded = LatentActionSource(EpisodeStore(tmp_path / "rec"), trained)
+    assert recorded.episode_length(1) == 8 and recorded.has_final_frame(1)
+    steps = recorded.read_steps(1, 0, 8)
+    expected = trained.infer(to_float_video(squares.frames[1]))[0].numpy()  # all 9 frames
+    np.testing.assert_array_equal(steps["actions"], expected)
+    np.testing.assert_array_equal(steps["rewards"], rewards[1, :8])
+    assert steps["dones"].tolist() == [False] * 7 + [True]
+    np.testing.assert_array_equal(recorded.read_frames(1, 0, 9), squares.frames[1])
+    path = label_episodes(trained, EpisodeStore(tmp_path / "rec"), tmp_path / "labelled")
+    assert EpisodeStore(path).has_final_frame(0)
+    np.testing.assert_array_equal(EpisodeStore(path).final_frame(0), squares.frames[0, 8])
+
+
 def test_world_model_trains_on_labelled_action_free_video(trained, squares, tmp_path):
     path = label_episodes(trained, ArrayEpisodes(squares.frames[:40]), tmp_path / "labelled")
     data = EpisodeDataModule(

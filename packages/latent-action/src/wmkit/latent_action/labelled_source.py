@@ -9,8 +9,13 @@ latent-action pretraining, Genie's latent-action world model, IGOR's latent worl
 ``wmkit <stage> fit`` commands that take a ``path``.
 
 Alignment: latent action ``t`` explains the transition from frame ``t`` to ``t + 1``, the
-position of the real action ``t``. The last frame of an episode has no next frame and so no
-latent action; it is dropped, so each labelled episode is one frame shorter.
+position of the real action ``t``. An episode whose source stores its final observation
+(``EpisodeStore.has_final_frame``: the frame after the last step) is labelled whole, and
+keeps that frame. Otherwise its last frame has no next frame and so no latent action; that
+step is dropped, so the labelled episode is one frame shorter, and its reward and done are
+folded into the step before (the episode's return and its termination are kept, one step
+early). Rewards and dones are the source's; action-free video has none (0 and not done: a
+video that ends has not terminated).
 """
 
 from __future__ import annotations
@@ -27,12 +32,18 @@ from wmkit.core.data.source import EpisodeSource, StepData
 __all__ = ["LatentActionSource", "infer_episode", "label_episodes"]
 
 
+def _has_final(source: EpisodeSource, episode: int) -> bool:
+    has_final = getattr(source, "has_final_frame", None)
+    return bool(has_final(episode)) if callable(has_final) else False
+
+
 @torch.no_grad()
 def infer_episode(
     model: LatentActionModel, source: EpisodeSource, episode: int, device: str = "cpu"
 ) -> np.ndarray:
-    """Latent actions of every transition of ``episode``: ``[T - 1, *spec.action_shape]``."""
-    n = source.episode_length(episode)
+    """Latent actions of every transition of ``episode``: ``[T - 1, *spec.action_shape]``, or
+    ``[T, ...]`` when the source stores its final observation."""
+    n = source.episode_length(episode) + _has_final(source, episode)
     if n < 2:
         raise ValueError(f"episode {episode} has {n} frame(s); a latent action needs two")
     frames = to_float_video(source.read_frames(episode, 0, n), device=device)  # [1, T, C, H, W]
@@ -70,14 +81,20 @@ class LatentActionSource:
         return len(self.source)
 
     def episode_length(self, episode: int) -> int:
-        return self.source.episode_length(episode) - 1
+        return self.source.episode_length(episode) - (not _has_final(self.source, episode))
 
-    def _check(self, episode: int, start: int, stop: int) -> None:
-        n = self.episode_length(episode)
+    def has_final_frame(self, episode: int) -> bool:
+        """Whether ``episode`` keeps its source's final observation (labelled whole)."""
+        return _has_final(self.source, episode)
+
+    def _check(self, episode: int, start: int, stop: int, frames: bool = False) -> None:
+        final = self.has_final_frame(episode)
+        n = self.episode_length(episode) + (frames and final)
         if not 0 <= start < stop <= n:
+            why = "" if final else " (one frame shorter than the source: its last has no action)"
             raise IndexError(
-                f"window [{start}, {stop}) outside labelled episode {episode} of length {n} "
-                "(one frame shorter than the source: the last frame has no latent action)"
+                f"window [{start}, {stop}) outside labelled episode {episode} of {n} "
+                f"{'frames' if frames else 'steps'}{why}"
             )
 
     def latent_actions(self, episode: int) -> np.ndarray:
@@ -87,21 +104,21 @@ class LatentActionSource:
         return self._cache[episode]
 
     def read_frames(self, episode: int, start: int, stop: int) -> np.ndarray:
-        self._check(episode, start, stop)
+        self._check(episode, start, stop, frames=True)
         return self.source.read_frames(episode, start, stop)
 
     def read_steps(self, episode: int, start: int, stop: int) -> StepData:
         self._check(episode, start, stop)
-        n = self.episode_length(episode)
-        steps = self.source.read_steps(episode, start, stop)
-        out: StepData = {"actions": self.latent_actions(episode)[start:stop]}
-        out["rewards"] = steps.get("rewards", np.zeros(stop - start, np.float32))
-        dones = np.asarray(steps.get("dones", np.zeros(stop - start, bool))).astype(bool)
-        if stop == n:
-            dones = dones.copy()
-            dones[-1] = True
-        out["dones"] = dones
-        return out
+        dropped = int(stop == self.episode_length(episode) and not self.has_final_frame(episode))
+        steps = self.source.read_steps(episode, start, stop + dropped)
+        k = stop + dropped - start
+        rewards = np.asarray(steps.get("rewards", np.zeros(k)), np.float32)
+        dones = np.asarray(steps.get("dones", np.zeros(k, bool)), bool)
+        if dropped:  # fold the dropped last step into the one before
+            rewards = np.append(rewards[:-2], rewards[-2] + rewards[-1]).astype(np.float32)
+            dones = np.append(dones[:-2], dones[-2] or dones[-1])
+        return {"actions": self.latent_actions(episode)[start:stop], "rewards": rewards,
+                "dones": dones}  # fmt: skip
 
 
 def label_episodes(
@@ -132,12 +149,14 @@ def label_episodes(
     for ep in range(len(source)) if episodes is None else episodes:
         n = labelled.episode_length(ep)
         steps = labelled.read_steps(ep, 0, n)
+        final = labelled.read_frames(ep, n, n + 1)[0] if labelled.has_final_frame(ep) else None
         writer.add_episode(
             labelled.read_frames(ep, 0, n),
             steps["actions"],
             steps["rewards"],
             steps["dones"],
             info={"source_episode": int(ep)},
+            final_frame=final,
         )
     writer.close()
     return Path(out)
