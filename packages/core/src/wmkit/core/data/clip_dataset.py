@@ -124,13 +124,9 @@ class ClipDataset(Dataset):
         chosen = list(range(len(source))) if episodes is None else list(episodes)
         has_final = getattr(source, "has_final_frame", None)
         self.final_frames = bool(final_frames) and callable(has_final)
-        lengths = np.array(
-            [
-                source.episode_length(e) + int(self.final_frames and bool(has_final(e)))  # type: ignore[misc]
-                for e in chosen
-            ],
-            dtype=np.int64,
-        )  # frames per episode
+        final = [bool(has_final(e)) if self.final_frames else False for e in chosen]  # type: ignore[misc]
+        # frames per episode: its steps, plus the final observation when it is used
+        lengths = np.array([source.episode_length(e) for e in chosen], np.int64) + final
         keep = lengths >= self.span
         self.episodes = [e for e, k in zip(chosen, keep) if k]
         self.num_starts = (lengths[keep] - self.span + 1).astype(np.int64)
