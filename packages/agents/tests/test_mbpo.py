@@ -92,8 +92,18 @@ def test_episode_replay_clips_align_actions_and_rewards():
     assert clip["actions"][:, 0].tolist() == [1, 2, 3] and clip["rewards"].tolist() == [1, 2, 3]
     # frame t is the observation before action t
     assert clip["frames"][0, 0, 0, 0] == pytest.approx(1 / 127.5 - 1)
+    assert clip["step_mask"].all()
+    # a clip may end on the episode's last frame: the terminal transition is trained too
+    end = replay.clip(0, 3, 3)
+    assert end["frames"][:, 0, 0, 0].tolist() == pytest.approx([x / 127.5 - 1 for x in (3, 4, 5)])
+    assert end["dones"].tolist() == [0, 1, 0] and end["rewards"].tolist() == [3, 4, 0]
+    assert end["step_mask"].tolist() == [True, True, False]
+    assert end["actions"][:, 0].tolist() == [3, 4, 4]
+    with pytest.raises(IndexError, match="outside episode 0"):
+        replay.clip(0, 4, 3)
     batch = next(iter(replay.dataloader(clip_length=4, batch_size=2, num_batches=1)))
     assert batch["frames"].shape == (2, 4, 3, 4, 4) and batch["dones"].shape == (2, 4)
+    assert len(replay._windows(4, last_frame=True)) == len(replay._windows(4)) + 1
     with pytest.raises(ValueError, match="transitions"):
         replay.sample_clips(1, 9, np.random.default_rng(0))
 

@@ -5,7 +5,10 @@ SB3's replay buffers hold shuffled single transitions; a world model trains on *
 (``frames [B, T, C, H, W]``, ``actions [B, T, ...]``, ``rewards``/``dones [B, T]``: the batch
 keys of ``wmkit.core.data.EpisodeDataModule``), and imagined rollouts start from real
 context clips. :class:`EpisodeReplay` stores whole episodes (frames ``uint8``) and serves both.
-Reward ``t`` and done ``t`` follow action ``t``, as in core's datasets.
+Reward ``t`` and done ``t`` follow action ``t``, as in core's datasets. Training clips may
+end on an episode's last frame, the observation after its last action, so the transition a
+termination sits on is trained too: that frame's step is padded and ``step_mask`` is False
+there, as in core's ``ClipDataset``.
 """
 
 from __future__ import annotations
@@ -57,31 +60,42 @@ class EpisodeReplay:
     def num_steps(self) -> int:
         return sum(len(ep["actions"]) for ep in self.episodes)
 
-    def _windows(self, length: int) -> list[tuple[int, int]]:
-        """(episode, start) of every clip of ``length`` frames each followed by an action."""
+    def _windows(self, length: int, last_frame: bool = False) -> list[tuple[int, int]]:
+        """(episode, start) of every clip of ``length`` frames each followed by an action, or
+        with ``last_frame`` also those ending on an episode's last frame."""
         return [
             (i, s)
             for i, ep in enumerate(self.episodes)
-            for s in range(len(ep["actions"]) - length + 1)
+            if ep["actions"]
+            for s in range(len(ep["actions"]) + last_frame - length + 1)
         ]
 
     def clip(self, episode: int, start: int, length: int) -> dict[str, Tensor]:
         """One clip: ``frames [T, C, H, W]`` in [-1, 1], ``actions [T, ...]``, ``rewards [T]``,
-        ``dones [T]`` (no batch dim)."""
+        ``dones [T]`` and ``step_mask [T]`` (no batch dim). A clip ending on the episode's last
+        frame pads its step (the last action again, reward 0, not done; ``step_mask`` False)."""
         ep = self.episodes[episode]
-        sl = slice(start, start + length)
-        frames = to_float_video(np.stack(ep["frames"][sl]))[0]  # [T, C, H, W]
-        actions = torch.as_tensor(np.stack(ep["actions"][sl])).to(self.action_spec.dtype)
+        n = len(ep["actions"])
+        if not (start >= 0 and length >= 1 and n >= 1 and start + length <= n + 1):
+            raise IndexError(f"clip [{start}, {start + length}) outside episode {episode}")
+        frames = to_float_video(np.stack(ep["frames"][start : start + length]))[0]  # [T, C, H, W]
+        stop = min(start + length, n)
+        pad = start + length - stop  # 1 when the clip ends on the last frame
+        actions = np.stack(ep["actions"][start:stop] + ep["actions"][n - 1 :] * pad)
+        actions_t = torch.as_tensor(actions).to(self.action_spec.dtype)
+        mask = torch.ones(length, dtype=torch.bool)
+        mask[length - pad :] = False
         return {
             "frames": frames,
-            "actions": actions.reshape(length, *self.action_spec.action_shape),
-            "rewards": torch.tensor(ep["rewards"][sl], dtype=torch.float32),
-            "dones": torch.tensor(ep["dones"][sl], dtype=torch.float32),
+            "actions": actions_t.reshape(length, *self.action_spec.action_shape),
+            "rewards": torch.tensor(ep["rewards"][start:stop] + [0.0] * pad),
+            "dones": torch.tensor(ep["dones"][start:stop] + [0.0] * pad),
+            "step_mask": mask,
         }
 
     def sample_clips(self, n: int, length: int, rng: np.random.Generator) -> dict[str, Tensor]:
         """``n`` random clips of ``length`` frames stacked into a batch (keys as ``clip``)."""
-        windows = self._windows(length)
+        windows = self._windows(length, last_frame=True)
         if not windows:
             raise ValueError(
                 f"no episode has {length} transitions yet ({self.num_steps} stored); collect "
@@ -96,7 +110,7 @@ class EpisodeReplay:
     ) -> DataLoader:
         """A loader of ``num_batches`` random clip batches with the standard batch keys, for a
         world model's LightningModule (``trainer.fit(module, train_dataloaders=...)``)."""
-        windows = self._windows(clip_length)
+        windows = self._windows(clip_length, last_frame=True)
         if not windows:
             raise ValueError(f"no episode has {clip_length} transitions yet; collect more steps")
         rng = np.random.default_rng(seed)
