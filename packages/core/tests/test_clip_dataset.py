@@ -89,6 +89,13 @@ def test_clips_end_on_the_final_observation_with_its_step_masked(tmp_path):
     end = next(skipped[i] for i in range(len(skipped)) if skipped.clip_location(i) == (0, 6))
     assert end["step_mask"].tolist() == [True, True, False]  # frames 6, 8, 10 (final)
     assert end["dones"].tolist() == [False, True, False]  # steps 8 and 9 hold the done
+    single = ClipDataset(store, clip_length=1, mode="sequential", stride=1)
+    assert len(single) == 11 + 10
+    final = single[10]  # episode 0's final observation on its own
+    assert (final["episode"], final["start"]) == (0, 10)
+    assert final["step_mask"].tolist() == [False] and final["actions"].tolist() == [
+        int(eps.actions[0, 9])
+    ]
 
 
 def test_random_mode_is_reproducible_and_epochs_differ(dataset_dir):

@@ -172,11 +172,14 @@ class ClipDataset(Dataset):
         item: dict[str, Any] = {"frames": video, "episode": episode, "start": start}
         if self.with_steps:
             length = self.source.episode_length(episode)
-            steps = self.source.read_steps(episode, start, min(stop, length))
             valid = np.ones(stop - start, bool)
             if stop > length:  # the clip ends on the final observation: pad its step
-                valid[length - start :] = False
-                steps = {key: _pad_step(value, key) for key, value in steps.items()}
+                valid[-1] = False
+                lo = min(start, length - 1)  # a one-frame clip still needs the last action
+                steps = self.source.read_steps(episode, lo, length)
+                steps = {key: _pad_step(v, key)[start - lo :] for key, v in steps.items()}
+            else:
+                steps = self.source.read_steps(episode, start, stop)
             k = self.frame_skip
             item["step_mask"] = torch.from_numpy(
                 np.logical_and.reduceat(valid, np.arange(0, len(valid), k)) if k > 1 else valid
