@@ -106,6 +106,7 @@ def main() -> None:
         "beats copy-last",
         "ΔPSNR controllability",
         "reward MSE (always 0)",
+        "reward MSE one step (always 0)",
         "play FPS",
     ]
     print("| " + " | ".join(head) + " |")
@@ -121,6 +122,8 @@ def main() -> None:
             "yes" if r["psnr"] > r["copy_last_psnr"] else "no", f"{r['delta_psnr']:+.2f}",
             "–" if r.get("reward_mse") is None
             else f"{r['reward_mse']:.4f} ({r['reward_mse_zero']:.4f})",
+            "–" if r.get("reward_mse_one_step") is None
+            else f"{r['reward_mse_one_step']:.4f} ({r['reward_mse_zero_one_step']:.4f})",
             f"{r['play_fps']:.1f}",
         ]  # fmt: skip
         print("| " + " | ".join(map(str, cells)) + " |")

@@ -115,6 +115,40 @@ def test_reward_and_termination_predictions_are_scored_against_the_recorded_ones
     )
 
 
+def test_heads_one_step_from_real_context_score_every_transition(squares, oracle, tmp_path):
+    """Every window of context + 1 frames is one transition scored from its real past;
+    padded steps are skipped, and the report prints the figures beside the rollouts'."""
+    from wmkit.eval import describe_heads, score_heads_one_step
+
+    frames, actions, spec = squares
+    rewards = torch.from_numpy(moving_squares(num_episodes=12, length=12, size=16, seed=3).rewards)
+    dones = torch.zeros_like(rewards)
+    dones[:, :-1] = (frames[:, 1:, :, -1].amax(dim=(2, 3)) > frames.amin()).float()
+    windows = [  # clips of 3 frames at every start: context 2, one step
+        {"frames": frames[:, s : s + 3], "actions": actions[:, s : s + 3],
+         "rewards": rewards[:, s : s + 3], "dones": dones[:, s : s + 3]}
+        for s in range(10)
+    ]  # fmt: skip
+    right = score_heads_one_step(_with_heads(oracle)(spec), windows, context=2)
+    assert right["transitions"] == 120 and right["reward_mse"] == 0.0
+    assert right["done_accuracy"] == 1.0 and right["done_real_ends"] == dones[:, 1:11].sum()
+    assert right["reward_mse_zero"] == pytest.approx(rewards[:, 1:11].square().mean().item())
+    wrong = score_heads_one_step(_with_heads(oracle, True)(spec), windows, context=2)
+    assert wrong["reward_mse"] == pytest.approx((1 - rewards[:, 1:11]).square().mean().item())
+    mask = torch.ones(12, 3, dtype=torch.bool)
+    mask[:5, 1] = False  # the scored step of 5 clips is padding
+    padded = [{**w, "step_mask": mask} for w in windows]
+    masked = score_heads_one_step(_with_heads(oracle, True)(spec), padded, context=2)
+    assert masked["transitions"] == 70
+    assert masked["reward_mse"] == pytest.approx((1 - rewards[5:, 1:11]).square().mean().item())
+    assert score_heads_one_step(oracle(spec), windows, context=2) == {"transitions": 120}
+    lines = describe_heads({"one_step": right})
+    assert lines[0].startswith("reward MSE one step from real context, on all 120 held-out")
+    with pytest.raises(ValueError, match="context \\+ 1 = 3 frames"):
+        score_heads_one_step(oracle(spec), [{"frames": frames[:, :2], "actions": actions}],
+                             context=2)  # fmt: skip
+
+
 def test_end_to_end_with_trained_toy_model_writes_every_report_file(
     squares, weights, cheap_features, tmp_path
 ):

@@ -57,10 +57,11 @@ def test_tiny_quickstart_survives_sigkill_and_resumes(tmp_path):
     manifest = json.loads((plan.dataset / "manifest.json").read_text())
     assert manifest["policy"]["name"] == plan.policy == "explore"  # recorded as planned
     keys = ("psnr", "copy_last_psnr", "delta_psnr", "reconstruction_psnr", "reward_mse")
-    for key in (*keys, "reward_mse_zero"):
+    for key in (*keys, "reward_mse_zero", "reward_mse_one_step", "reward_mse_zero_one_step"):
         assert isinstance(result.metrics[key], float)
     assert "copy last frame" in result.metrics["table"]
-    assert "Rewards and terminations" in (result.report_dir / "report.md").read_text()
+    report = (result.report_dir / "report.md").read_text()
+    assert "Rewards and terminations" in report and "one step from real context" in report
     for stage in ("tokenizer", "world"):
         assert result.configs[stage].is_file()
 

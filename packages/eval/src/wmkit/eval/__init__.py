@@ -16,6 +16,7 @@ from wmkit.eval.fvd import FrechetVideoDistance, I3DFeatures
 from wmkit.eval.heads import HeadScores, describe_heads
 from wmkit.eval.i3d import I3D, convert_i3d, preprocess_for_i3d
 from wmkit.eval.idm import InverseDynamicsModel, idm_accuracy, train_idm
+from wmkit.eval.one_step import score_heads_one_step
 from wmkit.eval.report import write_report
 from wmkit.eval.rollout import RolloutEvaluation, evaluate_rollouts
 from wmkit.eval.throughput import (
@@ -56,6 +57,7 @@ __all__ = [
     "other_actions",
     "preprocess_for_i3d",
     "psnr_from_mse",
+    "score_heads_one_step",
     "tokenizer_reconstruction",
     "train_idm",
     "write_report",

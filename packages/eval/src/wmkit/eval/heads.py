@@ -88,21 +88,33 @@ class HeadScores:
         return out
 
 
+def _reward_line(h: dict[str, Any], where: str) -> str:
+    return f"reward MSE {where}: **{h['reward_mse']:.4g}** (always 0: {h['reward_mse_zero']:.4g})"
+
+
+def _done_line(h: dict[str, Any], where: str) -> str:
+    pr = ", ".join(
+        f"{k} {'undefined' if h[f'done_{k}'] is None else format(h[f'done_{k}'], '.3f')}"
+        for k in ("precision", "recall")
+    )
+    return (
+        f"termination accuracy{where}: **{h['done_accuracy']:.3f}** ({pr}; "
+        f"{h['done_real_ends']:g} real ends)"
+    )
+
+
 def describe_heads(h: dict[str, Any]) -> list[str]:
-    """``HeadScores.compute()``'s figures as report lines (Markdown bold on the headline)."""
+    """``HeadScores.compute()``'s figures as report lines (Markdown bold on the headline), and
+    under ``"one_step"`` those of :func:`~wmkit.eval.one_step.score_heads_one_step`."""
     lines = []
     if "reward_mse" in h:
-        lines.append(
-            f"reward MSE along the rollouts: **{h['reward_mse']:.4g}** (always 0: "
-            f"{h['reward_mse_zero']:.4g})"
-        )
+        lines.append(_reward_line(h, "along the rollouts"))
     if "done_accuracy" in h:
-        pr = ", ".join(
-            f"{k} {'undefined' if h[f'done_{k}'] is None else format(h[f'done_{k}'], '.3f')}"
-            for k in ("precision", "recall")
-        )
-        lines.append(
-            f"termination accuracy: **{h['done_accuracy']:.3f}** ({pr}; "
-            f"{h['done_real_ends']:g} real ends)"
-        )
+        lines.append(_done_line(h, ""))
+    one = h.get("one_step") or {}
+    where = f"one step from real context, on all {one.get('transitions')} held-out transitions"
+    if "reward_mse" in one:
+        lines.append(_reward_line(one, where))
+    if "done_accuracy" in one:
+        lines.append(_done_line(one, " " + where))
     return lines

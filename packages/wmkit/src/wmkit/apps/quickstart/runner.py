@@ -201,9 +201,12 @@ def latent_scale(plan: QuickstartPlan, tokenizer_dir: Path, batches: int = 8) ->
 
 
 def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
+    from torch.utils.data import DataLoader
+
     from wmkit.core import load_pretrained
+    from wmkit.core.data.clip_dataset import ClipDataset
     from wmkit.core.data.datamodule import EpisodeDataModule
-    from wmkit.eval import evaluate_rollouts, write_report
+    from wmkit.eval import evaluate_rollouts, score_heads_one_step, write_report
 
     device = torch.device(plan.device)
     world = load_pretrained(result.world_dir, map_location=device)
@@ -226,6 +229,14 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
         seed=plan.seed,
         device=device,
     )
+    if evaluation.heads:  # the heads again on every held-out transition, from its real past
+        test = data.datasets["test"]
+        windows = ClipDataset(test.source, clip_length=plan.context + 1, mode="sequential",
+                              episodes=test.episodes, stride=1)  # fmt: skip
+        evaluation.heads["one_step"] = score_heads_one_step(
+            world, DataLoader(windows, batch_size=plan.batch_size), context=plan.context,
+            seed=plan.seed, device=device,
+        )  # fmt: skip
     write_report(
         evaluation,
         result.report_dir,
@@ -242,5 +253,7 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
         "delta_psnr": evaluation.controllability["delta_psnr"],
         "reward_mse": evaluation.heads.get("reward_mse"),
         "reward_mse_zero": evaluation.heads.get("reward_mse_zero"),
+        "reward_mse_one_step": evaluation.heads.get("one_step", {}).get("reward_mse"),
+        "reward_mse_zero_one_step": evaluation.heads.get("one_step", {}).get("reward_mse_zero"),
         "table": evaluation.markdown_table(),
     }
