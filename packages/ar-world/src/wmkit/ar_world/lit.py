@@ -119,13 +119,11 @@ class ARWorldModelModule(L.LightningModule):
         logits = out.frame_logits  # [B, T - 1, n, V] (compressive: [B, T - T0, n, V_f])
         target = (tokens[:, 1:] if future is None else future).flatten(2)
         ce = F.cross_entropy(logits.flatten(0, 2).float(), target.flatten())
-        mask = mask[:, frame_from:].float()
-        per_step = (out.reward[:, frame_from:].float() - rewards[:, frame_from:]) ** 2
-        reward = (per_step * mask).sum() / mask.sum().clamp(min=1)
-        per_step = F.binary_cross_entropy_with_logits(
-            out.done_logits[:, frame_from:].float(), dones[:, frame_from:], reduction="none"
+        keep = mask[:, frame_from:]
+        reward = F.mse_loss(out.reward[:, frame_from:][keep].float(), rewards[:, frame_from:][keep])
+        done = F.binary_cross_entropy_with_logits(
+            out.done_logits[:, frame_from:][keep].float(), dones[:, frame_from:][keep]
         )
-        done = (per_step * mask).sum() / mask.sum().clamp(min=1)
         acc = (logits.argmax(-1) == target).float().mean()
         return {
             "loss": ce + hp.reward_weight * reward + hp.done_weight * done,

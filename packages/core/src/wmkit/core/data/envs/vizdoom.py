@@ -45,10 +45,9 @@ class VizDoomEnv(RecordableEnv):
     """A ViZDoom scenario rendered at 160x120 and resized to a square ``resolution``.
 
     Actions are one 0/1 per button of the scenario (``ActionSpec.multi_discrete([2] * n)``
-    named after the buttons); each is held for ``frame_skip`` tics. Episodes end on death,
+    named after the buttons); each is held for ``frame_skip`` tics. Episodes end on death or
     the scenario's goal (``done``), or by its timeout (``truncated``, not ``done``) or after
-    ``max_steps`` actions. The 4:3 frame is squashed
-    to 1:1.
+    ``max_steps`` actions. The 4:3 frame is squashed to 1:1.
 
     Args:
         resolution: frame height and width in pixels.
