@@ -7,6 +7,9 @@ copy-last-frame baseline, the bar every wmkit world model must clear (DESIGN.md 
 When the model has a reward head and a batch has ``rewards``, the loss adds
 ``reward_weight`` times the reward MSE (:meth:`DiffusionWorldModel.reward_loss`); with a done
 head and ``dones``, ``done_weight`` times the done BCE (:meth:`DiffusionWorldModel.done_loss`).
+Those read real next frames; ``generated_head_weight`` adds the same losses on one transition
+per clip whose next frame the model samples itself, which is what the heads read in ``step``
+(:meth:`DiffusionWorldModel.generated_head_losses`).
 bf16, gradient checkpointing, DDP/FSDP and resuming come from Lightning's trainer flags
 (``--trainer.precision bf16-mixed``, ``--trainer.strategy fsdp``, ``--ckpt_path last``).
 """
@@ -42,6 +45,9 @@ class DiffusionForcingModule(L.LightningModule):
             head, batches with ``rewards``).
         done_weight: weight of the done head's binary cross-entropy (models with a done
             head, batches with ``dones``).
+        generated_head_weight: weight of the heads' losses on generated next frames, relative
+            to those on real ones (each still times ``reward_weight`` / ``done_weight``);
+            costs one sampling of a frame per training step. 0: real frames only.
     """
 
     def __init__(
@@ -54,12 +60,16 @@ class DiffusionForcingModule(L.LightningModule):
         eval_context: int = 2,
         reward_weight: float = 1.0,
         done_weight: float = 1.0,
+        generated_head_weight: float = 0.0,
     ) -> None:
         super().__init__()
-        if reward_weight < 0:
-            raise ValueError(f"reward_weight must be >= 0; got {reward_weight}")
-        if done_weight < 0:
-            raise ValueError(f"done_weight must be >= 0; got {done_weight}")
+        for name, value in (
+            ("reward_weight", reward_weight),
+            ("done_weight", done_weight),
+            ("generated_head_weight", generated_head_weight),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0; got {value}")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         if gradient_checkpointing:
@@ -95,9 +105,28 @@ class DiffusionForcingModule(L.LightningModule):
         for name, value in heads.items():
             logs[f"train/{name}"] = value
             loss = loss + weights[name] * value
+        gen_weight = self.hparams.generated_head_weight
+        if heads and gen_weight > 0:
+            for name, value in self._generated_head_losses(batch, latents).items():
+                logs[f"train/{name}_generated"] = value
+                loss = loss + gen_weight * weights[name] * value
         self.log("train/loss", loss, prog_bar=True)
         self.log_dict(logs)
         return loss
+
+    def _generated_head_losses(
+        self, batch: dict[str, Tensor], latents: Tensor
+    ) -> dict[str, Tensor]:
+        """:meth:`DiffusionWorldModel.generated_head_losses` on its own random stream (seeded by
+        the run's seed, the step and the rank), so turning it on leaves the diffusion network's
+        noise draws, and so its training, exactly as they were."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            seed = torch.initial_seed() + 1_000_003 * (self.global_step + 1) + self.global_rank
+            torch.manual_seed(seed % 2**63)
+            return self.model.generated_head_losses(
+                batch["frames"], batch["actions"], batch.get("rewards"), batch.get("dones"), latents
+            )
 
     def _evaluate(self, batch: dict[str, Tensor], split: str) -> None:
         frames, actions = batch["frames"], batch.get("actions")

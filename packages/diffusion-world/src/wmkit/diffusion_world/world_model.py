@@ -43,7 +43,9 @@ Options (off by default, so 0.1.0 configs behave as before) that target next-fra
   sampling (needed by ``edm``, whose training noise levels never reach 0; default 0.5 there).
 - ``reward_head=True``: a tiny separate CNN (:class:`~wmkit.diffusion_world.reward_head.RewardHead`)
   predicts each transition's reward from (previous frame, action, new frame); trained by
-  :meth:`DiffusionWorldModel.reward_loss` on clean frames, applied to the generated frame in
+  :meth:`DiffusionWorldModel.reward_loss` on clean frames (and, with
+  :meth:`DiffusionWorldModel.generated_head_losses`, on next frames the model samples itself),
+  applied to the generated frame in
   ``step`` (``StepOutput.reward``) and ``rollout`` (``Rollout.rewards``). ``done_head=True``:
   a second one of the same shape predicts whether the transition ends the episode
   (:meth:`DiffusionWorldModel.done_loss`, BCE; ``StepOutput.done``, ``Rollout.dones``), which
@@ -758,16 +760,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             )
         cond = self.action_embed(action)  # [B, D]
         null = self.action_embed.null_like((action.shape[0],))
-        kv = None
-        if self.carry_history:
-            new, kv = self._step_carried(hist, hist_cond, cond, null, state.extra.get("kv"))
-        elif self.residual:
-            base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1))  # [B, L + 1, c, h, w]
-            denoise = _ResidualDenoiser(self, base)
-            change = self.sampler.sample(denoise, hist - base[:, :-1], hist_cond, cond, null)
-            new = hist[:, -1] + change  # [B, c, h, w]
-        else:
-            new = self.sampler.sample(self, hist, hist_cond, cond, null)  # [B, c, h, w]
+        new, kv = self._sample_next(hist, hist_cond, cond, null, state.extra.get("kv"))
 
         offset = state.extra.get("anchor_offset")
         if offset is None:
@@ -775,7 +768,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         else:  # anchored decoding: x_a + D(z) - D(z_a)
             frame = (self._decode_raw(new[:, None])[:, 0] + offset).clamp(-1, 1)
         reward = done = None
-        seen = new.clamp(-1, 1) if self._tokenizer is None else new
+        seen = self._head_view(new)
         if self.reward_head is not None:  # on the generated frame, as the frames it trained on
             reward = self.reward_head(hist[:, -1], seen, action).float()  # [B]
         if self.done_head is not None:
@@ -793,6 +786,105 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             extra["kv"] = kv
         new_state = WorldState(t=state.t + 1, frames=frames, extra=extra)
         return StepOutput(frame=frame, reward=reward, state=new_state, done=done)
+
+    def _sample_next(
+        self, hist: Tensor, hist_cond: Tensor, cond: Tensor, null: Tensor, kv: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """The frame after ``hist [B, L, c, h, w]`` (conditions ``hist_cond [B, L, D]``, the new
+        frame's ``cond [B, D]``) → ``(new frame [B, c, h, w], carried cache or None)``."""
+        if self.carry_history:
+            return self._step_carried(hist, hist_cond, cond, null, kv)
+        if self.residual:
+            base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1))  # [B, L + 1, c, h, w]
+            denoise = _ResidualDenoiser(self, base)
+            change = self.sampler.sample(denoise, hist - base[:, :-1], hist_cond, cond, null)
+            return hist[:, -1] + change, None  # [B, c, h, w]
+        return self.sampler.sample(self, hist, hist_cond, cond, null), None
+
+    def _head_view(self, x: Tensor) -> Tensor:
+        """A generated frame as the heads read it: pixels clamped to [-1, 1], latents as is."""
+        return x.clamp(-1, 1) if self._tokenizer is None else x
+
+    @torch.no_grad()
+    def sample_frame(
+        self, frames: Tensor, actions: Tensor, index: int, latents: Tensor | None = None
+    ) -> Tensor:
+        """The model's own sample of frame ``index`` of each clip (``frames [B, T, C, H, W]``,
+        ``actions [B, T, ...]`` or ``[B, T - 1, ...]``) from its real past: the frames before it
+        inside the window, their actions and action ``index - 1``. What ``step`` generates
+        one step after ``reset`` on that past, in the model's space (pixels, or the
+        tokenizer's latents) → ``[B, c, h, w]``. ``latents``: ``encode(frames)``, when already
+        computed. Draws from torch's global random stream."""
+        check_video(frames, "frames")
+        b, t = frames.shape[:2]
+        if not 1 <= index < t:
+            raise ValueError(f"index must be in [1, {t - 1}] for clips of {t} frames; got {index}")
+        self.action_spec.validate(actions)
+        if actions.shape[0] != b or actions.shape[1] < index:
+            raise ValueError(
+                f"actions must be [B, >= {index}, ...] with B = {b} to sample frame {index}; "
+                f"got {tuple(actions.shape)}"
+            )
+        x = self._encoded(frames, latents)  # [B, T, c, h, w]
+        start = max(0, index - (self.context_window - 1))
+        hist = x[:, start:index]
+        hist_cond = self.frame_conditions(actions, index, b)[:, start:]  # [B, L, D]
+        cond = self.action_embed(actions[:, index - 1])  # [B, D]
+        null = self.action_embed.null_like((b,))
+        return self._sample_next(hist, hist_cond, cond, null, None)[0]
+
+    def generated_head_losses(
+        self,
+        frames: Tensor,
+        actions: Tensor,
+        rewards: Tensor | None = None,
+        dones: Tensor | None = None,
+        latents: Tensor | None = None,
+        index: int | None = None,
+    ) -> dict[str, Tensor]:
+        """The heads' losses on frames the model generated: for each clip, frame ``index``
+        (random in ``[1, T - 1]`` when ``None``) is sampled from its real past
+        (:meth:`sample_frame`, no gradient), and the heads read
+        ``(real frame index - 1, action index - 1, generated frame index)`` against the real
+        ``rewards`` / ``dones [B, T]`` at ``index - 1``. Returns ``reward_mse`` / ``done_bce``
+        for the heads the model has and the targets given.
+
+        :meth:`reward_loss` trains on real next frames only, but ``step`` feeds the heads the
+        generated frame, which the network renders differently (blurred, an event drawn
+        elsewhere or not at all). Trained on both, the heads learn what survives generation,
+        and lean on the previous frame and the action where the new frame does not show the
+        event."""
+        check_video(frames, "frames")
+        b, t = frames.shape[:2]
+        if t < 2:
+            raise ValueError(f"generated_head_losses needs clips of >= 2 frames; got {t}")
+        if index is None:
+            index = int(torch.randint(1, t, ()))
+        x = self._encoded(frames, latents)
+        heads = [
+            (self.reward_head, rewards, "rewards", "reward_mse"),
+            (self.done_head, dones, "dones", "done_bce"),
+        ]
+        heads = [(h, y, key, name) for h, y, key, name in heads if h is not None and y is not None]
+        if not heads:
+            return {}
+        new = self._head_view(self.sample_frame(frames, actions, index, x))
+        out = {}
+        for head, targets, key, name in heads:
+            if targets.shape not in ((b, t), (b, t - 1)):
+                raise ValueError(
+                    f"{key} must be [B, T] or [B, T - 1] for frames [B, T] = {(b, t)}; "
+                    f"got {tuple(targets.shape)}"
+                )
+            pred = head(x[:, index - 1], new, actions[:, index - 1]).float()  # [B]
+            target = targets[:, index - 1].float()
+            if key == "rewards":
+                out[name] = F.mse_loss(pred, target)
+            else:
+                if ((target != 0) & (target != 1)).any():
+                    raise ValueError("dones must be 0 or 1")
+                out[name] = F.binary_cross_entropy_with_logits(pred, target)
+        return out
 
     def _step_carried(
         self, hist: Tensor, hist_cond: Tensor, cond: Tensor, null: Tensor, kv: Tensor | None

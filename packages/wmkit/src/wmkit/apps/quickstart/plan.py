@@ -266,7 +266,9 @@ class QuickstartPlan:
         the history cache carried from frame to frame (``carry_history``: the same rollouts
         until the window fills, the same quality past it, 30% faster play) and decoded anchored
         on the last real frame. Reward and done heads (tiny CNNs beside the DiT) predict each
-        transition's reward and termination. ``latent_scale`` makes latent changes as large
+        transition's reward and termination; they train on real next frames and, 4x weighted,
+        on next frames the DiT generates (``generated_head_weight``), which is what they read
+        in ``step``. ``latent_scale`` makes latent changes as large
         as pixel changes, so ``sigma_data`` (0.1, tuned on pixels) carries over."""
         return {
             "seed_everything": self.seed,
@@ -277,6 +279,7 @@ class QuickstartPlan:
                     "lr": 2e-3,
                     "warmup_steps": 50,
                     "eval_context": self.context,
+                    "generated_head_weight": 4.0,
                     "model": {
                         "class_path": "wmkit.diffusion_world.DiffusionWorldModel",
                         "init_args": {
