@@ -14,16 +14,21 @@ the training split, with the world model's own network frozen:
 
 Then it scores each on every held-out transition one step from its real past
 (``wmkit.eval.score_heads_one_step``, generated next frames, as in ``step``) and on the real
-next frames, against predicting 0. Prints a Markdown table and writes the numbers to
-``--out`` (JSON). The split matches the quickstart's (0.8/0.1/0.1, ``--seed``).
+next frames, against predicting 0. Last, it times whole training steps of
+``DiffusionForcingModule`` (diffusion loss, heads, AdamW) with ``generated_head_weight`` 0 and
+the largest ``--weights`` (interleaved repeats, on a copy of the model), which is what the
+option costs. Prints Markdown tables and writes the numbers to ``--out`` (JSON). The split
+matches the quickstart's (0.8/0.1/0.1, ``--seed``).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -33,6 +38,7 @@ from wmkit.core import load_pretrained
 from wmkit.core.data.clip_dataset import ClipDataset
 from wmkit.core.data.datamodule import EpisodeDataModule
 from wmkit.diffusion_world import DiffusionWorldModel, RewardHead
+from wmkit.diffusion_world.lit import DiffusionForcingModule
 from wmkit.eval import score_heads_one_step
 
 
@@ -94,6 +100,31 @@ def real_next_reward_mse(world: DiffusionWorldModel, windows: ClipDataset) -> fl
     return total / max(count, 1)
 
 
+def step_cost(
+    world: DiffusionWorldModel, batches: list, weights: tuple[float, ...], repeats: int
+) -> dict[float, list[float]]:
+    """Milliseconds per whole training step (``DiffusionForcingModule.training_step``, backward,
+    AdamW) for each ``generated_head_weight`` in ``weights``, ``repeats`` interleaved passes
+    over ``batches``, on a copy of ``world`` whose network and heads all train."""
+    model = copy.deepcopy(world).requires_grad_(True).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    out: dict[float, list[float]] = {w: [] for w in weights}
+    for _ in range(repeats):
+        for weight in weights:
+            module = DiffusionForcingModule(model, generated_head_weight=weight)
+            module.log = module.log_dict = lambda *a, **k: None  # no trainer attached
+            start = time.perf_counter()
+            for batch in batches:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    loss = module.training_step(batch, 0)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            out[weight].append((time.perf_counter() - start) / len(batches) * 1e3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--world", type=Path, required=True, help="saved DiffusionWorldModel")
@@ -105,6 +136,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=32, help="heads' width (the quickstart's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--timed-steps", type=int, default=60, help="steps per timing repeat")
     parser.add_argument("--out", type=Path, default=Path("results/bench_generated_heads.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -156,9 +188,16 @@ def main() -> None:
             f"| {r['reward_mse_real_next']:.4f} | {r['reward_mse_zero']:.4f} "
             f"| {r['done_accuracy_one_step']:.3f} | {r['train_s']:.0f} |"
         )
+    loader = iter(data.train_dataloader())
+    batches = [next(loader) for _ in range(min(args.timed_steps, len(data.train_dataloader())))]
+    weights = (0.0, max(args.weights))
+    cost = step_cost(world, batches, weights, repeats=3)
+    print(f"\nwhole training step (DiT + heads + AdamW), ms, {len(batches)} steps x 3 repeats:")
+    for weight, ms in cost.items():
+        print(f"- generated_head_weight={weight:g}: {', '.join(f'{m:.0f}' for m in ms)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                    "rows": rows}, indent=2))  # fmt: skip
+                                    "rows": rows, "step_ms": cost}, indent=2))  # fmt: skip
     print(f"wrote {args.out}")
 
 

@@ -788,12 +788,19 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         return StepOutput(frame=frame, reward=reward, state=new_state, done=done)
 
     def _sample_next(
-        self, hist: Tensor, hist_cond: Tensor, cond: Tensor, null: Tensor, kv: Tensor | None
+        self,
+        hist: Tensor,
+        hist_cond: Tensor,
+        cond: Tensor,
+        null: Tensor,
+        kv: Tensor | None,
+        extend: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
         """The frame after ``hist [B, L, c, h, w]`` (conditions ``hist_cond [B, L, D]``, the new
-        frame's ``cond [B, D]``) → ``(new frame [B, c, h, w], carried cache or None)``."""
+        frame's ``cond [B, D]``) → ``(new frame [B, c, h, w], carried cache or None)``.
+        ``extend=False``: the carried cache is not extended with the new frame (returns None)."""
         if self.carry_history:
-            return self._step_carried(hist, hist_cond, cond, null, kv)
+            return self._step_carried(hist, hist_cond, cond, null, kv, extend)
         if self.residual:
             base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1))  # [B, L + 1, c, h, w]
             denoise = _ResidualDenoiser(self, base)
@@ -831,7 +838,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         hist_cond = self.frame_conditions(actions, index, b)[:, start:]  # [B, L, D]
         cond = self.action_embed(actions[:, index - 1])  # [B, D]
         null = self.action_embed.null_like((b,))
-        return self._sample_next(hist, hist_cond, cond, null, None)[0]
+        return self._sample_next(hist, hist_cond, cond, null, None, extend=False)[0]
 
     def generated_head_losses(
         self,
@@ -887,12 +894,19 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         return out
 
     def _step_carried(
-        self, hist: Tensor, hist_cond: Tensor, cond: Tensor, null: Tensor, kv: Tensor | None
+        self,
+        hist: Tensor,
+        hist_cond: Tensor,
+        cond: Tensor,
+        null: Tensor,
+        kv: Tensor | None,
+        extend: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
         """``carry_history``: the frame after ``hist [B, L, ...]`` from the carried history
         cache ``kv`` (``None``: encoded here) → ``(new frame [B, c, h, w], kv with the new
         frame appended)``; ``kv`` is ``None`` when the window is full (``L + 1`` frames of
-        history would not leave room for the next frame): ``step`` then refreshes."""
+        history would not leave room for the next frame): ``step`` then refreshes. With
+        ``extend=False`` (a one-off sample) the cache is not extended and ``None`` returned."""
         b, length = hist.shape[:2]
         clean = torch.zeros(b, length, device=hist.device)
         base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1)) if self.residual else None
@@ -902,7 +916,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         denoise = _PreparedHistory(self._denoise_next(kv, None if base is None else base[:, -1:]))
         out = self.sampler.sample(denoise, history, hist_cond, cond, null)
         new = hist[:, -1] + out if base is not None else out  # [B, c, h, w]
-        if length + 1 >= self.context_window:
+        if length + 1 >= self.context_window or not extend:
             return new, None
         entry = (out if base is not None else new)[:, None]  # as the history holds it
         net_x, net_levels = self._network_inputs(
