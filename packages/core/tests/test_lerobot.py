@@ -164,7 +164,7 @@ def dataset(request, tmp_path):
 
 def test_reads_frames_steps_and_lengths(dataset):
     version, root = dataset
-    src = LeRobotSource(root)
+    src = LeRobotSource(root, done_key="next.done")
     assert isinstance(src, EpisodeSource)
     assert src.version == version and src.camera_key == TOP
     assert len(src) == 3 and src.episode_indices == [0, 1, 2]
@@ -193,6 +193,16 @@ def test_inferred_action_spec(dataset):
         all_actions = np.concatenate([_actions(e) for e in range(3)])
         np.testing.assert_allclose(spec.low, all_actions.min(0), rtol=1e-6)
         np.testing.assert_allclose(spec.high, all_actions.max(0), rtol=1e-6)
+
+
+def test_next_done_is_read_as_dones_only_when_asked(dataset):
+    """LeRobot's ``next.done`` marks every episode's last frame, time limits included, so by
+    default it is not read as terminations."""
+    _, root = dataset
+    steps = LeRobotSource(root).read_steps(1, 0, LENGTHS[1])
+    assert set(steps) == {"actions", "rewards"}
+    steps = LeRobotSource(root, done_key="next.done").read_steps(1, 0, LENGTHS[1])
+    assert steps["dones"][-1] and not steps["dones"][:-1].any()
 
 
 def test_given_spec_camera_choice_and_optional_columns(dataset):

@@ -78,7 +78,14 @@ class LeRobotSource:
             first feature with dtype ``"video"`` in ``info.json``.
         action_key: parquet column with the actions.
         reward_key: reward column, or ``None``; omitted from ``read_steps`` when absent.
-        done_key: done column, or ``None``; omitted from ``read_steps`` when absent.
+        done_key: a column of *terminations* to read as ``dones``, or ``None`` (the default:
+            no ``dones``). LeRobot's ``next.done`` is True on every episode's last frame,
+            however the episode ended: a termination only in datasets whose episodes all end
+            by one. wmkit's ``dones`` are terminations (as the recorders write them, see
+            ``RecordableEnv``), and a time limit or an operator stopping the recording read
+            as one teaches a done head an end nothing in the frames announces; so pass
+            ``done_key="next.done"`` (or a success column such as ``"next.success"``) only
+            where that holds.
         action_spec: the actions' spec. ``None`` infers a continuous spec with the
             feature's shape and, per component, ``low``/``high`` from ``meta/stats.json``
             min/max if present, else from a scan of every data file (components whose
@@ -98,7 +105,7 @@ class LeRobotSource:
         camera_key: str | None = None,
         action_key: str = "action",
         reward_key: str | None = "next.reward",
-        done_key: str | None = "next.done",
+        done_key: str | None = None,
         action_spec: ActionSpec | None = None,
         resolution: int | None = None,
     ) -> None:
