@@ -84,8 +84,7 @@ class LeRobotSource:
             by one. wmkit's ``dones`` are terminations (as the recorders write them, see
             ``RecordableEnv``), and a time limit or an operator stopping the recording read
             as one teaches a done head an end nothing in the frames announces; so pass
-            ``done_key="next.done"`` (or a success column such as ``"next.success"``) only
-            where that holds.
+            ``done_key="next.done"`` only where that holds.
         action_spec: the actions' spec. ``None`` infers a continuous spec with the
             feature's shape and, per component, ``low``/``high`` from ``meta/stats.json``
             min/max if present, else from a scan of every data file (components whose
