@@ -682,7 +682,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         pred, target = self._transition_outputs(
             self.reward_head, frames, actions, rewards, "rewards", latents
         )
-        return F.mse_loss(pred.float(), target.float())
+        return self._head_loss("rewards", pred, target)
 
     def done_loss(
         self, frames: Tensor, actions: Tensor, dones: Tensor, latents: Tensor | None = None
@@ -695,9 +695,25 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         logits, target = self._transition_outputs(
             self.done_head, frames, actions, dones, "dones", latents
         )
+        return self._head_loss("dones", logits, target)
+
+    @staticmethod
+    def _head_loss(key: str, pred: Tensor, target: Tensor) -> Tensor:
+        """The reward head's MSE (``key="rewards"``) or the done head's binary cross-entropy
+        on its logits (``"dones"``, targets checked to be 0 or 1)."""
+        if key == "rewards":
+            return F.mse_loss(pred.float(), target.float())
         if ((target != 0) & (target != 1)).any():
             raise ValueError("dones must be 0 or 1")
-        return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+        return F.binary_cross_entropy_with_logits(pred.float(), target.float())
+
+    @staticmethod
+    def _check_targets(targets: Tensor, b: int, t: int, key: str) -> None:
+        if targets.shape not in ((b, t), (b, t - 1)):
+            raise ValueError(
+                f"{key} must be [B, T] or [B, T - 1] for frames [B, T] = {(b, t)}; "
+                f"got {tuple(targets.shape)}"
+            )
 
     def _transition_outputs(
         self,
@@ -720,11 +736,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 f"actions must be [B, T, ...] or [B, T - 1, ...] for frames [B, T] = {(b, t)}; "
                 f"got {tuple(actions.shape)}"
             )
-        if targets.shape not in ((b, t), (b, t - 1)):
-            raise ValueError(
-                f"{name} must be [B, T] or [B, T - 1] for frames [B, T] = {(b, t)}; "
-                f"got {tuple(targets.shape)}"
-            )
+        self._check_targets(targets, b, t, name)
         x = self._encoded(frames, latents)  # [B, T, c, h, w]
         out = head(
             x[:, :-1].flatten(0, 1), x[:, 1:].flatten(0, 1), actions[:, : t - 1].flatten(0, 1)
@@ -875,23 +887,15 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         heads = [(h, y, key, name) for h, y, key, name in heads if h is not None and y is not None]
         if not heads:
             return {}
+        for _, targets, key, _ in heads:
+            self._check_targets(targets, b, t, key)
         new = self._head_view(self.sample_frame(frames, actions, index, x))
-        out = {}
-        for head, targets, key, name in heads:
-            if targets.shape not in ((b, t), (b, t - 1)):
-                raise ValueError(
-                    f"{key} must be [B, T] or [B, T - 1] for frames [B, T] = {(b, t)}; "
-                    f"got {tuple(targets.shape)}"
-                )
-            pred = head(x[:, index - 1], new, actions[:, index - 1]).float()  # [B]
-            target = targets[:, index - 1].float()
-            if key == "rewards":
-                out[name] = F.mse_loss(pred, target)
-            else:
-                if ((target != 0) & (target != 1)).any():
-                    raise ValueError("dones must be 0 or 1")
-                out[name] = F.binary_cross_entropy_with_logits(pred, target)
-        return out
+        return {
+            name: self._head_loss(
+                key, head(x[:, index - 1], new, actions[:, index - 1]), targets[:, index - 1]
+            )
+            for head, targets, key, name in heads
+        }
 
     def _step_carried(
         self,
