@@ -3,7 +3,9 @@
     uv run python tools/bench_quickstart.py                   # the default budget (~15 min target)
     uv run python tools/bench_quickstart.py --preset tiny     # a quick check
 
-Prints a Markdown table (per-step seconds, PSNR vs copy-last-frame, controllability) with
+Prints a Markdown table (per-step seconds; PSNR of the mean MSE, mean per-frame PSNR, SSIM
+and LPIPS of the model beside copy-last-frame, whether it beats copy-last on all four;
+controllability) with
 the hardware named and writes the raw numbers to results/bench_quickstart.json. Each run
 uses a fresh output directory (the dataset is re-recorded too, unless --data-dir is given),
 so the timing includes every step.
@@ -101,9 +103,13 @@ def main() -> None:
         "PSNR model",
         "PSNR copy-last",
         "PSNR tokenizer recon",
+        "PSNR/frame model",
+        "PSNR/frame copy-last",
         "SSIM model",
         "SSIM copy-last",
-        "beats copy-last",
+        "LPIPS model",
+        "LPIPS copy-last",
+        "beats copy-last (all four)",
         "ΔPSNR controllability",
         "reward MSE (always 0)",
         "reward MSE one step (always 0)",
@@ -118,8 +124,11 @@ def main() -> None:
             *(f"{s.get(k, 0):.0f}" for k in ("record", "tokenizer", "world", "evaluate")),
             f"{r['psnr']:.2f}", f"{r['copy_last_psnr']:.2f}",
             "–" if r.get("reconstruction_psnr") is None else f"{r['reconstruction_psnr']:.2f}",
+            f"{r['psnr_frame_mean']:.2f}", f"{r['copy_last_psnr_frame_mean']:.2f}",
             f"{r['ssim']:.3f}", f"{r['copy_last_ssim']:.3f}",
-            "yes" if r["psnr"] > r["copy_last_psnr"] else "no", f"{r['delta_psnr']:+.2f}",
+            *(("–", "–") if r.get("lpips") is None
+              else (f"{r['lpips']:.4f}", f"{r['copy_last_lpips']:.4f}")),
+            "yes" if r["beats_copy_last"] else "no", f"{r['delta_psnr']:+.2f}",
             "–" if r.get("reward_mse") is None
             else f"{r['reward_mse']:.4f} ({r['reward_mse_zero']:.4f})",
             "–" if r.get("reward_mse_one_step") is None

@@ -60,6 +60,37 @@ def test_oracle_beats_copy_last_and_shows_controllability(squares, oracle):
     assert copy.overall == ev.overall  # deterministic model: samples agree
 
 
+def _evaluation(overall):
+    from wmkit.eval.rollout import RolloutEvaluation
+
+    return RolloutEvaluation(context=2, horizon=3, num_clips=1, num_samples=1, per_step={},
+                             overall=overall, controllability={}, videos={})  # fmt: skip
+
+
+def test_beats_copy_last_only_when_better_on_all_four_image_measures():
+    model = {"psnr": 21.15, "psnr_frame_mean": 26.2, "ssim": 0.83, "lpips": 0.10}
+    copy = {"psnr": 20.13, "psnr_frame_mean": 31.2, "ssim": 0.84, "lpips": 0.12}
+    ev = _evaluation({"model": model, "copy_last_frame": copy})
+    assert ev.comparison() == {"psnr": True, "psnr_frame_mean": False, "ssim": False,
+                               "lpips": True}  # fmt: skip
+    assert not ev.beats()
+    assert ev.verdict() == (
+        "world model does NOT beat copy last frame on all image measures: better on PSNR, "
+        "LPIPS; worse on PSNR/frame, SSIM"
+    )
+    better = {"psnr": 22.0, "psnr_frame_mean": 32.0, "ssim": 0.9, "lpips": 0.05}
+    ev = _evaluation({"model": better, "copy_last_frame": copy})
+    assert ev.beats()
+    assert ev.verdict() == "world model beats copy last frame on all 4 image measures"
+    no_lpips = {k: v for k, v in better.items() if k != "lpips"}
+    ev = _evaluation({"model": no_lpips, "copy_last_frame": copy})
+    assert not ev.beats() and ev.verdict().endswith("not measured on LPIPS")
+    equal = _evaluation({"model": copy, "copy_last_frame": copy})
+    assert not equal.beats()  # a tie is not a win
+    with pytest.raises(KeyError, match="no baseline 'tokenizer_recon'"):
+        equal.comparison("tokenizer_recon")
+
+
 def _with_heads(oracle_cls, wrong_rewards: bool = False):
     """The oracle, also predicting moving squares' reward (the square in the top-left quadrant
     after the move) and a termination rule: the square reaching the bottom edge."""
@@ -188,6 +219,7 @@ def test_end_to_end_with_trained_toy_model_writes_every_report_file(
     assert html.count("data:video/mp4;base64,") == 2 and '<table id="metrics">' in html
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| world model |" in md and "tokenizer reconstruction (ceiling)" in md
+    assert f"**{ev.verdict()}.**" in md and '<p id="verdict">' in html
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics["overall"]["model"]["psnr"] == pytest.approx(ev.overall["model"]["psnr"])
 

@@ -56,10 +56,22 @@ def test_tiny_quickstart_survives_sigkill_and_resumes(tmp_path):
     assert world.latent_scale == scale["latent_scale"] > 0  # measured, then used
     manifest = json.loads((plan.dataset / "manifest.json").read_text())
     assert manifest["policy"]["name"] == plan.policy == "explore"  # recorded as planned
-    keys = ("psnr", "copy_last_psnr", "delta_psnr", "reconstruction_psnr", "reward_mse")
-    for key in (*keys, "reward_mse_zero", "reward_mse_one_step", "reward_mse_zero_one_step"):
-        assert isinstance(result.metrics[key], float)
-    assert "copy last frame" in result.metrics["table"]
+    image = [f"{who}{m}" for who in ("", "copy_last_", "reconstruction_")
+             for m in ("psnr", "psnr_frame_mean", "ssim", "lpips")]  # fmt: skip
+    keys = (*image, "delta_psnr", "reward_mse", "reward_mse_zero", "reward_mse_one_step")
+    for key in (*keys, "reward_mse_zero_one_step"):
+        assert isinstance(result.metrics[key], float), key
+    assert "copy last frame" in result.metrics["table"] and "LPIPS" in result.metrics["table"]
+    beats = all(
+        result.metrics[m] < result.metrics[f"copy_last_{m}"]
+        if m == "lpips"
+        else result.metrics[m] > result.metrics[f"copy_last_{m}"]
+        for m in ("psnr", "psnr_frame_mean", "ssim", "lpips")
+    )
+    assert result.metrics["beats_copy_last"] is beats
+    assert result.metrics["verdict"].startswith(
+        "world model beats" if beats else "world model does NOT"
+    )
     report = (result.report_dir / "report.md").read_text()
     assert "Rewards and terminations" in report and "one step from real context" in report
     for stage in ("tokenizer", "world"):

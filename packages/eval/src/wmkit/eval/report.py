@@ -149,7 +149,10 @@ def write_report(
         "PSNR is the PSNR of the mean MSE over all predicted frames (torchmetrics' reduction); "
         "PSNR/frame is the mean of per-frame PSNRs capped at 100 dB (exact copies hit the cap)."
     )
+    verdict = ev.verdict() if "copy_last_frame" in ev.overall else None
     md = [f"# {title}", "", setting, "", ev.markdown_table(), "", f"Better: {arrows}.", ""]
+    if verdict:
+        md += [f"**{verdict}.**", ""]
     md += [definition, ""]
     md += ["## Controllability", "", *[f"- {line}" for line in _controllability_lines(ev)], ""]
     if ev.heads:
@@ -181,6 +184,7 @@ def _html(
     info: dict[str, Any] | None,
 ) -> str:
     e = html.escape
+    verdict = ev.verdict() if "copy_last_frame" in ev.overall else None
     metrics = [
         m
         for m in ("psnr", "psnr_frame_mean", "ssim", "lpips", "fvd")
@@ -236,6 +240,7 @@ figure {{ display: inline-block; margin: 0.5em; }}
 <p>{e(setting)}</p>
 <table id="metrics"><thead><tr><th>method</th>{head}</tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
+{f'<p id="verdict"><strong>{e(verdict)}.</strong></p>' if verdict else ""}
 <h2>Controllability</h2><ul>{ctrl}</ul>{heads}
 <h2>Plots</h2><div id="plots">{plots}</div>
 <h2>Videos</h2><p>{e(legend)}</p><div id="videos">{vids}</div>

@@ -47,7 +47,7 @@ from wmkit.eval.heads import HeadScores
 from wmkit.eval.i3d import MIN_FRAMES
 from wmkit.eval.idm import InverseDynamicsModel, idm_accuracy
 
-__all__ = ["METHOD_LABELS", "RolloutEvaluation", "evaluate_rollouts"]
+__all__ = ["IMAGE_MEASURES", "METHOD_LABELS", "RolloutEvaluation", "evaluate_rollouts"]
 
 METHOD_LABELS = {
     "model": "world model",
@@ -62,6 +62,9 @@ HIGHER_IS_BETTER = {
     "fvd": False,
 }
 METRIC_LABELS = {"psnr_frame_mean": "PSNR/frame"}
+# The standard image measures a world model is compared on (DESIGN.md §7): it "beats" a
+# baseline only when it is better on every one of them.
+IMAGE_MEASURES = ("psnr", "psnr_frame_mean", "ssim", "lpips")
 
 
 @dataclass
@@ -97,6 +100,41 @@ class RolloutEvaluation:
         out = asdict(self)
         out.pop("videos")
         return out
+
+    def comparison(self, baseline: str = "copy_last_frame") -> dict[str, bool | None]:
+        """Per image measure (:data:`IMAGE_MEASURES`): whether the model is strictly better
+        than ``baseline``; ``None`` where either was not measured."""
+        if baseline not in self.overall:
+            raise KeyError(f"no baseline {baseline!r}; measured: {sorted(self.overall)}")
+        model, base = self.overall["model"], self.overall[baseline]
+        out: dict[str, bool | None] = {}
+        for m in IMAGE_MEASURES:
+            if m not in model or m not in base:
+                out[m] = None
+            else:
+                better = model[m] > base[m] if HIGHER_IS_BETTER[m] else model[m] < base[m]
+                out[m] = bool(better)
+        return out
+
+    def beats(self, baseline: str = "copy_last_frame") -> bool:
+        """True only when the model is better than ``baseline`` on every image measure, all of
+        them measured."""
+        return all(v is True for v in self.comparison(baseline).values())
+
+    def verdict(self, baseline: str = "copy_last_frame") -> str:
+        """One line: whether the model beats ``baseline`` on all image measures, and if not,
+        where it wins, where it loses and what was not measured."""
+        label = METHOD_LABELS.get(baseline, baseline)
+        comparison = self.comparison(baseline)
+        names = {m: METRIC_LABELS.get(m, m.upper()) for m in comparison}
+        if self.beats(baseline):
+            return f"world model beats {label} on all {len(comparison)} image measures"
+        parts = []
+        for outcome, word in ((True, "better"), (False, "worse"), (None, "not measured")):
+            which = [names[m] for m, v in comparison.items() if v is outcome]
+            if which:
+                parts.append(f"{word} on {', '.join(which)}")
+        return f"world model does NOT beat {label} on all image measures: " + "; ".join(parts)
 
     def markdown_table(self) -> str:
         """Overall metrics per method as a Markdown table (arrows say which way is better)."""

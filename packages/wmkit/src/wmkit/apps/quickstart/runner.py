@@ -207,6 +207,7 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
     from wmkit.core.data.clip_dataset import ClipDataset
     from wmkit.core.data.datamodule import EpisodeDataModule
     from wmkit.eval import evaluate_rollouts, score_heads_one_step, write_report
+    from wmkit.eval.frame_metrics import lpips_if_available
 
     device = torch.device(plan.device)
     world = load_pretrained(result.world_dir, map_location=device)
@@ -225,6 +226,7 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
         context=plan.context,
         horizon=plan.horizon,
         tokenizer=tokenizer,
+        lpips=lpips_if_available("alex", device),
         max_batches=plan.eval_batches,
         seed=plan.seed,
         device=device,
@@ -244,12 +246,13 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
         info={"plan": plan.to_dict()},
     )
     overall = evaluation.overall
+    image = ("psnr", "psnr_frame_mean", "ssim", "lpips")
     return {
-        "psnr": overall["model"]["psnr"],
-        "ssim": overall["model"]["ssim"],
-        "copy_last_psnr": overall["copy_last_frame"]["psnr"],
-        "copy_last_ssim": overall["copy_last_frame"]["ssim"],
-        "reconstruction_psnr": overall.get("tokenizer_recon", {}).get("psnr"),
+        **{m: overall["model"].get(m) for m in image},
+        **{f"copy_last_{m}": overall["copy_last_frame"].get(m) for m in image},
+        **{f"reconstruction_{m}": overall.get("tokenizer_recon", {}).get(m) for m in image},
+        "beats_copy_last": evaluation.beats(),
+        "verdict": evaluation.verdict(),
         "delta_psnr": evaluation.controllability["delta_psnr"],
         "reward_mse": evaluation.heads.get("reward_mse"),
         "reward_mse_zero": evaluation.heads.get("reward_mse_zero"),
