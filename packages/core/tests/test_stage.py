@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from wmkit.core import ActionSpec, make_stage, run_stage
+from wmkit.core import ActionSpec, load_pretrained, make_stage, run_stage
 from wmkit.core.testing import check_config_runs
 from wmkit.core.testing.toy_lit import MovingSquaresDataModule, ToyWorldModelModule
 from wmkit.core.testing.toys import ToyWorldModel
@@ -109,3 +109,53 @@ def test_training_beats_copy_last_frame():
     trainer.fit(module, data)
     metrics = trainer.validate(module, data, verbose=False)[0]
     assert metrics["val/frame_mse"] < 0.6 * metrics["val/copy_last_mse"]
+
+
+def test_fit_exports_a_pretrained_directory_and_export_rebuilds_it_from_the_checkpoint(tmp_path):
+    stage = make_stage("toy", model_class=lambda: ToyWorldModelModule)
+    common = ["-c", str(CONFIGS / "toy_world_model.yaml"), "--data.init_args.num_episodes=8",
+              "--trainer.limit_val_batches=0", *QUIET]  # fmt: skip
+    ckpt_dir = tmp_path / "ckpt"
+    assert stage.run([
+        "fit", *common, "--trainer.max_steps=3", f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+        f"--trainer.callbacks.dirpath={ckpt_dir}", "--trainer.callbacks.save_last=true",
+    ]) == 0  # fmt: skip
+    exported = load_pretrained(tmp_path / "pretrained")  # the default: <log dir>/pretrained
+    assert isinstance(exported, ToyWorldModel)
+    assert stage.run(["fit", *common, "--trainer.max_steps=1", f"--export_dir={tmp_path / 'x'}",
+                      f"--trainer.default_root_dir={tmp_path / 'other'}"]) == 0  # fmt: skip
+    assert (tmp_path / "x" / "model.safetensors").is_file()
+    assert not (tmp_path / "other" / "pretrained").exists()
+
+    out = tmp_path / "from_ckpt"
+    assert stage.run(["export", *common, "--ckpt_path", str(ckpt_dir / "last.ckpt"),
+                      "--out", str(out)]) == 0  # fmt: skip
+    again = load_pretrained(out)
+    for (name, a), b in zip(exported.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    fresh = ToyWorldModel(ActionSpec.discrete(5), hidden=32)
+    assert any(not torch.equal(a, b) for a, b in
+               zip(fresh.state_dict().values(), again.state_dict().values()))  # fmt: skip
+
+
+class _RunsCode:
+    """Unpickling it would call ``Path.touch`` on a marker file."""
+
+    marker: Path
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_export_refuses_a_checkpoint_whose_unpickling_runs_code(tmp_path):
+    stage = make_stage("toy", model_class=lambda: ToyWorldModelModule)
+    bad = tmp_path / "bad.ckpt"
+    marker = tmp_path / "ran"
+    payload = _RunsCode()
+    payload.marker = marker
+    torch.save({"state_dict": {}, "payload": payload}, bad)
+    with pytest.raises(ValueError, match="weights_only=True refused it"):
+        stage.run(["export", "-c", str(CONFIGS / "toy_world_model.yaml"), *QUIET,
+                   "--ckpt_path", str(bad), "--out", str(tmp_path / "out")])  # fmt: skip
+    assert not marker.exists() and not (tmp_path / "out").exists()

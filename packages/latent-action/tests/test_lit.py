@@ -62,13 +62,18 @@ def test_fit_exports_pretrained(tmp_path):
     import lightning as L
 
     from wmkit.core import load_pretrained
+    from wmkit.core.export import ExportPretrained
     from wmkit.core.testing.toy_lit import MovingSquaresDataModule
 
     module = LatentActionModule(
         LatentActionAutoencoder.from_size("tiny"), export_dir=str(tmp_path / "lam")
     )
     trainer = L.Trainer(
-        fast_dev_run=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+        fast_dev_run=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ExportPretrained()],  # what `wmkit latent-action fit` adds
     )
     trainer.fit(module, MovingSquaresDataModule(num_episodes=10, length=3, size=16))
     loaded = load_pretrained(tmp_path / "lam")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import wmkit.core.lpips
+from wmkit.core.export import ExportPretrained
 from wmkit.core.video import to_float_video
 from wmkit.core.weights import MissingWeightsError
 from wmkit.tokenizers import PatchDiscriminator3D, VidTokTokenizer, losses
@@ -115,7 +116,7 @@ def test_ema_weights_are_exported_at_fit_end(tmp_path):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             seen.append("train/d_hinge" in trainer.callback_metrics)
 
-    t = cpu_trainer(max_epochs=1, limit_val_batches=0, callbacks=[Spy()])
+    t = cpu_trainer(max_epochs=1, limit_val_batches=0, callbacks=[Spy(), ExportPretrained()])
     t.fit(module, clip_loader(crafter_batch(), 1))
     assert seen == [False, False]  # adversarial_start_step=2: not yet
     assert int(module.train_steps) == 2

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from wmkit.core.export import ExportPretrained
 from wmkit.core.video import to_float_video
 from wmkit.tokenizers import (
     CompressiveModule,
@@ -58,7 +59,9 @@ def test_evaluation_logs_split_metrics_writes_gif_and_exports(name, tmp_path):
     torch.manual_seed(0)
     module = make(str(tmp_path / "export"))
     frames = to_float_video(np.load(FIXTURE)["frames"])[:2]  # [2, 9, 3, 32, 32]
-    trainer = cpu_trainer(max_steps=1, default_root_dir=str(tmp_path))
+    trainer = cpu_trainer(
+        max_steps=1, default_root_dir=str(tmp_path), callbacks=[ExportPretrained()]
+    )
     trainer.fit(module, clip_loader(frames), clip_loader(frames))
     logged = {k for k in trainer.callback_metrics if k.startswith("val/")}
     assert logged == {f"val/{k}" for k in val_names}

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from wmkit.core.export import ExportPretrained
+
 sys.path.insert(0, str(Path(__file__).parent))
 from tokenizer_lit_helpers import clip_loader, cpu_trainer
 
@@ -115,7 +117,8 @@ def test_module_seeds_by_kmeans_then_lowers_the_loss_and_exports(tmp_path):
     batch = frames[:2]
     tok_first = PatchVQTokenizer(4, 64)
     tok_first.fit(batch, iterations=2)
-    cpu_trainer(max_steps=30, default_root_dir=tmp_path).fit(module, clip_loader(frames, 20))
+    trainer = cpu_trainer(max_steps=30, default_root_dir=tmp_path, callbacks=[ExportPretrained()])
+    trainer.fit(module, clip_loader(frames, 20))
     assert int(module.train_steps) == 30
     after = float((tok.decode(tok.encode(frames)) - frames).square().mean())
     before = float((tok_first.decode(tok_first.encode(frames)) - frames).square().mean())

@@ -7,19 +7,26 @@ Every training stage is LightningCLI (DESIGN.md §5), so every trainer option wo
     wmkit tokenizer fit -c configs/vidtok_tiny.yaml --ckpt_path last     # resume
     wmkit tokenizer test -c configs/vidtok_tiny.yaml --ckpt_path path/to.ckpt
     wmkit tokenizer fit --print_config
+    wmkit tokenizer export -c configs/vidtok_tiny.yaml --ckpt_path path/to.ckpt --out DIR
 
 Models and data are in subclass mode, so YAML picks the classes by path
 (``model: {class_path: ..., init_args: ...}``) and nested networks are injected the same way.
+
+``fit`` ends by writing the trained network as a ``from_pretrained`` directory (one callback
+for every stage, :class:`~wmkit.core.export.ExportPretrained`): to ``--export_dir`` when
+given, else to the module's own ``export_dir``, else ``<log dir>/pretrained``. ``export``
+does the same for any checkpoint, read as tensors only.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from typing import Any
 
 from wmkit.core.cli import Command
 
-__all__ = ["make_stage", "run_stage"]
+__all__ = ["export_stage", "make_stage", "run_stage"]
 
 
 def run_stage(
@@ -33,8 +40,6 @@ def run_stage(
     ``model_class``/``datamodule_class`` are base classes (``None`` accepts any
     ``LightningModule``/``LightningDataModule``); YAML may name any subclass.
     """
-    from lightning.pytorch.cli import LightningCLI
-
     kwargs: dict[str, Any] = {
         "subclass_mode_model": True,
         "subclass_mode_data": True,
@@ -42,7 +47,56 @@ def run_stage(
         "args": argv,
     }
     kwargs.update(cli_kwargs)
-    return LightningCLI(model_class, datamodule_class, **kwargs)
+    return _stage_cli_class()(model_class, datamodule_class, **kwargs)
+
+
+def _stage_cli_class() -> type:
+    """LightningCLI plus ``--export_dir`` and the export callback (imported lazily: building
+    the ``wmkit`` command list must not import Lightning)."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from wmkit.core.export import ExportPretrained
+
+    class StageCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser: Any) -> None:
+            parser.add_argument(
+                "--export_dir",
+                type=str | None,
+                default=None,
+                help="where fit writes the trained network as a from_pretrained directory "
+                "(default: the module's export_dir, else <log dir>/pretrained)",
+            )
+
+        def instantiate_trainer(self, **kwargs: Any) -> Any:
+            trainer = super().instantiate_trainer(**kwargs)
+            trainer.callbacks.append(ExportPretrained(self._get(self.config, "export_dir")))
+            return trainer
+
+    return StageCLI
+
+
+def export_stage(
+    model_class: type | None, datamodule_class: type | None, argv: list[str], prog: str
+) -> int:
+    """``wmkit <stage> export -c CONFIG --ckpt_path CKPT --out DIR [overrides]``: build the
+    configured module, load the checkpoint's weights (tensors only) and write the network as
+    a ``from_pretrained`` directory."""
+    from wmkit.core.export import export_checkpoint
+
+    parser = argparse.ArgumentParser(
+        prog=f"{prog} export",
+        description="Write a trained checkpoint as a from_pretrained directory.",
+    )
+    parser.add_argument("-c", "--config", action="append", required=True,
+                        help="the stage's YAML config, as trained")  # fmt: skip
+    parser.add_argument("--ckpt_path", required=True, help="Lightning checkpoint (.ckpt)")
+    parser.add_argument("--out", required=True, help="directory to write")
+    args, overrides = parser.parse_known_args(argv)
+    cli_args = [x for c in args.config for x in ("-c", c)] + overrides
+    cli = run_stage(model_class, datamodule_class, cli_args, run=False)
+    out = export_checkpoint(cli.model, args.ckpt_path, args.out)
+    print(f"wrote {out} (load_pretrained)")
+    return 0
 
 
 def make_stage(
@@ -63,6 +117,10 @@ def make_stage(
         return obj()
 
     def run(argv: list[str]) -> int:
+        if argv and argv[0] == "export":
+            return export_stage(
+                resolve(model_class), resolve(datamodule_class), argv[1:], "wmkit <stage>"
+            )
         run_stage(resolve(model_class), resolve(datamodule_class), list(argv), **cli_kwargs)
         return 0
 

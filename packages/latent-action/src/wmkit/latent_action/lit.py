@@ -41,8 +41,9 @@ class LatentActionModule(L.LightningModule):
         weight_decay: AdamW weight decay.
         lpips_weight: weight of a perceptual (LPIPS) term; needs ``wmkit.core.lpips`` and its
             converted weights, else a warning is given and the term skipped.
-        export_dir: where to ``save_pretrained`` the network when ``fit`` ends (the directory
-            ``wmkit latent-action probe --model`` and ``load_pretrained`` read); ``None``: don't.
+        export_dir: where ``wmkit.core.export.ExportPretrained`` writes the network when ``fit``
+            ends (the directory ``wmkit latent-action probe --model`` and ``load_pretrained``
+            read); the stage adds the callback, and its ``--export_dir`` overrides this.
     """
 
     def __init__(
@@ -115,10 +116,6 @@ class LatentActionModule(L.LightningModule):
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self.log_dict({f"test/{k}": v for k, v in self._losses(batch, shuffled=True).items()})
-
-    def on_fit_end(self) -> None:
-        if self.hparams.export_dir and self.trainer.is_global_zero:
-            self.model.save_pretrained(self.hparams.export_dir)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(

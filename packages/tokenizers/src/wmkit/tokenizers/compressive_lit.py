@@ -47,7 +47,8 @@ class CompressiveModule(TokenizerLitMixin, L.LightningModule):
         max_context_frames: largest (``None``: ``T - 1``).
         goal_prob: probability of a goal-conditioned context ``(T-1, 0, 1, ...)``.
         eval_context_frames: context length of validation and test (``None``: ``T // 2``).
-        export_dir: where to ``save_pretrained`` the tokenizer when fit ends.
+        export_dir: where ``wmkit.core.export.ExportPretrained`` writes the tokenizer
+            when fit ends (the stage adds the callback; ``--export_dir`` overrides this).
         log_videos_every_n_epochs: write a real|reconstruction GIF every n validation
             epochs under ``<log_dir>/reconstructions`` (0: never).
     """

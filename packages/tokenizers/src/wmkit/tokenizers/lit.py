@@ -64,7 +64,8 @@ class VidTokModule(TokenizerLitMixin, L.LightningModule):
         ema_decay: EMA decay of the tokenizer weights (``None``: no EMA).
         freeze_encoder: train the decoder only (VidTok stage 2).
         init_from: a ``save_pretrained`` directory whose weights initialise the tokenizer.
-        export_dir: where to ``save_pretrained`` the (EMA) tokenizer when fit ends.
+        export_dir: where ``wmkit.core.export.ExportPretrained`` writes the (EMA) tokenizer
+            when fit ends (the stage adds the callback; ``--export_dir`` overrides this).
         log_videos_every_n_epochs: write a real|reconstruction GIF every n validation epochs
             (0: never) under ``<log_dir>/reconstructions``; also sent to a logger that has
             ``add_video`` (TensorBoard).

@@ -4,8 +4,9 @@ Validation and test run the module's ``_evaluate(batch, batch_idx, split)`` with
 ``"val"`` or ``"test"``; ``_evaluate`` computes its own metrics and hands them, with the
 frames and their reconstruction, to :meth:`~TokenizerLitMixin.log_evaluation`, which logs
 them as ``<split>/<name>`` (synchronised across ranks) and writes the reconstruction GIF
-(:func:`~wmkit.tokenizers.reconstruction_log.log_reconstructions`). When fit ends, rank 0
-``save_pretrained``-s :attr:`~TokenizerLitMixin.eval_tokenizer` to ``hparams.export_dir``.
+(:func:`~wmkit.tokenizers.reconstruction_log.log_reconstructions`). What is exported when
+fit ends (by ``wmkit.core.export.ExportPretrained``, to ``hparams.export_dir`` unless the
+stage's ``--export_dir`` says otherwise) is :attr:`~TokenizerLitMixin.eval_tokenizer`.
 
 :meth:`~TokenizerLitMixin.perceptual_net` gives the frozen LPIPS network for a perceptual
 loss or metric (``hparams.perceptual_weight`` and ``perceptual_net``), built on first use.
@@ -32,7 +33,7 @@ __all__ = ["TokenizerLitMixin"]
 
 
 class TokenizerLitMixin:
-    """Validation / test steps, metric logging and export at fit end for a LightningModule
+    """Validation / test steps, metric logging and what to export for a LightningModule
     that trains ``self.tokenizer`` and has ``export_dir`` and ``log_videos_every_n_epochs``
     among its hyperparameters."""
 
@@ -42,6 +43,12 @@ class TokenizerLitMixin:
     def eval_tokenizer(self) -> PretrainedMixin:
         """The tokenizer that validation, test and export use (override for, e.g., EMA)."""
         return self.tokenizer
+
+    @property
+    def pretrained_model(self) -> PretrainedMixin:
+        """What ``wmkit.core.export.ExportPretrained`` writes when fit ends: the evaluation
+        tokenizer."""
+        return self.eval_tokenizer
 
     def perceptual_net(self, device: torch.device) -> nn.Module | None:
         """The frozen LPIPS network on ``device``, or ``None`` when ``perceptual_weight`` is 0
@@ -80,8 +87,3 @@ class TokenizerLitMixin:
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "test")
-
-    def on_fit_end(self) -> None:
-        hp = self.hparams  # type: ignore[attr-defined]
-        if hp.export_dir and self.trainer.is_global_zero:  # type: ignore[attr-defined]
-            self.eval_tokenizer.save_pretrained(hp.export_dir)

@@ -41,7 +41,8 @@ class PatchVQModule(TokenizerLitMixin, L.LightningModule):
             varied scenes). They are read from the training loader in an extra pass before
             the first step; training then draws its epoch from the start as usual.
         reseed_every: steps between re-seeding unused codes (0: never).
-        export_dir: where to ``save_pretrained`` the tokenizer when fit ends.
+        export_dir: where ``wmkit.core.export.ExportPretrained`` writes the tokenizer
+            when fit ends (the stage adds the callback; ``--export_dir`` overrides this).
         log_videos_every_n_epochs: write a real|reconstruction GIF every n validation epochs
             under ``<log_dir>/reconstructions`` (0: never).
     """

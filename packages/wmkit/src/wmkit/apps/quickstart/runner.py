@@ -67,10 +67,10 @@ class _State:
         tmp.replace(self.path)
 
 
-def _fit(config_path: Path, ckpt_dir: Path) -> Any:
+def _fit(config_path: Path, ckpt_dir: Path, export_dir: Path) -> Any:
     from wmkit.core import run_stage
 
-    args = ["fit", "-c", str(config_path)]
+    args = ["fit", "-c", str(config_path), f"--export_dir={export_dir}"]
     last = ckpt_dir / "last.ckpt"
     if last.is_file():
         args.append(f"--ckpt_path={last}")
@@ -139,7 +139,7 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
     if not state.done("tokenizer"):
         log(f"[2/4] training the tokenizer: wmkit tokenizer fit -c {configs['tokenizer']}")
         start = time.perf_counter()
-        _fit(configs["tokenizer"], out / "checkpoints" / "tokenizer")
+        _fit(configs["tokenizer"], out / "checkpoints" / "tokenizer", result.tokenizer_dir)
         if not (result.tokenizer_dir / "config.json").is_file():
             raise RuntimeError(f"the tokenizer stage did not export {result.tokenizer_dir}")
         info = {}
@@ -160,8 +160,9 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
         stage = "diffusion-world" if plan.world == "diffusion" else "ar-world"
         log(f"[3/4] training the world model: wmkit {stage} fit -c {configs['world']}")
         start = time.perf_counter()
-        cli = _fit(configs["world"], out / "checkpoints" / "world")
-        cli.model.model.save_pretrained(result.world_dir)
+        _fit(configs["world"], out / "checkpoints" / "world", result.world_dir)
+        if not (result.world_dir / "config.json").is_file():
+            raise RuntimeError(f"the world-model stage did not export {result.world_dir}")
         state.finish("world", time.perf_counter() - start)
     else:
         log(f"[3/4] world model ready: {result.world_dir}")
