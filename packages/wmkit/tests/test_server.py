@@ -51,6 +51,8 @@ def test_parse_message_rejects_bad_input():
     assert parse_message('{"type": "input", "keys": ["a"], "mouse": [1, 2]}')["keys"] == ["a"]
     for bad, match in [
         ("nope", "not JSON"),
+        ("[" * 2000, "nests too deeply"),
+        ('{"":' * 1000, "nests too deeply"),
         ("[1, 2]", "JSON object"),
         ('{"type": "dance"}', "unknown message type"),
         ('{"type": "input", "keys": "a"}', "keys"),
@@ -95,6 +97,8 @@ def test_malformed_messages_get_errors_and_play_goes_on(world, context, tmp_path
         for bad in ["{oops", '{"type": 3}', '{"type": "input", "keys": 7}', "x" * 5000]:
             await ws.send_str(bad)
             assert "message" in await _next(ws, "error")
+        await ws.send_str("[" * 2000)  # deeper than the JSON decoder's recursion
+        assert "nests too deeply" in (await _next(ws, "error"))["message"]
         await ws.send_bytes(b"\x00\x01")
         assert "binary" in (await _next(ws, "error"))["message"]
         assert (await _next(ws, "frame")) is not None  # still streaming

@@ -53,6 +53,10 @@ def parse_message(text: str) -> dict[str, Any]:
         msg = json.loads(text)
     except json.JSONDecodeError as e:
         raise ProtocolError(f"message is not JSON: {e.msg}") from None
+    except RecursionError:  # "[" * 2000 fits in the size limit and nests past the stack
+        raise ProtocolError("message nests too deeply") from None
+    except ValueError as e:  # any other refusal of the decoder
+        raise ProtocolError(f"message is not JSON: {e}") from None
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise ProtocolError('message must be a JSON object with a string "type"')
     kind = msg["type"]
