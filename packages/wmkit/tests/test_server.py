@@ -3,6 +3,8 @@
 import asyncio
 import io
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -141,3 +143,56 @@ def test_one_client_at_a_time_pause_reset_record(world, context, tmp_path):
 
     _run(play, world, context, tmp_path)
     assert list(tmp_path.glob("*.mp4"))
+
+
+class _SlowWorld:
+    """A world model whose every call takes ``delay`` seconds and counts the calls running."""
+
+    def __init__(self, world, delay: float) -> None:
+        self.world, self.delay, self.action_spec = world, delay, world.action_spec
+        self.lock = threading.Lock()
+        self.running = self.most = self.calls = 0
+        self.stepping = threading.Event()
+
+    def _call(self, fn, *args):
+        with self.lock:
+            self.running += 1
+            self.calls += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(self.delay)
+            return fn(*args)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+    def reset(self, context_frames, context_actions=None):
+        return self._call(self.world.reset, context_frames, context_actions)
+
+    def step(self, state, action):
+        self.stepping.set()
+        return self._call(self.world.step, state, action)
+
+
+def test_the_next_client_waits_for_the_previous_clients_step(world, context, tmp_path):
+    slow = _SlowWorld(world, delay=0.3)
+
+    async def play(client):
+        first = await client.ws_connect("/ws")
+        await _next(first, "frame")
+        slow.stepping.clear()
+        assert await asyncio.to_thread(slow.stepping.wait, 5)  # a step is in flight ...
+        await first.close()  # ... when the first client leaves
+        for _ in range(200):  # the second one comes in as soon as the server lets it
+            second = await client.ws_connect("/ws")
+            msg = await second.receive(timeout=5)
+            await second.close()
+            if msg.type == WSMsgType.BINARY:
+                break
+            assert "another client" in json.loads(msg.data)["message"]
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the second client never got in")
+
+    _run(play, slow, context, tmp_path)
+    assert slow.calls >= 3 and slow.most == 1  # resets and steps, never two at once

@@ -13,7 +13,9 @@ Protocol (JSON text messages, at most ``MAX_MESSAGE_BYTES``):
 
 The game loop runs on the server at the target frame rate (DIAMOND's play loop): each tick
 turns the latest input into an action with the bindings and steps the session in a worker
-thread, so a slow model lowers the FPS shown instead of queueing input.
+thread, so a slow model lowers the FPS shown instead of queueing input. Every session call
+goes to one worker thread, so model calls never overlap: a client that leaves while its step
+runs lets the next one in, whose first reset then waits for that step to finish.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import io
 import json
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
@@ -96,14 +100,24 @@ def encode_png(frame: np.ndarray) -> bytes:
 
 
 class _Player:
-    """One connected client: its input state, the loop and the session commands."""
+    """One connected client: its input state, the loop and the session commands.
 
-    def __init__(self, session: PlaySession, bindings: Bindings, fps: float) -> None:
+    ``worker`` is the server's one thread for session calls (see the module docstring).
+    """
+
+    def __init__(
+        self, session: PlaySession, bindings: Bindings, fps: float, worker: ThreadPoolExecutor
+    ) -> None:
         self.session, self.bindings, self.period = session, bindings, 1.0 / fps
+        self.worker = worker
         self.input = InputState()
         self.paused = False
         self.ticks: deque[float] = deque(maxlen=30)
-        self.lock = asyncio.Lock()
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a session call on the worker thread. Cancelling the wait leaves the call
+        running there, and the next call queues behind it."""
+        return await asyncio.get_running_loop().run_in_executor(self.worker, fn, *args)
 
     def fps(self) -> float:
         if len(self.ticks) < 2:
@@ -123,7 +137,6 @@ class _Player:
         })  # fmt: skip
 
     async def run_loop(self, ws: web.WebSocketResponse) -> None:
-        loop = asyncio.get_running_loop()
         next_tick = time.monotonic()
         while not ws.closed:
             next_tick += self.period
@@ -131,8 +144,7 @@ class _Player:
                 action = self.bindings.action(self.input)
                 self.input.mouse = (0.0, 0.0)
                 try:
-                    async with self.lock:
-                        frame = await loop.run_in_executor(None, self.session.step, action)
+                    frame = await self.call(self.session.step, action)
                 except Exception as e:  # report it and pause; the server keeps serving
                     self.paused = True
                     await ws.send_json({"type": "error", "message": f"step failed: {e}"})
@@ -145,7 +157,6 @@ class _Player:
             await asyncio.sleep(max(delay, 0.0))
 
     async def handle(self, ws: web.WebSocketResponse, msg: dict[str, Any]) -> None:
-        loop = asyncio.get_running_loop()
         kind = msg["type"]
         if kind == "input":
             dx, dy = msg["mouse"]
@@ -155,18 +166,14 @@ class _Player:
             self.paused = msg["paused"]
             await self.send_status(ws)
         elif kind == "reset":
-            async with self.lock:
-                frame = await loop.run_in_executor(None, self.session.reset)
-            await self.send_frame(ws, frame)
+            await self.send_frame(ws, await self.call(self.session.reset))
         elif kind == "source":
-            async with self.lock:
-                frame = await loop.run_in_executor(None, self.session.set_source, msg["source"])
-            await self.send_frame(ws, frame)
+            await self.send_frame(ws, await self.call(self.session.set_source, msg["source"]))
         elif kind == "record":
             if msg["on"]:
-                self.session.start_recording()
+                await self.call(self.session.start_recording)
             else:
-                path = await loop.run_in_executor(None, self.session.stop_recording)
+                path = await self.call(self.session.stop_recording)
                 await ws.send_json({"type": "saved", "path": str(path) if path else None})
 
 
@@ -180,6 +187,12 @@ def create_app(
     session.action_spec.check_compatible(bindings.spec, "bindings' action spec")
     app = web.Application()
     busy = asyncio.Lock()  # one client at a time
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wmkit-play")
+
+    async def stop_worker(app: web.Application) -> None:
+        await asyncio.to_thread(worker.shutdown, wait=True, cancel_futures=True)
+
+    app.on_cleanup.append(stop_worker)
 
     async def index(request: web.Request) -> web.Response:
         html = resources.files("wmkit.apps.play").joinpath("static/index.html").read_text()
@@ -200,12 +213,10 @@ def create_app(
             await ws.close()
             return ws
         await busy.acquire()
-        player = _Player(session, bindings, fps)
+        player = _Player(session, bindings, fps, worker)
         loop_task: asyncio.Task | None = None
         try:
-            async with player.lock:
-                frame = await asyncio.get_running_loop().run_in_executor(None, session.reset)
-            await player.send_frame(ws, frame)
+            await player.send_frame(ws, await player.call(session.reset))
             loop_task = asyncio.create_task(player.run_loop(ws))
             async for raw in ws:
                 if raw.type == WSMsgType.TEXT:
@@ -225,9 +236,11 @@ def create_app(
                     asyncio.CancelledError, ConnectionResetError, RuntimeError
                 ):
                     await loop_task
-            if session.recording is not None:
-                session.stop_recording()
-            busy.release()
+            try:
+                if session.recording is not None:
+                    await player.call(session.stop_recording)
+            finally:
+                busy.release()
         return ws
 
     app.router.add_get("/", index)
