@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from aiohttp import WSMsgType
+from aiohttp import WSMsgType, WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
@@ -196,3 +196,49 @@ def test_the_next_client_waits_for_the_previous_clients_step(world, context, tmp
 
     _run(play, slow, context, tmp_path)
     assert slow.calls >= 3 and slow.most == 1  # resets and steps, never two at once
+
+
+async def _refused(client, path: str, **headers) -> str:
+    """The reason of a 403 for a WebSocket upgrade of ``path`` with these headers."""
+    with pytest.raises(WSServerHandshakeError) as refused:
+        await client.ws_connect(path, headers=headers)
+    assert refused.value.status == 403
+    return refused.value.message
+
+
+def test_other_origins_and_hosts_are_refused(world, context, tmp_path):
+    async def play(client):
+        port = client.port
+        for origin in ["http://evil.example", f"http://127.0.0.1:{port + 1}", "null"]:
+            await _refused(client, "/ws", Origin=origin)
+        for host in ["evil.example", f"evil.example:{port}", f"127.0.0.1:{port + 1}"]:
+            reply = await client.get("/config", headers={"Host": host})
+            assert reply.status == 403 and "Host" in await reply.text()
+        for name in ["localhost", "127.0.0.1", "[::1]"]:  # loopback answers to each name
+            reply = await client.get("/", headers={"Host": f"{name}:{port}"})
+            assert reply.status == 200
+        ws = await client.ws_connect("/ws", headers={"Origin": f"http://localhost:{port}"})
+        assert (await _next(ws, "frame")) is not None
+        await ws.close()
+
+    _run(play, world, context, tmp_path)
+
+
+def test_off_loopback_every_request_needs_the_token(world, context, tmp_path):
+    with pytest.raises(ValueError, match="needs a token"):
+        create_app(PlaySession(world, context=context), host="0.0.0.0")
+
+    async def play(client):
+        own = {"Origin": f"http://127.0.0.1:{client.port}"}
+        for path in ["/", "/config", "/config?token=wrong"]:
+            reply = await client.get(path)
+            assert reply.status == 403 and "token" in await reply.text()
+        assert (await client.get("/config?token=s3cret")).status == 200
+        assert (await client.get("/?token=s3cret")).status == 200
+        await _refused(client, "/ws", **own)
+        await _refused(client, "/ws?token=s3cret")  # no Origin: only on loopback
+        ws = await client.ws_connect("/ws?token=s3cret", headers=own)
+        assert (await _next(ws, "frame")) is not None
+        await ws.close()
+
+    _run(play, world, context, tmp_path, host="0.0.0.0", token="s3cret")

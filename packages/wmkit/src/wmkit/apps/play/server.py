@@ -1,5 +1,9 @@
 """The play server: a page on 127.0.0.1 and a WebSocket that streams frames.
 
+Only the server's own page may use it (``wmkit.apps.play.access``): requests must name the
+bound address as ``Host``, WebSocket upgrades must come from the server's own origin, and a
+server off loopback requires the token of its URL.
+
 Protocol (JSON text messages, at most ``MAX_MESSAGE_BYTES``):
 
 - client → server: ``{"type": "input", "keys": [...], "mouse": [dx, dy]}`` (keys held, in
@@ -35,6 +39,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 from PIL import Image
 
+from wmkit.apps.play.access import AccessPolicy
 from wmkit.apps.play.bindings import Bindings, InputState
 from wmkit.apps.play.session import PlaySession
 
@@ -178,14 +183,23 @@ class _Player:
 
 
 def create_app(
-    session: PlaySession, bindings: Bindings | None = None, fps: float = 15.0, title: str = ""
+    session: PlaySession,
+    bindings: Bindings | None = None,
+    fps: float = 15.0,
+    title: str = "",
+    host: str = "127.0.0.1",
+    token: str | None = None,
 ) -> web.Application:
-    """The aiohttp application: ``/`` (the page), ``/config`` (bindings, sources) and ``/ws``."""
+    """The aiohttp application: ``/`` (the page), ``/config`` (bindings, sources) and ``/ws``.
+
+    ``host`` is the address the application will be served on and ``token`` the one every
+    request must carry (required off loopback); see ``wmkit.apps.play.access``.
+    """
     from wmkit.apps.play.bindings import default_bindings
 
     bindings = bindings or default_bindings(session.action_spec)
     session.action_spec.check_compatible(bindings.spec, "bindings' action spec")
-    app = web.Application()
+    app = web.Application(middlewares=[AccessPolicy(host, token).middleware])
     busy = asyncio.Lock()  # one client at a time
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wmkit-play")
 
