@@ -14,6 +14,7 @@ from PIL import Image
 
 from wmkit.apps.play.server import MAX_MESSAGE_BYTES, ProtocolError, create_app, parse_message
 from wmkit.apps.play.session import PlaySession
+from wmkit.core import read_video
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -39,9 +40,9 @@ def _square_x(frame: np.ndarray) -> int:
     return int(np.nonzero(frame[..., 0] > 100)[1].min())
 
 
-def _run(coro_fn, world, context, tmp_path, **kwargs):
+def _run(coro_fn, world, context, tmp_path, session_kwargs=None, **kwargs):
     async def main():
-        session = PlaySession(world, context=context, record_dir=tmp_path)
+        session = PlaySession(world, context=context, record_dir=tmp_path, **session_kwargs or {})
         app = create_app(session, fps=40, **kwargs)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             await coro_fn(client)
@@ -242,3 +243,22 @@ def test_off_loopback_every_request_needs_the_token(world, context, tmp_path):
         await ws.close()
 
     _run(play, world, context, tmp_path, host="0.0.0.0", token="s3cret")
+
+
+def test_a_recording_stops_at_its_limit_and_play_goes_on(world, context, tmp_path):
+    async def play(client):
+        ws = await client.ws_connect("/ws")
+        await _next(ws, "frame")
+        await ws.send_json({"type": "record", "on": True})
+        saved = await _next(ws, "saved")
+        assert "stopped at its limit of 0.5 s (5 frames)" in saved["message"]
+        status = await _next(ws, "status")
+        while status["recording"]:  # a status sent before the recording stopped may come first
+            status = await _next(ws, "status")
+        t = status["t"]
+        while status["t"] < t + 3:  # play goes on
+            status = await _next(ws, "status")
+        await ws.close()
+        assert read_video(saved["path"])[0].shape[0] == 5
+
+    _run(play, world, context, tmp_path, session_kwargs={"max_record_seconds": 0.5})

@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=15.0, help="target frames per second")
     p.add_argument("--device", default="cpu")
     p.add_argument("--record-dir", type=Path, default=Path("recordings"))
+    p.add_argument(
+        "--max-record-seconds",
+        type=float,
+        default=600.0,
+        help="longest recording (held in memory until it stops); it stops there, play goes on",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -99,6 +105,7 @@ def build_session(args: argparse.Namespace) -> tuple[PlaySession, Bindings]:
         record_dir=args.record_dir,
         fps=args.fps,
         device=args.device,
+        max_record_seconds=args.max_record_seconds,
     )
     spec = session.action_spec
     bindings = Bindings.load(args.bindings, spec) if args.bindings else default_bindings(spec)

@@ -12,14 +12,16 @@ Protocol (JSON text messages, at most ``MAX_MESSAGE_BYTES``):
   ``{"type": "source", "source": "model" | "env"}``.
 - server → client: each frame as a binary PNG message, then ``{"type": "status", ...}``
   (t, fps, reward, done, paused, recording, source); ``{"type": "saved", "path": ...}`` after a
-  recording; ``{"type": "error", "message": ...}`` for anything malformed. A bad message is
+  recording, with a ``"message"`` when it stopped at the session's ``max_record_seconds``
+  (play goes on); ``{"type": "error", "message": ...}`` for anything malformed. A bad message is
   answered, never fatal; one client plays at a time (a second one is told so and closed).
 
 The game loop runs on the server at the target frame rate (DIAMOND's play loop): each tick
 turns the latest input into an action with the bindings and steps the session in a worker
-thread, so a slow model lowers the FPS shown instead of queueing input. Every session call
-goes to one worker thread, so model calls never overlap: a client that leaves while its step
-runs lets the next one in, whose first reset then waits for that step to finish.
+thread, so a slow model lowers the FPS shown instead of queueing input. Every model call
+(reset, step, source switch) goes to one worker thread, so model calls never overlap: a
+client that leaves while its step runs lets the next one in, whose first reset then waits for
+that step to finish. Recordings are written on another thread, so play goes on meanwhile.
 """
 
 from __future__ import annotations
@@ -118,11 +120,26 @@ class _Player:
         self.input = InputState()
         self.paused = False
         self.ticks: deque[float] = deque(maxlen=30)
+        self.saving: asyncio.Task | None = None
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a session call on the worker thread. Cancelling the wait leaves the call
+        """Run a model call on the worker thread. Cancelling the wait leaves the call
         running there, and the next call queues behind it."""
         return await asyncio.get_running_loop().run_in_executor(self.worker, fn, *args)
+
+    async def save_recording(self, ws: web.WebSocketResponse, at_limit: bool = False) -> None:
+        """Stop the recording, write it and tell the client where it went."""
+        path = await asyncio.to_thread(self.session.stop_recording)
+        if at_limit and path is None:  # the client stopped it meanwhile and was told
+            return
+        reply: dict[str, Any] = {"type": "saved", "path": str(path) if path else None}
+        if at_limit:
+            s = self.session
+            reply["message"] = (
+                f"recording stopped at its limit of {s.max_record_seconds:g} s "
+                f"({s.max_record_frames} frames); saved {path}"
+            )
+        await ws.send_json(reply)
 
     def fps(self) -> float:
         if len(self.ticks) < 2:
@@ -156,6 +173,8 @@ class _Player:
                     continue
                 self.ticks.append(time.monotonic())
                 await self.send_frame(ws, frame)
+                if self.session.recording_full and (self.saving is None or self.saving.done()):
+                    self.saving = asyncio.create_task(self.save_recording(ws, at_limit=True))
             delay = next_tick - time.monotonic()
             if delay < 0:
                 next_tick = time.monotonic()
@@ -176,10 +195,9 @@ class _Player:
             await self.send_frame(ws, await self.call(self.session.set_source, msg["source"]))
         elif kind == "record":
             if msg["on"]:
-                await self.call(self.session.start_recording)
+                self.session.start_recording()
             else:
-                path = await self.call(self.session.stop_recording)
-                await ws.send_json({"type": "saved", "path": str(path) if path else None})
+                await self.save_recording(ws)
 
 
 def create_app(
@@ -251,8 +269,11 @@ def create_app(
                 ):
                     await loop_task
             try:
+                if player.saving is not None:
+                    with contextlib.suppress(ConnectionResetError, RuntimeError):
+                        await player.saving
                 if session.recording is not None:
-                    await player.call(session.stop_recording)
+                    await asyncio.to_thread(session.stop_recording)
             finally:
                 busy.release()
         return ws
