@@ -109,7 +109,7 @@ def encode_png(frame: np.ndarray) -> bytes:
 class _Player:
     """One connected client: its input state, the loop and the session commands.
 
-    ``worker`` is the server's one thread for session calls (see the module docstring).
+    ``worker`` is the server's one thread for model calls (see the module docstring).
     """
 
     def __init__(
