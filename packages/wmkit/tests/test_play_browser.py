@@ -1,6 +1,7 @@
 """`wmkit play` in a real browser: headless Chromium (Debian's) driven by Playwright."""
 
 import asyncio
+import contextlib
 import shutil
 import threading
 
@@ -38,10 +39,9 @@ def _square_x(page) -> int:
     return int(found.json_value()) - 1
 
 
-@pytest.fixture
-def server(world, context, tmp_path):
-    session = PlaySession(world, context=context, record_dir=tmp_path)
-    app = create_app(session, fps=20, title="scripted squares")
+@contextlib.contextmanager
+def _serve(app):
+    """Serve ``app`` on 127.0.0.1 from a thread; yields its base URL."""
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
     loop.run_until_complete(runner.setup())
@@ -50,10 +50,19 @@ def server(world, context, tmp_path):
     port = runner.addresses[0][1]
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{port}"
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@pytest.fixture
+def server(world, context, tmp_path):
+    session = PlaySession(world, context=context, record_dir=tmp_path)
+    with _serve(create_app(session, fps=20, title="scripted squares")) as url:
+        yield url
 
 
 def test_play_in_headless_chromium(server, tmp_path):
@@ -83,4 +92,23 @@ def test_play_in_headless_chromium(server, tmp_path):
         step = int(page.text_content("#t"))
         page.wait_for_function(f"parseInt(document.getElementById('t').textContent) > {step}")
         page.screenshot(path=str(tmp_path / "play.png"))
+        browser.close()
+
+
+def test_the_page_passes_its_token_on_and_shows_the_recording_limit(world, context, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    session = PlaySession(world, context=context, record_dir=tmp_path, max_record_seconds=0.5)
+    app = create_app(session, fps=20, host="0.0.0.0", token="s3cret")
+    with _serve(app) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(30000)
+        page.goto(url)
+        assert "token" in page.text_content("body")  # refused without it
+        page.goto(f"{url}/?token=s3cret")
+        page.wait_for_function("document.getElementById('screen').src.startsWith('blob:')")
+        page.click("#record")
+        page.wait_for_function("document.getElementById('messages').textContent.includes('limit')")
+        assert page.text_content("#record") == "Record"
         browser.close()

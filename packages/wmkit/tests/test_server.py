@@ -3,15 +3,18 @@
 import asyncio
 import io
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
-from aiohttp import WSMsgType
+from aiohttp import WSMsgType, WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
 from wmkit.apps.play.server import MAX_MESSAGE_BYTES, ProtocolError, create_app, parse_message
 from wmkit.apps.play.session import PlaySession
+from wmkit.core import read_video
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -37,9 +40,9 @@ def _square_x(frame: np.ndarray) -> int:
     return int(np.nonzero(frame[..., 0] > 100)[1].min())
 
 
-def _run(coro_fn, world, context, tmp_path, **kwargs):
+def _run(coro_fn, world, context, tmp_path, session_kwargs=None, **kwargs):
     async def main():
-        session = PlaySession(world, context=context, record_dir=tmp_path)
+        session = PlaySession(world, context=context, record_dir=tmp_path, **session_kwargs or {})
         app = create_app(session, fps=40, **kwargs)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             await coro_fn(client)
@@ -51,6 +54,8 @@ def test_parse_message_rejects_bad_input():
     assert parse_message('{"type": "input", "keys": ["a"], "mouse": [1, 2]}')["keys"] == ["a"]
     for bad, match in [
         ("nope", "not JSON"),
+        ("[" * 2000, "nests too deeply"),
+        ('{"":' * 1000, "nests too deeply"),
         ("[1, 2]", "JSON object"),
         ('{"type": "dance"}', "unknown message type"),
         ('{"type": "input", "keys": "a"}', "keys"),
@@ -95,6 +100,8 @@ def test_malformed_messages_get_errors_and_play_goes_on(world, context, tmp_path
         for bad in ["{oops", '{"type": 3}', '{"type": "input", "keys": 7}', "x" * 5000]:
             await ws.send_str(bad)
             assert "message" in await _next(ws, "error")
+        await ws.send_str("[" * 2000)  # deeper than the JSON decoder's recursion
+        assert "nests too deeply" in (await _next(ws, "error"))["message"]
         await ws.send_bytes(b"\x00\x01")
         assert "binary" in (await _next(ws, "error"))["message"]
         assert (await _next(ws, "frame")) is not None  # still streaming
@@ -137,3 +144,121 @@ def test_one_client_at_a_time_pause_reset_record(world, context, tmp_path):
 
     _run(play, world, context, tmp_path)
     assert list(tmp_path.glob("*.mp4"))
+
+
+class _SlowWorld:
+    """A world model whose every call takes ``delay`` seconds and counts the calls running."""
+
+    def __init__(self, world, delay: float) -> None:
+        self.world, self.delay, self.action_spec = world, delay, world.action_spec
+        self.lock = threading.Lock()
+        self.running = self.most = self.calls = 0
+        self.stepping = threading.Event()
+
+    def _call(self, fn, *args):
+        with self.lock:
+            self.running += 1
+            self.calls += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(self.delay)
+            return fn(*args)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+    def reset(self, context_frames, context_actions=None):
+        return self._call(self.world.reset, context_frames, context_actions)
+
+    def step(self, state, action):
+        self.stepping.set()
+        return self._call(self.world.step, state, action)
+
+
+def test_the_next_client_waits_for_the_previous_clients_step(world, context, tmp_path):
+    slow = _SlowWorld(world, delay=0.3)
+
+    async def play(client):
+        first = await client.ws_connect("/ws")
+        await _next(first, "frame")
+        slow.stepping.clear()
+        assert await asyncio.to_thread(slow.stepping.wait, 5)  # a step is in flight ...
+        await first.close()  # ... when the first client leaves
+        for _ in range(200):  # the second one comes in as soon as the server lets it
+            second = await client.ws_connect("/ws")
+            msg = await second.receive(timeout=5)
+            await second.close()
+            if msg.type == WSMsgType.BINARY:
+                break
+            assert "another client" in json.loads(msg.data)["message"]
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the second client never got in")
+
+    _run(play, slow, context, tmp_path)
+    assert slow.calls >= 3 and slow.most == 1  # resets and steps, never two at once
+
+
+async def _refused(client, path: str, **headers) -> str:
+    """The reason of a 403 for a WebSocket upgrade of ``path`` with these headers."""
+    with pytest.raises(WSServerHandshakeError) as refused:
+        await client.ws_connect(path, headers=headers)
+    assert refused.value.status == 403
+    return refused.value.message
+
+
+def test_other_origins_and_hosts_are_refused(world, context, tmp_path):
+    async def play(client):
+        port = client.port
+        for origin in ["http://evil.example", f"http://127.0.0.1:{port + 1}", "null"]:
+            await _refused(client, "/ws", Origin=origin)
+        for host in ["evil.example", f"evil.example:{port}", f"127.0.0.1:{port + 1}"]:
+            reply = await client.get("/config", headers={"Host": host})
+            assert reply.status == 403 and "Host" in await reply.text()
+        for name in ["localhost", "127.0.0.1", "[::1]"]:  # loopback answers to each name
+            reply = await client.get("/", headers={"Host": f"{name}:{port}"})
+            assert reply.status == 200
+        ws = await client.ws_connect("/ws", headers={"Origin": f"http://localhost:{port}"})
+        assert (await _next(ws, "frame")) is not None
+        await ws.close()
+
+    _run(play, world, context, tmp_path)
+
+
+def test_off_loopback_every_request_needs_the_token(world, context, tmp_path):
+    with pytest.raises(ValueError, match="needs a token"):
+        create_app(PlaySession(world, context=context), host="0.0.0.0")
+
+    async def play(client):
+        own = {"Origin": f"http://127.0.0.1:{client.port}"}
+        for path in ["/", "/config", "/config?token=wrong"]:
+            reply = await client.get(path)
+            assert reply.status == 403 and "token" in await reply.text()
+        assert (await client.get("/config?token=s3cret")).status == 200
+        assert (await client.get("/?token=s3cret")).status == 200
+        await _refused(client, "/ws", **own)
+        await _refused(client, "/ws?token=s3cret")  # no Origin: only on loopback
+        ws = await client.ws_connect("/ws?token=s3cret", headers=own)
+        assert (await _next(ws, "frame")) is not None
+        await ws.close()
+
+    _run(play, world, context, tmp_path, host="0.0.0.0", token="s3cret")
+
+
+def test_a_recording_stops_at_its_limit_and_play_goes_on(world, context, tmp_path):
+    async def play(client):
+        ws = await client.ws_connect("/ws")
+        await _next(ws, "frame")
+        await ws.send_json({"type": "record", "on": True})
+        saved = await _next(ws, "saved")
+        assert "stopped at its limit of 0.5 s (5 frames)" in saved["message"]
+        status = await _next(ws, "status")
+        while status["recording"]:  # a status sent before the recording stopped may come first
+            status = await _next(ws, "status")
+        t = status["t"]
+        while status["t"] < t + 3:  # play goes on
+            status = await _next(ws, "status")
+        await ws.close()
+        assert read_video(saved["path"])[0].shape[0] == 5
+
+    _run(play, world, context, tmp_path, session_kwargs={"max_record_seconds": 0.5})

@@ -65,11 +65,27 @@ def test_recording_writes_mp4(world, context, tmp_path):
     assert s.stop_recording() is None
 
 
+def test_a_recording_stops_taking_frames_at_its_limit(world, context, tmp_path):
+    s = PlaySession(world, context=context, record_dir=tmp_path, fps=12, max_record_seconds=0.25)
+    assert s.max_record_frames == 3
+    s.reset()
+    s.start_recording()
+    for _ in range(2):
+        assert not s.recording_full
+        s.step(torch.tensor(4))
+    assert s.recording_full
+    s.step(torch.tensor(4))
+    frames, _ = read_video(s.stop_recording())
+    assert frames.shape[0] == 3 and not s.recording_full
+
+
 def test_bad_construction(world, square_env):
     with pytest.raises(ValueError, match="needs a world model, an environment"):
         PlaySession()
     with pytest.raises(ValueError, match="needs a context source"):
         PlaySession(world)
+    with pytest.raises(ValueError, match="max_record_seconds must be > 0"):
+        PlaySession(world, context=lambda: None, max_record_seconds=0)
 
     class OtherEnv(square_env):
         action_spec = ActionSpec.discrete(3)

@@ -1,4 +1,8 @@
-"""``wmkit play``: serve a page on 127.0.0.1 to drive a world model with the keyboard."""
+"""``wmkit play``: serve a page on 127.0.0.1 to drive a world model with the keyboard.
+
+Another ``--host`` (other machines reach it) needs ``--allow-remote`` and then a random token,
+printed in the page's URL (``wmkit.apps.play.access``).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ if TYPE_CHECKING:
     from wmkit.apps.play.bindings import Bindings
     from wmkit.apps.play.session import PlaySession
 
-__all__ = ["build_session", "command"]
+__all__ = ["build_session", "command", "remote_token"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,11 +44,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--context", type=int, default=1, help="context frames given to the model")
     p.add_argument("--bindings", type=Path, help="JSON key bindings (see wmkit.apps.play.bindings)")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on; one that is not loopback needs --allow-remote",
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="serve on a --host that other machines reach; every request then needs the random "
+        "token of the printed URL",
+    )
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--fps", type=float, default=15.0, help="target frames per second")
     p.add_argument("--device", default="cpu")
     p.add_argument("--record-dir", type=Path, default=Path("recordings"))
+    p.add_argument(
+        "--max-record-seconds",
+        type=float,
+        default=600.0,
+        help="longest recording (held in memory until it stops); it stops there, play goes on",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -85,10 +105,29 @@ def build_session(args: argparse.Namespace) -> tuple[PlaySession, Bindings]:
         record_dir=args.record_dir,
         fps=args.fps,
         device=args.device,
+        max_record_seconds=args.max_record_seconds,
     )
     spec = session.action_spec
     bindings = Bindings.load(args.bindings, spec) if args.bindings else default_bindings(spec)
     return session, bindings
+
+
+def remote_token(args: argparse.Namespace) -> str | None:
+    """The token a server on ``args.host`` requires (``None`` on loopback); refuses a host
+    that is not loopback unless ``--allow-remote`` is given."""
+    import secrets
+
+    from wmkit.apps.play.access import is_loopback
+
+    if is_loopback(args.host):
+        return None
+    if not args.allow_remote:
+        raise SystemExit(
+            f"wmkit play: --host {args.host} is not a loopback address, so other machines "
+            "could drive the model and write recordings; pass --allow-remote to serve it "
+            "anyway (every request then needs the random token of the printed URL)"
+        )
+    return secrets.token_urlsafe(16)
 
 
 def _dataset_context(path: Path, frames: int, seed: int) -> Callable[[], Tensor]:
@@ -112,14 +151,16 @@ def _dataset_context(path: Path, frames: int, seed: int) -> Callable[[], Tensor]
 
 def _run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    token = remote_token(args)
     from aiohttp import web
 
+    from wmkit.apps.play.access import page_url
     from wmkit.apps.play.server import create_app
 
     session, bindings = build_session(args)
     title = str(args.world or args.env)
-    app = create_app(session, bindings, fps=args.fps, title=title)
-    print(f"wmkit play: open http://{args.host}:{args.port} (Ctrl-C to stop)")
+    app = create_app(session, bindings, fps=args.fps, title=title, host=args.host, token=token)
+    print(f"wmkit play: open {page_url(args.host, args.port, token)} (Ctrl-C to stop)")
     web.run_app(app, host=args.host, port=args.port, print=None)
     return 0
 

@@ -1,5 +1,9 @@
 """The play server: a page on 127.0.0.1 and a WebSocket that streams frames.
 
+Only the server's own page may use it (``wmkit.apps.play.access``): requests must name the
+bound address as ``Host``, WebSocket upgrades must come from the server's own origin, and a
+server off loopback requires the token of its URL.
+
 Protocol (JSON text messages, at most ``MAX_MESSAGE_BYTES``):
 
 - client → server: ``{"type": "input", "keys": [...], "mouse": [dx, dy]}`` (keys held, in
@@ -8,12 +12,16 @@ Protocol (JSON text messages, at most ``MAX_MESSAGE_BYTES``):
   ``{"type": "source", "source": "model" | "env"}``.
 - server → client: each frame as a binary PNG message, then ``{"type": "status", ...}``
   (t, fps, reward, done, paused, recording, source); ``{"type": "saved", "path": ...}`` after a
-  recording; ``{"type": "error", "message": ...}`` for anything malformed. A bad message is
+  recording, with a ``"message"`` when it stopped at the session's ``max_record_seconds``
+  (play goes on); ``{"type": "error", "message": ...}`` for anything malformed. A bad message is
   answered, never fatal; one client plays at a time (a second one is told so and closed).
 
 The game loop runs on the server at the target frame rate (DIAMOND's play loop): each tick
 turns the latest input into an action with the bindings and steps the session in a worker
-thread, so a slow model lowers the FPS shown instead of queueing input.
+thread, so a slow model lowers the FPS shown instead of queueing input. Every model call
+(reset, step, source switch) goes to one worker thread, so model calls never overlap: a
+client that leaves while its step runs lets the next one in, whose first reset then waits for
+that step to finish. Recordings are written on another thread, so play goes on meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import io
 import json
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
@@ -31,6 +41,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 from PIL import Image
 
+from wmkit.apps.play.access import AccessPolicy
 from wmkit.apps.play.bindings import Bindings, InputState
 from wmkit.apps.play.session import PlaySession
 
@@ -53,6 +64,10 @@ def parse_message(text: str) -> dict[str, Any]:
         msg = json.loads(text)
     except json.JSONDecodeError as e:
         raise ProtocolError(f"message is not JSON: {e.msg}") from None
+    except RecursionError:  # "[" * 2000 fits in the size limit and nests past the stack
+        raise ProtocolError("message nests too deeply") from None
+    except ValueError as e:  # any other refusal of the decoder
+        raise ProtocolError(f"message is not JSON: {e}") from None
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise ProtocolError('message must be a JSON object with a string "type"')
     kind = msg["type"]
@@ -92,14 +107,39 @@ def encode_png(frame: np.ndarray) -> bytes:
 
 
 class _Player:
-    """One connected client: its input state, the loop and the session commands."""
+    """One connected client: its input state, the loop and the session commands.
 
-    def __init__(self, session: PlaySession, bindings: Bindings, fps: float) -> None:
+    ``worker`` is the server's one thread for model calls (see the module docstring).
+    """
+
+    def __init__(
+        self, session: PlaySession, bindings: Bindings, fps: float, worker: ThreadPoolExecutor
+    ) -> None:
         self.session, self.bindings, self.period = session, bindings, 1.0 / fps
+        self.worker = worker
         self.input = InputState()
         self.paused = False
         self.ticks: deque[float] = deque(maxlen=30)
-        self.lock = asyncio.Lock()
+        self.saving: asyncio.Task | None = None
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a model call on the worker thread. Cancelling the wait leaves the call
+        running there, and the next call queues behind it."""
+        return await asyncio.get_running_loop().run_in_executor(self.worker, fn, *args)
+
+    async def save_recording(self, ws: web.WebSocketResponse, at_limit: bool = False) -> None:
+        """Stop the recording, write it and tell the client where it went."""
+        path = await asyncio.to_thread(self.session.stop_recording)
+        if at_limit and path is None:  # the client stopped it meanwhile and was told
+            return
+        reply: dict[str, Any] = {"type": "saved", "path": str(path) if path else None}
+        if at_limit:
+            s = self.session
+            reply["message"] = (
+                f"recording stopped at its limit of {s.max_record_seconds:g} s "
+                f"({s.max_record_frames} frames); saved {path}"
+            )
+        await ws.send_json(reply)
 
     def fps(self) -> float:
         if len(self.ticks) < 2:
@@ -119,7 +159,6 @@ class _Player:
         })  # fmt: skip
 
     async def run_loop(self, ws: web.WebSocketResponse) -> None:
-        loop = asyncio.get_running_loop()
         next_tick = time.monotonic()
         while not ws.closed:
             next_tick += self.period
@@ -127,21 +166,21 @@ class _Player:
                 action = self.bindings.action(self.input)
                 self.input.mouse = (0.0, 0.0)
                 try:
-                    async with self.lock:
-                        frame = await loop.run_in_executor(None, self.session.step, action)
+                    frame = await self.call(self.session.step, action)
                 except Exception as e:  # report it and pause; the server keeps serving
                     self.paused = True
                     await ws.send_json({"type": "error", "message": f"step failed: {e}"})
                     continue
                 self.ticks.append(time.monotonic())
                 await self.send_frame(ws, frame)
+                if self.session.recording_full and (self.saving is None or self.saving.done()):
+                    self.saving = asyncio.create_task(self.save_recording(ws, at_limit=True))
             delay = next_tick - time.monotonic()
             if delay < 0:
                 next_tick = time.monotonic()
             await asyncio.sleep(max(delay, 0.0))
 
     async def handle(self, ws: web.WebSocketResponse, msg: dict[str, Any]) -> None:
-        loop = asyncio.get_running_loop()
         kind = msg["type"]
         if kind == "input":
             dx, dy = msg["mouse"]
@@ -151,31 +190,41 @@ class _Player:
             self.paused = msg["paused"]
             await self.send_status(ws)
         elif kind == "reset":
-            async with self.lock:
-                frame = await loop.run_in_executor(None, self.session.reset)
-            await self.send_frame(ws, frame)
+            await self.send_frame(ws, await self.call(self.session.reset))
         elif kind == "source":
-            async with self.lock:
-                frame = await loop.run_in_executor(None, self.session.set_source, msg["source"])
-            await self.send_frame(ws, frame)
+            await self.send_frame(ws, await self.call(self.session.set_source, msg["source"]))
         elif kind == "record":
             if msg["on"]:
                 self.session.start_recording()
             else:
-                path = await loop.run_in_executor(None, self.session.stop_recording)
-                await ws.send_json({"type": "saved", "path": str(path) if path else None})
+                await self.save_recording(ws)
 
 
 def create_app(
-    session: PlaySession, bindings: Bindings | None = None, fps: float = 15.0, title: str = ""
+    session: PlaySession,
+    bindings: Bindings | None = None,
+    fps: float = 15.0,
+    title: str = "",
+    host: str = "127.0.0.1",
+    token: str | None = None,
 ) -> web.Application:
-    """The aiohttp application: ``/`` (the page), ``/config`` (bindings, sources) and ``/ws``."""
+    """The aiohttp application: ``/`` (the page), ``/config`` (bindings, sources) and ``/ws``.
+
+    ``host`` is the address the application will be served on and ``token`` the one every
+    request must carry (required off loopback); see ``wmkit.apps.play.access``.
+    """
     from wmkit.apps.play.bindings import default_bindings
 
     bindings = bindings or default_bindings(session.action_spec)
     session.action_spec.check_compatible(bindings.spec, "bindings' action spec")
-    app = web.Application()
+    app = web.Application(middlewares=[AccessPolicy(host, token).middleware])
     busy = asyncio.Lock()  # one client at a time
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wmkit-play")
+
+    async def stop_worker(app: web.Application) -> None:
+        await asyncio.to_thread(worker.shutdown, wait=True, cancel_futures=True)
+
+    app.on_cleanup.append(stop_worker)
 
     async def index(request: web.Request) -> web.Response:
         html = resources.files("wmkit.apps.play").joinpath("static/index.html").read_text()
@@ -196,12 +245,10 @@ def create_app(
             await ws.close()
             return ws
         await busy.acquire()
-        player = _Player(session, bindings, fps)
+        player = _Player(session, bindings, fps, worker)
         loop_task: asyncio.Task | None = None
         try:
-            async with player.lock:
-                frame = await asyncio.get_running_loop().run_in_executor(None, session.reset)
-            await player.send_frame(ws, frame)
+            await player.send_frame(ws, await player.call(session.reset))
             loop_task = asyncio.create_task(player.run_loop(ws))
             async for raw in ws:
                 if raw.type == WSMsgType.TEXT:
@@ -221,9 +268,14 @@ def create_app(
                     asyncio.CancelledError, ConnectionResetError, RuntimeError
                 ):
                     await loop_task
-            if session.recording is not None:
-                session.stop_recording()
-            busy.release()
+            try:
+                if player.saving is not None:
+                    with contextlib.suppress(ConnectionResetError, RuntimeError):
+                        await player.saving
+                if session.recording is not None:
+                    await asyncio.to_thread(session.stop_recording)
+            finally:
+                busy.release()
         return ws
 
     app.router.add_get("/", index)

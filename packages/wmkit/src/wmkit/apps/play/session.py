@@ -5,6 +5,8 @@ world model (``step`` on its state) or the real simulator. Switching from the en
 to the model seeds the model with the frames just seen, so one can compare them from the
 same situation; switching back resets the environment (a simulator cannot be put into the
 model's imagined state). Frames are ``uint8 [H, W, 3]``; a session can be recorded to mp4.
+A recording is held in memory until it stops, so it keeps at most ``max_record_seconds`` of
+video: past that it takes no more frames and ``recording_full`` says so.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class PlaySession:
         record_dir: where recordings go.
         fps: frame rate written into recordings.
         device: where the world model runs.
+        max_record_seconds: the longest recording, in seconds of video at ``fps`` (its
+            frames are held in memory until the recording stops).
     """
 
     def __init__(
@@ -58,7 +62,10 @@ class PlaySession:
         record_dir: str | Path = "recordings",
         fps: float = 10.0,
         device: str | torch.device = "cpu",
+        max_record_seconds: float = 600.0,
     ) -> None:
+        if not max_record_seconds > 0:
+            raise ValueError(f"max_record_seconds must be > 0; got {max_record_seconds}")
         if world is None and env is None:
             raise ValueError("PlaySession needs a world model, an environment, or both")
         if world is not None and env is None and context is None:
@@ -68,6 +75,7 @@ class PlaySession:
         self.world, self.env, self.context = world, env, context
         self.context_frames = max(1, int(context_frames))
         self.seed, self.fps, self.device = seed, fps, torch.device(device)
+        self.max_record_seconds = float(max_record_seconds)
         self.record_dir = Path(record_dir)
         self.source: Source = "model" if world is not None else "env"
         self.history: deque[np.ndarray] = deque(maxlen=self.context_frames)
@@ -83,6 +91,16 @@ class PlaySession:
         return self.world.action_spec if self.world is not None else self.env.action_spec
 
     @property
+    def max_record_frames(self) -> int:
+        """How many frames a recording keeps: ``max_record_seconds`` at ``fps``."""
+        return max(1, round(self.max_record_seconds * self.fps))
+
+    @property
+    def recording_full(self) -> bool:
+        """Whether the recording under way holds ``max_record_frames`` and takes no more."""
+        return self.recording is not None and len(self.recording) >= self.max_record_frames
+
+    @property
     def sources(self) -> list[Source]:
         return [s for s, obj in (("model", self.world), ("env", self.env)) if obj is not None]
 
@@ -91,7 +109,7 @@ class PlaySession:
         frame = np.ascontiguousarray(frame, dtype=np.uint8)
         self.frame = frame
         self.history.append(frame)
-        if self.recording is not None:
+        if self.recording is not None and not self.recording_full:
             self.recording.append(frame)
         return frame
 
