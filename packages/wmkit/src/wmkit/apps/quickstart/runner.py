@@ -4,8 +4,8 @@ A step that finished is recorded in ``OUT/quickstart_state.json`` and skipped on
 a training step killed midway resumes from its ``last.ckpt`` (Lightning restores model,
 optimiser and step, ``ResumableLoader`` the place in the data, ``RandomStateCheckpoint`` the
 random generators: it ends with the weights of an uninterrupted run); recording resumes at its
-first missing episode. So ``wmkit
-quickstart`` killed at any point and run again carries on where it stopped.
+first missing episode. So ``wmkit quickstart`` killed at any point and run again carries on
+where it stopped.
 """
 
 from __future__ import annotations
