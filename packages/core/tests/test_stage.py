@@ -92,6 +92,11 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
     )
     assert second.trainer.global_step == 2 * steps_one_epoch
     assert second.trainer.current_epoch == 2
+    from wmkit.core.random_state import RandomStateCheckpoint
+
+    saved = torch.load(ckpt_dir / "last.ckpt", weights_only=True)["callbacks"]
+    assert any("RandomStateCheckpoint" in key for key in saved)  # the stage adds it
+    assert sum(isinstance(c, RandomStateCheckpoint) for c in second.trainer.callbacks) == 1
 
 
 def test_training_beats_copy_last_frame():

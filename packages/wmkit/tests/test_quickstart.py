@@ -1,4 +1,5 @@
-"""`wmkit quickstart --tiny` end to end, killed mid-training and resumed."""
+"""`wmkit quickstart --tiny` end to end, killed while training the world model and resumed to
+the weights of an uninterrupted run."""
 
 import json
 import os
@@ -6,15 +7,20 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from wmkit.apps.quickstart import PRESETS, QuickstartPlan, run_quickstart
-from wmkit.core import load_pretrained
+from wmkit.apps.quickstart.plan import EPOCH_BATCHES, checkpoint_interval
+from wmkit.core import load_pretrained, run_stage
 
 
-def test_tiny_quickstart_survives_sigkill_and_resumes(tmp_path):
-    out, data = tmp_path / "qs", tmp_path / "data"
+def _kill_during_world_training(out, data):
+    """Run ``wmkit quickstart --tiny`` in its own process group and SIGKILL the group as soon
+    as the world model stage has written a checkpoint; returns that checkpoint's step."""
     args = ["--tiny", "--out", str(out), "--data-dir", str(data)]
     code = "import sys; from wmkit.core.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen(
@@ -22,26 +28,57 @@ def test_tiny_quickstart_survives_sigkill_and_resumes(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
     )
     ckpt = out / "checkpoints" / "world" / "last.ckpt"
-    deadline = time.time() + 240
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    killed = proc.poll() is None
-    if killed:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
-    state = json.loads((out / "quickstart_state.json").read_text())
-    assert state["done"].get("tokenizer") and (killed is False or "world" not in state["done"])
+    deadline = time.monotonic() + 300
+    try:
+        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the quickstart ended (code {proc.returncode}) before {ckpt}"
+        assert ckpt.exists(), f"no {ckpt} after 300 s"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
 
+
+def test_tiny_quickstart_killed_while_training_the_world_model_resumes_to_the_same_weights(
+    tmp_path,
+):
+    out, data = tmp_path / "qs", tmp_path / "data"
     plan = QuickstartPlan(out=out, data_dir=data).scaled(**PRESETS["tiny"])
-    result = run_quickstart(plan, log=lambda _: None)
+    step = _kill_during_world_training(out, data)
+    assert 0 < step < plan.world_steps  # killed while the world model was training
+    state = json.loads((out / "quickstart_state.json").read_text())
+    assert set(state["done"]) == {"record", "tokenizer"}
+    assert not (out / "world").exists()
+
+    logs: list[str] = []
+    result = run_quickstart(plan, log=logs.append)
+    assert any(f"resuming at step {step} from" in line for line in logs), logs
     assert set(json.loads((out / "quickstart_state.json").read_text())["done"]) == {
         "record",
         "tokenizer",
         "world",
         "evaluate",
     }
+
+    # the same stage uninterrupted, from the same tokenizer: the same weights, bit for bit
+    (out / "checkpoints" / "world").rename(tmp_path / "resumed_checkpoints")
+    torch.set_num_threads(plan.threads)  # as the quickstart trains
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = run_stage(None, None, ["fit", "-c", str(result.configs["world"])],
+                          save_config_callback=None)  # fmt: skip
+    whole.model.model.save_pretrained(tmp_path / "whole")
+    resumed = load_file(result.world_dir / "model.safetensors")
+    uninterrupted = load_file(tmp_path / "whole" / "model.safetensors")
+    assert resumed.keys() == uninterrupted.keys()
+    for name, tensor in uninterrupted.items():
+        assert torch.equal(resumed[name], tensor), name
+
     for name in ("report.md", "report.html"):
         assert (result.report_dir / name).is_file()
     assert list(result.report_dir.glob("*.png")) and list((result.report_dir / "videos").iterdir())
@@ -109,3 +146,10 @@ def test_world_size_defaults_follow_the_family_and_device():
     world = plan.world_config({"type": "discrete", "n": 17}, latent_scale=0.5)
     args = world["model"]["init_args"]["model"]["init_args"]
     assert args["latent_scale"] == 0.5 and args["image_size"] == 16 and args["anchored_decoding"]
+
+
+def test_checkpoints_never_fall_on_an_epoch_end():
+    for steps in (5, 12, 600, 1000, 20000, 40000):
+        every = checkpoint_interval(steps)
+        assert every >= max(1, steps // 10)
+        assert all(k % EPOCH_BATCHES for k in range(every, steps + 1, every)), steps

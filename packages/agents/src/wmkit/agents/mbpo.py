@@ -30,6 +30,7 @@ import logging
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -251,8 +252,11 @@ class MBPO:
             action = self.agent.policy.unscale_action(scaled)
         return np.asarray(action, np.float32)
 
+    def _episode_seed(self, episode: int) -> int:
+        return self.seed * 100_003 + episode
+
     def _new_episode(self) -> np.ndarray:
-        obs, _ = self.gym_env.reset(seed=self.seed * 100_003 + self._episode)
+        obs, _ = self.gym_env.reset(seed=self._episode_seed(self._episode))
         self._episode += 1
         self.real.start_episode(obs)
         return obs
@@ -348,18 +352,35 @@ class MBPO:
         self._obs = self._new_episode()  # the evaluation reset the shared env
         return float(np.mean(returns)), float(np.mean(successes))
 
-    def run(self, iterations: int) -> MBPOResult:
+    def run(
+        self,
+        iterations: int,
+        checkpoint: str | Path | None = None,
+        result: MBPOResult | None = None,
+        checkpoint_every: int = 1,
+    ) -> MBPOResult:
         """Warm up (first call), then ``iterations`` rounds of model fine-tuning, imagination,
-        real collection with learner updates, and evaluation."""
-        result = MBPOResult()
-        start = time.perf_counter()
+        real collection with learner updates, and evaluation.
+
+        ``checkpoint``: write the run's state there after every ``checkpoint_every``-th
+        iteration and the last (:func:`~wmkit.agents.mbpo_checkpoint.save_checkpoint`), so a
+        killed run can go on from it. ``result``: the records to go on from (those
+        :func:`~wmkit.agents.mbpo_checkpoint.load_checkpoint` returns); the new iterations
+        are appended to them.
+        """
+        from wmkit.agents.mbpo_checkpoint import save_checkpoint
+
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1; got {checkpoint_every}")
+        result = result if result is not None else MBPOResult()
+        start = time.perf_counter() - (result.wall_s[-1] if result.wall_s else 0.0)
         if self.real_steps < self.warmup_steps:
             self.collect(self.warmup_steps - self.real_steps, learn=False)
-        loss = float("nan")
+        loss = result.model_loss[-1] if result.model_loss else float("nan")
         if self.use_imagination and not self._model_trained:
             loss = self.train_world_model(self.init_model_steps)
             self._model_trained = True
-        for _ in range(int(iterations)):
+        for i in range(int(iterations)):
             if self.use_imagination:
                 if self.model_steps_per_iter > 0:
                     loss = self.train_world_model(self.model_steps_per_iter)
@@ -373,4 +394,7 @@ class MBPO:
             result.model_loss.append(loss)
             result.imagined.append(self.buffer.imagined_added)
             result.wall_s.append(time.perf_counter() - start)
+            last = i == int(iterations) - 1
+            if checkpoint is not None and (len(result.real_steps) % checkpoint_every == 0 or last):
+                save_checkpoint(self, result, checkpoint)
         return result

@@ -12,10 +12,13 @@ Every training stage is LightningCLI (DESIGN.md §5), so every trainer option wo
 Models and data are in subclass mode, so YAML picks the classes by path
 (``model: {class_path: ..., init_args: ...}``) and nested networks are injected the same way.
 
-``fit`` ends by writing the trained network as a ``from_pretrained`` directory (one callback
-for every stage, :class:`~wmkit.core.export.ExportPretrained`): to ``--export_dir`` when
-given, else to the module's own ``export_dir``, else ``<log dir>/pretrained``. ``export``
-does the same for any checkpoint, read as tensors only.
+Checkpoints carry the random generators
+(:class:`~wmkit.core.random_state.RandomStateCheckpoint`), so a resumed run trains on the
+noise an uninterrupted one would. ``fit`` ends by writing the trained network as a
+``from_pretrained`` directory (one callback for every stage,
+:class:`~wmkit.core.export.ExportPretrained`): to ``--export_dir`` when given, else to the
+module's own ``export_dir``, else ``<log dir>/pretrained``. ``export`` does the same for any
+checkpoint, read as tensors only.
 """
 
 from __future__ import annotations
@@ -51,11 +54,14 @@ def run_stage(
 
 
 def _stage_cli_class() -> type:
-    """LightningCLI plus ``--export_dir`` and the export callback (imported lazily: building
-    the ``wmkit`` command list must not import Lightning)."""
+    """LightningCLI plus ``--export_dir``, the export callback and, unless the config names
+    one, :class:`~wmkit.core.random_state.RandomStateCheckpoint` (so ``--ckpt_path`` resumes
+    draw the noise an uninterrupted run draws). Imported lazily: building the ``wmkit``
+    command list must not import Lightning."""
     from lightning.pytorch.cli import LightningCLI
 
     from wmkit.core.export import ExportPretrained
+    from wmkit.core.random_state import RandomStateCheckpoint
 
     class StageCLI(LightningCLI):
         def add_arguments_to_parser(self, parser: Any) -> None:
@@ -70,6 +76,8 @@ def _stage_cli_class() -> type:
         def instantiate_trainer(self, **kwargs: Any) -> Any:
             trainer = super().instantiate_trainer(**kwargs)
             trainer.callbacks.append(ExportPretrained(self._get(self.config, "export_dir")))
+            if not any(isinstance(c, RandomStateCheckpoint) for c in trainer.callbacks):
+                trainer.callbacks.append(RandomStateCheckpoint())
             return trainer
 
     return StageCLI

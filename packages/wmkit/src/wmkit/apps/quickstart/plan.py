@@ -6,14 +6,29 @@ user can rerun one stage with ``wmkit <stage> fit -c OUT/configs/<stage>.yaml``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["PRESETS", "QuickstartPlan"]
+__all__ = ["EPOCH_BATCHES", "PRESETS", "QuickstartPlan", "checkpoint_interval"]
 
 #: latent channels of the diffusion path's tokenizer
 LATENT_CHANNELS = 4
+#: training batches per epoch (validation runs at each epoch's end)
+EPOCH_BATCHES = 50
+
+
+def checkpoint_interval(steps: int) -> int:
+    """Steps between the checkpoints of a stage of ``steps`` steps: about a tenth of them,
+    raised to a number with no factor in common with :data:`EPOCH_BATCHES`, so no checkpoint
+    falls on an epoch's end. A run killed and resumed from any of them then ends with the
+    weights of an uninterrupted run (:mod:`wmkit.core.random_state` says why an epoch's end,
+    which a validation follows, would not)."""
+    every = max(1, steps // 10)
+    while math.gcd(every, EPOCH_BATCHES) != 1:
+        every += 1
+    return every
 
 
 @dataclass(frozen=True)
@@ -108,10 +123,10 @@ class QuickstartPlan:
                 "init_args": {
                     "dirpath": str(self.out / "checkpoints" / stage),
                     "save_last": True,
-                    "every_n_train_steps": max(1, steps // 10),
+                    "every_n_train_steps": checkpoint_interval(steps),
                     "save_top_k": 0,
                 },
-            }],
+            }],  # the stage adds RandomStateCheckpoint: resumes draw the same noise
         }  # fmt: skip
 
     def _data(self, with_steps: bool, clip_length: int) -> dict[str, Any]:
@@ -123,7 +138,7 @@ class QuickstartPlan:
                 "batch_size": self.batch_size,
                 "num_workers": 0,
                 "split": [0.8, 0.1, 0.1],
-                "samples_per_epoch": self.batch_size * 50,
+                "samples_per_epoch": self.batch_size * EPOCH_BATCHES,
                 "with_steps": with_steps,
                 "seed": self.seed,
             },

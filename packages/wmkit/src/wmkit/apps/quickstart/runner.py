@@ -2,8 +2,10 @@
 
 A step that finished is recorded in ``OUT/quickstart_state.json`` and skipped on a rerun;
 a training step killed midway resumes from its ``last.ckpt`` (Lightning restores model,
-optimiser and step); recording resumes at its first missing episode. So ``wmkit
-quickstart`` killed at any point and run again carries on where it stopped.
+optimiser and step, ``ResumableLoader`` the place in the data, ``RandomStateCheckpoint`` the
+random generators: it ends with the weights of an uninterrupted run); recording resumes at its
+first missing episode. So ``wmkit quickstart`` killed at any point and run again carries on
+where it stopped.
 """
 
 from __future__ import annotations
@@ -67,12 +69,16 @@ class _State:
         tmp.replace(self.path)
 
 
-def _fit(config_path: Path, ckpt_dir: Path, export_dir: Path) -> Any:
+def _fit(
+    config_path: Path, ckpt_dir: Path, export_dir: Path, log: Callable[[str], None] = print
+) -> Any:
     from wmkit.core import run_stage
 
     args = ["fit", "-c", str(config_path), f"--export_dir={export_dir}"]
     last = ckpt_dir / "last.ckpt"
     if last.is_file():
+        step = torch.load(last, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+        log(f"      resuming at step {step} from {last}")
         args.append(f"--ckpt_path={last}")
     with warnings.catch_warnings():
         # The tokenizer modules optimise manually; Lightning then warns that step checkpoints
@@ -139,7 +145,7 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
     if not state.done("tokenizer"):
         log(f"[2/4] training the tokenizer: wmkit tokenizer fit -c {configs['tokenizer']}")
         start = time.perf_counter()
-        _fit(configs["tokenizer"], out / "checkpoints" / "tokenizer", result.tokenizer_dir)
+        _fit(configs["tokenizer"], out / "checkpoints" / "tokenizer", result.tokenizer_dir, log)
         if not (result.tokenizer_dir / "config.json").is_file():
             raise RuntimeError(f"the tokenizer stage did not export {result.tokenizer_dir}")
         info = {}
@@ -160,7 +166,7 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
         stage = "diffusion-world" if plan.world == "diffusion" else "ar-world"
         log(f"[3/4] training the world model: wmkit {stage} fit -c {configs['world']}")
         start = time.perf_counter()
-        _fit(configs["world"], out / "checkpoints" / "world", result.world_dir)
+        _fit(configs["world"], out / "checkpoints" / "world", result.world_dir, log)
         if not (result.world_dir / "config.json").is_file():
             raise RuntimeError(f"the world-model stage did not export {result.world_dir}")
         state.finish("world", time.perf_counter() - start)
