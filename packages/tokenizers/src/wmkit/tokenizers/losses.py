@@ -25,7 +25,7 @@ def load_perceptual(net: str = "alex") -> nn.Module | None:
     try:
         from wmkit.core.lpips import LPIPS
 
-        return LPIPS(net=net).eval()  # type: ignore[arg-type]
+        return LPIPS(net=net, check_range=False).eval()  # type: ignore[arg-type]
     except (ImportError, FileNotFoundError) as e:  # MissingWeightsError is a FileNotFoundError
         if net not in _warned:
             _warned.add(net)
