@@ -1,5 +1,6 @@
 """The stage helper turns a LightningModule + DataModule into `wmkit <stage> fit|test`."""
 
+import pickle
 from pathlib import Path
 
 import lightning as L
@@ -109,3 +110,41 @@ def test_training_beats_copy_last_frame():
     trainer.fit(module, data)
     metrics = trainer.validate(module, data, verbose=False)[0]
     assert metrics["val/frame_mse"] < 0.6 * metrics["val/copy_last_mse"]
+
+
+class _RunsCodeWhenUnpickled:
+    """Unpickles into ``open(path, "w")``: a file appears if the checkpoint is unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_checkpoints_are_read_as_weights_only(tmp_path, monkeypatch):
+    """Resuming reads ``--ckpt_path`` with ``weights_only=True`` even where the environment
+    asks torch for full unpickling: wmkit's checkpoint resumes, a crafted one is refused."""
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    ckpt_dir = tmp_path / "ckpt"
+    common = [
+        "-c",
+        str(CONFIGS / "toy_world_model.yaml"),
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=0",
+        *QUIET,
+        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+        f"--trainer.callbacks.dirpath={ckpt_dir}",
+        "--trainer.callbacks.save_last=true",
+    ]
+    run_stage(None, None, ["fit", *common, "--trainer.max_epochs=1"])
+    resumed = run_stage(None, None, ["fit", *common, "--trainer.max_epochs=2", "--ckpt_path=last"])
+    assert resumed.trainer.global_step == 4
+    checkpoint = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
+    marker = tmp_path / "code-ran"
+    checkpoint["payload"] = _RunsCodeWhenUnpickled(marker)
+    torch.save(checkpoint, ckpt_dir / "last.ckpt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        run_stage(None, None, ["fit", *common, "--trainer.max_epochs=3", "--ckpt_path=last"])
+    assert not marker.exists()

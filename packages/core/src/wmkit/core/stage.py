@@ -10,6 +10,7 @@ Every training stage is LightningCLI (DESIGN.md §5), so every trainer option wo
 
 Models and data are in subclass mode, so YAML picks the classes by path
 (``model: {class_path: ..., init_args: ...}``) and nested networks are injected the same way.
+The CLI is :class:`~wmkit.core.stage_cli.StageCLI`, which reads checkpoints as weights only.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ def run_stage(
     argv: list[str],
     **cli_kwargs: Any,
 ) -> Any:
-    """Run LightningCLI on ``argv`` (``fit|validate|test|predict ...``); returns the CLI object.
+    """Run the stage CLI on ``argv`` (``fit|validate|test|predict ...``); returns the CLI object.
 
     ``model_class``/``datamodule_class`` are base classes (``None`` accepts any
     ``LightningModule``/``LightningDataModule``); YAML may name any subclass.
     """
-    from lightning.pytorch.cli import LightningCLI
+    from wmkit.core.stage_cli import StageCLI
 
     kwargs: dict[str, Any] = {
         "subclass_mode_model": True,
@@ -42,7 +43,7 @@ def run_stage(
         "args": argv,
     }
     kwargs.update(cli_kwargs)
-    return LightningCLI(model_class, datamodule_class, **kwargs)
+    return StageCLI(model_class, datamodule_class, **kwargs)
 
 
 def make_stage(
