@@ -2,6 +2,7 @@
 
 import pickle
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -9,6 +10,7 @@ import torch
 import yaml
 
 from wmkit.core import ActionSpec, make_stage, run_stage
+from wmkit.core.action_spec_check import check_action_specs
 from wmkit.core.testing import check_config_runs
 from wmkit.core.testing.toy_lit import MovingSquaresDataModule, ToyWorldModelModule
 from wmkit.core.testing.toys import ToyWorldModel
@@ -110,6 +112,30 @@ def test_training_beats_copy_last_frame():
     trainer.fit(module, data)
     metrics = trainer.validate(module, data, verbose=False)[0]
     assert metrics["val/frame_mse"] < 0.6 * metrics["val/copy_last_mse"]
+
+
+def test_an_action_spec_mismatch_stops_fit_and_test_naming_both(tmp_path):
+    """A dataset with fewer actions than the model takes used to train silently."""
+    argv = [
+        "-c",
+        str(CONFIGS / "toy_world_model.yaml"),
+        "--model.init_args.model.init_args.action_spec.n=7",  # the data has 5 moves
+        "--trainer.fast_dev_run=1",
+        f"--trainer.default_root_dir={tmp_path}",
+        *QUIET,
+    ]
+    for sub in ("fit", "test"):
+        with pytest.raises(ValueError) as info:
+            run_stage(None, None, [sub, *argv])
+        message = str(info.value)
+        assert "MovingSquaresDataModule gives ActionSpec.discrete(n=5)" in message, sub
+        assert "ToyWorldModelModule takes ActionSpec.discrete(n=7)" in message, sub
+    spec = ActionSpec.continuous(2)
+    bounds = ActionSpec.continuous(2, low=0.0)
+    with pytest.raises(ValueError, match=r"gives ActionSpec\(kind='continuous'.*low=\(-1"):
+        check_action_specs(SimpleNamespace(action_spec=spec), SimpleNamespace(action_spec=bounds))
+    check_action_specs(SimpleNamespace(action_spec=spec), SimpleNamespace(model=None))
+    check_action_specs(SimpleNamespace(), SimpleNamespace(action_spec=spec))
 
 
 class _RunsCodeWhenUnpickled:

@@ -10,7 +10,8 @@ Every training stage is LightningCLI (DESIGN.md §5), so every trainer option wo
 
 Models and data are in subclass mode, so YAML picks the classes by path
 (``model: {class_path: ..., init_args: ...}``) and nested networks are injected the same way.
-The CLI is :class:`~wmkit.core.stage_cli.StageCLI`, which reads checkpoints as weights only.
+The CLI is :class:`~wmkit.core.stage_cli.StageCLI`: checkpoints are read as weights only, and
+a datamodule whose action spec differs from the model's stops the run before it starts.
 """
 
 from __future__ import annotations

@@ -1,11 +1,16 @@
 """`StageCLI`: the LightningCLI every ``wmkit <stage>`` command runs.
 
+It differs from ``LightningCLI`` in two ways, both about trusting what is on disk.
+
 Every checkpoint it reads (``--ckpt_path``, resuming or testing) is read with
 ``torch.load(weights_only=True)``, passed explicitly, so the
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` variable cannot make it unpickle arbitrary objects (and
 ``--weights_only`` is not an option). wmkit's own checkpoints hold tensors, numbers, strings
 and containers only (hyperparameters are the parsed config), which the weights-only reader
 accepts.
+
+The trainer gets :class:`~wmkit.core.action_spec_check.ActionSpecCheck`, so a datamodule
+whose actions differ from the model's stops the run before its first step.
 """
 
 from __future__ import annotations
@@ -14,11 +19,27 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
+from wmkit.core.action_spec_check import ActionSpecCheck
+
 __all__ = ["StageCLI"]
 
 
 class StageCLI(LightningCLI):
-    """``LightningCLI`` that reads checkpoints as weights only (takes LightningCLI's arguments)."""
+    """``LightningCLI`` that reads checkpoints as weights only and checks action specs.
+
+    Takes LightningCLI's arguments; ``trainer_defaults["callbacks"]`` are kept and the
+    action-spec check is added to them.
+    """
+
+    def __init__(
+        self, *args: Any, trainer_defaults: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        defaults = dict(trainer_defaults or {})
+        callbacks = defaults.get("callbacks") or []
+        if not isinstance(callbacks, list):
+            callbacks = [callbacks]
+        defaults["callbacks"] = [*callbacks, ActionSpecCheck()]
+        super().__init__(*args, trainer_defaults=defaults, **kwargs)
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
