@@ -1,6 +1,7 @@
 """The stage helper turns a LightningModule + DataModule into `wmkit <stage> fit|test`."""
 
 import pickle
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -174,3 +175,32 @@ def test_checkpoints_are_read_as_weights_only(tmp_path, monkeypatch):
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         run_stage(None, None, ["fit", *common, "--trainer.max_epochs=3", "--ckpt_path=last"])
     assert not marker.exists()
+
+
+def test_a_checkpoint_cannot_name_a_class_outside_wmkit_or_the_config(tmp_path, monkeypatch):
+    """LightningCLI rebuilds the model from a checkpoint's hyperparameters; a class path there
+    that neither wmkit nor the config names is refused before its module is imported."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "wmkit_test_ckpt_side_effect.py").write_text(
+        "import pathlib\n"
+        "pathlib.Path(__file__).with_name('imported').touch()\n"
+        "import lightning\n"
+        "class Module(lightning.LightningModule):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(code))
+    common = ["-c", str(CONFIGS / "toy_world_model.yaml"), f"--trainer.default_root_dir={tmp_path}"]
+    first = run_stage(
+        None, None, ["fit", *common, "--trainer.fast_dev_run=1", *QUIET], save_config_callback=None
+    )
+    first.trainer.save_checkpoint(tmp_path / "good.ckpt")
+    checkpoint = torch.load(tmp_path / "good.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["_class_path"].startswith("wmkit.")
+    good = run_stage(None, None, ["test", *common, *QUIET, f"--ckpt_path={tmp_path}/good.ckpt"])
+    assert good.trainer.state.finished
+    checkpoint["hyper_parameters"]["_class_path"] = "wmkit_test_ckpt_side_effect.Module"
+    torch.save(checkpoint, tmp_path / "crafted.ckpt")
+    with pytest.raises(ValueError, match=r"crafted.ckpt names class wmkit_test_ckpt_side_effect"):
+        run_stage(None, None, ["test", *common, *QUIET, f"--ckpt_path={tmp_path}/crafted.ckpt"])
+    assert not (code / "imported").exists()
+    assert "wmkit_test_ckpt_side_effect" not in sys.modules
