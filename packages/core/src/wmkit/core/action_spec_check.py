@@ -44,9 +44,11 @@ def check_action_specs(datamodule: Any, module: Any) -> None:
 
     Does nothing when either side has no action spec.
     """
-    data_spec = getattr(datamodule, "action_spec", None)
     model_spec = module_action_spec(module)
-    if not (isinstance(data_spec, ActionSpec) and model_spec is not None):
+    if model_spec is None:  # checked first: a model without actions never reads the data's
+        return
+    data_spec = getattr(datamodule, "action_spec", None)
+    if not isinstance(data_spec, ActionSpec):
         return
     try:
         model_spec.check_compatible(data_spec)
