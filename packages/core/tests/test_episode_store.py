@@ -226,3 +226,38 @@ def test_corrupt_content_is_named(tmp_path, frame_format):
         store.read_frames(0, 0, 4)
     with pytest.raises(CorruptDatasetError, match="steps.parquet"):
         store.read_steps(0, 0, 4)
+
+
+def test_missing_keys_name_the_file_and_the_key(tmp_path):
+    """A manifest or shard.json without a key it needs is a CorruptDatasetError, not a
+    KeyError."""
+    _write(tmp_path / "d", n=2, per_shard=1)
+    manifest_path = tmp_path / "d" / "manifest.json"
+    shard_path = tmp_path / "d" / "shards" / "000001" / "shard.json"
+    manifest, shard = json.loads(manifest_path.read_text()), json.loads(shard_path.read_text())
+
+    def opens_with(path, edited, match):
+        path.write_text(json.dumps(edited))
+        with pytest.raises(CorruptDatasetError, match=match):
+            EpisodeStore(tmp_path / "d")
+
+    opens_with(
+        manifest_path,
+        {k: v for k, v in manifest.items() if k != "action_spec"},
+        r"d/manifest.json has no 'action_spec' key",
+    )
+    opens_with(manifest_path, {**manifest, "action_spec": {"kind": "discrete"}}, "action_spec")
+    manifest_path.write_text(json.dumps(manifest))
+    opens_with(
+        shard_path,
+        {k: v for k, v in shard.items() if k != "files"},
+        r"000001/shard.json has no 'files' key",
+    )
+    episode = {k: v for k, v in shard["episodes"][0].items() if k != "length"}
+    opens_with(
+        shard_path,
+        {**shard, "episodes": [episode]},
+        r"000001/shard.json has no episodes\[0\].'length' key",
+    )
+    shard_path.write_text(json.dumps(shard))
+    assert len(EpisodeStore(tmp_path / "d")) == 2

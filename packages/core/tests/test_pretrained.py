@@ -1,4 +1,5 @@
 import json
+import sys
 
 import pytest
 import torch
@@ -143,12 +144,88 @@ def test_load_pretrained_finds_the_class(tmp_path):
     (tmp_path / "w" / "config.json").write_text(json.dumps(config))
     with pytest.raises(PretrainedLoadError, match="cannot be imported"):
         load_pretrained(tmp_path / "w")
-    config["_wmkit_class"] = "json.JSONDecoder"
+    config["_wmkit_class"] = "wmkit.core.action_spec.ActionSpec"
     (tmp_path / "w" / "config.json").write_text(json.dumps(config))
     with pytest.raises(PretrainedLoadError, match="not a wmkit model"):
         load_pretrained(tmp_path / "w")
+    config["_wmkit_class"] = "json.JSONDecoder"
+    (tmp_path / "w" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PretrainedLoadError, match="neither under 'wmkit.'"):
+        load_pretrained(tmp_path / "w")
     with pytest.raises(FileNotFoundError, match="no pretrained directory"):
         load_pretrained(tmp_path / "missing")
+
+
+def _module_that_records_its_import(directory, name):
+    """A module on ``sys.path`` that writes ``<name>.imported`` beside itself when imported."""
+    (directory / f"{name}.py").write_text(
+        "import pathlib\n"
+        f"pathlib.Path(__file__).with_name('{name}.imported').touch()\n"
+        "class Model:\n    pass\n"
+    )
+    return directory / f"{name}.imported"
+
+
+def test_load_pretrained_refuses_a_class_outside_wmkit_without_importing_it(tmp_path, monkeypatch):
+    """A crafted config.json naming any module on sys.path is refused before the import."""
+    from wmkit.core import load_pretrained
+
+    code = tmp_path / "code"
+    code.mkdir()
+    marker = _module_that_records_its_import(code, "wmkit_test_side_effect")
+    monkeypatch.syspath_prepend(str(code))
+    crafted = tmp_path / "crafted"
+    crafted.mkdir()
+    (crafted / "config.json").write_text(
+        json.dumps({"_wmkit_class": "wmkit_test_side_effect.Model", "_wmkit_format": 1})
+    )
+    with pytest.raises(
+        PretrainedLoadError, match=r"crafted/config.json names class wmkit_test_side_effect.Model"
+    ):
+        load_pretrained(crafted)
+    assert "wmkit_test_side_effect" not in sys.modules
+    assert not marker.exists()
+
+
+def test_load_pretrained_takes_classes_registered_as_entry_points(tmp_path, monkeypatch):
+    """A third-party model registered in the ``wmkit.models`` group loads; the other entries
+    of the group are compared by name and never loaded."""
+    from importlib.metadata import EntryPoint
+
+    from wmkit.core import load_pretrained, pretrained
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "wmkit_test_thirdparty.py").write_text(
+        "from torch import nn\n"
+        "from wmkit.core import PretrainedMixin\n"
+        "class Model(nn.Module, PretrainedMixin):\n"
+        "    def __init__(self, width: int = 3):\n"
+        "        super().__init__()\n"
+        "        self.lin = nn.Linear(width, width)\n"
+    )
+    marker = _module_that_records_its_import(code, "wmkit_test_other_entry")
+    monkeypatch.syspath_prepend(str(code))
+    for name in ("wmkit_test_thirdparty", "wmkit_test_other_entry"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    registry = [
+        EntryPoint("other", "wmkit_test_other_entry:Model", pretrained.MODEL_ENTRY_POINT_GROUP),
+        EntryPoint("third", "wmkit_test_thirdparty:Model", pretrained.MODEL_ENTRY_POINT_GROUP),
+    ]
+    monkeypatch.setattr(
+        pretrained,
+        "entry_points",
+        lambda group: registry if group == pretrained.MODEL_ENTRY_POINT_GROUP else [],
+    )
+    import wmkit_test_thirdparty
+
+    wmkit_test_thirdparty.Model(width=2).save_pretrained(tmp_path / "m")
+    loaded = load_pretrained(tmp_path / "m")
+    assert type(loaded).__name__ == "Model" and loaded.lin.in_features == 2
+    assert "wmkit_test_other_entry" not in sys.modules and not marker.exists()
+    monkeypatch.setattr(pretrained, "entry_points", lambda group: [])
+    with pytest.raises(PretrainedLoadError, match="refusing to import it"):
+        load_pretrained(tmp_path / "m")
 
 
 class Head(nn.Module, PretrainedMixin):

@@ -1,6 +1,9 @@
 """The stage helper turns a LightningModule + DataModule into `wmkit <stage> fit|test`."""
 
+import pickle
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -8,6 +11,8 @@ import torch
 import yaml
 
 from wmkit.core import ActionSpec, load_pretrained, make_stage, run_stage
+from wmkit.core import ActionSpec, make_stage, run_stage
+from wmkit.core.action_spec_check import check_action_specs
 from wmkit.core.testing import check_config_runs
 from wmkit.core.testing.toy_lit import MovingSquaresDataModule, ToyWorldModelModule
 from wmkit.core.testing.toys import ToyWorldModel
@@ -164,3 +169,92 @@ def test_export_refuses_a_checkpoint_whose_unpickling_runs_code(tmp_path):
         stage.run(["export", "-c", str(CONFIGS / "toy_world_model.yaml"), *QUIET,
                    "--ckpt_path", str(bad), "--out", str(tmp_path / "out")])  # fmt: skip
     assert not marker.exists() and not (tmp_path / "out").exists()
+def test_an_action_spec_mismatch_stops_fit_and_test_naming_both(tmp_path):
+    """A dataset with fewer actions than the model takes used to train silently."""
+    argv = [
+        "-c",
+        str(CONFIGS / "toy_world_model.yaml"),
+        "--model.init_args.model.init_args.action_spec.n=7",  # the data has 5 moves
+        "--trainer.fast_dev_run=1",
+        f"--trainer.default_root_dir={tmp_path}",
+        *QUIET,
+    ]
+    for sub in ("fit", "test"):
+        with pytest.raises(ValueError) as info:
+            run_stage(None, None, [sub, *argv])
+        message = str(info.value)
+        assert "MovingSquaresDataModule gives ActionSpec.discrete(n=5)" in message, sub
+        assert "ToyWorldModelModule takes ActionSpec.discrete(n=7)" in message, sub
+    spec = ActionSpec.continuous(2)
+    bounds = ActionSpec.continuous(2, low=0.0)
+    with pytest.raises(ValueError, match=r"gives ActionSpec\(kind='continuous'.*low=\(-1"):
+        check_action_specs(SimpleNamespace(action_spec=spec), SimpleNamespace(action_spec=bounds))
+    check_action_specs(SimpleNamespace(action_spec=spec), SimpleNamespace(model=None))
+    check_action_specs(SimpleNamespace(), SimpleNamespace(action_spec=spec))
+
+
+class _RunsCodeWhenUnpickled:
+    """Unpickles into ``open(path, "w")``: a file appears if the checkpoint is unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_checkpoints_are_read_as_weights_only(tmp_path, monkeypatch):
+    """Resuming reads ``--ckpt_path`` with ``weights_only=True`` even where the environment
+    asks torch for full unpickling: wmkit's checkpoint resumes, a crafted one is refused."""
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    ckpt_dir = tmp_path / "ckpt"
+    common = [
+        "-c",
+        str(CONFIGS / "toy_world_model.yaml"),
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=0",
+        *QUIET,
+        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+        f"--trainer.callbacks.dirpath={ckpt_dir}",
+        "--trainer.callbacks.save_last=true",
+    ]
+    run_stage(None, None, ["fit", *common, "--trainer.max_epochs=1"])
+    resumed = run_stage(None, None, ["fit", *common, "--trainer.max_epochs=2", "--ckpt_path=last"])
+    assert resumed.trainer.global_step == 4
+    checkpoint = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
+    marker = tmp_path / "code-ran"
+    checkpoint["payload"] = _RunsCodeWhenUnpickled(marker)
+    torch.save(checkpoint, ckpt_dir / "last.ckpt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        run_stage(None, None, ["fit", *common, "--trainer.max_epochs=3", "--ckpt_path=last"])
+    assert not marker.exists()
+
+
+def test_a_checkpoint_cannot_name_a_class_outside_wmkit_or_the_config(tmp_path, monkeypatch):
+    """LightningCLI rebuilds the model from a checkpoint's hyperparameters; a class path there
+    that neither wmkit nor the config names is refused before its module is imported."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "wmkit_test_ckpt_side_effect.py").write_text(
+        "import pathlib\n"
+        "pathlib.Path(__file__).with_name('imported').touch()\n"
+        "import lightning\n"
+        "class Module(lightning.LightningModule):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(code))
+    common = ["-c", str(CONFIGS / "toy_world_model.yaml"), f"--trainer.default_root_dir={tmp_path}"]
+    first = run_stage(
+        None, None, ["fit", *common, "--trainer.fast_dev_run=1", *QUIET], save_config_callback=None
+    )
+    first.trainer.save_checkpoint(tmp_path / "good.ckpt")
+    checkpoint = torch.load(tmp_path / "good.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["_class_path"].startswith("wmkit.")
+    good = run_stage(None, None, ["test", *common, *QUIET, f"--ckpt_path={tmp_path}/good.ckpt"])
+    assert good.trainer.state.finished
+    checkpoint["hyper_parameters"]["_class_path"] = "wmkit_test_ckpt_side_effect.Module"
+    torch.save(checkpoint, tmp_path / "crafted.ckpt")
+    with pytest.raises(ValueError, match=r"crafted.ckpt names class wmkit_test_ckpt_side_effect"):
+        run_stage(None, None, ["test", *common, *QUIET, f"--ckpt_path={tmp_path}/crafted.ckpt"])
+    assert not (code / "imported").exists()
+    assert "wmkit_test_ckpt_side_effect" not in sys.modules

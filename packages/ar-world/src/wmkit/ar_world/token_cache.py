@@ -6,6 +6,12 @@
 them as batches with a ``tokens`` key, which :class:`~wmkit.ar_world.lit.ARWorldModelModule`
 uses instead of encoding frames. A random-clip training loader (``EpisodeDataModule``) is
 cached for one pass: one epoch's worth of clips.
+
+A rebuild replaces a cache atomically: the splits are written to hidden temporary files
+beside it, the old ``meta.json`` is removed, the files are renamed into place and the new
+``meta.json`` is written last (itself through a rename). A rebuild that stops part-way leaves
+either the old cache whole or a directory without ``meta.json`` (no cache, to be rebuilt),
+never a truncated split beside a ``meta.json`` that describes it.
 """
 
 from __future__ import annotations
@@ -53,33 +59,64 @@ def build_token_cache(
     datamodule.setup("fit")
     spec = getattr(datamodule, "action_spec", None)
     grid: list[int] | None = None
-    for split in splits:
-        loader = getattr(datamodule, f"{split}_dataloader")()
-        parts: dict[str, list[Tensor]] = {
-            "tokens": [], "actions": [], "rewards": [], "dones": [], "step_mask": []
-        }  # fmt: skip
-        for batch in loader:
-            tokens = tok.encode(batch["frames"].to(device)).values.cpu()  # [B, T, h, w]
-            grid = list(tokens.shape[2:])
-            parts["tokens"].append(tokens.to(torch.int32))
-            parts["actions"].append(batch["actions"])
-            parts["rewards"].append(batch["rewards"].float())
-            parts["dones"].append(batch.get("dones", torch.zeros_like(batch["rewards"])).float())
-            mask = batch.get("step_mask", torch.ones_like(batch["rewards"], dtype=torch.bool))
-            parts["step_mask"].append(mask.bool())
-        if not parts["tokens"]:
-            raise ValueError(f"the {split} loader yielded no batches")
-        save_file(
-            {k: torch.cat(v).contiguous() for k, v in parts.items()}, out / f"{split}.safetensors"
-        )
-    meta = {
-        "vocab_size": tok.vocab_size,
-        "grid": grid,
-        "action_spec": spec.to_dict() if isinstance(spec, ActionSpec) else None,
-        "tokenizer": type(tok).__qualname__,
-    }
-    (out / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    staged: dict[Path, Path] = {}  # final path -> its temporary file
+    try:
+        for split in splits:
+            grid = _encode_split(tok, datamodule, split, device, out, staged)
+        meta = {
+            "vocab_size": tok.vocab_size,
+            "grid": grid,
+            "action_spec": spec.to_dict() if isinstance(spec, ActionSpec) else None,
+            "tokenizer": type(tok).__qualname__,
+        }
+        meta_path = out / "meta.json"
+        meta_path.unlink(missing_ok=True)  # until the new one lands, the directory is no cache
+        for final, tmp in staged.items():
+            os.replace(tmp, final)
+        staged.clear()
+        tmp = _temporary(meta_path)
+        tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        os.replace(tmp, meta_path)
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
     return out
+
+
+def _temporary(path: Path) -> Path:
+    """A hidden file beside ``path`` (same directory, so ``os.replace`` is a rename)."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _encode_split(
+    tok: Any,
+    datamodule: L.LightningDataModule,
+    split: str,
+    device: str,
+    out: Path,
+    staged: dict[Path, Path],
+) -> list[int]:
+    """Encode ``split`` into a temporary file recorded in ``staged``; returns the token grid."""
+    loader = getattr(datamodule, f"{split}_dataloader")()
+    parts: dict[str, list[Tensor]] = {
+        "tokens": [], "actions": [], "rewards": [], "dones": [], "step_mask": []
+    }  # fmt: skip
+    grid: list[int] = []
+    for batch in loader:
+        tokens = tok.encode(batch["frames"].to(device)).values.cpu()  # [B, T, h, w]
+        grid = list(tokens.shape[2:])
+        parts["tokens"].append(tokens.to(torch.int32))
+        parts["actions"].append(batch["actions"])
+        parts["rewards"].append(batch["rewards"].float())
+        parts["dones"].append(batch.get("dones", torch.zeros_like(batch["rewards"])).float())
+        mask = batch.get("step_mask", torch.ones_like(batch["rewards"], dtype=torch.bool))
+        parts["step_mask"].append(mask.bool())
+    if not parts["tokens"]:
+        raise ValueError(f"the {split} loader yielded no batches")
+    final = out / f"{split}.safetensors"
+    staged[final] = _temporary(final)
+    save_file({k: torch.cat(v).contiguous() for k, v in parts.items()}, staged[final])
+    return grid
 
 
 class TokenCacheDataModule(L.LightningDataModule):

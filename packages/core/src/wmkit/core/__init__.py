@@ -5,7 +5,12 @@ from importlib.metadata import PackageNotFoundError, version
 from wmkit.core.action_spec import ActionKind, ActionSpec
 from wmkit.core.cli import Command
 from wmkit.core.devices import follow_device
-from wmkit.core.pretrained import PretrainedLoadError, PretrainedMixin, load_pretrained
+from wmkit.core.pretrained import (
+    PretrainedLoadError,
+    PretrainedMixin,
+    load_pretrained,
+    resolve_model_class,
+)
 from wmkit.core.protocols import (
     LatentActionModel,
     Latents,
@@ -56,6 +61,7 @@ __all__ = [
     "make_stage",
     "read_video",
     "resize_video",
+    "resolve_model_class",
     "run_stage",
     "to_float_video",
     "to_uint8_frames",

@@ -30,10 +30,12 @@ Weights are never unpickled.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import json
 import os
 import typing
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -44,10 +46,12 @@ from safetensors.torch import load_file
 
 __all__ = [
     "CONFIG_NAME",
+    "MODEL_ENTRY_POINT_GROUP",
     "WEIGHTS_NAME",
     "PretrainedLoadError",
     "PretrainedMixin",
     "load_pretrained",
+    "resolve_model_class",
 ]
 
 CONFIG_NAME = "config.json"
@@ -294,18 +298,23 @@ def _check_state_dict_matches(
         )
 
 
+MODEL_ENTRY_POINT_GROUP = "wmkit.models"
+
+
 def load_pretrained(
     pretrained_dir: str | os.PathLike, *, map_location: str | torch.device = "cpu"
 ) -> PretrainedMixin:
     """Load any wmkit model from its directory, without naming its class.
 
-    The class comes from ``_wmkit_class`` in ``config.json`` (written by ``save_pretrained``);
-    its module is imported, so the package that defines it must be installed. This is how a
-    later stage loads an earlier stage's output by path alone (DESIGN.md §5), e.g. a world
-    model's frozen tokenizer, without importing a sibling package.
-    """
-    import importlib
+    The class comes from ``_wmkit_class`` in ``config.json`` (written by ``save_pretrained``).
+    This is how a later stage loads an earlier stage's output by path alone (DESIGN.md §5),
+    e.g. a world model's frozen tokenizer, without importing a sibling package.
 
+    A directory is data, so the name it gives is checked before anything is imported: only
+    classes under ``wmkit.`` or registered in the ``wmkit.models`` entry-point group (how a
+    third-party package offers its models; see :func:`resolve_model_class`) are imported, and
+    the class must be a :class:`PretrainedMixin`.
+    """
     directory = Path(pretrained_dir)
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
@@ -314,21 +323,56 @@ def load_pretrained(
         raise FileNotFoundError(f"{CONFIG_NAME} is missing from {directory}")
     try:
         qualname = json.loads(config_path.read_text(encoding="utf-8")).get("_wmkit_class")
-    except (json.JSONDecodeError, AttributeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
         raise PretrainedLoadError(f"{config_path} is not a valid JSON object: {e}") from e
     if not qualname:
         raise PretrainedLoadError(
             f"{config_path} does not name its class (_wmkit_class); load it with "
             "TheClass.from_pretrained(...)"
         )
+    cls = resolve_model_class(qualname, source=config_path)
+    return cls.from_pretrained(directory, map_location=map_location)
+
+
+def resolve_model_class(qualname: Any, *, source: str | os.PathLike = "config") -> type:
+    """The :class:`PretrainedMixin` subclass named ``module.Class`` by ``source``.
+
+    The name is checked before any import, so a crafted ``config.json`` cannot make wmkit
+    import an arbitrary module: it must lie under ``wmkit.`` or equal the target
+    (``module:Class``) of an entry point in the ``wmkit.models`` group, which a package
+    declares in its ``pyproject.toml``::
+
+        [project.entry-points."wmkit.models"]
+        my-world = "my_package.world:MyWorldModel"
+
+    Entry points are only compared by name; none but the matching one is loaded.
+    """
+    if not isinstance(qualname, str) or "." not in qualname:
+        raise PretrainedLoadError(
+            f"{source} names its class as {qualname!r}; expected a 'module.Class' string"
+        )
     module_name, _, class_name = qualname.rpartition(".")
+    registered = [
+        ep
+        for ep in entry_points(group=MODEL_ENTRY_POINT_GROUP)
+        if ep.module == module_name and ep.attr == class_name
+    ]
+    if not (module_name == "wmkit" or module_name.startswith("wmkit.") or registered):
+        raise PretrainedLoadError(
+            f"{source} names class {qualname}, which is neither under 'wmkit.' nor registered "
+            f"in the '{MODEL_ENTRY_POINT_GROUP}' entry-point group; refusing to import it "
+            "(a package that ships models registers them there)"
+        )
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
+        if registered:
+            cls = registered[0].load()
+        else:
+            cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as e:
         raise PretrainedLoadError(
-            f"{config_path} was saved by {qualname}, which cannot be imported ({e}); install "
+            f"{source} was saved by {qualname}, which cannot be imported ({e}); install "
             "the package that defines it"
         ) from e
     if not (isinstance(cls, type) and issubclass(cls, PretrainedMixin)):
-        raise PretrainedLoadError(f"{qualname} named in {config_path} is not a wmkit model")
-    return cls.from_pretrained(directory, map_location=map_location)
+        raise PretrainedLoadError(f"{qualname} named in {source} is not a wmkit model")
+    return cls

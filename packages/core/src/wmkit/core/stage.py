@@ -12,6 +12,8 @@ Every training stage is LightningCLI (DESIGN.md §5), so every trainer option wo
 Models and data are in subclass mode, so YAML picks the classes by path
 (``model: {class_path: ..., init_args: ...}``) and nested networks are injected the same way.
 
+The CLI is :class:`~wmkit.core.stage_cli.StageCLI`: checkpoints are read as weights only, and
+a datamodule whose action spec differs from the model's stops the run before it starts.
 Checkpoints carry the random generators
 (:class:`~wmkit.core.random_state.RandomStateCheckpoint`), so a resumed run trains on the
 noise an uninterrupted one would. ``fit`` ends by writing the trained network as a
@@ -38,11 +40,13 @@ def run_stage(
     argv: list[str],
     **cli_kwargs: Any,
 ) -> Any:
-    """Run LightningCLI on ``argv`` (``fit|validate|test|predict ...``); returns the CLI object.
+    """Run the stage CLI on ``argv`` (``fit|validate|test|predict ...``); returns the CLI object.
 
     ``model_class``/``datamodule_class`` are base classes (``None`` accepts any
     ``LightningModule``/``LightningDataModule``); YAML may name any subclass.
     """
+    from wmkit.core.stage_cli import StageCLI
+
     kwargs: dict[str, Any] = {
         "subclass_mode_model": True,
         "subclass_mode_data": True,
@@ -50,37 +54,7 @@ def run_stage(
         "args": argv,
     }
     kwargs.update(cli_kwargs)
-    return _stage_cli_class()(model_class, datamodule_class, **kwargs)
-
-
-def _stage_cli_class() -> type:
-    """LightningCLI plus ``--export_dir``, the export callback and, unless the config names
-    one, :class:`~wmkit.core.random_state.RandomStateCheckpoint` (so ``--ckpt_path`` resumes
-    draw the noise an uninterrupted run draws). Imported lazily: building the ``wmkit``
-    command list must not import Lightning."""
-    from lightning.pytorch.cli import LightningCLI
-
-    from wmkit.core.export import ExportPretrained
-    from wmkit.core.random_state import RandomStateCheckpoint
-
-    class StageCLI(LightningCLI):
-        def add_arguments_to_parser(self, parser: Any) -> None:
-            parser.add_argument(
-                "--export_dir",
-                type=str | None,
-                default=None,
-                help="where fit writes the trained network as a from_pretrained directory "
-                "(default: the module's export_dir, else <log dir>/pretrained)",
-            )
-
-        def instantiate_trainer(self, **kwargs: Any) -> Any:
-            trainer = super().instantiate_trainer(**kwargs)
-            trainer.callbacks.append(ExportPretrained(self._get(self.config, "export_dir")))
-            if not any(isinstance(c, RandomStateCheckpoint) for c in trainer.callbacks):
-                trainer.callbacks.append(RandomStateCheckpoint())
-            return trainer
-
-    return StageCLI
+    return StageCLI(model_class, datamodule_class, **kwargs)
 
 
 def export_stage(

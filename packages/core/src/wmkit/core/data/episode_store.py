@@ -81,6 +81,20 @@ class CorruptDatasetError(ValueError):
     """A dataset file is missing, truncated or unreadable; the message names the file."""
 
 
+def _require(data: Any, key: str, path: Path, where: str = "") -> Any:
+    """``data[key]`` from the JSON file ``path``; a missing key (or a ``data`` that is not an
+    object) is a :class:`CorruptDatasetError` naming the file and the key, ``where`` locating
+    ``data`` inside the file (e.g. ``"episodes[2]."``)."""
+    if not isinstance(data, dict):
+        raise CorruptDatasetError(
+            f"{path}: {where.rstrip('.') or 'the file'} must be a JSON object; "
+            f"got {type(data).__name__}"
+        )
+    if key not in data:
+        raise CorruptDatasetError(f"{path} has no {where}{key!r} key (damaged or hand-edited?)")
+    return data[key]
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -388,14 +402,18 @@ class EpisodeStore:
             self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
         except json.JSONDecodeError as e:
             raise CorruptDatasetError(f"{manifest_path} is not valid JSON: {e}") from e
-        if self.manifest.get("format") != FORMAT_NAME:
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT_NAME:
             raise CorruptDatasetError(f"{manifest_path} is not a {FORMAT_NAME} manifest")
         if self.manifest.get("version", 0) > FORMAT_VERSION:
             raise CorruptDatasetError(
                 f"{manifest_path} has format version {self.manifest['version']}; this "
                 f"wmkit-core reads up to {FORMAT_VERSION}: upgrade wmkit-core"
             )
-        self._spec = ActionSpec.from_dict(self.manifest["action_spec"])
+        spec = _require(self.manifest, "action_spec", manifest_path)
+        try:
+            self._spec = ActionSpec.from_dict(spec)
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise CorruptDatasetError(f"{manifest_path} has an invalid 'action_spec': {e}") from e
         self._episodes: list[_Episode] = []
         self._shard_of: list[int] = []
         self._shards: list[Path] = []
@@ -410,26 +428,31 @@ class EpisodeStore:
                 meta = json.loads(meta_path.read_text())
             except json.JSONDecodeError as e:
                 raise CorruptDatasetError(f"{meta_path} is not valid JSON: {e}") from e
-            for file, expected in meta["files"].items():
+            files = _require(meta, "files", meta_path)
+            if not isinstance(files, dict):
+                raise CorruptDatasetError(f"{meta_path}: 'files' must be a JSON object")
+            for file, expected in files.items():
                 path = shard / file
                 if not path.is_file():
                     raise CorruptDatasetError(f"{path} is missing")
                 size = path.stat().st_size
-                if size != expected["size"]:
+                if size != _require(expected, "size", meta_path, f"files[{file!r}]."):
                     raise CorruptDatasetError(
                         f"{path} is {size} bytes, expected {expected['size']} (truncated or "
                         "overwritten)"
                     )
-            for e in meta["episodes"]:
-                if e["index"] != len(self._episodes):
+            for i, e in enumerate(_require(meta, "episodes", meta_path)):
+                where = f"episodes[{i}]."
+                if _require(e, "index", meta_path, where) != len(self._episodes):
                     raise CorruptDatasetError(
                         f"{meta_path} lists episode {e['index']}, expected {len(self._episodes)}"
                         " (a shard is missing)"
                     )
                 final = bool(e.get("final_frame", False))
-                self._episodes.append(
-                    _Episode(shard, e["file"], e["length"], e["seed"], e["info"], final)
+                name_, length, seed, info = (
+                    _require(e, k, meta_path, where) for k in ("file", "length", "seed", "info")
                 )
+                self._episodes.append(_Episode(shard, name_, length, seed, info, final))
                 self._shard_of.append(len(self._shards))
             self._shards.append(shard)
         self._steps_cache = lru_cache(maxsize=8)(self._load_steps)
@@ -441,7 +464,7 @@ class EpisodeStore:
 
     @property
     def fps(self) -> float:
-        return float(self.manifest["fps"])
+        return float(_require(self.manifest, "fps", self.root / MANIFEST))
 
     @property
     def resolution(self) -> tuple[int, int] | None:
@@ -483,7 +506,7 @@ class EpisodeStore:
         ep = self._window(episode, start, stop, frames=True)
         path = ep.shard / ep.file
         if path.suffix == ".npz":
-            c = int(self.manifest["chunk"])
+            c = int(_require(self.manifest, "chunk", self.root / MANIFEST))
             try:
                 with np.load(path) as z:
                     parts = [z[f"chunk{i:06d}"] for i in range(start // c, (stop - 1) // c + 1)]
@@ -529,9 +552,11 @@ class EpisodeStore:
     def verify(self) -> None:
         """Check every file's sha256 against its shard's record; raise naming the first bad one."""
         for shard in self._shards:
-            meta = json.loads((shard / SHARD_META).read_text())
-            for file, expected in meta["files"].items():
-                if _sha256(shard / file) != expected["sha256"]:
+            meta_path = shard / SHARD_META
+            meta = json.loads(meta_path.read_text())
+            for file, expected in _require(meta, "files", meta_path).items():
+                sha256 = _require(expected, "sha256", meta_path, f"files[{file!r}].")
+                if _sha256(shard / file) != sha256:
                     raise CorruptDatasetError(f"{shard / file} does not match its sha256")
 
     def read_episode(self, episode: int) -> tuple[np.ndarray, StepData]:
