@@ -11,7 +11,6 @@ import torch
 import yaml
 
 from wmkit.core import ActionSpec, load_pretrained, make_stage, run_stage
-from wmkit.core import ActionSpec, make_stage, run_stage
 from wmkit.core.action_spec_check import check_action_specs
 from wmkit.core.testing import check_config_runs
 from wmkit.core.testing.toy_lit import MovingSquaresDataModule, ToyWorldModelModule
@@ -149,26 +148,27 @@ def test_fit_exports_a_pretrained_directory_and_export_rebuilds_it_from_the_chec
                zip(fresh.state_dict().values(), again.state_dict().values()))  # fmt: skip
 
 
-class _RunsCode:
-    """Unpickling it would call ``Path.touch`` on a marker file."""
+class _RunsCodeWhenUnpickled:
+    """Unpickles into ``open(path, "w")``: a file appears if the checkpoint is unpickled."""
 
-    marker: Path
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     def __reduce__(self):
-        return (Path.touch, (self.marker,))
+        return (open, (str(self.path), "w"))
 
 
 def test_export_refuses_a_checkpoint_whose_unpickling_runs_code(tmp_path):
     stage = make_stage("toy", model_class=lambda: ToyWorldModelModule)
     bad = tmp_path / "bad.ckpt"
     marker = tmp_path / "ran"
-    payload = _RunsCode()
-    payload.marker = marker
-    torch.save({"state_dict": {}, "payload": payload}, bad)
+    torch.save({"state_dict": {}, "payload": _RunsCodeWhenUnpickled(marker)}, bad)
     with pytest.raises(ValueError, match="weights_only=True refused it"):
         stage.run(["export", "-c", str(CONFIGS / "toy_world_model.yaml"), *QUIET,
                    "--ckpt_path", str(bad), "--out", str(tmp_path / "out")])  # fmt: skip
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
 def test_an_action_spec_mismatch_stops_fit_and_test_naming_both(tmp_path):
     """A dataset with fewer actions than the model takes used to train silently."""
     argv = [
@@ -191,16 +191,6 @@ def test_an_action_spec_mismatch_stops_fit_and_test_naming_both(tmp_path):
         check_action_specs(SimpleNamespace(action_spec=spec), SimpleNamespace(action_spec=bounds))
     check_action_specs(SimpleNamespace(action_spec=spec), SimpleNamespace(model=None))
     check_action_specs(SimpleNamespace(), SimpleNamespace(action_spec=spec))
-
-
-class _RunsCodeWhenUnpickled:
-    """Unpickles into ``open(path, "w")``: a file appears if the checkpoint is unpickled."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (str(self.path), "w"))
 
 
 def test_checkpoints_are_read_as_weights_only(tmp_path, monkeypatch):
