@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from wmkit.core import ActionSpec
 from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.lpips import LPIPS
 from wmkit.core.testing import ToyTokenizer, ToyWorldModel, moving_squares
@@ -247,7 +248,9 @@ def test_cli_weights_idm_and_rollout(tmp_path, monkeypatch, squares):
         for n in range(6):
             writer.add_episode(eps.frames[n], eps.actions[n], eps.rewards[n], eps.dones[n])
     _, _, spec = squares
-    ToyWorldModel(spec, hidden=8).save_pretrained(tmp_path / "world")
+    assert spec.names  # the recording names its actions; a model built from a config may not
+    ToyWorldModel(ActionSpec.discrete(spec.n), hidden=8).save_pretrained(tmp_path / "world")
+    ToyWorldModel(ActionSpec.discrete(spec.n + 1), hidden=8).save_pretrained(tmp_path / "w6")
     ToyTokenizer(patch=2, levels=8).save_pretrained(tmp_path / "tok")
     assert (
         main(
@@ -273,3 +276,6 @@ def test_cli_weights_idm_and_rollout(tmp_path, monkeypatch, squares):
     assert {"report.md", "report.html", "metrics.json"} <= {p.name for p in out.iterdir()}
     overall = json.loads((out / "metrics.json").read_text())["overall"]
     assert "lpips" in overall["model"] and "tokenizer_recon" in overall
+    with pytest.raises(ValueError, match=r"mismatched actions of .*discrete\(n=6\)"):
+        main(["rollout", "--world", str(tmp_path / "w6"), "--data", str(tmp_path / "data"),
+              "--split", "all", "--context", "2", "--horizon", "4", "--out", str(out)])  # fmt: skip

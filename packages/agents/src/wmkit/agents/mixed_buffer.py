@@ -27,8 +27,12 @@ class MixedReplayBuffer(ReplayBuffer):
 
     Args:
         buffer_size: capacity of the real part.
-        observation_space, action_space, device, n_envs, optimize_memory_usage,
-            handle_timeout_termination: as SB3's ``ReplayBuffer``.
+        observation_space: as SB3's ``ReplayBuffer``.
+        action_space: as SB3's ``ReplayBuffer``.
+        device: as SB3's ``ReplayBuffer``.
+        n_envs: as SB3's ``ReplayBuffer``.
+        optimize_memory_usage: as SB3's ``ReplayBuffer``.
+        handle_timeout_termination: as SB3's ``ReplayBuffer``.
         real_ratio: fraction of each sampled batch taken from real transitions, in [0, 1].
         imagined_size: capacity of the imagined part (defaults to ``buffer_size``).
     """

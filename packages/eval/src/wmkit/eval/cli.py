@@ -100,11 +100,10 @@ def _rollout(args: argparse.Namespace) -> int:
     source, dataset = _clips(
         args.data, args.split, args.context + args.horizon, args.frame_skip, args.resolution
     )
-    if source.action_spec != world.action_spec:
-        raise ValueError(
-            f"{args.data} has actions {source.action_spec} but the world model takes "
-            f"{world.action_spec}"
-        )
+    if source.action_spec is None:
+        raise ValueError(f"{args.data} has no actions; a world model is evaluated under actions")
+    # the same actions (kind, shape, choices, bounds); display names do not count
+    world.action_spec.check_compatible(source.action_spec, f"actions of {args.data}")
     tokenizer = (
         load_pretrained(args.tokenizer, map_location=args.device) if args.tokenizer else None
     )
