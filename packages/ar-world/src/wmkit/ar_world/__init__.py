@@ -5,6 +5,7 @@ tokens (iVideoGPT, MineWorld), with KV-cached raster and diagonal decoding
 from wmkit.ar_world.action_encoder import ActionEncoder
 from wmkit.ar_world.cross_frame_decoding import CrossFrameDecoder, cross_frame_diagonal_decode
 from wmkit.ar_world.diagonal_decoding import DiagonalDecoder, diagonal_decode
+from wmkit.ar_world.frame_codec import FrameCodec
 from wmkit.ar_world.kv_cache import KVCache
 from wmkit.ar_world.layout import SequenceLayout
 from wmkit.ar_world.raster_decoding import RasterDecoder, raster_decode
@@ -23,6 +24,7 @@ __all__ = [
     "ActionEncoder",
     "CrossFrameDecoder",
     "DiagonalDecoder",
+    "FrameCodec",
     "KVCache",
     "RasterDecoder",
     "Sampler",

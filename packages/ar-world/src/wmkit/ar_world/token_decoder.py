@@ -9,7 +9,7 @@ action guidance (classifier-free guidance on the action, Ho & Salimans 2022) wit
 null-action twin of the state.
 
 The decoder holds no weights: it calls back into the model for embeddings, heads and the
-tokenizer (``ARWorldModel.run``, ``embed``, ``prefill``, ``finish_frame``).
+tokenizer (``ARWorldModel.run``, ``embed_ids``, ``anchor``, ``finish_frame``).
 """
 
 from __future__ import annotations
@@ -118,6 +118,32 @@ class TokenDecoder:
         return transformer(state.inputs, torch.arange(p, device=x.device))[:, -x.shape[1] :]
 
     # ------------------------------------------------------------------ window refresh
+    def prefill(self, model: ARWorldModel, state: ARState) -> None:
+        """(Re)build ``state``'s window, ``prefix + recent frames``, and run it through the model
+        (the last frame's action is not known yet)."""
+        frames = state.prefix_tokens + state.tokens
+        future = None
+        if model.layout.compressive:  # T0 context grids, then future grids
+            t0 = model.layout.t0
+            if len(frames) > t0:
+                future = torch.stack(frames[t0:], dim=1)
+            frames = frames[:t0]
+        tokens = torch.stack(frames, dim=1)  # [B, T, h, w]
+        b = tokens.shape[0]
+        acts = state.prefix_actions + state.actions  # one fewer than frames
+        actions, null = model.action_encoder.pad(acts, b, tokens.device)  # [B, T, ...], [B, T]
+        x = model.action_encoder.embed_sequence(model.embed_ids, tokens, actions, null, future)
+        x = x[:, : -(model.layout.k + 1)]  # the last frame has no action yet
+        p = x.shape[1]
+        state.inputs = None
+        if state.cache is None:
+            max_len = model.layout.step_start(model.max_frames)
+            state.cache = self.new_cache(model.transformer, b, max_len, x.device, x.dtype)
+        if state.cache is not None:
+            state.cache.reset()
+        model.run(state, x, torch.arange(p, device=x.device))
+        state.pos = p
+
     def refresh_window(self, model: ARWorldModel, state: ARState) -> None:
         """When the window is full, keep the newest ``refresh_keep`` frames (compressive:
         re-anchor the newest ``T0`` frames as the context) and prefill again."""
@@ -125,13 +151,13 @@ class TokenDecoder:
             t0 = model.layout.t0
             state.actions = state.actions[len(state.actions) - (t0 - 1) :] if t0 > 1 else []
             model.anchor(state, torch.stack(state.recent_frames[-t0:], dim=1))
-            model.prefill(state)
+            self.prefill(model, state)
         elif len(state.prefix_tokens) + len(state.tokens) >= model.max_frames:
             keep = min(model.refresh_keep, model.max_frames - len(state.prefix_tokens) - 1)
             keep = max(keep, 1)
             state.tokens = state.tokens[-keep:]
             state.actions = state.actions[len(state.actions) - (keep - 1) :] if keep > 1 else []
-            model.prefill(state)
+            self.prefill(model, state)
 
     # ------------------------------------------------------------------ one step
     def decode_grid(

@@ -21,7 +21,6 @@ per-frame layout.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 import torch
@@ -29,7 +28,7 @@ from torch import Tensor, nn
 
 from wmkit.ar_world.action_encoder import ActionEncoder, rename_action_keys
 from wmkit.ar_world.decoders import make_decoder
-from wmkit.ar_world.layout import SequenceLayout
+from wmkit.ar_world.frame_codec import FrameCodec, load_tokenizer
 from wmkit.ar_world.sampling import Sampler
 from wmkit.ar_world.sizes import SIZES
 from wmkit.ar_world.state import ARState, ARWorldModelOutput
@@ -37,17 +36,13 @@ from wmkit.ar_world.token_decoder import TokenDecoder
 from wmkit.ar_world.transformer import Transformer, merge_gate_up
 from wmkit.core import (
     ActionSpec,
-    Latents,
     PretrainedMixin,
     Rollout,
     StepOutput,
     StepwiseRolloutMixin,
-    Tokenizer,
     WorldState,
     check_video,
     check_world_model_inputs,
-    follow_device,
-    load_pretrained,
 )
 
 __all__ = ["TOKENIZER_SUBDIR", "ARState", "ARWorldModel", "ARWorldModelOutput"]
@@ -75,8 +70,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         decoding: ``"raster"`` (``RasterDecoder``) or ``"diagonal"`` (``DiagonalDecoder``).
         window: diagonal decoding: most rows decoded at once.
         offset: diagonal decoding: lag in tokens between a row and the row above.
-        use_cache: decode with the KV cache (``False``: recompute the whole window for every
-            token; raster only; for benchmarks).
+        use_cache: decode with the KV cache (``False``: recompute the window; raster only).
         temperature: sampling temperature (``0``: greedy, deterministic).
         top_k: sample among the ``top_k`` most likely tokens.
         top_p: nucleus sampling threshold.
@@ -85,15 +79,13 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             tokenizer's ``default_context_frames``, else 1).
         cross_frame: diagonal decoding only: in ``rollout``, start the next frame before the
             current one ends (``CrossFrameDecoder``).
-        cuda_graphs: decode on a static KV cache replayed as CUDA graphs on CUDA
+        cuda_graphs: replay decoding passes as CUDA graphs on a static KV cache
             (``TokenDecoder``); one live state at a time.
-        compile_decoding: decode on a static KV cache with whole cached passes through
-            ``torch.compile`` (``Transformer.compile_decoding``); with ``cuda_graphs`` the
-            compiled kernels are what the graphs capture. Same outputs as without. Compiles on
-            first use.
-        guidance_scale: action guidance (``TokenDecoder``), trained by
-            ``ARWorldModelModule(action_dropout=...)``; ``1``: off. ``step`` and ``rollout``
-            only: not with ``cross_frame`` or ``cuda_graphs``.
+        compile_decoding: run cached passes on a static KV cache through ``torch.compile``
+            (``Transformer.compile_decoding``; what ``cuda_graphs`` captures). Same outputs.
+        guidance_scale: action guidance (``TokenDecoder``; ``1``: off), trained by
+            ``ARWorldModelModule(action_dropout=...)``; not with ``cross_frame`` or
+            ``cuda_graphs``.
     """
 
     frozen_components = ("tokenizer",)  # saved in tokenizer/ (PretrainedMixin)
@@ -141,11 +133,11 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         if not 1 <= keep < max_frames:
             raise ValueError(f"refresh_keep must be in [1, max_frames - 1]; got {refresh_keep}")
         self._action_spec = action_spec
-        self.__dict__["tokenizer"] = _load_tokenizer(tokenizer)  # frozen, not a submodule
+        self.__dict__["tokenizer"] = load_tokenizer(tokenizer)  # frozen, not a submodule
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
-        self.compressive = hasattr(self.tokenizer, "future_tokens_shape")
-        self.layout = _layout_for(self.tokenizer, self.frame_size, action_spec, action_mode,
-                                  context_frames, max_frames)  # fmt: skip
+        self.codec = FrameCodec(self.tokenizer, self.frame_size)
+        self.compressive = self.codec.compressive
+        self.layout = self.codec.layout(action_spec, action_mode, context_frames, max_frames)
         self.max_frames, self.refresh_keep = max_frames, keep
         cfg = SIZES[size]
         dim = cfg["dim"]
@@ -195,45 +187,17 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         return self.embed(ids) + self.role(roles)  # [B, S, D]
 
     # ------------------------------------------------------------------ frames <-> tokens
-    def _check_frames(self, frames: Tensor, name: str) -> None:
-        check_video(frames, name)
-        if tuple(frames.shape[-2:]) != self.frame_size:
-            raise ValueError(
-                f"{name} must be {self.frame_size[0]}x{self.frame_size[1]} (frame_size); got "
-                f"{frames.shape[-2]}x{frames.shape[-1]}"
-            )
-
     def encode_frames(self, frames: Tensor, name: str = "frames") -> Tensor:
         """Frames ``[B, T, C, H, W]`` in [-1, 1] → token ids ``[B, T, h, w]`` (frozen; each
         frame as a context frame with a compressive tokenizer)."""
-        self._check_frames(frames, name)
-        follow_device(self.tokenizer, frames.device)  # FSDP bypasses _apply
-        with torch.no_grad():
-            if self.compressive:
-                return self.tokenizer.encode(frames, context_frames=frames.shape[1]).values
-            latents = self.tokenizer.encode(frames)
-        if latents.future is not None:
-            raise ValueError(
-                "the tokenizer returned future tokens but has no future_tokens_shape; "
-                "compressive tokenizers need both"
-            )
-        return latents.values
+        return self.codec.encode(frames, name)
 
     def encode_clip(self, frames: Tensor, name: str = "frames") -> tuple[Tensor, Tensor | None]:
         """A training clip ``[B, T, C, H, W]`` → ``(tokens, future)``: per-frame layout
         ``([B, T, h, w], None)``; compressive ``([B, T0, N-grid], [B, T - T0, n-grid])``."""
         if not self.compressive:
             return self.encode_frames(frames, name), None
-        self._check_frames(frames, name)
-        follow_device(self.tokenizer, frames.device)  # FSDP bypasses _apply
-        if frames.shape[1] <= self.layout.t0:
-            raise ValueError(
-                f"{name} needs more than context_frames = {self.layout.t0} frames; got "
-                f"{frames.shape[1]}"
-            )
-        with torch.no_grad():
-            latents = self.tokenizer.encode(frames, context_frames=self.layout.t0)
-        return latents.values, latents.future
+        return self.codec.encode_clip(frames, self.layout.t0, name)
 
     def forward(
         self,
@@ -253,27 +217,8 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             future_tokens: compressive only: future frames' ids ``[B, T - T0, h, w]``
                 (``encode_clip``).
         """
-        lay = self.layout
-        if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (lay.ch, lay.cw):
-            raise ValueError(
-                f"tokens must be [B, T, {lay.ch}, {lay.cw}]; got {tuple(tokens.shape)}"
-            )
-        if lay.compressive:
-            if future_tokens is None or tokens.shape[1] != lay.t0:
-                raise ValueError(
-                    f"a compressive layout needs tokens [B, {lay.t0}, ...] (context) and "
-                    f"future_tokens; got tokens {tuple(tokens.shape)}, future_tokens "
-                    f"{None if future_tokens is None else tuple(future_tokens.shape)}"
-                )
-            if future_tokens.ndim != 4 or tuple(future_tokens.shape[2:]) != (lay.h, lay.w):
-                raise ValueError(
-                    f"future_tokens must be [B, T - T0, {lay.h}, {lay.w}]; got "
-                    f"{tuple(future_tokens.shape)}"
-                )
-        elif future_tokens is not None:
-            raise ValueError("future_tokens need a compressive tokenizer")
+        t = self.layout.check_tokens(tokens, future_tokens)
         b = tokens.shape[0]
-        t = tokens.shape[1] + (0 if future_tokens is None else future_tokens.shape[1])
         if t > self.max_frames:
             raise ValueError(f"clip has {t} frames but max_frames is {self.max_frames}")
         self.action_spec.validate(actions, name="actions")
@@ -298,31 +243,6 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         """Hidden states ``[B, S, D]`` of inputs ``x`` at ``positions``, appended to
         ``state`` (its KV cache, or its recomputed window)."""
         return self.decoder.run(self.transformer, state, x, positions)
-
-    def prefill(self, state: ARState) -> None:
-        """(Re)build the window ``prefix + recent frames`` and run it through the model."""
-        frames = state.prefix_tokens + state.tokens
-        future = None
-        if self.layout.compressive:  # T0 context grids, then future grids
-            t0 = self.layout.t0
-            if len(frames) > t0:
-                future = torch.stack(frames[t0:], dim=1)
-            frames = frames[:t0]
-        tokens = torch.stack(frames, dim=1)  # [B, T, h, w]
-        b = tokens.shape[0]
-        acts = state.prefix_actions + state.actions  # one fewer than frames
-        actions, null = self.action_encoder.pad(acts, b, tokens.device)  # [B, T, ...], [B, T]
-        x = self.action_encoder.embed_sequence(self.embed_ids, tokens, actions, null, future)
-        x = x[:, : -(self.layout.k + 1)]  # the last frame has no action yet
-        p = x.shape[1]
-        state.inputs = None
-        if state.cache is None:
-            max_len = self.layout.step_start(self.max_frames)
-            state.cache = self.decoder.new_cache(self.transformer, b, max_len, x.device, x.dtype)
-        if state.cache is not None:
-            state.cache.reset()
-        self.run(state, x, torch.arange(p, device=x.device))
-        state.pos = p
 
     def _tokens_for(self, frames: Tensor, name: str) -> list[Tensor]:
         return list(self.encode_frames(frames, name).unbind(1))
@@ -390,12 +310,12 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             tokens=tokens[t0 - keep :],
             actions=acts[t0 - keep :],
         )
-        self.prefill(state)
+        self.decoder.prefill(self, state)
         return state
 
     def _reset_compressive(self, context_frames: Tensor, context_actions: Tensor | None) -> ARState:
         t0 = self.layout.t0
-        self._check_frames(context_frames, "context_frames")
+        self.codec.check(context_frames, "context_frames")
         if context_frames.shape[1] < t0:
             raise ValueError(
                 f"context_frames must have at least context_frames = {t0} frames (the "
@@ -409,7 +329,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         ]
         state = ARState(t=total, frames=context_frames[:, -1:], actions=acts)
         self.anchor(state, frames)
-        self.prefill(state)
+        self.decoder.prefill(self, state)
         return state
 
     def anchor(self, state: ARState, frames: Tensor) -> None:
@@ -417,18 +337,6 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         state.tokens = list(self.encode_frames(frames, "context").unbind(1))
         state.context_frames = frames
         state.recent_frames = list(frames.unbind(1))
-
-    def _decode_future(self, state: ARState, grid: Tensor) -> Tensor:
-        """A compressive future frame's ids ``[B, h, w]`` → frame ``[B, C, H, W]``."""
-        t0 = self.layout.t0
-        latents = Latents(
-            values=torch.stack(state.tokens[:t0], dim=1),
-            kind="discrete",
-            future=grid[:, None],
-            context_indices=tuple(range(t0)),
-            context_frames=state.context_frames,
-        )
-        return self.tokenizer.decode(latents)[:, -1]
 
     @torch.no_grad()
     def step(self, state: WorldState, action: Tensor) -> StepOutput:
@@ -454,44 +362,13 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         decode it → frame ``[B, C, H, W]``."""
         state.tokens.append(grid)
         state.actions.append(action)
-        if self.compressive:
-            frame = self._decode_future(state, grid).clamp(-1, 1)
-            state.recent_frames = [*state.recent_frames[-(self.layout.t0 - 1) :], frame]
-            if self.layout.t0 == 1:
-                state.recent_frames = [frame]
-        else:
-            frame = self.tokenizer.decode(grid[:, None]).clamp(-1, 1)[:, 0]  # [B, C, H, W]
+        t0 = self.layout.t0
+        frame = self.codec.decode(grid, state.tokens[:t0], state.context_frames)  # [B, C, H, W]
+        if self.compressive:  # the newest T0 frames: the next context when the window is full
+            state.recent_frames = [*state.recent_frames[-(t0 - 1) :], frame] if t0 > 1 else [frame]
         state.t += 1
         state.frames = frame.unsqueeze(1)
         return frame
-
-
-def _layout_for(
-    tokenizer: Any,
-    frame_size: tuple[int, int],
-    action_spec: ActionSpec,
-    action_mode: str,
-    context_frames: int | None,
-    max_frames: int,
-) -> SequenceLayout:
-    """The sequence layout of ``tokenizer``'s grids (compressive: context and future)."""
-    shape = tokenizer.tokens_shape(1, *frame_size)
-    if len(shape) != 3:
-        raise ValueError(f"tokenizer.tokens_shape(1, H, W) must be (1, h, w); got {shape}")
-    compressive: dict[str, Any] = {}
-    if hasattr(tokenizer, "future_tokens_shape"):
-        t0 = context_frames or getattr(tokenizer, "default_context_frames", None) or 1
-        if not 1 <= t0 < max_frames:
-            raise ValueError(f"context_frames must be in [1, max_frames - 1]; got {t0}")
-        fshape = tokenizer.future_tokens_shape(t0 + 1, *frame_size, t0)
-        compressive = {
-            "future_grid": (fshape[1], fshape[2]),
-            "future_vocab_size": tokenizer.future_vocab_size,
-            "context_steps": t0,
-        }
-    return SequenceLayout(
-        (shape[1], shape[2]), tokenizer.vocab_size, action_spec, action_mode, **compressive
-    )
 
 
 def _rename_old_keys(state_dict: dict[str, Tensor], prefix: str, *args: Any) -> None:
@@ -500,28 +377,6 @@ def _rename_old_keys(state_dict: dict[str, Tensor], prefix: str, *args: Any) -> 
     if list(renamed) != list(state_dict):
         state_dict.clear()
         state_dict.update(renamed)
-
-
-def _load_tokenizer(tokenizer: str | os.PathLike | nn.Module) -> Any:
-    if isinstance(tokenizer, str | os.PathLike):
-        tokenizer = load_pretrained(tokenizer)
-    if not isinstance(tokenizer, Tokenizer):
-        raise TypeError(
-            f"tokenizer must satisfy wmkit.core.Tokenizer (or be its directory); got "
-            f"{type(tokenizer).__name__}"
-        )
-    if tokenizer.kind != "discrete" or not tokenizer.vocab_size:
-        raise ValueError(
-            f"tokenizer must be discrete with a vocab_size; got kind {tokenizer.kind!r}"
-        )
-    if tokenizer.temporal_compression != 1:
-        raise ValueError(
-            "ARWorldModel needs a per-frame tokenizer (temporal_compression 1); got "
-            f"{tokenizer.temporal_compression}"
-        )
-    if isinstance(tokenizer, nn.Module):
-        tokenizer.requires_grad_(False).eval()
-    return tokenizer
 
 
 def _init_weights(module: nn.Module) -> None:
