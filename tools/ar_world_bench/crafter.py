@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from wmkit.ar_world import ARWorldModel
+from wmkit.ar_world.decoders import make_decoder
 from wmkit.ar_world.lit import ARWorldModelModule
 from wmkit.core import ActionSpec, to_float_video
 
@@ -148,7 +149,7 @@ def crafter_quality(args: argparse.Namespace) -> dict:
     }  # fmt: skip
     shown = {"real": true, "copy last": copy_last}
     for decoding in ("raster", "diagonal"):
-        model.decoding = decoding
+        model.decoder = make_decoder(decoding, window=9, temperature=0.0)
         t0 = time.perf_counter()
         with torch.no_grad():
             pred = model.rollout(ctx, acts, context_actions=ctx_a).frames
@@ -162,14 +163,14 @@ def crafter_quality(args: argparse.Namespace) -> dict:
     # diagonal decoding's lag between rows: each row waits for more of the row above (the
     # tokens above-right that raster order would show), at the cost of more passes per frame
     out["offsets"] = {}
-    model.decoding = "diagonal"
+    model.decoder = make_decoder("diagonal", window=9, temperature=0.0)
     for offset in sorted(set(args.offsets) - {1}):
-        model.offset = offset
+        model.decoder.offset = offset
         with torch.no_grad():
             row = _clip_metrics(model.rollout(ctx, acts, context_actions=ctx_a).frames, true)
         row["passes_per_frame"] = (model.layout.h - 1) * offset + model.layout.w
         out["offsets"][offset] = row
-    model.offset = 1
+    model.decoder.offset = 1
     return out
 
 

@@ -59,11 +59,12 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
             "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
         }  # fmt: skip
         if graphs:  # graphs vs the same static path run eagerly, greedy
-            model.sampler = type(model.sampler)(temperature=0.0)
+            model.decoder.sampler = type(model.sampler)(temperature=0.0)
             with _logits_recorded(model) as graphed:
                 a = model.rollout(context, actions[:, :2]).frames
-            row["graphs_captured"] = model._decoder.captured if model._decoder else []
-            model._decoder.use_graphs = False
+            graphs = model.decoder.graphed
+            row["graphs_captured"] = graphs.captured if graphs else []
+            graphs.use_graphs = False
             with _logits_recorded(model) as eager:
                 b = model.rollout(context, actions[:, :2]).frames
             row["graphed_equals_eager"] = bool(torch.equal(a, b))

@@ -16,15 +16,15 @@ def sync(device: str) -> None:
 
 
 def count_passes(model: ARWorldModel) -> list[int]:
-    """Make ``model`` append 1 to the returned list at each forward pass (``_run``)."""
+    """Make ``model`` append 1 to the returned list at each forward pass (``run``)."""
     passes: list[int] = []
-    run = model._run
+    run = model.run
 
     def counted(state, x, positions):
         passes.append(1)
         return run(state, x, positions)
 
-    model._run = counted
+    model.run = counted
     return passes
 
 

@@ -10,6 +10,7 @@ import torch
 from torchmetrics.functional import structural_similarity_index_measure as ssim
 
 from wmkit.ar_world import ARWorldModel
+from wmkit.ar_world.decoders import make_decoder
 from wmkit.ar_world.lit import ARWorldModelModule
 from wmkit.core import to_float_video
 from wmkit.core.testing import ToyTokenizer, moving_squares
@@ -59,7 +60,7 @@ def quality(args: argparse.Namespace) -> dict:
     out: dict = {"train_steps": steps, "train_seconds": train_s, "rollout_steps": target.shape[1]}
     pred_by = {}
     for decoding in ("raster", "diagonal"):
-        model.decoding = decoding
+        model.decoder = make_decoder(decoding, args.window, temperature=0.0)
         torch.manual_seed(0)
         pred = model.rollout(ctx, acts, context_actions=ta[:, : context - 1]).frames
         pred_by[decoding] = pred

@@ -23,9 +23,9 @@ def test_the_first_token_is_drawn_from_the_guided_distribution():
         outs = []
         for act in (actions[:, 1], None):
             branch = state.clone()
-            x = model._action_slot_inputs(act, 2, frames.device)
+            x = model.action_encoder.slot_inputs(model.embed_ids, act, 2, frames.device)
             positions = branch.pos + torch.arange(model.layout.k + 1)
-            outs.append(model.frame_head(model._run(branch, x, positions)[:, -1]).log_softmax(-1))
+            outs.append(model.frame_head(model.run(branch, x, positions)[:, -1]).log_softmax(-1))
     cond, null = outs
     expected = (null + 3.0 * (cond - null)).argmax(-1)  # [B]
     grid = model.encode_frames(model.step(state, actions[:, 1]).frame[:, None])[:, 0]
@@ -75,7 +75,7 @@ def test_guidance_is_saved_and_bad_settings_fail_clearly(tmp_path):
     eps, _, _ = squares()
     model = tiny_model(eps.action_spec, guidance_scale=1.5)
     model.save_pretrained(tmp_path / "m")
-    assert ARWorldModel.from_pretrained(tmp_path / "m").guidance_scale == 1.5
+    assert ARWorldModel.from_pretrained(tmp_path / "m").decoder.guidance_scale == 1.5
     check_rejects(lambda: tiny_model(eps.action_spec, guidance_scale=-1.0), match=">= 0")
     check_rejects(
         lambda: tiny_model(eps.action_spec, decoding="diagonal", cross_frame=True,

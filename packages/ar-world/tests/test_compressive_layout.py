@@ -70,7 +70,7 @@ def test_diagonal_window_one_equals_raster():
     outs = []
     for decoding in ("raster", "diagonal"):
         model = compressive_model(ActionSpec.discrete(5), temperature=0.0, decoding=decoding)
-        model.window = 1
+        model.decoder.window = 1
         outs.append(model.rollout(frames[:, :2], actions[:, 1:7]).frames)
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
 

@@ -25,25 +25,25 @@ def compressive_model(spec, **kwargs) -> ARWorldModel:
 
 def _counting(model):
     calls = []
-    original = model._run
+    original = model.run
 
     def run(state, x, positions):
         calls.append(positions.clone())
         return original(state, x, positions)
 
-    model._run = run
+    model.run = run
     return calls
 
 
 def _recording(model):
     grids = []
-    original = model._finish_frame
+    original = model.finish_frame
 
     def finish(state, grid, action):
         grids.append(grid.clone())
         return original(state, grid, action)
 
-    model._finish_frame = finish
+    model.finish_frame = finish
     return grids
 
 
@@ -183,7 +183,7 @@ def test_fewer_forward_passes_per_frame_and_tokens_at_their_own_positions():
         state = model.reset(frames[:, :2])
         calls = _counting(model)
         if cross_frame:
-            model._decode_chunk(state, actions[:, 1 : 1 + steps])
+            model.decoder.decode_chunk(model, state, actions[:, 1 : 1 + steps])
         else:
             for t in range(steps):
                 model.step(state, actions[:, 1 + t])

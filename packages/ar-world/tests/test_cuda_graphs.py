@@ -32,8 +32,8 @@ def test_static_cache_rollout_equals_dynamic_past_the_window(kwargs):
     static = tiny_model(eps.action_spec, cuda_graphs=True, **common)
     ref = dynamic.rollout(frames[:, :2], actions[:, 1:8])  # 7 steps through a 3-frame window
     out = static.rollout(frames[:, :2], actions[:, 1:8])
-    assert static._decoder is not None and static._decoder.cache.static
-    assert not static._decoder.use_graphs  # CPU: eager static path
+    assert static.decoder.graphed is not None and static.decoder.graphed.cache.static
+    assert not static.decoder.graphed.use_graphs  # CPU: eager static path
     torch.testing.assert_close(out.frames, ref.frames)
     torch.testing.assert_close(out.rewards, ref.rewards, atol=1e-5, rtol=0)
 
@@ -63,7 +63,7 @@ def test_reset_reuses_the_graphed_cache_and_clones_get_their_own():
     b = model.step(again, actions[:, 1]).frame
     torch.testing.assert_close(a, b)
     model.to(torch.float64)  # moving the model drops graphs bound to the old parameters
-    assert model._decoder is None
+    assert model.decoder.graphed is None
 
 
 def test_graphed_decoder_needs_a_static_cache_and_cuda_graphs_a_kv_cache():
@@ -85,8 +85,9 @@ def test_cuda_graph_replay_equals_eager_on_gpu(cross_frame, compiled):
     ).cuda()  # fmt: skip
     frames, actions = frames.cuda(), actions.cuda()
     graphed = model.rollout(frames[:, :2], actions[:, 1:8])
-    assert model._decoder.use_graphs and model._decoder.captured  # graphs were replayed
-    model._decoder.use_graphs = False
+    graphs = model.decoder.graphed
+    assert graphs.use_graphs and graphs.captured  # graphs were replayed
+    model.decoder.graphed.use_graphs = False
     eager = model.rollout(frames[:, :2], actions[:, 1:8])
     assert torch.equal(graphed.frames, eager.frames)
     torch.testing.assert_close(graphed.rewards, eager.rewards, rtol=0, atol=0)

@@ -14,13 +14,13 @@ from wmkit.ar_world import Sampler, diagonal_decode, raster_decode
 
 def _counting(model):
     calls = []
-    original = model._run
+    original = model.run
 
     def run(state, x, positions):
         calls.append(x.shape[1])
         return original(state, x, positions)
 
-    model._run = run
+    model.run = run
     return calls
 
 

@@ -47,7 +47,7 @@ class TestEmbeddingDiagonalContinuous(WorldModelTests):
 
 def _sequence(model, tokens, actions):
     ids, roles = model.layout.build(tokens, actions)
-    return model._embed(ids, roles)  # [B, S, D]
+    return model.embed_ids(ids, roles)  # [B, S, D]
 
 
 def test_kv_cached_forward_equals_uncached():

@@ -2,24 +2,34 @@
 tokens (iVideoGPT, MineWorld), with KV-cached raster and diagonal decoding
 (within a frame, or across frames in ``rollout``)."""
 
-from wmkit.ar_world.cross_frame_decoding import cross_frame_diagonal_decode
-from wmkit.ar_world.diagonal_decoding import diagonal_decode
+from wmkit.ar_world.action_encoder import ActionEncoder
+from wmkit.ar_world.cross_frame_decoding import CrossFrameDecoder, cross_frame_diagonal_decode
+from wmkit.ar_world.diagonal_decoding import DiagonalDecoder, diagonal_decode
+from wmkit.ar_world.frame_codec import FrameCodec
 from wmkit.ar_world.kv_cache import KVCache
 from wmkit.ar_world.layout import SequenceLayout
-from wmkit.ar_world.raster_decoding import raster_decode
+from wmkit.ar_world.raster_decoding import RasterDecoder, raster_decode
 from wmkit.ar_world.sampling import Sampler
 from wmkit.ar_world.sizes import SIZES
+from wmkit.ar_world.state import ARState, ARWorldModelOutput
+from wmkit.ar_world.token_decoder import TokenDecoder
 from wmkit.ar_world.transformer import Transformer
-from wmkit.ar_world.world_model import ARState, ARWorldModel, ARWorldModelOutput
+from wmkit.ar_world.world_model import ARWorldModel
 
 __all__ = [
     "SIZES",
     "ARState",
     "ARWorldModel",
     "ARWorldModelOutput",
+    "ActionEncoder",
+    "CrossFrameDecoder",
+    "DiagonalDecoder",
+    "FrameCodec",
     "KVCache",
+    "RasterDecoder",
     "Sampler",
     "SequenceLayout",
+    "TokenDecoder",
     "Transformer",
     "cross_frame_diagonal_decode",
     "diagonal_decode",

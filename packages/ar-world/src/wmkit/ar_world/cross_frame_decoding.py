@@ -30,13 +30,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from wmkit.ar_world.diagonal_decoding import DiagonalDecoder
 from wmkit.ar_world.raster_decoding import index_tensor
+from wmkit.core import Rollout, check_world_model_inputs
 
-__all__ = ["CrossFrameFeedFn", "cross_frame_diagonal_decode"]
+if TYPE_CHECKING:
+    from wmkit.ar_world.state import ARState
+    from wmkit.ar_world.world_model import ARWorldModel
+
+__all__ = ["CrossFrameDecoder", "CrossFrameFeedFn", "cross_frame_diagonal_decode"]
 
 CrossFrameFeedFn = Callable[[Tensor, Tensor, Tensor, list[int]], tuple[Tensor, Tensor]]
 """``feed(ids [B, S], frame [S], grid_index [S], preludes) -> (logits [B, S, V],
@@ -202,3 +209,105 @@ def cross_frame_diagonal_decode(
             sched.count[g] += 1
         pending, toks, pres = sched.plan()
     return buf[:, n:].reshape(batch, num_frames, h, w)
+
+
+class CrossFrameDecoder(DiagonalDecoder):
+    """Diagonal decoding that, in ``rollout`` (every action known in advance), starts the next
+    frame before the current one ends (``cross_frame_diagonal_decode``: the anti-diagonals run
+    on across frame boundaries, ``window`` rows in flight in all).
+
+    ``step`` (interactive play, the next action unknown) decodes within the frame, as
+    ``DiagonalDecoder``; so with ``window > 1`` a rollout differs from ``reset`` + ``step``,
+    with ``window=1`` it equals it token for token. Arguments as ``DiagonalDecoder``, without
+    action guidance.
+    """
+
+    def __init__(self, window: int = 4, offset: int = 1, **kwargs) -> None:
+        super().__init__(window, offset, **kwargs)
+        if self.guidance_scale != 1.0:
+            raise ValueError(
+                "guidance_scale != 1 runs with step-by-step decoding: not with cross_frame or "
+                "cuda_graphs"
+            )
+
+    def rollout(
+        self,
+        model: ARWorldModel,
+        context_frames: Tensor,
+        actions: Tensor,
+        context_actions: Tensor | None = None,
+    ) -> Rollout:
+        """The frames between two window refreshes are generated together; the pipeline
+        drains at every refresh (positions are renumbered there), and each frame is decoded to
+        pixels once its tokens are complete."""
+        check_world_model_inputs(model.action_spec, context_frames, actions, context_actions)
+        state = model.reset(context_frames, context_actions)
+        frames, rewards, dones = [], [], []
+        t, total = 0, actions.shape[1]
+        while t < total:
+            self.refresh_window(model, state)
+            room = model.max_frames - len(state.prefix_tokens) - len(state.tokens)
+            chunk = actions[:, t : t + room]
+            for frame, reward, done in self.decode_chunk(model, state, chunk):
+                frames.append(frame)
+                rewards.append(reward)
+                dones.append(done)
+            t += chunk.shape[1]
+        return Rollout(
+            frames=torch.stack(frames, dim=1),  # [B, T, C, H, W]
+            rewards=torch.stack(rewards, dim=1),
+            dones=torch.stack(dones, dim=1),
+        )
+
+    def decode_chunk(
+        self, model: ARWorldModel, state: ARState, actions: Tensor
+    ) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Generate the frames after ``actions`` ``[B, F, ...]`` (all inside the current
+        window) across frames; returns ``(frame, reward, done)`` per frame."""
+        layout = model.layout
+        b, num = actions.shape[:2]
+        device = state.tokens[-1].device
+        k1 = layout.k + 1
+        first = len(state.prefix_tokens) + len(state.tokens)  # window index of frame 0
+        starts = torch.tensor(
+            [layout.step_start(first + f) for f in range(num)], dtype=torch.long, device=device
+        )  # sequence position of each frame's first token
+        encoder = model.action_encoder
+        preludes = [
+            encoder.slot_inputs(model.embed_ids, actions[:, f], b, device) for f in range(num)
+        ]
+        roles = layout.frame_roles(device)
+        slots: list[Tensor | None] = [None] * num
+
+        def feed(
+            ids: Tensor, frame: Tensor, index: Tensor, pres: list[int]
+        ) -> tuple[Tensor, Tensor]:
+            s = ids.shape[1]
+            xs = [model.embed_ids(ids + layout.future_offset, roles[index])]  # [B, S, D]
+            pos = [starts[frame] + index]
+            for f in pres:
+                xs.append(preludes[f])  # [B, K + 1, D]
+                pos.append(starts[f] - k1 + torch.arange(k1, device=device))
+            h = model.run(state, torch.cat(xs, dim=1), torch.cat(pos))
+            slot_h = h[:, s + k1 - 1 :: k1]  # [B, P, D]
+            for j, f in enumerate(pres):
+                slots[f] = slot_h[:, j]  # the last write saw the complete previous frame
+            return model.frame_head(h[:, :s]), model.frame_head(slot_h)
+
+        previous = state.tokens[-1]
+        if previous.shape[-2:] != (layout.h, layout.w):  # a compressive context grid
+            previous = None
+        grids = cross_frame_diagonal_decode(
+            feed, num, layout.h, layout.w, self.sampler, b, self.window, self.offset,
+            placeholder=previous, device=device,
+        )  # fmt: skip  # [B, F, h, w]
+        state.pos = int(starts[-1]) + layout.n
+        out = []
+        for f in range(num):
+            slot = slots[f]
+            if slot is None:  # pragma: no cover - every prelude is fed
+                raise RuntimeError(f"the slot of frame {f} was never fed")
+            reward = model.reward_head(slot).squeeze(-1).float()
+            done = (model.done_head(slot).squeeze(-1) > 0).float()
+            out.append((model.finish_frame(state, grids[:, f], actions[:, f]), reward, done))
+        return out

@@ -1,8 +1,8 @@
 """CUDA-graph replay of the transformer's cached decoding passes (batch-1 real-time play).
 
-At batch 1 a decoding pass of a ~300M model reads ~0.7 GB (weights and KV cache) and does
-almost no arithmetic, so on an H100 it takes ~0.25 ms of memory traffic, while launching its
-~900 eager operations (217 kernels compiled) one by one from Python takes milliseconds.
+At batch 1 a decoding pass reads the weights and the KV cache and does almost no arithmetic,
+so on a GPU its time goes to launching hundreds of operations one by one from Python rather
+than to the work itself (the figures are on the package's benchmark page).
 :class:`GraphedDecoder` captures ``Transformer.forward(x, positions, cache)`` once per token
 count ``S`` (1 for raster decoding; 1 … ``window`` for diagonal decoding; more across frames)
 into a CUDA graph over a *static* :class:`~wmkit.ar_world.kv_cache.KVCache`, and replays

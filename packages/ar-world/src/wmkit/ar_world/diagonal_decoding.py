@@ -24,13 +24,19 @@ the same schedule across frames when all actions are known (``rollout``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from wmkit.ar_world.raster_decoding import FeedFn, index_tensor
+from wmkit.ar_world.token_decoder import TokenDecoder
 
-__all__ = ["diagonal_decode"]
+if TYPE_CHECKING:
+    from wmkit.ar_world.state import ARState
+    from wmkit.ar_world.world_model import ARWorldModel
+
+__all__ = ["DiagonalDecoder", "diagonal_decode"]
 
 
 def _plan(
@@ -86,9 +92,8 @@ def diagonal_decode(
     Each tick costs a fixed handful of device operations however many rows are in flight: the
     ids fed are gathered from one buffer (``[placeholder grid | generated grid]``) with one
     index, the logits of every row predicted are sampled in one ``sample`` call and written
-    back with one scatter, and the tick's index lists reach the device in one copy. (Per-row
-    sampling launched ~6 kernels per row per tick from Python, which at batch 1 on a GPU cost
-    more than the forward pass itself.)
+    back with one scatter, and the tick's index lists reach the device in one copy: at batch 1
+    on a GPU, launches per row would cost more than the forward pass itself.
 
     Args:
         feed: runs the model on frame tokens at grid indices (see ``FeedFn``); must use a KV
@@ -144,3 +149,36 @@ def diagonal_decode(
         out = feed(buf[:, packed[:s]], packed[s : 2 * s])  # [B, S, V]
         logits = out[:, packed[2 * s :]]  # [B, R, V]
     return buf[:, n:].reshape(b, height, width)
+
+
+class DiagonalDecoder(TokenDecoder):
+    """Decode each frame along anti-diagonals (``diagonal_decode``), within the frame.
+
+    Args:
+        window: most rows decoded at once (``1``: raster order, token for token).
+        offset: lag in tokens between a row and the row above.
+        **kwargs: as ``TokenDecoder`` (``use_cache`` must stay ``True``: tokens arrive out of
+            order).
+    """
+
+    def __init__(self, window: int = 4, offset: int = 1, **kwargs) -> None:
+        if not kwargs.get("use_cache", True):
+            raise ValueError(
+                "decoding='diagonal' needs use_cache=True (tokens arrive out of order)"
+            )
+        if window < 1 or offset < 1:
+            raise ValueError(f"window and offset must be >= 1; got {window}, {offset}")
+        super().__init__(**kwargs)
+        self.window, self.offset = window, offset
+
+    def decode_grid(
+        self, feed: FeedFn, first: Tensor, model: ARWorldModel, state: ARState
+    ) -> Tensor:
+        layout = model.layout
+        previous = state.tokens[-1]
+        if previous.shape[-2:] != (layout.h, layout.w):  # a compressive context grid
+            previous = None
+        return diagonal_decode(
+            feed, first, layout.h, layout.w, self.sampler, self.window, self.offset,
+            placeholder=previous,
+        )  # fmt: skip

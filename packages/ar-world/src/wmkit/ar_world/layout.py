@@ -171,6 +171,29 @@ class SequenceLayout:
         role = [torch.cat([r, tail.expand(r.shape[0], -1)], dim=-1).flatten() for r in roles]
         return torch.cat(ids, dim=1), torch.cat(role)
 
+    def check_tokens(self, tokens: Tensor, future: Tensor | None) -> int:
+        """Check a clip's ids (``tokens`` ``[B, T, ch, cw]``; compressive: ``T0`` context steps
+        and ``future`` ``[B, T - T0, h, w]``) and return its number of steps ``T``."""
+        if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (self.ch, self.cw):
+            raise ValueError(
+                f"tokens must be [B, T, {self.ch}, {self.cw}]; got {tuple(tokens.shape)}"
+            )
+        if self.compressive:
+            if future is None or tokens.shape[1] != self.t0:
+                raise ValueError(
+                    f"a compressive layout needs tokens [B, {self.t0}, ...] (context) and "
+                    f"future_tokens; got tokens {tuple(tokens.shape)}, future_tokens "
+                    f"{None if future is None else tuple(future.shape)}"
+                )
+            if future.ndim != 4 or tuple(future.shape[2:]) != (self.h, self.w):
+                raise ValueError(
+                    f"future_tokens must be [B, T - T0, {self.h}, {self.w}]; got "
+                    f"{tuple(future.shape)}"
+                )
+        elif future is not None:
+            raise ValueError("future_tokens need a compressive tokenizer")
+        return tokens.shape[1] + (0 if future is None else future.shape[1])
+
     def slot_positions(self, num_steps: int, device: torch.device | None = None) -> Tensor:
         """Positions of ``S_0 … S_{T-1}``."""
         return torch.tensor(

@@ -1,13 +1,22 @@
-"""Raster-order decoding of one frame's token grid: one token per forward pass."""
+"""Raster-order decoding of one frame's token grid, one token per forward pass, as a GPT
+reads an image (iVideoGPT, Wu et al. 2024): ``raster_decode`` and its strategy
+``RasterDecoder``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-__all__ = ["FeedFn", "index_tensor", "raster_decode"]
+from wmkit.ar_world.token_decoder import TokenDecoder
+
+if TYPE_CHECKING:
+    from wmkit.ar_world.state import ARState
+    from wmkit.ar_world.world_model import ARWorldModel
+
+__all__ = ["FeedFn", "RasterDecoder", "index_tensor", "raster_decode"]
 
 FeedFn = Callable[[Tensor, Tensor], Tensor]
 """``feed(ids [B, S], grid_index [S]) -> logits [B, S, V]``: run the model on frame tokens at
@@ -44,3 +53,13 @@ def raster_decode(
         nxt = feed(out[:, j : j + 1], index[j : j + 1])  # [B, 1, V]
         logits = nxt[:, 0]
     return out.reshape(b, height, width)
+
+
+class RasterDecoder(TokenDecoder):
+    """Decode each frame in raster order (``raster_decode``); arguments as ``TokenDecoder``."""
+
+    def decode_grid(
+        self, feed: FeedFn, first: Tensor, model: ARWorldModel, state: ARState
+    ) -> Tensor:
+        layout = model.layout
+        return raster_decode(feed, first, layout.h, layout.w, self.sampler)

@@ -200,11 +200,10 @@ class Transformer(nn.Module):
     def compile_decoding(self) -> None:
         """``torch.compile`` whole cached passes over a *static* KV cache: every block, the
         cache writes, attention and the final norm in one graph (``fullgraph``; the gpt-fast
-        recipe). Inductor fuses each layer into 9 kernels (the norms, the rotary embedding
-        with the cache write, SwiGLU's gate; 4 matmuls and attention stay library kernels):
-        217 per 300M pass against 906 eager ops, counted on CPU by
-        ``tools/bench_decoding_kernels.py``. The kernel count is what bounds a batch-1 pass
-        on a GPU, with or without CUDA graphs. The module is an input of the
+        recipe). Inductor fuses each layer's norms, rotary embedding with the cache write and
+        SwiGLU's gate, leaving the matmuls and attention to library kernels
+        (``tools/bench_decoding_kernels.py`` counts them). The kernel count is what bounds a
+        batch-1 pass on a GPU, with or without CUDA graphs. The module is an input of the
         compiled function, so one compilation serves every model of the same architecture,
         and ``dynamic`` shapes serve every pass length (1, then one more graph for >= 2).
         Compiles on first use. Training passes and dynamic caches stay eager."""
