@@ -141,7 +141,8 @@ def cross_frame_diagonal_decode(
             position, since tokens arrive out of order.
         num_frames: ``F`` frames, each after its own (known) action; the first prelude is
             fed first, so the frame before the first one must be complete.
-        height, width: one frame's grid.
+        height: rows of one frame's grid.
+        width: columns of one frame's grid.
         sample: logits ``[B, R, V]`` → ids ``[B, R]`` (e.g. a ``Sampler``); every row
             predicted in a tick is sampled in one call.
         batch: ``B``.

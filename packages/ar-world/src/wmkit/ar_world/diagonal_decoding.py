@@ -99,7 +99,8 @@ def diagonal_decode(
         feed: runs the model on frame tokens at grid indices (see ``FeedFn``); must use a KV
             cache, since tokens arrive out of order.
         first_logits: ``[B, V]`` logits of token ``(0, 0)``.
-        height, width: the grid.
+        height: rows of the grid.
+        width: columns of the grid.
         sample: logits ``[B, R, V]`` → ids ``[B, R]`` (e.g. a ``Sampler``).
         window: most rows decoded at once (``1`` = raster order).
         offset: tokens row ``r - 1`` must have before row ``r`` starts (``>= 1``).

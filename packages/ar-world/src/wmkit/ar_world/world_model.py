@@ -265,9 +265,9 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 between context frames; ``None``: null actions.
             goal_frame: ``[B, C, H, W]``, placed first (iVideoGPT's goal-conditioned
                 rearrangement; train with ``goal_prob > 0``). Pinned across refreshes.
-            prompt_frames, prompt_actions: a demonstration clip ``[B, Tp, C, H, W]`` (and its
-                ``[B, Tp - 1, ...]`` actions) placed before the context, for video-prompt
-                conditioning. Pinned across refreshes.
+            prompt_frames: a demonstration clip ``[B, Tp, C, H, W]`` placed before the
+                context, for video-prompt conditioning. Pinned across refreshes.
+            prompt_actions: the demonstration's ``[B, Tp - 1, ...]`` actions.
         """
         check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
         if self.compressive:
