@@ -5,6 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from wmkit.core.action_spec import ActionSpec
 from wmkit.core.data.lerobot import LeRobotSource
@@ -285,3 +286,67 @@ def test_errors(dataset, tmp_path):
     (root / "meta" / "info.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match=r"unsupported LeRobot codebase_version 'v1.6' in .*info"):
         LeRobotSource(root)
+
+
+def _game_episodes(n_episodes: int = 2, length: int = 16, width: int = 1) -> list[dict]:
+    rng = np.random.default_rng(1)
+    return [
+        {
+            "frames": rng.integers(0, 256, (length, 16, 16, 3), dtype=np.uint8),
+            "actions": rng.integers(0, 15, (length, width)).astype(np.int64),
+            "rewards": rng.random(length).astype(np.float32),
+        }
+        for _ in range(n_episodes)
+    ]
+
+
+def test_integer_action_column_is_discrete(tmp_path):
+    from wmkit.core.testing import write_lerobot_dataset
+
+    episodes = _game_episodes()
+    n = int(max(e["actions"].max() for e in episodes)) + 1
+    names = [f"a{i}" for i in range(n)]
+    root = write_lerobot_dataset(tmp_path / "game", episodes, action_names=names)
+    src = LeRobotSource(root)
+    assert src.action_spec == ActionSpec.discrete(n, names)
+    steps = src.read_steps(1, 2, 10)
+    assert steps["actions"].dtype == np.int64 and steps["actions"].shape == (8,)
+    np.testing.assert_array_equal(steps["actions"], episodes[1]["actions"][2:10, 0])
+    # no stats.json: n from a scan of the data; names that are not one per choice dropped
+    (root / "meta" / "stats.json").unlink()
+    info = json.loads((root / "meta" / "info.json").read_text())
+    info["features"]["action"]["names"] = ["action"]
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    assert LeRobotSource(root).action_spec == ActionSpec.discrete(n)
+    # a given spec, as YAML gives it
+    assert LeRobotSource(root, action_spec={"kind": "discrete", "n": 20}).action_spec.n == 20
+
+
+def test_wide_integer_action_column_is_multi_discrete(tmp_path):
+    from wmkit.core.testing import write_lerobot_dataset
+
+    episodes = _game_episodes(width=2)
+    root = write_lerobot_dataset(tmp_path / "game", episodes, version="v3.0")
+    nvec = np.concatenate([e["actions"] for e in episodes]).max(0) + 1
+    assert LeRobotSource(root).action_spec == ActionSpec.multi_discrete(nvec.tolist())
+    steps = LeRobotSource(root).read_steps(0, 0, 16)
+    np.testing.assert_array_equal(steps["actions"], episodes[0]["actions"])
+
+
+def test_datamodule_takes_a_spec_mapping_in_source_kwargs(tmp_path):
+    from wmkit.core.data.datamodule import EpisodeDataModule
+    from wmkit.core.testing import write_lerobot_dataset
+
+    root = write_lerobot_dataset(tmp_path / "game", _game_episodes(3))
+    data = EpisodeDataModule(
+        str(root), source_kwargs={"action_spec": {"kind": "discrete", "n": 15}},
+        clip_length=8, batch_size=2, split=(0.34, 0.33, 0.33), samples_per_epoch=4,
+    )  # fmt: skip
+    assert data.action_spec == ActionSpec.discrete(15)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert batch["actions"].shape == (2, 8) and batch["actions"].dtype == torch.long
+    ActionSpec.discrete(15).validate(batch["actions"])
+    with pytest.raises(ValueError, match="LeRobotSource action_spec: unknown ActionSpec"):
+        _ = EpisodeDataModule(str(root), source_kwargs={"action_spec": {"kind": "discrete", "m": 1}}
+                              ).action_spec  # fmt: skip

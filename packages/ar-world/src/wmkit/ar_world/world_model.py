@@ -230,6 +230,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             raise ValueError(f"refresh_keep must be in [1, max_frames - 1]; got {refresh_keep}")
         if window < 1 or offset < 1:
             raise ValueError(f"window and offset must be >= 1; got {window}, {offset}")
+        action_spec = ActionSpec.coerce(action_spec, "ARWorldModel action_spec")
         self._action_spec = action_spec
         self.__dict__["tokenizer"] = _load_tokenizer(tokenizer)  # frozen, not a submodule
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
