@@ -223,9 +223,8 @@ def test_resize(dataset):
     assert np.array_equal(got, _blocks(1, LENGTHS[1])[3:8])
 
 
-def test_late_window_seeks(dataset, monkeypatch):
-    _, root = dataset
-    src = LeRobotSource(root)
+def _count_decoded(monkeypatch) -> list[int]:
+    """Patch ``av.open`` to count decoded frames; returns the counter."""
     counter = [0]
     real_open = av.open
 
@@ -249,11 +248,38 @@ def test_late_window_seeks(dataset, monkeypatch):
                 yield frame
 
     monkeypatch.setattr(av, "open", lambda *a, **k: Counting(real_open(*a, **k)))
+    return counter
+
+
+def test_late_window_seeks(dataset, monkeypatch):
+    _, root = dataset
+    src = LeRobotSource(root, cache_mb=0)
+    counter = _count_decoded(monkeypatch)
     # episode 1, frames [17, 20): v2.1 file frames 17..19, v3.0 file frames 30..32
     assert np.array_equal(src.read_frames(1, 17, 20), _frames(1)[17:20])
     # at most one GOP (8) before the window, the window, and one frame to see its end;
     # decoding from the file's start would take 21 (v2.1) or 34 (v3.0) frames
     assert 0 < counter[0] <= 8 + 3 + 1
+
+
+def test_episode_is_decoded_once_per_process(dataset, monkeypatch):
+    import pickle
+
+    _, root = dataset
+    src = LeRobotSource(root, resolution=4)
+    counter = _count_decoded(monkeypatch)
+    assert np.array_equal(src.read_frames(1, 17, 20), _blocks(1, LENGTHS[1])[17:20])
+    first = counter[0]
+    assert first >= LENGTHS[1]  # the whole episode (of a shared v3.0 file: from a keyframe)
+    for start, stop in [(0, 5), (9, 15), (3, 21)]:
+        assert np.array_equal(src.read_frames(1, start, stop), _blocks(1, LENGTHS[1])[start:stop])
+    assert counter[0] == first  # later clips of the episode decode nothing
+    got = src.read_frames(1, 0, 3)
+    got[:] = 0  # callers own what they get
+    assert np.array_equal(src.read_frames(1, 0, 3), _blocks(1, LENGTHS[1])[:3])
+    worker = pickle.loads(pickle.dumps(src))  # a DataLoader worker starts with an empty cache
+    assert len(worker._frame_cache) == 0 and len(src._frame_cache) == 1
+    assert np.array_equal(worker.read_frames(1, 9, 15), src.read_frames(1, 9, 15))
 
 
 def test_errors(dataset, tmp_path):
