@@ -46,7 +46,7 @@ def write_lerobot_dataset(
     action_names: Sequence[str] | None = None,
     lossless: bool = True,
     crf: int = 23,
-    gop: int = 8,
+    gop: int | None = 8,
 ) -> Path:
     """Write ``episodes`` as a LeRobot dataset at ``root``; returns ``root``.
 
@@ -60,7 +60,7 @@ def write_lerobot_dataset(
         action_names: the action feature's ``names``.
         lossless: lossless RGB h264, else yuv420p at ``crf`` (as published datasets are).
         crf: quality of lossy video.
-        gop: keyframe interval of the mp4s.
+        gop: keyframe interval of the mp4s (``None``: the encoder's default).
     """
     if version not in ("v2.1", "v3.0"):
         raise ValueError(f"version must be 'v2.1' or 'v3.0'; got {version!r}")
