@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from wmkit.core.action_spec import ActionSpec
-from wmkit.core.data.open_source import SourceKind, open_source
+from wmkit.core.data.open_source import SourceKind, detect_kind, open_source
 from wmkit.core.data.source import EpisodeSource
 
 __all__ = ["import_dataset", "open_import_source"]
@@ -38,12 +38,7 @@ def open_import_source(
     """Open ``src`` for import; returns the source, its kind and the reader options used."""
     root = Path(src)
     if kind == "auto":
-        if (root / "manifest.json").is_file():
-            kind = "wmkit"
-        elif (root / "meta" / "info.json").is_file():
-            kind = "lerobot"
-        else:
-            kind = "video_folder"
+        kind = detect_kind(root)
     if kind == "wmkit":
         raise ValueError(f"{root} is already a wmkit episode dataset; train on it directly")
     options: dict[str, Any] = {"resolution": resolution}
