@@ -9,6 +9,12 @@ Prints Markdown tables (with the hardware) and writes the raw numbers as JSON.
 - disk: bytes per 1,000 frames of the same Crafter episodes stored as lossless video,
   CRF-23 video and compressed npz, plus write speed.
 - loader: 16-frame clips/s through ``ClipDataset`` + a torch ``DataLoader``.
+- sources: ms per random 8-frame clip (``ClipDataset``, one process) from the same Crafter
+  episodes as a wmkit recording, as a LeRobot v2.1 dataset read in place (lossy h264 as
+  published datasets are; window decoding with keyframe seeks, and with the per-episode frame
+  cache) and after ``wmkit data import`` of that LeRobot dataset.
+
+    uv run python tools/bench_data.py --sections sources   # only the LeRobot comparison
 """
 
 from __future__ import annotations
@@ -175,6 +181,72 @@ def bench_loader(root: Path, clip_length: int = 16, num_workers: int = 0, batch_
     }
 
 
+# ------------------------------------------------------------------------------ sources
+def _clip_ms(source: Any, clip_length: int, clips: int, seed: int) -> tuple[float, float]:
+    """Mean ms per random clip read through ``ClipDataset`` (frames and steps) from a fresh
+    source: ``clips`` cold (the cost of filling any cache counted), then ``clips`` more warm
+    (once every episode has been read: a later epoch)."""
+    from wmkit.core.data.clip_dataset import ClipDataset
+
+    ds = ClipDataset(source, clip_length, mode="random", samples_per_epoch=clips, seed=seed)
+    t = time.perf_counter()
+    for i in range(clips):
+        ds[i]
+    cold = (time.perf_counter() - t) / clips * 1e3
+    for e in range(len(source)):  # touch every episode once
+        source.read_frames(e, 0, 1)
+    t = time.perf_counter()
+    for i in range(clips, 2 * clips):
+        ds[i]
+    return cold, (time.perf_counter() - t) / clips * 1e3
+
+
+def bench_sources(root: Path, episodes: int, length: int, resolution: int, clips: int,
+                  repeats: int, clip_length: int = 8) -> dict[str, Any]:  # fmt: skip
+    """ms per clip from one set of Crafter episodes stored four ways (see the module doc)."""
+    from wmkit.core.action_spec import ActionSpec
+    from wmkit.core.data.importer import import_dataset
+    from wmkit.core.data.lerobot import LeRobotSource
+    from wmkit.core.testing import write_lerobot_dataset
+
+    env = make_env("crafter", resolution, max_steps=length)
+    policy = make_policy(env, None)
+    eps = [record_episode(env, policy, episode_seed(0, i)) for i in range(episodes)]
+    env.close()
+    spec = ActionSpec.discrete(17)
+    write_dataset(root / "wmkit", eps, "npz", None, spec)
+    lerobot_eps = [{"frames": e["frames"], "actions": e["actions"][:, None],
+                    "rewards": e["rewards"]} for e in eps]  # fmt: skip
+    write_lerobot_dataset(root / "lerobot", lerobot_eps, fps=10, lossless=False, crf=23, gop=None)
+    t = time.perf_counter()
+    import_dataset(root / "lerobot", root / "imported", progress=False)
+    import_s = time.perf_counter() - t
+    readers = {
+        "wmkit recording (npz)": lambda: EpisodeStore(root / "wmkit"),
+        "LeRobot in place, window decoding": lambda: LeRobotSource(root / "lerobot", cache_mb=0),
+        "LeRobot in place, episode cache": lambda: LeRobotSource(root / "lerobot"),
+        "LeRobot after wmkit data import (npz)": lambda: EpisodeStore(root / "imported"),
+    }
+    out: dict[str, Any] = {
+        "episodes": episodes, "frames": sum(len(e["frames"]) for e in eps),
+        "resolution": resolution, "clip_length": clip_length, "clips": clips,
+        "import_s": import_s, "ms_per_clip": {},
+    }  # fmt: skip
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker: time the data path, not thread contention
+    try:
+        for label, make in readers.items():
+            _clip_ms(make(), clip_length, 8, seed=999)  # warm-up: imports, page cache
+            times = [_clip_ms(make(), clip_length, clips, seed=r) for r in range(repeats)]
+            out["ms_per_clip"][label] = {"cold": _stats([c for c, _ in times]),
+                                         "warm": _stats([w for _, w in times])}  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
 # --------------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -182,13 +254,46 @@ def main() -> None:
     parser.add_argument("--out", default="results/bench_data.json")
     parser.add_argument("--quick", action="store_true", help="fewer steps/frames, 1 repeat")
     parser.add_argument("--steps", type=int, default=None, help="env steps per repeat")
+    parser.add_argument("--sections", nargs="+", default=["record", "disk", "sources"],
+                        choices=["record", "disk", "sources"],
+                        help="what to measure (disk includes the loader)")  # fmt: skip
+    parser.add_argument(
+        "--source-episodes", type=int, default=48, help="sources: episodes of 121 frames at 64²"
+    )
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
     steps = args.steps or (100 if args.quick else 300)
     disk_frames = 300 if args.quick else 1000
     results: dict[str, Any] = {"hardware": _hardware(), "repeats": repeats, "record": {},
-                               "disk": {}, "loader": {}}  # fmt: skip
+                               "disk": {}, "loader": {}, "sources": {}}  # fmt: skip
     print(f"hardware: {results['hardware']}\n")
+    if "record" in args.sections:
+        _record_section(results, steps, repeats)
+    if "disk" in args.sections:
+        _disk_section(results, args, disk_frames, repeats)
+    if "sources" in args.sections and find_spec("crafter") is not None:
+        with tempfile.TemporaryDirectory(prefix="wmkit-bench-sources-") as tmp:
+            eps = 8 if args.quick else args.source_episodes
+            r = bench_sources(Path(tmp), eps, 121, 64, clips=64 if args.quick else 200,
+                              repeats=repeats)  # fmt: skip
+        results["sources"] = r
+        print(f"### Clip reads: the same {r['episodes']} Crafter episodes ({r['frames']} frames "
+              f"at 64²), random {r['clip_length']}-frame clips, one process, 1 torch thread; "
+              f"cold: the first {r['clips']} clips of a fresh reader, warm: {r['clips']} more "
+              "after every episode was read once\n")  # fmt: skip
+        rows = ["| stored as | ms per clip, cold | ms per clip, warm |", "|---|---|---|"]
+        rows += [f"| {k} | {_fmt(v['cold'], 1)} | {_fmt(v['warm'], 1)} |"
+                 for k, v in r["ms_per_clip"].items()]  # fmt: skip
+        print("\n".join(rows) + "\n")
+        print(f"`wmkit data import` of the LeRobot dataset took {r['import_s']:.1f} s\n")
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+
+
+def _record_section(results: dict[str, Any], steps: int, repeats: int) -> None:
 
     rows = ["| env | resolution | steps/s | reset (s) | policy |", "|---|---|---|---|---|"]
     for env_name, (module, _) in ENV_OPTIONS.items():
@@ -206,6 +311,8 @@ def main() -> None:
     print("### Recording (policy + simulation + render; resets excluded)\n")
     print("\n".join(rows) + "\n")
 
+
+def _disk_section(results: dict[str, Any], args: Any, disk_frames: int, repeats: int) -> None:
     if find_spec("crafter") is not None:
         with tempfile.TemporaryDirectory(prefix="wmkit-bench-data-") as tmp:
             rows = ["| resolution | format | KB / 1,000 frames | ratio vs raw | write frames/s |",
@@ -240,11 +347,6 @@ def main() -> None:
             for d in results["disk"].values():
                 for f in d["formats"].values():
                     f.pop("path")
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -124,3 +124,22 @@ def test_features_one_hot_and_rescaled():
     g = box.features(torch.tensor([[[0.0, 2.0], [0.5, 0.0]]]))  # [1, 2, 2]
     assert box.feature_dim == 2 and g.tolist() == [[[-1.0, 1.0], [0.0, 0.0]]]
     assert ActionSpec.discrete(4).features(torch.tensor([3])).tolist() == [[0, 0, 0, 1]]
+
+
+def test_coerce_accepts_spec_mapping_and_json(spec):
+    assert ActionSpec.coerce(spec) is spec
+    assert ActionSpec.coerce(spec.to_dict()) == spec
+    assert ActionSpec.coerce(spec.to_json()) == spec
+    assert ActionSpec.coerce({"kind": "discrete", "n": 15}) == ActionSpec.discrete(15)
+    assert ActionSpec.coerce_optional(None) is None
+
+
+def test_coerce_errors_name_the_argument():
+    with pytest.raises(TypeError, match="my_spec must be an ActionSpec, a mapping"):
+        ActionSpec.coerce(15, "my_spec")
+    with pytest.raises(ValueError, match="my_spec must be a JSON object"):
+        ActionSpec.coerce("{kind: discrete", "my_spec")
+    with pytest.raises(ValueError, match=r"my_spec: unknown ActionSpec fields \['num'\]"):
+        ActionSpec.coerce({"kind": "discrete", "num": 15}, "my_spec")
+    with pytest.raises(ValueError, match="my_spec: a discrete ActionSpec needs n"):
+        ActionSpec.coerce({"kind": "discrete"}, "my_spec")

@@ -5,6 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from wmkit.core.action_spec import ActionSpec
 from wmkit.core.data.lerobot import LeRobotSource
@@ -222,9 +223,8 @@ def test_resize(dataset):
     assert np.array_equal(got, _blocks(1, LENGTHS[1])[3:8])
 
 
-def test_late_window_seeks(dataset, monkeypatch):
-    _, root = dataset
-    src = LeRobotSource(root)
+def _count_decoded(monkeypatch) -> list[int]:
+    """Patch ``av.open`` to count decoded frames; returns the counter."""
     counter = [0]
     real_open = av.open
 
@@ -248,11 +248,38 @@ def test_late_window_seeks(dataset, monkeypatch):
                 yield frame
 
     monkeypatch.setattr(av, "open", lambda *a, **k: Counting(real_open(*a, **k)))
+    return counter
+
+
+def test_late_window_seeks(dataset, monkeypatch):
+    _, root = dataset
+    src = LeRobotSource(root, cache_mb=0)
+    counter = _count_decoded(monkeypatch)
     # episode 1, frames [17, 20): v2.1 file frames 17..19, v3.0 file frames 30..32
     assert np.array_equal(src.read_frames(1, 17, 20), _frames(1)[17:20])
     # at most one GOP (8) before the window, the window, and one frame to see its end;
     # decoding from the file's start would take 21 (v2.1) or 34 (v3.0) frames
     assert 0 < counter[0] <= 8 + 3 + 1
+
+
+def test_episode_is_decoded_once_per_process(dataset, monkeypatch):
+    import pickle
+
+    _, root = dataset
+    src = LeRobotSource(root, resolution=4)
+    counter = _count_decoded(monkeypatch)
+    assert np.array_equal(src.read_frames(1, 17, 20), _blocks(1, LENGTHS[1])[17:20])
+    first = counter[0]
+    assert first >= LENGTHS[1]  # the whole episode (of a shared v3.0 file: from a keyframe)
+    for start, stop in [(0, 5), (9, 15), (3, 21)]:
+        assert np.array_equal(src.read_frames(1, start, stop), _blocks(1, LENGTHS[1])[start:stop])
+    assert counter[0] == first  # later clips of the episode decode nothing
+    got = src.read_frames(1, 0, 3)
+    got[:] = 0  # callers own what they get
+    assert np.array_equal(src.read_frames(1, 0, 3), _blocks(1, LENGTHS[1])[:3])
+    worker = pickle.loads(pickle.dumps(src))  # a DataLoader worker starts with an empty cache
+    assert len(worker._frame_cache) == 0 and len(src._frame_cache) == 1
+    assert np.array_equal(worker.read_frames(1, 9, 15), src.read_frames(1, 9, 15))
 
 
 def test_errors(dataset, tmp_path):
@@ -285,3 +312,67 @@ def test_errors(dataset, tmp_path):
     (root / "meta" / "info.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match=r"unsupported LeRobot codebase_version 'v1.6' in .*info"):
         LeRobotSource(root)
+
+
+def _game_episodes(n_episodes: int = 2, length: int = 16, width: int = 1) -> list[dict]:
+    rng = np.random.default_rng(1)
+    return [
+        {
+            "frames": rng.integers(0, 256, (length, 16, 16, 3), dtype=np.uint8),
+            "actions": rng.integers(0, 15, (length, width)).astype(np.int64),
+            "rewards": rng.random(length).astype(np.float32),
+        }
+        for _ in range(n_episodes)
+    ]
+
+
+def test_integer_action_column_is_discrete(tmp_path):
+    from wmkit.core.testing import write_lerobot_dataset
+
+    episodes = _game_episodes()
+    n = int(max(e["actions"].max() for e in episodes)) + 1
+    names = [f"a{i}" for i in range(n)]
+    root = write_lerobot_dataset(tmp_path / "game", episodes, action_names=names)
+    src = LeRobotSource(root)
+    assert src.action_spec == ActionSpec.discrete(n, names)
+    steps = src.read_steps(1, 2, 10)
+    assert steps["actions"].dtype == np.int64 and steps["actions"].shape == (8,)
+    np.testing.assert_array_equal(steps["actions"], episodes[1]["actions"][2:10, 0])
+    # no stats.json: n from a scan of the data; names that are not one per choice dropped
+    (root / "meta" / "stats.json").unlink()
+    info = json.loads((root / "meta" / "info.json").read_text())
+    info["features"]["action"]["names"] = ["action"]
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    assert LeRobotSource(root).action_spec == ActionSpec.discrete(n)
+    # a given spec, as YAML gives it
+    assert LeRobotSource(root, action_spec={"kind": "discrete", "n": 20}).action_spec.n == 20
+
+
+def test_wide_integer_action_column_is_multi_discrete(tmp_path):
+    from wmkit.core.testing import write_lerobot_dataset
+
+    episodes = _game_episodes(width=2)
+    root = write_lerobot_dataset(tmp_path / "game", episodes, version="v3.0")
+    nvec = np.concatenate([e["actions"] for e in episodes]).max(0) + 1
+    assert LeRobotSource(root).action_spec == ActionSpec.multi_discrete(nvec.tolist())
+    steps = LeRobotSource(root).read_steps(0, 0, 16)
+    np.testing.assert_array_equal(steps["actions"], episodes[0]["actions"])
+
+
+def test_datamodule_takes_a_spec_mapping_in_source_kwargs(tmp_path):
+    from wmkit.core.data.datamodule import EpisodeDataModule
+    from wmkit.core.testing import write_lerobot_dataset
+
+    root = write_lerobot_dataset(tmp_path / "game", _game_episodes(3))
+    data = EpisodeDataModule(
+        str(root), source_kwargs={"action_spec": {"kind": "discrete", "n": 15}},
+        clip_length=8, batch_size=2, split=(0.34, 0.33, 0.33), samples_per_epoch=4,
+    )  # fmt: skip
+    assert data.action_spec == ActionSpec.discrete(15)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert batch["actions"].shape == (2, 8) and batch["actions"].dtype == torch.long
+    ActionSpec.discrete(15).validate(batch["actions"])
+    with pytest.raises(ValueError, match="LeRobotSource action_spec: unknown ActionSpec"):
+        _ = EpisodeDataModule(str(root), source_kwargs={"action_spec": {"kind": "discrete", "m": 1}}
+                              ).action_spec  # fmt: skip

@@ -132,6 +132,7 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         keep = max_frames // 2 if refresh_keep is None else refresh_keep
         if not 1 <= keep < max_frames:
             raise ValueError(f"refresh_keep must be in [1, max_frames - 1]; got {refresh_keep}")
+        action_spec = ActionSpec.coerce(action_spec, "ARWorldModel action_spec")
         self._action_spec = action_spec
         self.__dict__["tokenizer"] = load_tokenizer(tokenizer)  # frozen, not a submodule
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -388,6 +388,40 @@ class ActionSpec:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def coerce(cls, value: Any, name: str = "action_spec") -> ActionSpec:
+        """An ``ActionSpec``, a mapping of its fields (as YAML configs give it) or a JSON
+        string of one (as a command line gives it) → ``ActionSpec``.
+
+        This is the one conversion every place that accepts a spec from a config or a
+        command line goes through, so ``{kind: discrete, n: 15}`` works wherever a spec does.
+        Raises ``TypeError``/``ValueError`` naming ``name``, what was expected and what came.
+        """
+        if isinstance(value, ActionSpec):
+            return value
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as e:
+                raise ValueError(
+                    f"{name} must be a JSON object of ActionSpec fields, e.g. "
+                    f'\'{{"kind": "discrete", "n": 15}}\'; got {value!r} ({e})'
+                ) from e
+        if not isinstance(value, Mapping):
+            raise TypeError(
+                f"{name} must be an ActionSpec, a mapping of its fields (kind, n, nvec, shape, "
+                f"low, high, bins, names) or a JSON string of one; got {type(value).__name__}"
+            )
+        try:
+            return cls.from_dict(dict(value))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name}: {e}; got {dict(value)!r}") from e
+
+    @classmethod
+    def coerce_optional(cls, value: Any, name: str = "action_spec") -> ActionSpec | None:
+        """``coerce`` that lets ``None`` through (a spec to infer from the data)."""
+        return None if value is None else cls.coerce(value, name)
 
     @classmethod
     def from_json(cls, text: str) -> ActionSpec:

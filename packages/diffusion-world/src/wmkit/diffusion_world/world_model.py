@@ -255,8 +255,7 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         refresh_keep: int | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(action_spec, dict):
-            action_spec = ActionSpec.from_dict(action_spec)
+        action_spec = ActionSpec.coerce(action_spec, "DiffusionWorldModel action_spec")
         if not 0.0 <= action_dropout <= 1.0:
             raise ValueError(f"action_dropout must be in [0, 1]; got {action_dropout}")
         if context_window < 2:

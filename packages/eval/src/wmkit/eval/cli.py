@@ -3,14 +3,16 @@
 ::
 
     wmkit eval weights                                  # LPIPS (alex, vgg) + I3D → cache
-    wmkit eval rollout --world runs/wm --data data/crafter-64 --context 4 --horizon 12 \\
-        --out runs/eval                                 # report.md / report.html / ...
+    wmkit eval rollout --world runs/wm --config runs/wm/configs/world.yaml --context 4 \\
+        --horizon 12 --out runs/eval     # the run's dataset and held-out split; report.html ...
+    wmkit eval rollout --world runs/wm --data data/crafter-64 --split-seed 0 ...
     wmkit eval idm --data data/crafter-64 --out runs/idm   # IDM for action accuracy
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from wmkit.core.cli import Command
 
@@ -26,14 +28,35 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("rollout", help="evaluate a world model's rollouts and write a report")
     r.add_argument("--world", required=True, help="world model directory (save_pretrained)")
-    r.add_argument("--data", required=True, help="dataset directory (wmkit, LeRobot, videos)")
+    r.add_argument("--config", help="the stage config the world model was fit with: its data "
+                   "block gives the dataset, reader options and episode split (so the test "
+                   "split is the run's held-out episodes)")  # fmt: skip
+    r.add_argument("--data", help="dataset directory (wmkit, LeRobot, videos); default the "
+                   "--config's")  # fmt: skip
+    r.add_argument("--kind", choices=["auto", "wmkit", "lerobot", "video_folder"])
+    r.add_argument(
+        "--action-spec",
+        metavar="JSON",
+        help="LeRobot action spec, e.g. "
+        '\'{"kind": "discrete", "n": 15}\' (default: the config\'s or inferred)',
+    )
+    r.add_argument(
+        "--split-fractions",
+        type=float,
+        nargs=3,
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="episode split (default: the config's, else 0.9 0.05 0.05)",
+    )
+    r.add_argument("--split-seed", type=int, help="seed of the episode split (default: the "
+                   "config's, else 0)")  # fmt: skip
     r.add_argument("--tokenizer", help="tokenizer directory, for the reconstruction ceiling")
     r.add_argument("--idm", help="inverse-dynamics model directory (wmkit eval idm)")
     r.add_argument("--context", type=int, default=2)
     r.add_argument("--horizon", type=int, default=8)
     r.add_argument("--split", choices=["train", "val", "test", "all"], default="test")
-    r.add_argument("--frame-skip", type=int, default=1)
-    r.add_argument("--resolution", type=int, help="resize frames to this size")
+    r.add_argument("--frame-skip", type=int, help="default: the config's, else 1")
+    r.add_argument("--resolution", type=int, help="resize frames to this size (default: the "
+                   "config's)")  # fmt: skip
     r.add_argument("--batch-size", type=int, default=8)
     r.add_argument("--max-batches", type=int)
     r.add_argument("--samples", type=int, default=1, help="rollouts per context")
@@ -71,15 +94,39 @@ def _weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def _clips(data: str, split: str, length: int, frame_skip: int = 1, resolution: int | None = None):
+def _data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Dataset, reader options and split: the ``--config``'s data block (else
+    ``EpisodeDataModule``'s defaults), overridden by the flags given."""
+    from wmkit.core.data.run_config import DATA_DEFAULTS, data_options
+
+    config = getattr(args, "config", None)
+    opts = data_options(config) if config else {**DATA_DEFAULTS, "source_kwargs": {}}
+    for key, flag in (("path", "data"), ("kind", "kind"), ("split", "split_fractions"),
+                      ("split_seed", "split_seed"), ("resolution", "resolution"),
+                      ("frame_skip", "frame_skip")):  # fmt: skip
+        value = getattr(args, flag, None)
+        if value is not None:
+            opts[key] = value
+    if getattr(args, "action_spec", None) is not None:
+        opts["source_kwargs"]["action_spec"] = args.action_spec
+    if not opts["path"]:
+        raise SystemExit("wmkit eval: give --data DIR or --config RUN_CONFIG.yaml")
+    return opts
+
+
+def _clips(opts: dict[str, Any], split: str, length: int):
     from wmkit.core.data.clip_dataset import ClipDataset, split_episodes
     from wmkit.core.data.open_source import open_source
 
-    source = open_source(data)
-    episodes = None if split == "all" else split_episodes(len(source))[split]
+    source = open_source(opts["path"], opts["kind"], **opts["source_kwargs"])
+    episodes = (
+        None
+        if split == "all"
+        else split_episodes(len(source), opts["split"], opts["split_seed"])[split]
+    )
     dataset = ClipDataset(
-        source, clip_length=length, frame_skip=frame_skip, mode="sequential",
-        episodes=episodes, resolution=resolution,
+        source, clip_length=length, frame_skip=opts["frame_skip"], mode="sequential",
+        episodes=episodes, resolution=opts["resolution"],
     )  # fmt: skip
     return source, dataset
 
@@ -97,13 +144,16 @@ def _rollout(args: argparse.Namespace) -> int:
     world = load_pretrained(args.world, map_location=args.device)
     if not isinstance(world, WorldModel):
         raise TypeError(f"{args.world} holds a {type(world).__name__}, not a wmkit WorldModel")
-    source, dataset = _clips(
-        args.data, args.split, args.context + args.horizon, args.frame_skip, args.resolution
-    )
+    opts = _data_options(args)
+    source, dataset = _clips(opts, args.split, args.context + args.horizon)
     if source.action_spec is None:
-        raise ValueError(f"{args.data} has no actions; a world model is evaluated under actions")
+        raise ValueError(f"{opts['path']} has no actions; a world model is evaluated under actions")
     # the same actions (kind, shape, choices, bounds); display names do not count
-    world.action_spec.check_compatible(source.action_spec, f"actions of {args.data}")
+    world.action_spec.check_compatible(
+        source.action_spec,
+        f"actions of {opts['path']} (pass the run's --config for its reader options, or "
+        "--action-spec)",
+    )
     tokenizer = (
         load_pretrained(args.tokenizer, map_location=args.device) if args.tokenizer else None
     )
@@ -129,7 +179,8 @@ def _rollout(args: argparse.Namespace) -> int:
             device=args.device,
         )  # fmt: skip
     info = {
-        "world model": args.world, "data": args.data, "split": args.split,
+        "world model": args.world, "data": opts["path"], "config": args.config,
+        "split": f"{args.split} of {list(opts['split'])}, seed {opts['split_seed']}",
         "tokenizer": args.tokenizer, "idm": args.idm, "device": args.device,
     }  # fmt: skip
     files = write_report(ev, args.out, fps=args.fps, info={k: v for k, v in info.items() if v})
@@ -147,7 +198,7 @@ def _idm(args: argparse.Namespace) -> int:
 
     from wmkit.eval.idm import InverseDynamicsModel, train_idm
 
-    source, dataset = _clips(args.data, "train", args.clip_length, resolution=args.resolution)
+    source, dataset = _clips(_data_options(args), "train", args.clip_length)
     if source.action_spec is None:
         raise ValueError(f"{args.data} has no actions; an IDM needs them")
     n = min(args.clips, len(dataset))

@@ -3,7 +3,7 @@
 Layout (format version 1)::
 
     DIR/
-      manifest.json            # env, ActionSpec, fps, resolution, frame format, policy, seed
+      manifest.json            # env, ActionSpec (null: action-free video), fps, resolution, ...
       shards/
         000000/                # one shard = up to `episodes_per_shard` consecutive episodes
           shard.json           # episodes (index, length, seed, info); size + sha256 per file
@@ -135,7 +135,9 @@ class EpisodeWriter:
 
     Args:
         root: dataset directory (created if missing).
-        action_spec: the actions' spec.
+        action_spec: the actions' spec; ``None`` for action-free video (imported from a
+            folder of videos): episodes then have frames only, the manifest says
+            ``"action_spec": null`` and ``steps.parquet`` has no ``action`` column.
         fps: frames per second of the recording.
         env: environment name (e.g. ``"crafter"``).
         env_kwargs: environment settings (task, scenario, camera, ...), JSON-serialisable.
@@ -153,7 +155,7 @@ class EpisodeWriter:
         self,
         root: str | os.PathLike,
         *,
-        action_spec: ActionSpec,
+        action_spec: ActionSpec | None,
         fps: float,
         env: str,
         env_kwargs: dict[str, Any] | None = None,
@@ -174,7 +176,7 @@ class EpisodeWriter:
         self.settings: dict[str, Any] = {
             "env": env,
             "env_kwargs": env_kwargs or {},
-            "action_spec": action_spec.to_dict(),
+            "action_spec": None if action_spec is None else action_spec.to_dict(),
             "fps": float(fps),
             "resolution": None,
             "frame_format": frame_format,
@@ -234,7 +236,7 @@ class EpisodeWriter:
     def add_episode(
         self,
         frames: np.ndarray,
-        actions: np.ndarray,
+        actions: np.ndarray | None,
         rewards: np.ndarray | None = None,
         dones: np.ndarray | None = None,
         *,
@@ -245,7 +247,7 @@ class EpisodeWriter:
         """Add one episode: ``frames uint8 [T, H, W, 3]``, ``actions [T, *action_shape]``
         (action ``t`` taken after frame ``t``), ``rewards``/``dones`` ``[T]`` and, if known,
         ``final_frame uint8 [H, W, 3]``, the observation after the last action. Returns its
-        index.
+        index. ``actions`` is ``None`` exactly when the dataset is action-free.
 
         The frames file is written at once into the open (temporary) shard; the shard is
         committed when it holds ``episodes_per_shard`` episodes or on ``close``.
@@ -267,8 +269,15 @@ class EpisodeWriter:
             )
         import torch
 
-        actions = np.asarray(actions)
-        self.action_spec.validate(torch.from_numpy(actions).unsqueeze(0), name="actions")
+        if (actions is None) != (self.action_spec is None):
+            raise ValueError(
+                "actions must be given for a dataset with an action spec and None for an "
+                f"action-free one; got {'None' if actions is None else 'actions'} for "
+                f"{'no action spec' if self.action_spec is None else self.action_spec.describe()}"
+            )
+        actions = np.zeros(t, np.int64) if actions is None else np.asarray(actions)
+        if self.action_spec is not None:
+            self.action_spec.validate(torch.from_numpy(actions).unsqueeze(0), name="actions")
         if actions.shape[0] != t:
             raise ValueError(f"actions has {actions.shape[0]} steps but frames has {t}")
         rewards = np.zeros(t, np.float32) if rewards is None else np.asarray(rewards, np.float32)
@@ -323,7 +332,9 @@ class EpisodeWriter:
         step_col = np.concatenate([np.arange(e["length"], dtype=np.int32) for e in eps])
         actions = np.concatenate([e["actions"] for e in eps])
         flat = actions.reshape(len(actions), -1)
-        if self.action_spec.action_shape:
+        if self.action_spec is None:
+            action_arr = None
+        elif self.action_spec.action_shape:
             action_arr = pa.FixedSizeListArray.from_arrays(
                 pa.array(flat.reshape(-1)), flat.shape[1]
             )
@@ -332,7 +343,7 @@ class EpisodeWriter:
         table = pa.table({
             "episode": episode_col,
             "step": step_col,
-            "action": action_arr,
+            **({} if action_arr is None else {"action": action_arr}),
             "reward": np.concatenate([e["rewards"] for e in eps]),
             "done": np.concatenate([e["dones"] for e in eps]),
         })  # fmt: skip
@@ -409,9 +420,9 @@ class EpisodeStore:
                 f"{manifest_path} has format version {self.manifest['version']}; this "
                 f"wmkit-core reads up to {FORMAT_VERSION}: upgrade wmkit-core"
             )
-        spec = _require(self.manifest, "action_spec", manifest_path)
+        spec = _require(self.manifest, "action_spec", manifest_path)  # null: action-free video
         try:
-            self._spec = ActionSpec.from_dict(spec)
+            self._spec = None if spec is None else ActionSpec.from_dict(spec)
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             raise CorruptDatasetError(f"{manifest_path} has an invalid 'action_spec': {e}") from e
         self._episodes: list[_Episode] = []
@@ -459,7 +470,8 @@ class EpisodeStore:
 
     # ------------------------------------------------------------------------ EpisodeSource
     @property
-    def action_spec(self) -> ActionSpec:
+    def action_spec(self) -> ActionSpec | None:
+        """The actions' spec; ``None`` for action-free video (``read_steps`` gives ``{}``)."""
         return self._spec
 
     @property
@@ -545,6 +557,8 @@ class EpisodeStore:
 
     def read_steps(self, episode: int, start: int, stop: int) -> StepData:
         self._window(episode, start, stop)
+        if self._spec is None:
+            return {}
         steps = self._steps_cache(self._shard_of[episode])[episode]
         return {k: v[start:stop] for k, v in steps.items()}
 

@@ -1,5 +1,6 @@
-"""``wmkit data info DIR``: summarise a recorded dataset (sizes, actions, rewards), write a
-sample GIF and verify checksums."""
+"""``wmkit data``: ``info DIR`` summarises an episode dataset (sizes, actions, rewards),
+writes a sample GIF and verifies checksums; ``import SRC --out DIR`` brings a LeRobot dataset
+or a folder of videos into one (``wmkit.core.data.importer``)."""
 
 from __future__ import annotations
 
@@ -74,9 +75,11 @@ def dataset_summary(store: Any) -> str:
         f"fps          {store.fps:g}",
         f"format       {fmt}, chunk {m.get('chunk')}",
         f"action spec  {store.action_spec.describe()}"
-        + (f" names {list(store.action_spec.names)}" if store.action_spec.names else ""),
+        + (f" names {list(store.action_spec.names)}" if store.action_spec.names else "")
+        if store.action_spec is not None
+        else "action spec  none (action-free video)",
     ]
-    if steps:
+    if steps and store.action_spec is not None:
         returns = np.array([s["rewards"].sum() for s in steps], np.float64)
         lines.append(
             f"return       mean {returns.mean():.3f}, std {returns.std():.3f}, "
@@ -135,18 +138,51 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from wmkit.core.data.importer import import_dataset
+
+    try:
+        out = import_dataset(
+            args.src, args.out, kind=args.kind, camera_key=args.camera_key,
+            action_spec=args.action_spec, resolution=args.resolution,
+            frame_format=args.frame_format, episodes_per_shard=args.episodes_per_shard,
+            progress=not args.no_progress,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        print(f"wmkit data import: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{out}: imported from {args.src} (inspect: wmkit data info {out})")
+    return 0
+
+
 def _run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="wmkit data", description=command.help)
-    sub = parser.add_subparsers(dest="cmd", required=True, metavar="{info}")
-    info = sub.add_parser("info", help="summarise a dataset recorded by `wmkit record`")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="{info,import}")
+    info = sub.add_parser("info", help="summarise a wmkit episode dataset")
     info.add_argument("dir", help="dataset directory")
     info.add_argument("--gif", default=None, help="write a sample GIF of the first episodes")
     info.add_argument("--verify", action="store_true", help="check every file's sha256")
+    imp = sub.add_parser(
+        "import",
+        help="copy a LeRobot dataset or a folder of videos into a wmkit episode dataset "
+        "(resumable: rerun the same command after a crash)",
+    )
+    imp.add_argument("src", help="LeRobot dataset (v2.x, v3.0) or folder of videos")
+    imp.add_argument("--out", required=True, help="episode dataset directory (resumed if present)")
+    imp.add_argument("--kind", choices=("auto", "lerobot", "video_folder"), default="auto")
+    imp.add_argument("--camera-key", default=None, help="LeRobot camera (default: the first)")
+    imp.add_argument("--action-spec", default=None, metavar="JSON",
+                     help='e.g. \'{"kind": "discrete", "n": 15}\' (default: inferred)')  # fmt: skip
+    imp.add_argument("--resolution", type=int, default=None, help="resize frames to N x N")
+    imp.add_argument("--frame-format", choices=("npz", "video"), default="npz",
+                     help="npz (fastest to read) or lossless video (smaller)")  # fmt: skip
+    imp.add_argument("--episodes-per-shard", type=int, default=8)
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    return _info(args)
+    return _import(args) if args.cmd == "import" else _info(args)
 
 
-command = Command(help="inspect recorded datasets: wmkit data info DIR", run=_run)
+command = Command(help="datasets: wmkit data info DIR, wmkit data import SRC --out DIR", run=_run)
 
 if __name__ == "__main__":
     sys.exit(_run(sys.argv[1:]))

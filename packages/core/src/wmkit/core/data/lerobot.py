@@ -11,8 +11,12 @@ described by ``meta/info.json``:
   where its frames start in the shared mp4 (``videos/<camera>/from_timestamp``).
 
 Only local files are read (download a dataset first, e.g. with ``huggingface-cli
-download``). Frames are decoded by seeking to the keyframe before a window; per-step
-columns are read once per parquet file and kept in a small cache.
+download``). The first clip of an episode decodes the episode's frames once (seeking to the
+keyframe before it in a shared v3.0 mp4) and keeps them in a per-process ``FrameCache``, so
+later clips of that episode are slices; an episode too large for the cache is read by
+window, seeking to the keyframe before each. Per-step columns are read once per parquet
+file and kept in a small cache. For training on many epochs, ``wmkit data import`` once is
+faster still.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wmkit.core.action_spec import ActionSpec
+from wmkit.core.data.frame_cache import FrameCache
 from wmkit.core.data.source import StepData
 from wmkit.core.data.video_folder import read_clip
 
@@ -85,13 +90,17 @@ class LeRobotSource:
             ``RecordableEnv``), and a time limit or an operator stopping the recording read
             as one teaches a done head an end nothing in the frames announces; so pass
             ``done_key="next.done"`` only where that holds.
-        action_spec: the actions' spec. ``None`` infers a continuous spec with the
-            feature's shape and, per component, ``low``/``high`` from ``meta/stats.json``
-            min/max if present, else from a scan of every data file (components whose
-            min equals max get ``[v - 0.5, v + 0.5]`` so the box is never empty). Pass a
-            discrete spec for integer actions; they are then read as int64.
+        action_spec: the actions' spec: an ``ActionSpec``, a mapping of its fields (as a
+            YAML config gives it) or a JSON string (``ActionSpec.coerce``). ``None`` infers
+            it from the feature (``infer_action_spec``): an integer column of shape ``[1]``
+            or ``[]`` is discrete with ``n`` = max + 1, a wider integer column
+            multi-discrete, a float column continuous with per-component ``low``/``high``;
+            the extremes come from ``meta/stats.json`` min/max if present, else from a scan
+            of every data file.
         resolution: resize frames to ``resolution x resolution`` (area averaging when
             shrinking); ``None`` keeps the recorded size.
+        cache_mb: memory for decoded episodes, per process (each ``DataLoader`` worker has
+            its own); ``0`` decodes every window afresh.
 
     Episode ``i`` here is the ``i``-th episode in order of LeRobot's ``episode_index``
     (``episode_indices[i]``). Action ``t`` is the one taken after observing frame ``t``,
@@ -105,10 +114,14 @@ class LeRobotSource:
         action_key: str = "action",
         reward_key: str | None = "next.reward",
         done_key: str | None = None,
-        action_spec: ActionSpec | None = None,
+        action_spec: ActionSpec | dict[str, Any] | str | None = None,
         resolution: int | None = None,
+        cache_mb: float = 512.0,
     ) -> None:
         self.root = Path(root)
+        if cache_mb < 0:
+            raise ValueError(f"cache_mb must be >= 0; got {cache_mb}")
+        self._frame_cache = FrameCache(int(cache_mb * 2**20))
         info_path = self.root / "meta" / "info.json"
         if not info_path.is_file():
             raise FileNotFoundError(f"no LeRobot dataset at {self.root}: {info_path} is missing")
@@ -156,7 +169,8 @@ class LeRobotSource:
         self._files: OrderedDict[Path, dict[str, np.ndarray]] = OrderedDict()
         self._rows: dict[int, np.ndarray] = {}
         self._action_shape = tuple(int(s) for s in self.features[action_key].get("shape", (1,)))
-        self._action_spec = action_spec if action_spec is not None else self._infer_spec()
+        given = ActionSpec.coerce_optional(action_spec, "LeRobotSource action_spec")
+        self._action_spec = given if given is not None else self._infer_spec()
         per_step = math.prod(self._action_shape)
         if math.prod(self._action_spec.action_shape) != per_step:
             raise ValueError(
@@ -239,32 +253,55 @@ class LeRobotSource:
                 )
         return sorted(episodes, key=lambda e: e.index)
 
-    def _infer_spec(self) -> ActionSpec:
+    def _action_extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-component min and max of the action column: ``meta/stats.json`` if it has
+        them at the right size, else a scan of every data file."""
         size = math.prod(self._action_shape)
-        low = high = None
         stats_path = self.root / "meta" / "stats.json"
         if stats_path.is_file():
             stats = _read_json(stats_path).get(self.action_key, {})
             if "min" in stats and "max" in stats:
                 low = np.asarray(stats["min"], np.float64).reshape(-1)
                 high = np.asarray(stats["max"], np.float64).reshape(-1)
-                if low.size != size or high.size != size:
-                    low = high = None
-        if low is None or high is None:
-            seen = [self._file_columns(p)[self.action_key] for p in self._data_paths()]
-            values = np.concatenate(seen).astype(np.float64)
-            low, high = values.min(axis=0), values.max(axis=0)
+                if low.size == size and high.size == size:
+                    return low, high
+        seen = [self._file_columns(p)[self.action_key] for p in self._data_paths()]
+        values = np.concatenate(seen).astype(np.float64).reshape(-1, size)
+        return values.min(axis=0), values.max(axis=0)
+
+    def _infer_spec(self) -> ActionSpec:
+        """The action spec the column's feature describes.
+
+        An integer column (``int*``/``uint*`` dtype) of non-negative values holds choices: of
+        shape ``[1]`` or ``[]`` it is ``discrete`` with ``n`` = max + 1 (names from the
+        feature's ``names`` when they are ``n`` strings, one per choice), wider it is
+        ``multi_discrete`` with ``nvec`` = max + 1 per component. Anything else is
+        ``continuous`` over the observed box (a component whose min equals its max gets
+        ``[v - 0.5, v + 0.5]`` so the box is never empty), named by ``names`` when they are
+        one string per component.
+        """
+        size = math.prod(self._action_shape)
+        feature = self.features[self.action_key]
+        low, high = self._action_extremes()
+        names = feature.get("names")
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            names = None
+        dtype = str(feature.get("dtype", ""))
+        if dtype.startswith(("int", "uint")) and low.min() >= 0:
+            counts = [int(h) + 1 for h in high]
+            if size == 1:
+                n = counts[0]
+                return ActionSpec.discrete(n, names if names and len(names) == n else None)
+            return ActionSpec.multi_discrete(
+                counts, names if names and len(names) == size else None
+            )
         flat = high <= low
         low, high = np.where(flat, low - 0.5, low), np.where(flat, high + 0.5, high)
-        names = self.features[self.action_key].get("names")
-        if not (
-            isinstance(names, list)
-            and len(names) == size
-            and all(isinstance(n, str) for n in names)
-        ):
-            names = None
         return ActionSpec.continuous(
-            self._action_shape, low=low.tolist(), high=high.tolist(), names=names
+            self._action_shape,
+            low=low.tolist(),
+            high=high.tolist(),
+            names=names if names and len(names) == size else None,
         )
 
     def _data_paths(self) -> list[Path]:
@@ -348,10 +385,23 @@ class LeRobotSource:
                 f"LeRobot video file {ep.video_path} (camera {self.camera_key!r}, episode "
                 f"{ep.index}) is missing"
             )
+        shape = self.features[self.camera_key].get("shape", (0, 0, 3))
+        h, w = (self.resolution,) * 2 if self.resolution else _hw(shape)
         if start == stop:
-            shape = self.features[self.camera_key].get("shape", (0, 0, 3))
-            h, w = (self.resolution,) * 2 if self.resolution else _hw(shape)
             return np.zeros((0, h, w, 3), np.uint8)
+        frames = self._frame_cache.get(episode)
+        if frames is None and self._frame_cache.fits(ep.length * h * w * 3):
+            frames = read_clip(
+                ep.video_path, ep.video_offset, ep.video_offset + ep.length, self.resolution
+            )
+            if len(frames) != ep.length:
+                raise ValueError(
+                    f"LeRobot video file {ep.video_path} holds {len(frames)} frames of episode "
+                    f"{ep.index}; the metadata says {ep.length}"
+                )
+            self._frame_cache.put(episode, frames)
+        if frames is not None:
+            return frames[start:stop].copy()
         return read_clip(
             ep.video_path, ep.video_offset + start, ep.video_offset + stop, self.resolution
         )

@@ -8,9 +8,20 @@ from typing import Any, Literal
 
 from wmkit.core.data.source import EpisodeSource
 
-__all__ = ["SourceKind", "open_source"]
+__all__ = ["SourceKind", "detect_kind", "open_source"]
 
 SourceKind = Literal["auto", "wmkit", "lerobot", "video_folder"]
+
+
+def detect_kind(path: str | os.PathLike) -> SourceKind:
+    """``wmkit`` where ``path`` holds a ``manifest.json``, ``lerobot`` where it holds
+    ``meta/info.json``, else ``video_folder``."""
+    root = Path(path)
+    if (root / "manifest.json").is_file():
+        return "wmkit"
+    if (root / "meta" / "info.json").is_file():
+        return "lerobot"
+    return "video_folder"
 
 
 def open_source(path: str | os.PathLike, kind: SourceKind = "auto", **kwargs: Any) -> EpisodeSource:
@@ -23,12 +34,7 @@ def open_source(path: str | os.PathLike, kind: SourceKind = "auto", **kwargs: An
     if not root.exists():
         raise FileNotFoundError(f"no dataset at {root}")
     if kind == "auto":
-        if (root / "manifest.json").is_file():
-            kind = "wmkit"
-        elif (root / "meta" / "info.json").is_file():
-            kind = "lerobot"
-        else:
-            kind = "video_folder"
+        kind = detect_kind(root)
     if kind == "wmkit":
         from wmkit.core.data.episode_store import EpisodeStore
 

@@ -12,6 +12,7 @@ from wmkit.core.testing.conformance import (
     check_tokenizer,
     check_world_model,
 )
+from wmkit.core.testing.lerobot_dataset import write_lerobot_dataset
 from wmkit.core.testing.moving_squares import MovingSquaresEpisodes, moving_squares
 from wmkit.core.testing.readme import readme_examples, run_readme_examples
 from wmkit.core.testing.suites import LatentActionModelTests, TokenizerTests, WorldModelTests
@@ -38,4 +39,5 @@ __all__ = [
     "moving_squares",
     "readme_examples",
     "run_readme_examples",
+    "write_lerobot_dataset",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from wmkit.core.cli import Command
 
@@ -19,6 +20,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("runs/quickstart"))
     p.add_argument("--data-dir", type=Path, help="recorded dataset (default runs/data/<env>-...)")
+    p.add_argument("--data", type=Path, help="train on this dataset instead of recording one: a "
+                   "wmkit episode dataset, a LeRobot dataset or a folder of videos (read at "
+                   "--resolution)")  # fmt: skip
+    p.add_argument("--camera-key", help="--data LeRobot camera (default: its first)")
+    p.add_argument(
+        "--action-spec",
+        metavar="JSON",
+        help="--data LeRobot action spec, e.g. "
+        '\'{"kind": "discrete", "n": 15}\' (default: inferred from the data)',
+    )
     p.add_argument("--env", default="crafter", choices=["crafter", "metaworld", "vizdoom"])
     p.add_argument(
         "--world",
@@ -39,6 +50,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int)
     p.add_argument("--seed", type=int, default=0)
     return p
+
+
+def _data_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """Plan fields for ``--data``: the dataset, its reader and the reader's options (frames
+    decoded at the plan's resolution, a given action spec as a mapping in the configs)."""
+    from wmkit.core import ActionSpec
+    from wmkit.core.data.open_source import detect_kind
+
+    if args.data is None:
+        if args.camera_key or args.action_spec:
+            raise SystemExit("wmkit quickstart: --camera-key and --action-spec go with --data")
+        return {}
+    if not args.data.exists():
+        raise SystemExit(f"wmkit quickstart: --data {args.data} does not exist")
+    kind = detect_kind(args.data)
+    options: dict[str, Any] = {}
+    if kind == "lerobot":
+        if args.camera_key:
+            options["camera_key"] = args.camera_key
+        if args.action_spec:
+            try:
+                options["action_spec"] = ActionSpec.coerce(args.action_spec, "--action-spec")
+            except (TypeError, ValueError) as e:
+                raise SystemExit(f"wmkit quickstart: {e}") from e
+            options["action_spec"] = options["action_spec"].to_dict()
+    elif args.camera_key or args.action_spec:
+        raise SystemExit(
+            f"wmkit quickstart: --camera-key and --action-spec apply to LeRobot datasets; "
+            f"{args.data} is a {kind} dataset"
+        )
+    return {"data": args.data, "data_kind": kind, "source_kwargs": options or None}
 
 
 def _run(argv: list[str]) -> int:
@@ -62,10 +104,16 @@ def _run(argv: list[str]) -> int:
             changes[name] = value
     plan = QuickstartPlan(
         out=args.out, data_dir=args.data_dir, env=args.env, world=args.world, seed=args.seed
-    ).scaled(**changes)
+    ).scaled(**changes, **_data_changes(args))
     start = time.perf_counter()
     result = run_quickstart(plan)
     m = result.metrics
+    if not m:  # action-free video: the tokenizer only
+        print(f"\ntokenizer:   {result.tokenizer_dir}   (load_pretrained)")
+        print(f"rerun it:    wmkit tokenizer fit -c {result.configs['tokenizer']}")
+        print(f"{plan.dataset} has no actions: no world model was trained. Learn latent actions "
+              "from it with wmkit latent-action fit, or give a dataset with actions.")  # fmt: skip
+        return 0
     print(
         f"\n== wmkit quickstart done in {time.perf_counter() - start:.0f} s "
         f"(steps: {', '.join(f'{k} {v:.0f} s' for k, v in result.durations.items())})"
@@ -79,9 +127,14 @@ def _run(argv: list[str]) -> int:
     print(f"  wmkit tokenizer fit -c {result.configs['tokenizer']}")
     stage = "diffusion-world" if plan.world == "diffusion" else "ar-world"
     print(f"  wmkit {stage} fit -c {result.configs['world']}")
+    source = f"--data {plan.dataset}" if plan.data else f"--env {plan.env}"
     print(
-        f"play it:     wmkit play --world {result.world_dir} --env {plan.env} "
+        f"play it:     wmkit play --world {result.world_dir} {source} "
         f"--resolution {plan.resolution}"
+    )
+    print(
+        f"evaluate:    wmkit eval rollout --world {result.world_dir} "
+        f"--config {result.configs['world']}"
     )
     return 0
 

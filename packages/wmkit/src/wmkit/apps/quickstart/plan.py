@@ -38,6 +38,10 @@ class QuickstartPlan:
     Attributes:
         out: output directory (configs, checkpoints, exported models, report).
         data_dir: recorded dataset (shared between runs, reused when complete).
+        data: an existing dataset to train on instead of recording (a wmkit episode dataset,
+            a LeRobot dataset or a folder of videos), read at ``resolution``.
+        data_kind: its reader (``wmkit``, ``lerobot``, ``video_folder``).
+        source_kwargs: its reader options (``camera_key``, ``action_spec``, ...).
         env: simulator to record (``crafter``, ``metaworld``, ``vizdoom``).
         policy: exploration policy (``None``: the env's default; Crafter's ``explore`` walks
             and interacts more often than uniform random, so actions visibly matter).
@@ -61,6 +65,9 @@ class QuickstartPlan:
 
     out: Path = Path("runs/quickstart")
     data_dir: Path | None = None
+    data: Path | None = None
+    data_kind: str = "auto"
+    source_kwargs: dict[str, Any] | None = None
     env: str = "crafter"
     policy: str | None = "explore"
     world: Literal["ar", "diffusion"] = "diffusion"
@@ -91,10 +98,23 @@ class QuickstartPlan:
 
     @property
     def dataset(self) -> Path:
+        if self.data is not None:
+            return self.data
         if self.data_dir is not None:
             return self.data_dir
         name = f"{self.env}-{self.resolution}-{self.policy or 'default'}-e{self.episodes}"
         return Path("runs/data") / f"{name}-s{self.seed}"
+
+    def data_options(self) -> dict[str, Any]:
+        """``EpisodeDataModule`` options that read ``dataset``: the reader and, for a given
+        dataset, the resolution (recordings are made at it)."""
+        if self.data is None:
+            return {}
+        source_kwargs = dict(self.source_kwargs or {})
+        if self.data_kind in ("lerobot", "video_folder"):  # decode (and cache) at that size
+            source_kwargs.setdefault("resolution", self.resolution)
+        return {"kind": self.data_kind, "source_kwargs": source_kwargs,
+                "resolution": self.resolution}  # fmt: skip
 
     def scaled(self, **changes: Any) -> QuickstartPlan:
         return replace(self, **changes)
@@ -141,6 +161,7 @@ class QuickstartPlan:
                 "samples_per_epoch": self.batch_size * EPOCH_BATCHES,
                 "with_steps": with_steps,
                 "seed": self.seed,
+                **self.data_options(),
             },
         }
 

@@ -118,7 +118,9 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
         torch.set_num_threads(plan.threads)
 
     # 1. data ----------------------------------------------------------------------------
-    if not state.done("record"):
+    if plan.data is not None:
+        log(f"[1/4] training on {plan.dataset} ({plan.data_kind}) at {plan.resolution}²")
+    elif not state.done("record"):
         from wmkit.core.data.record import record
 
         log(
@@ -156,9 +158,20 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
         log(f"[2/4] tokenizer ready: {result.tokenizer_dir}")
 
     # 3. world model --------------------------------------------------------------------
-    from wmkit.core.data.episode_store import EpisodeStore
+    from wmkit.core.data.open_source import open_source
 
-    spec = EpisodeStore(plan.dataset).action_spec
+    options = plan.data_options()
+    spec = open_source(
+        plan.dataset, options.get("kind", "auto"), **options.get("source_kwargs", {})
+    ).action_spec
+    if spec is None:
+        log(
+            f"[3/4] {plan.dataset} has no actions, so no world model is trained on it: train "
+            "a latent-action model on it (wmkit latent-action fit) to get actions, or use a "
+            "dataset with actions"
+        )
+        result.durations = dict(state.data["durations"])
+        return result
     tokenizer_info = state.data["done"]["tokenizer"]
     scale = tokenizer_info.get("latent_scale", 1.0) if isinstance(tokenizer_info, dict) else 1.0
     _write_yaml(configs["world"], plan.world_config(spec.to_dict(), latent_scale=scale))
@@ -200,7 +213,7 @@ def latent_scale(plan: QuickstartPlan, tokenizer_dir: Path, batches: int = 8) ->
     tokenizer = load_pretrained(tokenizer_dir, map_location=plan.device)
     data = EpisodeDataModule(
         str(plan.dataset), clip_length=plan.clip_length, batch_size=plan.batch_size,
-        split=(0.8, 0.1, 0.1), seed=plan.seed,
+        split=(0.8, 0.1, 0.1), seed=plan.seed, **plan.data_options(),
     )  # fmt: skip
     data.setup("fit")
     videos = (b["frames"].to(plan.device) for b in islice(data.train_dataloader(), batches))
@@ -225,6 +238,7 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
         batch_size=plan.batch_size,
         split=(0.8, 0.1, 0.1),
         seed=plan.seed,
+        **plan.data_options(),
     )
     data.setup("test")
     evaluation = evaluate_rollouts(
@@ -241,7 +255,8 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
     if evaluation.heads:  # the heads again on every held-out transition, from its real past
         test = data.datasets["test"]
         windows = ClipDataset(test.source, clip_length=plan.context + 1, mode="sequential",
-                              episodes=test.episodes, stride=1)  # fmt: skip
+                              episodes=test.episodes, stride=1,
+                              resolution=plan.data_options().get("resolution"))  # fmt: skip
         evaluation.heads["one_step"] = score_heads_one_step(
             world, DataLoader(windows, batch_size=plan.batch_size), context=plan.context,
             seed=plan.seed, device=device,
@@ -249,7 +264,7 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
     write_report(
         evaluation,
         result.report_dir,
-        title=f"wmkit quickstart: {plan.env}",
+        title=f"wmkit quickstart: {plan.dataset.name if plan.data else plan.env}",
         info={"plan": plan.to_dict()},
     )
     overall = evaluation.overall
