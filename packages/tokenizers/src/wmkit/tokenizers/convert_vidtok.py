@@ -180,10 +180,10 @@ def vidtok_config(config: dict[str, Any], source: str = "config") -> tuple[dict[
     dec = _resolve(dec_cfg.get("params", {}), enc)
     n = len(enc["ch_mult"])
     factor = int(enc.get("time_downsample_factor", 4))
-    for key, default in (("spatial_ds", list(range(n - 1))), ("spatial_us", list(range(1, n)))):
-        given = (enc if key == "spatial_ds" else dec).get(key)
-        if given is not None and list(given) != default:
-            raise ValueError(f"{source}: {key}={given} is not supported (expected {default})")
+    spatial_ds = [int(i) for i in enc.get("spatial_ds") or range(n - 1)]
+    spatial_us = [int(i) for i in dec.get("spatial_us") or range(1, n)]
+    if len(spatial_ds) != len(spatial_us):
+        raise ValueError(f"{source}: spatial_ds {spatial_ds} and spatial_us {spatial_us} differ")
     if enc.get("init_pad_mode", "replicate") != "replicate":
         raise ValueError(f"{source}: init_pad_mode={enc['init_pad_mode']!r}; expected replicate")
     norm_type = enc.get("norm_type", "groupnorm")
@@ -197,7 +197,7 @@ def vidtok_config(config: dict[str, Any], source: str = "config") -> tuple[dict[
     reg_target = str(reg.get("target", ""))
     kwargs: dict[str, Any] = {
         "size": "base",
-        "spatial_compression": 2 ** (n - 1),
+        "spatial_compression": 2 ** len(spatial_ds),
         "temporal_compression": factor,
         "in_channels": int(enc.get("in_channels", 3)),
         "channels": int(enc["ch"]),
@@ -205,6 +205,8 @@ def vidtok_config(config: dict[str, Any], source: str = "config") -> tuple[dict[
         "blocks": int(enc["num_res_blocks"]),
         "attention": True,
         "norm": "layer" if norm_type == "layernorm" else "group",
+        "encoder_spatial_levels": spatial_ds,
+        "decoder_spatial_levels": spatial_us,
         "encoder_temporal_levels": [int(i) for i in enc.get("tempo_ds") or [n - 2, n - 3]],
         "decoder_temporal_levels": [int(i) for i in dec.get("tempo_us") or [1, 2]],
         "time_padding": "first_frame" if generation == "1.1" else "zeros",

@@ -82,14 +82,19 @@ def _multipliers(base: list[int], levels: int) -> list[int]:
     return [base[min(i, len(base) - 1)] for i in range(levels)]
 
 
-def _temporal_levels(
-    given: list[int] | None, default: range, allowed: range, count: int, name: str
+def _levels(
+    given: list[int] | None,
+    default: list[int],
+    allowed: list[int],
+    count: int,
+    name: str,
+    factor: str,
 ) -> list[int]:
     levels = list(default) if given is None else [int(i) for i in given]
     if len(set(levels)) != count or not set(levels) <= set(allowed):
         raise ValueError(
-            f"{name}_temporal_levels must be {count} distinct levels in "
-            f"[{allowed.start}, {allowed.stop - 1}] (log2 of temporal_compression); got {given}"
+            f"{name} must be {count} distinct levels (log2 of {factor}) among {allowed}; "
+            f"got {given}"
         )
     return levels
 
@@ -118,8 +123,8 @@ class VidTokEncoder(nn.Module):
     """``[B, C, T, H, W]`` (T a multiple of ``t`` after first-frame padding) →
     ``[B, out_channels, T / t, H / s, W / s]``.
 
-    ``temporal_levels`` are the resolution levels (0 = full resolution) whose downsampling
-    also halves time; wmkit's default is the deepest ``log2 t`` ones below the bottleneck.
+    ``spatial_levels`` are the resolution levels (0 = full resolution) followed by a 2×
+    spatial downsampling, ``temporal_levels`` those of them that also halve time.
     """
 
     def __init__(
@@ -129,6 +134,7 @@ class VidTokEncoder(nn.Module):
         channels: int,
         multipliers: list[int],
         blocks: int,
+        spatial_levels: list[int],
         temporal_levels: list[int],
         attention: bool,
         temporal_mixing: bool,
@@ -137,7 +143,6 @@ class VidTokEncoder(nn.Module):
         super().__init__()
         kt = 3 if temporal_mixing else 1
         widths = [channels * m for m in multipliers]
-        n_levels = len(widths)
         self.conv_in = CausalConv3d(in_channels, widths[0], (kt, 3, 3))
         self.levels = nn.ModuleList()
         width = widths[0]
@@ -150,7 +155,7 @@ class VidTokEncoder(nn.Module):
                     TemporalResBlock(w, norm=norm) if temporal_mixing else nn.Identity()
                 )
                 width = w
-            if i < n_levels - 1:
+            if i in spatial_levels:
                 level.down = SpatialDownsample(width)
                 level.time_down = (
                     TemporalDownsample(width) if i in temporal_levels else nn.Identity()
@@ -179,8 +184,9 @@ class VidTokDecoder(nn.Module):
     """``[B, in_channels, T', h, w]`` → ``[B, out_channels, T'·t, h·s, w·s]`` (mirror of the
     encoder, one more resnet block per level as in VidTok).
 
-    ``temporal_levels`` are the resolution levels (``levels[k]`` is level ``n - 1 - k``)
-    whose upsampling also doubles time; ``temporal_upsample`` picks its interpolation
+    ``spatial_levels`` are the resolution levels (``levels[k]`` is level ``n - 1 - k``)
+    followed by a 2× spatial upsampling, ``temporal_levels`` those of them that also double
+    time; ``temporal_upsample`` picks its interpolation
     (:class:`~wmkit.tokenizers.blocks.TemporalUpsample`).
     """
 
@@ -191,6 +197,7 @@ class VidTokDecoder(nn.Module):
         channels: int,
         multipliers: list[int],
         blocks: int,
+        spatial_levels: list[int],
         temporal_levels: list[int],
         attention: bool,
         temporal_mixing: bool,
@@ -219,7 +226,7 @@ class VidTokDecoder(nn.Module):
                 level.blocks.append(
                     TemporalResBlock(width, norm=norm) if temporal_mixing else nn.Identity()
                 )
-            if i > 0:
+            if i in spatial_levels:
                 level.up = SpatialUpsample(width)
                 level.time_up = nn.Identity()
                 if i in temporal_levels:
@@ -284,11 +291,15 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
         attention: override the size's bottleneck attention.
         norm: ``"group"`` (GroupNorm per frame) or ``"layer"`` (LayerNorm over channels, as
             in the released VidTok models).
-        encoder_temporal_levels: resolution levels (0 = full resolution) whose
-            downsampling also halves time; default the deepest ``log2 t`` below the
-            bottleneck (VidTok: ``tempo_ds``, default ``[n-2, n-3]``).
-        decoder_temporal_levels: levels whose upsampling also doubles time; default the
-            deepest ``log2 t`` (VidTok: ``tempo_us``, default ``[1, 2]``).
+        encoder_spatial_levels: resolution levels (0 = full resolution) followed by a 2×
+            spatial downsampling; default ``0 .. log2 s - 1``. When given, the model has
+            ``len(multipliers)`` levels (VidTok: ``spatial_ds``).
+        decoder_spatial_levels: levels followed by a 2× spatial upsampling; default
+            ``1 .. log2 s`` (VidTok: ``spatial_us``).
+        encoder_temporal_levels: spatial downsampling levels that also halve time; default
+            the deepest ``log2 t`` (VidTok: ``tempo_ds``, default ``[n-2, n-3]``).
+        decoder_temporal_levels: spatial upsampling levels that also double time; default
+            the deepest ``log2 t`` (VidTok: ``tempo_us``, default ``[1, 2]``).
         time_padding: the first chunk's causal past: ``"zeros"`` (VidTok v1.0) or copies of
             the ``"first_frame"`` (VidTok v1.1).
         temporal_upsample: ``"nearest"`` (exactly causal; VidTok v1.0) or ``"trilinear"``
@@ -311,6 +322,8 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
         blocks: int | None = None,
         attention: bool | None = None,
         norm: NormKind = "group",
+        encoder_spatial_levels: list[int] | None = None,
+        decoder_spatial_levels: list[int] | None = None,
         encoder_temporal_levels: list[int] | None = None,
         decoder_temporal_levels: list[int] | None = None,
         time_padding: PastPadding = "zeros",
@@ -360,15 +373,39 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
             self.quantizer, self.gaussian = None, GaussianRegularizer()
             self.code_dim = latent_channels
             enc_out = 2 * latent_channels
-        enc_levels = _temporal_levels(
-            encoder_temporal_levels, range(n_s - n_t, n_s), range(n_s), n_t, "encoder"
+        custom = encoder_spatial_levels is not None or decoder_spatial_levels is not None
+        n_levels = len(cfg["multipliers"]) if custom else n_s + 1
+        enc_s = _levels(
+            encoder_spatial_levels,
+            list(range(n_s)),
+            list(range(n_levels - 1)),
+            n_s,
+            "encoder_spatial_levels",
+            "spatial_compression",
         )
-        dec_levels = _temporal_levels(
-            decoder_temporal_levels,
-            range(n_s + 1 - n_t, n_s + 1),
-            range(1, n_s + 1),
+        dec_s = _levels(
+            decoder_spatial_levels,
+            list(range(1, n_s + 1)),
+            list(range(1, n_levels)),
+            n_s,
+            "decoder_spatial_levels",
+            "spatial_compression",
+        )
+        enc_t = _levels(
+            encoder_temporal_levels,
+            sorted(enc_s)[n_s - n_t :],
+            enc_s,
             n_t,
-            "decoder",
+            "encoder_temporal_levels",
+            "temporal_compression",
+        )
+        dec_t = _levels(
+            decoder_temporal_levels,
+            sorted(dec_s)[n_s - n_t :],
+            dec_s,
+            n_t,
+            "decoder_temporal_levels",
+            "temporal_compression",
         )
         if temporal_upsample not in ("nearest", "trilinear"):
             raise ValueError(
@@ -377,17 +414,20 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
         self.temporal_upsample = temporal_upsample
         arch = {
             "channels": cfg["channels"],
-            "multipliers": _multipliers(list(cfg["multipliers"]), n_s + 1),
+            "multipliers": _multipliers(list(cfg["multipliers"]), n_levels),
             "blocks": cfg["blocks"],
             "attention": cfg["attention"],
             "temporal_mixing": temporal_mixing,
             "norm": norm,
         }
-        self.encoder = VidTokEncoder(in_channels, enc_out, temporal_levels=enc_levels, **arch)
+        self.encoder = VidTokEncoder(
+            in_channels, enc_out, spatial_levels=enc_s, temporal_levels=enc_t, **arch
+        )
         self.decoder = VidTokDecoder(
             self.code_dim,
             in_channels,
-            temporal_levels=dec_levels,
+            spatial_levels=dec_s,
+            temporal_levels=dec_t,
             temporal_upsample=temporal_upsample,
             **arch,
         )
