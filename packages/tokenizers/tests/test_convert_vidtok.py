@@ -253,3 +253,37 @@ def test_fine_tune_from_converted_directory(converted):
     assert not torch.equal(tok.decoder.conv_out.conv.weight, reference.decoder.conv_out.conv.weight)
     metrics = cpu_trainer().test(module, clip_loader(frames), verbose=False)[0]
     assert {"test/psnr", "test/ssim"} <= set(metrics)
+
+
+def test_wmkit_tokenizer_fit_and_test_start_from_converted_directory(converted, tmp_path):
+    """``wmkit tokenizer fit|test -c cfg.yaml`` with the converted ``config.json`` as the
+    tokenizer's ``init_args`` and ``init_from`` the directory (fast_dev_run, CPU)."""
+    from wmkit.tokenizers.cli import command
+
+    directory = converted["vidtok_fsq_causal_488_32768_v1_1"]
+    config = json.loads((directory / "config.json").read_text())
+    cfg = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "cpu", "logger": False, "enable_progress_bar": False},
+        "model": {
+            "class_path": "wmkit.tokenizers.lit.VidTokModule",
+            "init_args": {
+                "perceptual_weight": 0.0,
+                "init_from": str(directory),
+                "freeze_encoder": True,
+                "tokenizer": {
+                    "class_path": "wmkit.tokenizers.vidtok.VidTokTokenizer",
+                    "init_args": {k: v for k, v in config.items() if not k.startswith("_")},
+                },
+            },
+        },
+        "data": {
+            "class_path": "wmkit.core.testing.toy_lit.MovingSquaresDataModule",
+            "init_args": {"num_episodes": 4, "length": 9, "size": 16, "batch_size": 2},
+        },
+    }
+    path = tmp_path / "finetune.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    for sub in ("fit", "test"):
+        args = [sub, "-c", str(path), "--trainer.fast_dev_run=true"]
+        assert command.run([*args, f"--trainer.default_root_dir={tmp_path}"]) == 0

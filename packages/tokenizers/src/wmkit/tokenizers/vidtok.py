@@ -11,10 +11,20 @@ followed by a 1D causal temporal block, separate spatial (2D, every level) and t
 (AlphaBlender, deepest ``log2 t`` levels) resampling, and a causal 3D bottleneck with
 per-frame attention. Regularizer: KL (continuous ``C`` channels) or FSQ (discrete ids).
 
-Where we differ from the paper: attention uses ``scaled_dot_product_attention`` on linear
-projections instead of 1×1 causal convs (same function); the FSQ entropy term is factorised
-per dimension (see :mod:`wmkit.tokenizers.fsq`); ``temporal_mixing=False`` gives a true
-per-frame 2D model (used as the baseline in ``tools/bench_tokenizer.py``).
+Both released generations are expressible, so their checkpoints load
+(:mod:`wmkit.tokenizers.convert_vidtok`): v1.0 pads the causal past with zeros and upsamples
+time by repeating frames; v1.1 pads it with copies of the first frame and upsamples time
+trilinearly, which looks one latent frame ahead (``time_padding``, ``temporal_upsample``).
+Both use LayerNorm over channels (``norm="layer"``) and resample time at the levels their
+config names; wmkit's defaults (GroupNorm, zeros, nearest, deepest levels) are its own.
+
+Where we differ from the paper: attention uses ``scaled_dot_product_attention`` on one
+stacked linear q/k/v projection instead of three 1×1×1 causal convs (same function); the FSQ
+entropy term is factorised per dimension (see :mod:`wmkit.tokenizers.fsq`); ``encode``
+returns the KL posterior mode unless asked to sample; ``decode`` returns ``1 + t·(T' - 1)``
+frames (v1.1's decoder returns ``t·T'`` and its callers keep the last ``T``);
+``temporal_mixing=False`` gives a true per-frame 2D model (used as the baseline in
+``tools/bench_tokenizer.py``).
 """
 
 from __future__ import annotations
