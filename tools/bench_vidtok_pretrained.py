@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from wmkit.tokenizers import VidTokTokenizer
+from wmkit.tokenizers import VidTokLayout, VidTokTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,17 +50,15 @@ _ARCH = {
     "multipliers": [1, 2, 4, 4],
     "blocks": 2,
     "attention": True,
-    "norm": "layer",
-    "encoder_temporal_levels": [2, 1],
-    "decoder_temporal_levels": [1, 2],
 }
 MODELS = {
     "kl16": {"regularizer": "kl", "latent_channels": 16, **_ARCH},
     "fsq32768": {"regularizer": "fsq", "fsq_levels": [8] * 5, **_ARCH},
 }
+_LEVELS = {"norm": "layer", "encoder_temporal_levels": [2, 1], "decoder_temporal_levels": [1, 2]}
 GENERATIONS = {
-    "1.0": {"time_padding": "zeros", "temporal_upsample": "nearest"},
-    "1.1": {"time_padding": "first_frame", "temporal_upsample": "trilinear"},
+    "1.0": VidTokLayout(**_LEVELS, time_padding="zeros", temporal_upsample="nearest"),
+    "1.1": VidTokLayout(**_LEVELS, time_padding="first_frame", temporal_upsample="trilinear"),
 }
 OPS = ["encode", "decode", "stream_encode", "stream_decode"]
 
@@ -93,7 +91,7 @@ def _hardware(device: str) -> str:
 def build(model: str, generation: str) -> VidTokTokenizer:
     """The released-size model with random weights."""
     torch.manual_seed(0)
-    return VidTokTokenizer(**MODELS[model], **GENERATIONS[generation]).eval()
+    return VidTokTokenizer(**MODELS[model], layout=GENERATIONS[generation]).eval()
 
 
 def _inputs(tok: VidTokTokenizer, frames: int, res: int, device: str) -> tuple:

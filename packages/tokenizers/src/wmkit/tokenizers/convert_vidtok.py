@@ -30,6 +30,7 @@ import yaml
 from torch import Tensor
 
 from wmkit.tokenizers.vidtok import VidTokTokenizer
+from wmkit.tokenizers.vidtok_layout import VidTokLayout
 
 __all__ = [
     "KEY_RULES",
@@ -204,15 +205,17 @@ def vidtok_config(config: dict[str, Any], source: str = "config") -> tuple[dict[
         "multipliers": [int(m) for m in enc["ch_mult"]],
         "blocks": int(enc["num_res_blocks"]),
         "attention": True,
-        "norm": "layer" if norm_type == "layernorm" else "group",
-        "encoder_spatial_levels": spatial_ds,
-        "decoder_spatial_levels": spatial_us,
-        "encoder_temporal_levels": [int(i) for i in enc.get("tempo_ds") or [n - 2, n - 3]],
-        "decoder_temporal_levels": [int(i) for i in dec.get("tempo_us") or [1, 2]],
-        "time_padding": "first_frame" if generation == "1.1" else "zeros",
-        "temporal_upsample": dec.get("interpolation_mode", "nearest")
-        if generation == "1.1"
-        else "nearest",
+        "layout": VidTokLayout(
+            norm="layer" if norm_type == "layernorm" else "group",
+            encoder_spatial_levels=spatial_ds,
+            decoder_spatial_levels=spatial_us,
+            encoder_temporal_levels=[int(i) for i in enc.get("tempo_ds") or [n - 2, n - 3]],
+            decoder_temporal_levels=[int(i) for i in dec.get("tempo_us") or [1, 2]],
+            time_padding="first_frame" if generation == "1.1" else "zeros",
+            temporal_upsample=dec.get("interpolation_mode", "nearest")
+            if generation == "1.1"
+            else "nearest",
+        ),
     }
     z = int(enc["z_channels"])
     if reg_target.endswith("DiagonalGaussianRegularizer"):
@@ -229,14 +232,15 @@ def vidtok_config(config: dict[str, Any], source: str = "config") -> tuple[dict[
         kwargs.update(regularizer="fsq", fsq_levels=levels)
     else:
         raise ValueError(f"{source}: unknown regularizer target {reg_target!r}")
-    levels_ok = len(kwargs["encoder_temporal_levels"]) == factor.bit_length() - 1
-    if not levels_ok or len(kwargs["decoder_temporal_levels"]) != len(
-        kwargs["encoder_temporal_levels"]
-    ):
+    layout = kwargs["layout"]
+    try:
+        layout.resolve(len(spatial_ds), factor.bit_length() - 1, n)
+    except ValueError as e:
         raise ValueError(
-            f"{source}: tempo_ds/tempo_us ({kwargs['encoder_temporal_levels']}, "
-            f"{kwargs['decoder_temporal_levels']}) do not give time_downsample_factor={factor}"
-        )
+            f"{source}: spatial_ds/us {spatial_ds}/{spatial_us}, tempo_ds/us "
+            f"{layout.encoder_temporal_levels}/{layout.decoder_temporal_levels} do not fit "
+            f"time_downsample_factor={factor} with {n} levels: {e}"
+        ) from e
     return kwargs, generation
 
 

@@ -14,9 +14,10 @@ per-frame attention. Regularizer: KL (continuous ``C`` channels) or FSQ (discret
 Both released generations are expressible, so their checkpoints load
 (:mod:`wmkit.tokenizers.convert_vidtok`): v1.0 pads the causal past with zeros and upsamples
 time by repeating frames; v1.1 pads it with copies of the first frame and upsamples time
-trilinearly, which looks one latent frame ahead (``time_padding``, ``temporal_upsample``).
-Both use LayerNorm over channels (``norm="layer"``) and resample time at the levels their
-config names; wmkit's defaults (GroupNorm, zeros, nearest, deepest levels) are its own.
+trilinearly, which looks one latent frame ahead. Both use LayerNorm over channels and
+resample at the levels their config names; ``layout``
+(:class:`~wmkit.tokenizers.vidtok_layout.VidTokLayout`) holds these choices, and wmkit's
+defaults are its own.
 
 Where we differ from the paper: attention uses ``scaled_dot_product_attention`` on one
 stacked linear q/k/v projection instead of three 1×1×1 causal convs (same function); the FSQ
@@ -55,7 +56,6 @@ from wmkit.tokenizers.blocks import (
 )
 from wmkit.tokenizers.causal_conv import (
     CausalConv3d,
-    PastPadding,
     StreamingModule,
     is_streaming,
     set_past_padding,
@@ -63,6 +63,7 @@ from wmkit.tokenizers.causal_conv import (
 )
 from wmkit.tokenizers.fsq import FSQQuantizer
 from wmkit.tokenizers.kl import GaussianRegularizer
+from wmkit.tokenizers.vidtok_layout import VidTokLayout
 
 __all__ = [
     "VIDTOK_SIZES",
@@ -90,23 +91,6 @@ def _log2(n: int, name: str) -> int:
 
 def _multipliers(base: list[int], levels: int) -> list[int]:
     return [base[min(i, len(base) - 1)] for i in range(levels)]
-
-
-def _levels(
-    given: list[int] | None,
-    default: list[int],
-    allowed: list[int],
-    count: int,
-    name: str,
-    factor: str,
-) -> list[int]:
-    levels = list(default) if given is None else [int(i) for i in given]
-    if len(set(levels)) != count or not set(levels) <= set(allowed):
-        raise ValueError(
-            f"{name} must be {count} distinct levels (log2 of {factor}) among {allowed}; "
-            f"got {given}"
-        )
-    return levels
 
 
 @dataclass
@@ -299,21 +283,10 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
         multipliers: override the size's channel multipliers.
         blocks: override the size's resnet blocks per level.
         attention: override the size's bottleneck attention.
-        norm: ``"group"`` (GroupNorm per frame) or ``"layer"`` (LayerNorm over channels, as
-            in the released VidTok models).
-        encoder_spatial_levels: resolution levels (0 = full resolution) followed by a 2×
-            spatial downsampling; default ``0 .. log2 s - 1``. When given, the model has
-            ``len(multipliers)`` levels (VidTok: ``spatial_ds``).
-        decoder_spatial_levels: levels followed by a 2× spatial upsampling; default
-            ``1 .. log2 s`` (VidTok: ``spatial_us``).
-        encoder_temporal_levels: spatial downsampling levels that also halve time; default
-            the deepest ``log2 t`` (VidTok: ``tempo_ds``, default ``[n-2, n-3]``).
-        decoder_temporal_levels: spatial upsampling levels that also double time; default
-            the deepest ``log2 t`` (VidTok: ``tempo_us``, default ``[1, 2]``).
-        time_padding: the first chunk's causal past: ``"zeros"`` (VidTok v1.0) or copies of
-            the ``"first_frame"`` (VidTok v1.1).
-        temporal_upsample: ``"nearest"`` (exactly causal; VidTok v1.0) or ``"trilinear"``
-            (VidTok v1.1: looks one latent frame ahead, so streaming decode overlaps chunks).
+        layout: where space and time are resampled, the norm, the causal padding and the
+            temporal upsampling (:class:`~wmkit.tokenizers.vidtok_layout.VidTokLayout`;
+            or its dict, as in ``config.json``; default wmkit's own; the converter sets the
+            released models').
     """
 
     def __init__(
@@ -331,13 +304,7 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
         multipliers: list[int] | None = None,
         blocks: int | None = None,
         attention: bool | None = None,
-        norm: NormKind = "group",
-        encoder_spatial_levels: list[int] | None = None,
-        decoder_spatial_levels: list[int] | None = None,
-        encoder_temporal_levels: list[int] | None = None,
-        decoder_temporal_levels: list[int] | None = None,
-        time_padding: PastPadding = "zeros",
-        temporal_upsample: Literal["nearest", "trilinear"] = "nearest",
+        layout: VidTokLayout | None = None,
     ) -> None:
         super().__init__()
         if size not in VIDTOK_SIZES:
@@ -383,65 +350,38 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
             self.quantizer, self.gaussian = None, GaussianRegularizer()
             self.code_dim = latent_channels
             enc_out = 2 * latent_channels
-        custom = encoder_spatial_levels is not None or decoder_spatial_levels is not None
-        n_levels = len(cfg["multipliers"]) if custom else n_s + 1
-        enc_s = _levels(
-            encoder_spatial_levels,
-            list(range(n_s)),
-            list(range(n_levels - 1)),
-            n_s,
-            "encoder_spatial_levels",
-            "spatial_compression",
-        )
-        dec_s = _levels(
-            decoder_spatial_levels,
-            list(range(1, n_s + 1)),
-            list(range(1, n_levels)),
-            n_s,
-            "decoder_spatial_levels",
-            "spatial_compression",
-        )
-        enc_t = _levels(
-            encoder_temporal_levels,
-            sorted(enc_s)[n_s - n_t :],
-            enc_s,
-            n_t,
-            "encoder_temporal_levels",
-            "temporal_compression",
-        )
-        dec_t = _levels(
-            decoder_temporal_levels,
-            sorted(dec_s)[n_s - n_t :],
-            dec_s,
-            n_t,
-            "decoder_temporal_levels",
-            "temporal_compression",
-        )
-        if temporal_upsample not in ("nearest", "trilinear"):
-            raise ValueError(
-                f"temporal_upsample must be 'nearest' or 'trilinear'; got {temporal_upsample!r}"
-            )
-        self.temporal_upsample = temporal_upsample
+        layout = VidTokLayout() if layout is None else layout
+        if isinstance(layout, dict):  # as written in config.json
+            layout = VidTokLayout(**layout)
+        if not isinstance(layout, VidTokLayout):
+            raise TypeError(f"layout must be a VidTokLayout; got {type(layout).__name__}")
+        lv = layout.resolve(n_s, n_t, len(cfg["multipliers"]))
+        self.layout = layout
+        self.temporal_upsample = layout.temporal_upsample
         arch = {
             "channels": cfg["channels"],
-            "multipliers": _multipliers(list(cfg["multipliers"]), n_levels),
+            "multipliers": _multipliers(list(cfg["multipliers"]), lv.count),
             "blocks": cfg["blocks"],
             "attention": cfg["attention"],
             "temporal_mixing": temporal_mixing,
-            "norm": norm,
+            "norm": layout.norm,
         }
         self.encoder = VidTokEncoder(
-            in_channels, enc_out, spatial_levels=enc_s, temporal_levels=enc_t, **arch
+            in_channels,
+            enc_out,
+            spatial_levels=lv.encoder_spatial,
+            temporal_levels=lv.encoder_temporal,
+            **arch,
         )
         self.decoder = VidTokDecoder(
             self.code_dim,
             in_channels,
-            spatial_levels=dec_s,
-            temporal_levels=dec_t,
-            temporal_upsample=temporal_upsample,
+            spatial_levels=lv.decoder_spatial,
+            temporal_levels=lv.decoder_temporal,
+            temporal_upsample=layout.temporal_upsample,
             **arch,
         )
-        set_past_padding(self, time_padding)
+        set_past_padding(self, layout.time_padding)
 
     # ------------------------------------------------------------------ protocol properties
     @property
