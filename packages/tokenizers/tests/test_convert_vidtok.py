@@ -44,7 +44,31 @@ needs_fixtures = pytest.mark.skipif(
     reason=f"VidTok parity fixtures not found at {PARITY} (a clone without ../shared; "
     "set WMKIT_PARITY_DIR to the directory holding vidtok/)",
 )
-pytestmark = needs_fixtures
+
+
+def _tiny_config() -> dict:
+    """A small causal VidTok v1.0 config (model section) for tests that need no fixtures."""
+    params = {
+        "double_z": True, "z_channels": 4, "in_channels": 3, "out_ch": 3, "ch": 4,
+        "ch_mult": [1, 2, 2], "time_downsample_factor": 4, "num_res_blocks": 1,
+        "init_pad_mode": "replicate", "norm_type": "layernorm",
+    }  # fmt: skip
+    module = "vidtok.modules.model_3dcausal"
+    return {
+        "model": {
+            "target": "vidtok.models.autoencoder.AutoencodingEngine",
+            "params": {
+                "encoder_config": {"target": f"{module}.EncoderCausal3DPadding", "params": params},
+                "decoder_config": {
+                    "target": f"{module}.DecoderCausal3DPadding",
+                    "params": "${model.params.encoder_config.params}",
+                },
+                "regularizer_config": {
+                    "target": "vidtok.modules.regularizers.DiagonalGaussianRegularizer"
+                },
+            },
+        }
+    }
 
 
 def _bcthw(x: torch.Tensor) -> torch.Tensor:
@@ -80,6 +104,7 @@ def _assert_close(got: torch.Tensor, want: torch.Tensor, atol: float, what: str)
     assert diff <= atol, f"{what}: max abs diff {diff:.3g} > {atol}"
 
 
+@needs_fixtures
 @pytest.mark.parametrize("case", CASES)
 def test_whole_clip_parity(case, converted):
     """Latents / FSQ ids and reconstructions of the original whole-clip encode and decode.
@@ -110,6 +135,7 @@ def test_whole_clip_parity(case, converted):
     _assert_close(_bcthw(train), want, RECON_ATOL, "forward reconstruction")
 
 
+@needs_fixtures
 @pytest.mark.parametrize("case", CASES)
 def test_long_video_streaming_parity(case, converted):
     """``encode_chunks`` / ``decode_chunks`` cut as VidTok's long-video path
@@ -132,6 +158,7 @@ def test_long_video_streaming_parity(case, converted):
     _assert_close(_bcthw(recon), want, RECON_ATOL, "streamed decode")
 
 
+@needs_fixtures
 def test_v1_1_streamed_decode_differs_from_whole_clip(converted):
     """The tolerance tells v1.1's overlapped chunked decode from its whole-clip decode."""
     tok = load_pretrained(converted["vidtok_kl_causal_488_16chn_v1_1"]).eval()
@@ -143,6 +170,7 @@ def test_v1_1_streamed_decode_differs_from_whole_clip(converted):
     assert (_bcthw(whole) - want).abs().max() > 5 * RECON_ATOL
 
 
+@needs_fixtures
 @pytest.mark.parametrize("case", CASES)
 def test_converted_keys_cover_released_checkpoint(case):
     """The released-size key map (``keys_full``) fills a released-size model exactly: every
@@ -179,23 +207,17 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     torch.save({"state_dict": {"encoder.x": torch.zeros(1)}, "payload": _RunsCode(marker)}, bad)
     with pytest.raises(ValueError, match="refusing to read .*bad.ckpt.*not a tensors-only"):
         read_vidtok_checkpoint(bad)
-    case = PARITY / CASES[0]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(_tiny_config()))
     code = None
     with pytest.raises(ValueError, match="refusing"):
         code = wmkit_main(
-            [
-                "convert",
-                "vidtok",
-                str(bad),
-                "--config",
-                str(case / "config.yaml"),
-                "--out",
-                str(tmp_path / "o"),
-            ]
+            ["convert", "vidtok", str(bad), "--config", str(config), "--out", str(tmp_path / "o")]
         )
     assert code is None and not marker.exists() and not (tmp_path / "o").exists()
 
 
+@needs_fixtures
 def test_ignored_entries_are_named_and_autoencoder_keys_required(tmp_path, capsys):
     case = PARITY / "vidtok_kl_causal_488_4chn"
     state, _ = read_vidtok_checkpoint(case / "checkpoint.ckpt")
@@ -220,7 +242,8 @@ def test_ignored_entries_are_named_and_autoencoder_keys_required(tmp_path, capsy
 
 
 def test_non_causal_or_unknown_configs_are_refused(tmp_path):
-    config = yaml.safe_load((PARITY / CASES[0] / "config.yaml").read_text())
+    config = _tiny_config()
+    assert vidtok_config(config)[0]["latent_channels"] == 4
     config["model"]["params"]["encoder_config"]["target"] = (
         "vidtok.modules.model_3dnoncausal.Encoder3D"
     )
@@ -228,6 +251,7 @@ def test_non_causal_or_unknown_configs_are_refused(tmp_path):
         vidtok_config(config)
 
 
+@needs_fixtures
 def test_fine_tune_from_converted_directory(converted):
     """``VidTokModule(init_from=DIR, freeze_encoder=True)`` starts from the converted
     weights, trains the decoder only and ``test`` reports PSNR / SSIM."""
@@ -255,6 +279,7 @@ def test_fine_tune_from_converted_directory(converted):
     assert {"test/psnr", "test/ssim"} <= set(metrics)
 
 
+@needs_fixtures
 def test_wmkit_tokenizer_fit_and_test_start_from_converted_directory(converted, tmp_path):
     """``wmkit tokenizer fit|test -c cfg.yaml`` with the converted ``config.json`` as the
     tokenizer's ``init_args`` and ``init_from`` the directory (fast_dev_run, CPU)."""
