@@ -5,7 +5,7 @@ import torch
 
 from wmkit.core import Latents, Tokenizer, load_pretrained
 from wmkit.core.testing import TokenizerTests, check_save_load, check_tokenizer
-from wmkit.tokenizers import VIDTOK_SIZES, VidTokTokenizer
+from wmkit.tokenizers import VIDTOK_SIZES, VidTokLayout, VidTokTokenizer
 from wmkit.tokenizers.causal_conv import StreamingModule, streaming
 
 
@@ -218,3 +218,34 @@ def test_streaming_leaves_callers_grad_mode_alone(tiny_kl):
     chunk = next(stream)
     assert torch.is_grad_enabled() and not chunk.values.requires_grad
     stream.close()
+
+
+def test_vidtok_layout_options_build_stream_and_validate():
+    """The released models' layout choices (VidTok's ``spatial_ds``/``tempo_ds``/``tempo_us``,
+    LayerNorm, first-frame padding): a 4x4x4 model on four levels that does not downsample
+    the first one, as ``vidtok_kl_causal_444_4chn``; it streams exactly."""
+    torch.manual_seed(0)
+    layout = VidTokLayout(
+        norm="layer",
+        encoder_spatial_levels=[1, 2],
+        decoder_spatial_levels=[1, 2],
+        encoder_temporal_levels=[2, 1],
+        decoder_temporal_levels=[1, 2],
+        time_padding="first_frame",
+    )
+    tok = VidTokTokenizer(
+        "tiny", spatial_compression=4, multipliers=[1, 2, 2, 2], layout=layout
+    ).eval()
+    assert len(tok.encoder.levels) == 4 and not hasattr(tok.encoder.levels[0], "down")
+    video = torch.rand(1, 9, 3, 16, 16) * 2 - 1
+    latents = tok.encode(video).values
+    assert latents.shape == (1, 3, 4, 4, 4)
+    streamed = torch.cat([z.values for z in tok.encode_chunks(tok.split_frames(video))], 1)
+    assert torch.allclose(streamed, latents, atol=1e-6)
+    assert tok.decode(latents).shape == video.shape
+    with pytest.raises(ValueError, match="encoder_temporal_levels must be 2 distinct levels"):
+        VidTokTokenizer("tiny", layout=VidTokLayout(encoder_temporal_levels=[0, 0]))
+    with pytest.raises(ValueError, match="decoder_spatial_levels must be 3 distinct levels"):
+        VidTokTokenizer("tiny", layout=VidTokLayout(decoder_spatial_levels=[0, 1, 2]))
+    with pytest.raises(ValueError, match="temporal_upsample must be one of"):
+        VidTokLayout(temporal_upsample="cubic")  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-__all__ = ["ENTRY_POINT_GROUP", "Command", "discover_commands", "main"]
+__all__ = ["ENTRY_POINT_GROUP", "Command", "discover_commands", "load_command", "main"]
 
 ENTRY_POINT_GROUP = "wmkit.commands"
 
@@ -41,7 +41,9 @@ def discover_commands() -> dict[str, EntryPoint]:
     return dict(sorted(found.items()))
 
 
-def _load(ep: EntryPoint) -> Command:
+def load_command(ep: EntryPoint) -> Command:
+    """Load an entry point as a :class:`Command` (a callable becomes one, its docstring's
+    first line the help); raises ``TypeError`` for anything else."""
     obj = ep.load()
     if isinstance(obj, Command):
         return obj
@@ -66,7 +68,7 @@ def _usage(commands: dict[str, EntryPoint]) -> str:
         lines.append("  (none installed: install a wmkit package, e.g. pip install wmkit)")
     for name, ep in commands.items():
         try:
-            summary = _load(ep).help
+            summary = load_command(ep).help
         except Exception as e:  # a broken plug-in must not break `wmkit --help`
             summary = f"[failed to load {ep.value}: {type(e).__name__}: {e}]"
         lines.append(f"  {name:<16}{summary}")
@@ -92,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    code = _load(commands[name]).run(rest)
+    code = load_command(commands[name]).run(rest)
     return int(code or 0)
 
 

@@ -7,6 +7,7 @@
         --horizon 12 --out runs/eval     # the run's dataset and held-out split; report.html ...
     wmkit eval rollout --world runs/wm --data data/crafter-64 --split-seed 0 ...
     wmkit eval idm --data data/crafter-64 --out runs/idm   # IDM for action accuracy
+    wmkit eval tokenizer --tokenizer models/vidtok --data data/crafter-64 --clip-length 17
 """
 
 from __future__ import annotations
@@ -69,6 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="cpu")
     r.add_argument("--fps", type=float, default=4.0)
     r.add_argument("--out", default="runs/eval", help="report directory")
+
+    t = sub.add_parser("tokenizer", help="reconstruction PSNR / SSIM / LPIPS of a tokenizer")
+    t.add_argument("--tokenizer", required=True, help="tokenizer directory (save_pretrained)")
+    t.add_argument("--data", required=True, help="dataset directory (wmkit, LeRobot, videos)")
+    t.add_argument("--clip-length", type=int, default=17, help="frames per clip (1 + k·t)")
+    t.add_argument("--split", choices=["train", "val", "test", "all"], default="test")
+    t.add_argument("--frame-skip", type=int, default=1)
+    t.add_argument("--resolution", type=int, help="resize frames to this size")
+    t.add_argument("--batch-size", type=int, default=4)
+    t.add_argument("--max-batches", type=int)
+    t.add_argument("--lpips", choices=["auto", "alex", "vgg", "off"], default="auto",
+                   help="auto: AlexNet LPIPS if its weights are cached")  # fmt: skip
+    t.add_argument("--device", default="cpu")
 
     i = sub.add_parser("idm", help="train an inverse-dynamics model on recorded data")
     i.add_argument("--data", required=True)
@@ -193,6 +207,44 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lpips(choice: str, device: str):
+    if choice == "off":
+        return None
+    from wmkit.core.lpips import LPIPS
+    from wmkit.core.weights import lpips_weights_name, weights_path
+
+    net = "alex" if choice == "auto" else choice
+    if choice == "auto" and not weights_path(lpips_weights_name(net)).is_file():
+        print("LPIPS skipped: weights not cached (run `wmkit eval weights`)", file=sys.stderr)
+        return None
+    return LPIPS(net).to(device)
+
+
+def _tokenizer(args: argparse.Namespace) -> int:
+    from torch.utils.data import DataLoader
+
+    from wmkit.core import Tokenizer, load_pretrained
+    from wmkit.eval.reconstruction import evaluate_reconstruction
+
+    tokenizer = load_pretrained(args.tokenizer, map_location=args.device)
+    if not isinstance(tokenizer, Tokenizer):
+        raise TypeError(f"{args.tokenizer} holds a {type(tokenizer).__name__}, not a Tokenizer")
+    tokenizer.eval()
+    _, dataset = _clips(args.data, args.split, args.clip_length, args.frame_skip, args.resolution)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
+    metrics = evaluate_reconstruction(
+        tokenizer, loader, lpips=_lpips(args.lpips, args.device),
+        max_batches=args.max_batches, device=args.device,
+    )  # fmt: skip
+    print(f"{args.tokenizer} on {args.data} ({args.split}, {metrics['clips']} clips of "
+          f"{args.clip_length} frames)\n")  # fmt: skip
+    print("| metric | value |\n|---|---|")
+    for key in ("psnr", "psnr_mean", "ssim", "lpips"):
+        if key in metrics:
+            print(f"| {key} | {metrics[key]:.4f} |")
+    return 0
+
+
 def _idm(args: argparse.Namespace) -> int:
     import torch
 
@@ -216,7 +268,8 @@ def _idm(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run ``wmkit eval ...``; returns the exit code."""
     args = _parser().parse_args(argv)
-    return {"weights": _weights, "rollout": _rollout, "idm": _idm}[args.cmd](args)
+    run = {"weights": _weights, "rollout": _rollout, "idm": _idm, "tokenizer": _tokenizer}
+    return run[args.cmd](args)
 
 
 command = Command(

@@ -38,6 +38,7 @@ from wmkit.tokenizers.vidtok import (
     VidTokEncoder,
     VidTokTokenizer,
 )
+from wmkit.tokenizers.vidtok_layout import VidTokLayout
 from wmkit.tokenizers.vq import VQQuantizer
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "VQQuantizer",
     "VidTokDecoder",
     "VidTokEncoder",
+    "VidTokLayout",
     "VidTokModule",
     "VidTokTokenizer",
     "psnr",

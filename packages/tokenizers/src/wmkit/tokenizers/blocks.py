@@ -1,9 +1,10 @@
 """Building blocks of causal video autoencoders (VidTok-style; shared by every tokenizer here).
 
-All blocks take and return ``[B, C, T, H, W]``. Normalisation is per frame (GroupNorm over
-``C, H, W`` of each frame), so no statistic leaks information from future frames; every
-temporal operation is a :class:`~wmkit.tokenizers.causal_conv.StreamingModule` so whole
-networks stream chunk by chunk.
+All blocks take and return ``[B, C, T, H, W]``. Normalisation never mixes frames (GroupNorm
+over ``C, H, W`` of each frame, wmkit's default, or LayerNorm over ``C`` at each position,
+as in the released VidTok models), so no statistic leaks information from future frames;
+every temporal operation is a :class:`~wmkit.tokenizers.causal_conv.StreamingModule` so
+whole networks stream chunk by chunk.
 
 VidTok (Tang et al. 2024, §3.1) factorises the 3D backbone: 2D spatial resnet blocks
 (per frame) interleaved with 1D temporal blocks, separate spatial and temporal
@@ -15,6 +16,7 @@ convolution. We follow that structure.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +30,7 @@ __all__ = [
     "CausalResBlock3d",
     "FrameAttention",
     "FrameNorm",
+    "NormKind",
     "SpatialDownsample",
     "SpatialResBlock",
     "SpatialUpsample",
@@ -38,19 +41,39 @@ __all__ = [
 ]
 
 
+#: ``"group"``: GroupNorm over each frame's ``C, H, W``; ``"layer"``: LayerNorm over ``C``.
+NormKind = Literal["group", "layer"]
+
+
 def num_groups(channels: int, max_groups: int = 32) -> int:
     """The largest group count ``<= max_groups`` that divides ``channels``."""
     return math.gcd(channels, max_groups)
 
 
 class FrameNorm(nn.Module):
-    """GroupNorm applied to each frame of ``[B, C, T, H, W]`` separately (causal)."""
+    """Normalisation that never mixes frames of ``[B, C, T, H, W]`` (causal).
 
-    def __init__(self, channels: int) -> None:
+    Args:
+        channels: channels ``C``.
+        kind: ``"group"`` (GroupNorm over each frame's ``C, H, W``) or ``"layer"``
+            (LayerNorm over ``C`` at every position, VidTok's ``norm_type: layernorm``).
+    """
+
+    def __init__(self, channels: int, kind: NormKind = "group") -> None:
         super().__init__()
-        self.norm = nn.GroupNorm(num_groups(channels), channels, eps=1e-6)
+        if kind not in ("group", "layer"):
+            raise ValueError(f"norm kind must be 'group' or 'layer'; got {kind!r}")
+        self.kind = kind
+        self.norm: nn.Module = (
+            nn.GroupNorm(num_groups(channels), channels, eps=1e-6)
+            if kind == "group"
+            else nn.LayerNorm(channels, eps=1e-6)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "layer":
+            y = self.norm(rearrange(x, "b c t h w -> b t h w c"))
+            return rearrange(y, "b t h w c -> b c t h w")
         b = x.shape[0]
         y = self.norm(rearrange(x, "b c t h w -> (b t) c h w"))
         return rearrange(y, "(b t) c h w -> b c t h w", b=b)
@@ -75,11 +98,11 @@ class AlphaBlender(nn.Module):
 class SpatialResBlock(nn.Module):
     """Pre-norm resnet block of per-frame 3×3 2D convolutions."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, norm: NormKind = "group") -> None:
         super().__init__()
-        self.norm1 = FrameNorm(in_channels)
+        self.norm1 = FrameNorm(in_channels, norm)
         self.conv1 = FrameConv2d(in_channels, out_channels, 3)
-        self.norm2 = FrameNorm(out_channels)
+        self.norm2 = FrameNorm(out_channels, norm)
         self.conv2 = FrameConv2d(out_channels, out_channels, 3)
         self.skip = (
             FrameConv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
@@ -95,11 +118,11 @@ class TemporalResBlock(nn.Module):
     """Resnet block of causal temporal convolutions (kernel ``(3, 1, 1)``: each pixel's time
     series), zero-initialised so it starts as the identity (VidTok's 1D temporal blocks)."""
 
-    def __init__(self, channels: int, kernel: int = 3) -> None:
+    def __init__(self, channels: int, kernel: int = 3, norm: NormKind = "group") -> None:
         super().__init__()
-        self.norm1 = FrameNorm(channels)
+        self.norm1 = FrameNorm(channels, norm)
         self.conv1 = CausalConv3d(channels, channels, (kernel, 1, 1))
-        self.norm2 = FrameNorm(channels)
+        self.norm2 = FrameNorm(channels, norm)
         self.conv2 = CausalConv3d(channels, channels, (kernel, 1, 1))
         nn.init.zeros_(self.conv2.conv.weight)
         nn.init.zeros_(self.conv2.conv.bias)
@@ -113,12 +136,18 @@ class CausalResBlock3d(nn.Module):
     """Resnet block of causal 3×3×3 convolutions (the bottleneck blocks); ``temporal_kernel=1``
     makes it per-frame."""
 
-    def __init__(self, in_channels: int, out_channels: int, temporal_kernel: int = 3) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        temporal_kernel: int = 3,
+        norm: NormKind = "group",
+    ) -> None:
         super().__init__()
         k = (temporal_kernel, 3, 3)
-        self.norm1 = FrameNorm(in_channels)
+        self.norm1 = FrameNorm(in_channels, norm)
         self.conv1 = CausalConv3d(in_channels, out_channels, k)
-        self.norm2 = FrameNorm(out_channels)
+        self.norm2 = FrameNorm(out_channels, norm)
         self.conv2 = CausalConv3d(out_channels, out_channels, k)
         self.skip = (
             CausalConv3d(in_channels, out_channels, 1) if in_channels != out_channels else None
@@ -132,11 +161,12 @@ class CausalResBlock3d(nn.Module):
 
 class FrameAttention(nn.Module):
     """Single-head self-attention over the positions of each frame (no attention across time,
-    so it is causal), via ``scaled_dot_product_attention``."""
+    so it is causal), via ``scaled_dot_product_attention`` (scale ``1/sqrt(C)``). VidTok
+    projects with four 1×1×1 convolutions; ``qkv`` holds its q, k, v weights stacked."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm: NormKind = "group") -> None:
         super().__init__()
-        self.norm = FrameNorm(channels)
+        self.norm = FrameNorm(channels, norm)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.out = nn.Linear(channels, channels)
 
@@ -191,17 +221,59 @@ class TemporalDownsample(StreamingModule):
         return self.blend(pooled, self.conv(x))
 
 
-class TemporalUpsample(nn.Module):
-    """2× temporal upsampling: AlphaBlender of nearest repeat and a causal 3×3×3 conv of it.
+class TemporalUpsample(StreamingModule):
+    """2× temporal upsampling: AlphaBlender of an interpolation and a causal 3×3×3 conv of it.
 
-    Output frame ``i`` depends on inputs ``<= i // 2``.
+    ``mode="nearest"`` repeats every frame (VidTok v1.0, wmkit's default): output frame ``i``
+    depends on inputs ``<= i // 2``. ``mode="trilinear"`` (VidTok v1.1) interpolates linearly
+    in time (``align_corners=False``), so output ``2i + 1`` also sees input ``i + 1``: it looks
+    one frame ahead. As in VidTok v1.1, the first chunk's (or whole pass's) first
+    ``first_frames`` frames are interpolated on their own, and a later chunk is interpolated
+    after ``first_frames`` cached frames of the previous one, whose outputs are dropped; the
+    cache follows VidTok's rule (the first chunk keeps its last ``first_frames`` frames, a
+    later one the ``first_frames`` before those), which assumes chunks overlapping the next
+    one by ``first_frames`` frames (see ``VidTokTokenizer.decode_chunks``).
+
+    Args:
+        channels: channels.
+        mode: ``"nearest"`` or ``"trilinear"``.
+        first_frames: frames treated on their own on the first chunk (1 at the first
+            upsampling of a decoder, 2 at the second, …; ``"trilinear"`` only).
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(
+        self,
+        channels: int,
+        mode: Literal["nearest", "trilinear"] = "nearest",
+        first_frames: int = 1,
+    ) -> None:
         super().__init__()
+        if mode not in ("nearest", "trilinear"):
+            raise ValueError(f"temporal upsampling must be 'nearest' or 'trilinear'; got {mode!r}")
+        self.mode = mode
+        self.first_frames = first_frames
         self.conv = CausalConv3d(channels, channels, 3)
         self.blend = AlphaBlender()
 
+    def _interpolate(self, x: Tensor) -> Tensor:
+        y = F.interpolate(x.float(), scale_factor=(2.0, 1.0, 1.0), mode="trilinear")
+        return y.to(x.dtype)  # [B, C, 2T, H, W]
+
     def forward(self, x: Tensor) -> Tensor:
-        x = x.repeat_interleave(2, dim=2)  # [B, C, 2T, H, W]
+        if self.mode == "nearest":
+            x = x.repeat_interleave(2, dim=2)  # [B, C, 2T, H, W]
+        else:
+            n = self.first_frames
+            if self.first_chunk:
+                head, rest = x[:, :, :n], x[:, :, n:]
+                if self._streaming:
+                    self._cache = x[:, :, -n:].detach()
+                parts = [self._interpolate(head)]
+                if rest.shape[2]:
+                    parts.append(self._interpolate(rest))
+                x = torch.cat(parts, dim=2)  # [B, C, 2T, H, W]
+            else:
+                x = torch.cat([self._cache, x], dim=2)
+                self._cache = x[:, :, -2 * n : -n].detach()
+                x = self._interpolate(x)[:, :, 2 * n :]  # [B, C, 2T, H, W]
         return self.blend(x, self.conv(x))

@@ -7,6 +7,12 @@ each module keeps the last ``time_pad`` input frames of the previous chunk and u
 instead of the zero padding, which gives exactly the full-pass result in memory bounded by
 the chunk size (:func:`streaming`).
 
+The past of the first chunk (or of a whole pass) is padded with zeros (VidTok v1.0) or with
+copies of the first frame (VidTok v1.1); :func:`set_past_padding` chooses. ``cache_offset``
+keeps the last frames of a chunk out of the cache: VidTok v1.1 decodes long videos in
+chunks that overlap the next one by a latent frame, whose output is dropped, and the next
+chunk must not see it as its past.
+
 Layout: these modules work on ``[B, C, T, H, W]`` (channels first, as ``nn.Conv3d``);
 public tokenizer boundaries use ``[B, T, C, H, W]`` and rearrange.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +31,15 @@ from torch import Tensor, nn
 __all__ = [
     "CausalConv3d",
     "FrameConv2d",
+    "PastPadding",
     "StreamingModule",
     "is_streaming",
+    "set_past_padding",
     "streaming",
 ]
+
+#: How the first chunk's past is padded: ``"zeros"`` or copies of the ``"first_frame"``.
+PastPadding = Literal["zeros", "first_frame"]
 
 
 def _triple(v: int | tuple[int, int, int]) -> tuple[int, int, int]:
@@ -38,29 +50,40 @@ class StreamingModule(nn.Module):
     """A module that pads the past of its time axis (dim 2) from a cache while streaming.
 
     Subclasses call :meth:`pad_past` on their input. Outside :func:`streaming` the past is
-    zeros (one full pass); inside, the first chunk is zero-padded and every later chunk is
-    prefixed by the last ``time_pad`` frames the module saw.
+    padded by ``past_padding`` (one full pass); inside, the first chunk is padded the same
+    way and every later chunk is prefixed by the last ``time_pad`` frames the module saw,
+    ignoring the chunk's last ``cache_offset`` frames.
     """
 
     time_pad: int = 0
+    past_padding: PastPadding = "zeros"
+    cache_offset: int = 0
 
     def __init__(self) -> None:
         super().__init__()
         self._streaming = False
         self._cache: Tensor | None = None
 
+    @property
+    def first_chunk(self) -> bool:
+        """Whether the next input starts the video (no cached past)."""
+        return not (self._streaming and self._cache is not None)
+
     def pad_past(self, x: Tensor) -> Tensor:
         """``[B, C, T, H, W]`` → ``[B, C, time_pad + T, H, W]``."""
         p = self.time_pad
         if p == 0:
             return x
-        if self._streaming and self._cache is not None:
+        if not self.first_chunk:
             past = self._cache
+        elif self.past_padding == "first_frame":
+            past = x[:, :, :1].expand(-1, -1, p, -1, -1)
         else:
             past = x.new_zeros((*x.shape[:2], p, *x.shape[3:]))
         x = torch.cat([past, x], dim=2)
         if self._streaming:
-            self._cache = x[:, :, -p:].detach()
+            kept = x[:, :, : x.shape[2] - self.cache_offset]
+            self._cache = kept[:, :, -p:].detach()
         return x
 
     def _set_streaming(self, on: bool) -> None:
@@ -71,6 +94,17 @@ class StreamingModule(nn.Module):
 def is_streaming(module: nn.Module) -> bool:
     """Whether any causal sub-module of ``module`` is in streaming mode."""
     return any(isinstance(m, StreamingModule) and m._streaming for m in module.modules())
+
+
+def set_past_padding(module: nn.Module, mode: PastPadding) -> None:
+    """Pad the first chunk's past of every :class:`StreamingModule` in ``module`` with
+    ``"zeros"`` (VidTok v1.0, wmkit's default) or copies of the ``"first_frame"`` (VidTok
+    v1.1)."""
+    if mode not in ("zeros", "first_frame"):
+        raise ValueError(f"past padding must be 'zeros' or 'first_frame'; got {mode!r}")
+    for m in module.modules():
+        if isinstance(m, StreamingModule):
+            m.past_padding = mode
 
 
 @contextmanager

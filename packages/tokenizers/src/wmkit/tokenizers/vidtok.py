@@ -11,10 +11,21 @@ followed by a 1D causal temporal block, separate spatial (2D, every level) and t
 (AlphaBlender, deepest ``log2 t`` levels) resampling, and a causal 3D bottleneck with
 per-frame attention. Regularizer: KL (continuous ``C`` channels) or FSQ (discrete ids).
 
-Where we differ from the paper: attention uses ``scaled_dot_product_attention`` on linear
-projections instead of 1×1 causal convs (same function); the FSQ entropy term is factorised
-per dimension (see :mod:`wmkit.tokenizers.fsq`); ``temporal_mixing=False`` gives a true
-per-frame 2D model (used as the baseline in ``tools/bench_tokenizer.py``).
+Both released generations are expressible, so their checkpoints load
+(:mod:`wmkit.tokenizers.convert_vidtok`): v1.0 pads the causal past with zeros and upsamples
+time by repeating frames; v1.1 pads it with copies of the first frame and upsamples time
+trilinearly, which looks one latent frame ahead. Both use LayerNorm over channels and
+resample at the levels their config names; ``layout``
+(:class:`~wmkit.tokenizers.vidtok_layout.VidTokLayout`) holds these choices, and wmkit's
+defaults are its own.
+
+Where we differ from the paper: attention uses ``scaled_dot_product_attention`` on one
+stacked linear q/k/v projection instead of three 1×1×1 causal convs (same function); the FSQ
+entropy term is factorised per dimension (see :mod:`wmkit.tokenizers.fsq`); ``encode``
+returns the KL posterior mode unless asked to sample; ``decode`` returns ``1 + t·(T' - 1)``
+frames (v1.1's decoder returns ``t·T'`` and its callers keep the last ``T``);
+``temporal_mixing=False`` gives a true per-frame 2D model (used as the baseline in
+``tools/bench_tokenizer.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from wmkit.tokenizers.blocks import (
     CausalResBlock3d,
     FrameAttention,
     FrameNorm,
+    NormKind,
     SpatialDownsample,
     SpatialResBlock,
     SpatialUpsample,
@@ -42,9 +54,16 @@ from wmkit.tokenizers.blocks import (
     TemporalResBlock,
     TemporalUpsample,
 )
-from wmkit.tokenizers.causal_conv import CausalConv3d, is_streaming, streaming
+from wmkit.tokenizers.causal_conv import (
+    CausalConv3d,
+    StreamingModule,
+    is_streaming,
+    set_past_padding,
+    streaming,
+)
 from wmkit.tokenizers.fsq import FSQQuantizer
 from wmkit.tokenizers.kl import GaussianRegularizer
+from wmkit.tokenizers.vidtok_layout import VidTokLayout
 
 __all__ = [
     "VIDTOK_SIZES",
@@ -96,7 +115,11 @@ class TokenizerOutput:
 
 class VidTokEncoder(nn.Module):
     """``[B, C, T, H, W]`` (T a multiple of ``t`` after first-frame padding) →
-    ``[B, out_channels, T / t, H / s, W / s]``."""
+    ``[B, out_channels, T / t, H / s, W / s]``.
+
+    ``spatial_levels`` are the resolution levels (0 = full resolution) followed by a 2×
+    spatial downsampling, ``temporal_levels`` those of them that also halve time.
+    """
 
     def __init__(
         self,
@@ -105,15 +128,15 @@ class VidTokEncoder(nn.Module):
         channels: int,
         multipliers: list[int],
         blocks: int,
-        temporal_levels: int,
+        spatial_levels: list[int],
+        temporal_levels: list[int],
         attention: bool,
         temporal_mixing: bool,
+        norm: NormKind = "group",
     ) -> None:
         super().__init__()
         kt = 3 if temporal_mixing else 1
         widths = [channels * m for m in multipliers]
-        n_levels = len(widths)
-        t_first = n_levels - 1 - temporal_levels
         self.conv_in = CausalConv3d(in_channels, widths[0], (kt, 3, 3))
         self.levels = nn.ModuleList()
         width = widths[0]
@@ -121,19 +144,23 @@ class VidTokEncoder(nn.Module):
             level = nn.Module()
             level.blocks = nn.ModuleList()
             for _ in range(blocks):
-                level.blocks.append(SpatialResBlock(width, w))
-                level.blocks.append(TemporalResBlock(w) if temporal_mixing else nn.Identity())
+                level.blocks.append(SpatialResBlock(width, w, norm))
+                level.blocks.append(
+                    TemporalResBlock(w, norm=norm) if temporal_mixing else nn.Identity()
+                )
                 width = w
-            if i < n_levels - 1:
+            if i in spatial_levels:
                 level.down = SpatialDownsample(width)
-                level.time_down = TemporalDownsample(width) if i >= t_first else nn.Identity()
+                level.time_down = (
+                    TemporalDownsample(width) if i in temporal_levels else nn.Identity()
+                )
             self.levels.append(level)
         self.mid = nn.Sequential(
-            CausalResBlock3d(width, width, kt),
-            FrameAttention(width) if attention else nn.Identity(),
-            CausalResBlock3d(width, width, kt),
+            CausalResBlock3d(width, width, kt, norm),
+            FrameAttention(width, norm) if attention else nn.Identity(),
+            CausalResBlock3d(width, width, kt, norm),
         )
-        self.norm_out = FrameNorm(width)
+        self.norm_out = FrameNorm(width, norm)
         self.conv_out = CausalConv3d(width, out_channels, (kt, 3, 3))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -149,7 +176,13 @@ class VidTokEncoder(nn.Module):
 
 class VidTokDecoder(nn.Module):
     """``[B, in_channels, T', h, w]`` → ``[B, out_channels, T'·t, h·s, w·s]`` (mirror of the
-    encoder, one more resnet block per level as in VidTok)."""
+    encoder, one more resnet block per level as in VidTok).
+
+    ``spatial_levels`` are the resolution levels (``levels[k]`` is level ``n - 1 - k``)
+    followed by a 2× spatial upsampling, ``temporal_levels`` those of them that also double
+    time; ``temporal_upsample`` picks its interpolation
+    (:class:`~wmkit.tokenizers.blocks.TemporalUpsample`).
+    """
 
     def __init__(
         self,
@@ -158,9 +191,12 @@ class VidTokDecoder(nn.Module):
         channels: int,
         multipliers: list[int],
         blocks: int,
-        temporal_levels: int,
+        spatial_levels: list[int],
+        temporal_levels: list[int],
         attention: bool,
         temporal_mixing: bool,
+        norm: NormKind = "group",
+        temporal_upsample: Literal["nearest", "trilinear"] = "nearest",
     ) -> None:
         super().__init__()
         kt = 3 if temporal_mixing else 1
@@ -169,25 +205,29 @@ class VidTokDecoder(nn.Module):
         width = widths[-1]
         self.conv_in = CausalConv3d(in_channels, width, (kt, 3, 3))
         self.mid = nn.Sequential(
-            CausalResBlock3d(width, width, kt),
-            FrameAttention(width) if attention else nn.Identity(),
-            CausalResBlock3d(width, width, kt),
+            CausalResBlock3d(width, width, kt, norm),
+            FrameAttention(width, norm) if attention else nn.Identity(),
+            CausalResBlock3d(width, width, kt, norm),
         )
         self.levels = nn.ModuleList()
+        first_frames = 1
         for i in reversed(range(n_levels)):
             level = nn.Module()
             level.blocks = nn.ModuleList()
             for _ in range(blocks + 1):
-                level.blocks.append(SpatialResBlock(width, widths[i]))
+                level.blocks.append(SpatialResBlock(width, widths[i], norm))
                 width = widths[i]
-                level.blocks.append(TemporalResBlock(width) if temporal_mixing else nn.Identity())
-            if i > 0:
-                level.up = SpatialUpsample(width)
-                level.time_up = (
-                    TemporalUpsample(width) if i >= n_levels - temporal_levels else (nn.Identity())
+                level.blocks.append(
+                    TemporalResBlock(width, norm=norm) if temporal_mixing else nn.Identity()
                 )
+            if i in spatial_levels:
+                level.up = SpatialUpsample(width)
+                level.time_up = nn.Identity()
+                if i in temporal_levels:
+                    level.time_up = TemporalUpsample(width, temporal_upsample, first_frames)
+                    first_frames *= 2
             self.levels.append(level)
-        self.norm_out = FrameNorm(width)
+        self.norm_out = FrameNorm(width, norm)
         self.conv_out = CausalConv3d(width, out_channels, (kt, 3, 3))
 
     def forward(self, z: Tensor) -> Tensor:
@@ -198,6 +238,26 @@ class VidTokDecoder(nn.Module):
             if hasattr(level, "up"):
                 h = level.time_up(level.up(h))  # [B, C, T' (·2), 2h, 2w]
         return self.conv_out(F.silu(self.norm_out(h)))  # [B, out, T'·t, H, W]
+
+    def set_cache_offset(self, latent_frames: int) -> None:
+        """Keep the last ``latent_frames`` latent frames of each chunk out of every causal
+        cache (each module's offset counts frames at its own frame rate), so a chunk can be
+        fed with a look-ahead whose output is dropped; ``0`` switches this off."""
+        rate = 1
+        for part in (self.conv_in, self.mid):
+            _offset(part, latent_frames * rate)
+        for level in self.levels:
+            _offset(level.blocks, latent_frames * rate)
+            if isinstance(getattr(level, "time_up", None), TemporalUpsample):
+                rate *= 2
+                _offset(level.time_up, latent_frames * rate)
+        _offset(self.conv_out, latent_frames * rate)
+
+
+def _offset(module: nn.Module, frames: int) -> None:
+    for m in module.modules():
+        if isinstance(m, StreamingModule):
+            m.cache_offset = frames
 
 
 class VidTokTokenizer(nn.Module, PretrainedMixin):
@@ -223,6 +283,10 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
         multipliers: override the size's channel multipliers.
         blocks: override the size's resnet blocks per level.
         attention: override the size's bottleneck attention.
+        layout: where space and time are resampled, the norm, the causal padding and the
+            temporal upsampling (:class:`~wmkit.tokenizers.vidtok_layout.VidTokLayout`;
+            or its dict, as in ``config.json``; default wmkit's own; the converter sets the
+            released models').
     """
 
     def __init__(
@@ -240,6 +304,7 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
         multipliers: list[int] | None = None,
         blocks: int | None = None,
         attention: bool | None = None,
+        layout: VidTokLayout | None = None,
     ) -> None:
         super().__init__()
         if size not in VIDTOK_SIZES:
@@ -285,16 +350,38 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
             self.quantizer, self.gaussian = None, GaussianRegularizer()
             self.code_dim = latent_channels
             enc_out = 2 * latent_channels
+        layout = VidTokLayout() if layout is None else layout
+        if isinstance(layout, dict):  # as written in config.json
+            layout = VidTokLayout(**layout)
+        if not isinstance(layout, VidTokLayout):
+            raise TypeError(f"layout must be a VidTokLayout; got {type(layout).__name__}")
+        lv = layout.resolve(n_s, n_t, len(cfg["multipliers"]))
+        self.layout = layout
+        self.temporal_upsample = layout.temporal_upsample
         arch = {
             "channels": cfg["channels"],
-            "multipliers": _multipliers(list(cfg["multipliers"]), n_s + 1),
+            "multipliers": _multipliers(list(cfg["multipliers"]), lv.count),
             "blocks": cfg["blocks"],
-            "temporal_levels": n_t,
             "attention": cfg["attention"],
             "temporal_mixing": temporal_mixing,
+            "norm": layout.norm,
         }
-        self.encoder = VidTokEncoder(in_channels, enc_out, **arch)
-        self.decoder = VidTokDecoder(self.code_dim, in_channels, **arch)
+        self.encoder = VidTokEncoder(
+            in_channels,
+            enc_out,
+            spatial_levels=lv.encoder_spatial,
+            temporal_levels=lv.encoder_temporal,
+            **arch,
+        )
+        self.decoder = VidTokDecoder(
+            self.code_dim,
+            in_channels,
+            spatial_levels=lv.decoder_spatial,
+            temporal_levels=lv.decoder_temporal,
+            temporal_upsample=layout.temporal_upsample,
+            **arch,
+        )
+        set_past_padding(self, layout.time_padding)
 
     # ------------------------------------------------------------------ protocol properties
     @property
@@ -406,12 +493,21 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
             logs=logs,
         )
 
-    def encode(self, video: Tensor) -> Latents:
-        """``float [B, T, C, H, W]`` in [-1, 1] → ``Latents`` (KL mean or FSQ ids)."""
+    def encode(self, video: Tensor, sample: bool = False) -> Latents:
+        """``float [B, T, C, H, W]`` in [-1, 1] → ``Latents``: FSQ ids, or for KL the
+        posterior mode (its mean), or a sample of the posterior when ``sample`` is set.
+
+        VidTok's own ``encode`` samples the KL posterior unless told not to; wmkit returns
+        the mode unless asked, so encoding is deterministic.
+        """
         self._check_input(video)
         if is_streaming(self.encoder):
             raise RuntimeError("encode called while an encode_chunks stream is open")
-        return Latents(values=self._latent_values(self._encode_moments(video)), kind=self._kind)
+        h = self._encode_moments(video)
+        if sample and self.gaussian is not None:
+            z = self.gaussian(h, sample=True).latents
+            return Latents(values=rearrange(z, "b c t h w -> b t c h w"), kind=self._kind)
+        return Latents(values=self._latent_values(h), kind=self._kind)
 
     def decode(self, latents: Latents | Tensor) -> Tensor:
         """``Latents`` or their values (KL latents, FSQ ids or codes) → video in [-1, 1]."""
@@ -458,11 +554,41 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
     @torch.no_grad()
     def decode_chunks(self, chunks: Iterable[Latents | Tensor]) -> Iterator[Tensor]:
         """Decode latents chunk by chunk (any number of latent frames per chunk), yielding
-        video chunks that concatenate to ``decode`` of all latents."""
+        the video of each chunk (``1 + t·(n - 1)`` frames for the first, ``t·n`` after).
+
+        With ``temporal_upsample="nearest"`` the decoder is causal and the chunks
+        concatenate to ``decode`` of all latents. With ``"trilinear"`` it looks one latent
+        frame ahead, so this reproduces VidTok v1.1's long-video decode
+        (``use_tiling``, ``use_overlap``): each chunk but the last is decoded together with
+        the next chunk's first latent frame, whose ``t`` frames are dropped and kept out of
+        the causal caches; a chunk's video is yielded once the next chunk has arrived. The
+        result depends on where the chunks are cut (VidTok cuts after the first latent, then
+        every ``16 / t``) and differs slightly from the whole-clip ``decode``.
+        """
+        overlap = self.temporal_upsample == "trilinear"
         with streaming(self.decoder):
-            for i, chunk in enumerate(chunks):
-                z = self._to_codes(chunk)
-                yield self._decode_codes(z, first=i == 0).clamp(-1, 1)
+            self.decoder.set_cache_offset(1 if overlap else 0)
+            try:
+                pending: Tensor | None = None
+                for i, chunk in enumerate(chunks):
+                    z = self._to_codes(chunk)
+                    if not overlap:
+                        yield self._decode_codes(z, first=i == 0).clamp(-1, 1)
+                        continue
+                    if pending is not None:
+                        yield self._decode_overlapped(pending, z[:, :, :1], first=i == 1)
+                    pending = z
+                if pending is not None:
+                    yield self._decode_overlapped(pending, None, first=i == 0)
+            finally:
+                self.decoder.set_cache_offset(0)
+
+    def _decode_overlapped(self, z: Tensor, ahead: Tensor | None, first: bool) -> Tensor:
+        """Decode ``z`` with one latent frame of look-ahead whose output is dropped."""
+        if ahead is None:
+            return self._decode_codes(z, first=first).clamp(-1, 1)
+        x = self._decode_codes(torch.cat([z, ahead], dim=2), first=first)
+        return x[:, : -self.t].clamp(-1, 1)
 
     def num_parameters(self) -> int:
         """Trainable parameter count."""

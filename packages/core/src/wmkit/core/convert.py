@@ -1,0 +1,75 @@
+"""``wmkit convert <family> ...``: turn a published checkpoint into a wmkit
+``from_pretrained`` directory (DESIGN.md §5b).
+
+Core knows no family. The package that owns a model registers its converter in the
+entry-point group ``wmkit.converters`` (name → a :class:`~wmkit.core.cli.Command` or a
+callable ``run(argv) -> exit code`` whose docstring's first line is its help), so
+installing the package makes ``wmkit convert <name>`` appear::
+
+    [project.entry-points."wmkit.converters"]
+    vidtok = "wmkit.tokenizers.convert_vidtok:command"
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from importlib.metadata import EntryPoint, entry_points
+
+from wmkit.core.cli import Command, load_command
+
+__all__ = ["CONVERTER_GROUP", "command", "discover_converters", "run"]
+
+CONVERTER_GROUP = "wmkit.converters"
+
+
+def discover_converters() -> dict[str, EntryPoint]:
+    """Installed converter families by name (loaded lazily, on use)."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=CONVERTER_GROUP):
+        found.setdefault(ep.name, ep)
+    return dict(sorted(found.items()))
+
+
+def _usage(families: dict[str, EntryPoint]) -> str:
+    lines = [
+        "usage: wmkit convert <family> SRC [options] --out DIR",
+        "",
+        "Convert a published checkpoint into a wmkit from_pretrained directory.",
+        "",
+        "families:",
+    ]
+    if not families:
+        lines.append(
+            "  (none installed: converters come with wmkit packages, e.g. wmkit-tokenizers)"
+        )
+    for name, ep in families.items():
+        try:
+            summary = load_command(ep).help
+        except Exception as e:  # a broken plug-in must not break the listing
+            summary = f"[failed to load {ep.value}: {type(e).__name__}: {e}]"
+        lines.append(f"  {name:<16}{summary}")
+    lines += ["", "Run `wmkit convert <family> --help` for a family's options."]
+    return "\n".join(lines)
+
+
+def run(argv: list[str]) -> int:
+    """Dispatch ``argv`` (``<family> ...``) to the family's converter; returns the exit code."""
+    families = discover_converters()
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage(families))
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in families:
+        close = difflib.get_close_matches(name, list(families), n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        print(
+            f"wmkit convert: unknown family {name!r}.{hint} Installed: "
+            f"{', '.join(families) or 'none'}. See `wmkit convert --help`.",
+            file=sys.stderr,
+        )
+        return 2
+    return int(load_command(families[name]).run(rest) or 0)
+
+
+command = Command(help="convert a published checkpoint (see `wmkit convert --help`)", run=run)

@@ -1,0 +1,43 @@
+"""``wmkit convert``: lists the converter families packages register and dispatches."""
+
+from wmkit.core import convert as convert_module
+from wmkit.core.cli import main
+
+
+class _FakeEP:
+    name, value = "toy", "toy:convert"
+
+    def __init__(self, seen: dict) -> None:
+        self.seen = seen
+
+    def load(self):
+        def convert(argv: list[str]) -> int:
+            """convert a toy checkpoint"""
+            self.seen["argv"] = argv
+            return 0
+
+        return convert
+
+
+def test_convert_lists_families_and_dispatches(monkeypatch, capsys):
+    seen: dict = {}
+    monkeypatch.setattr(convert_module, "discover_converters", lambda: {"toy": _FakeEP(seen)})
+    assert main(["convert", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "toy" in out and "convert a toy checkpoint" in out
+    assert main(["convert", "toy", "src.ckpt", "--out", "d"]) == 0
+    assert seen["argv"] == ["src.ckpt", "--out", "d"]
+
+
+def test_convert_unknown_family_suggests(monkeypatch, capsys):
+    monkeypatch.setattr(convert_module, "discover_converters", lambda: {"toy": _FakeEP({})})
+    assert main(["convert", "tyo"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown family 'tyo'" in err and "Did you mean: toy" in err
+    assert main(["convert"]) == 2
+
+
+def test_installed_families_are_discovered():
+    assert list(convert_module.discover_converters()) == sorted(
+        convert_module.discover_converters()
+    )

@@ -1,0 +1,386 @@
+"""Convert a released causal VidTok checkpoint (microsoft/VidTok) into a wmkit
+:class:`~wmkit.tokenizers.vidtok.VidTokTokenizer` directory (``wmkit convert vidtok``).
+
+VidTok (Tang et al. 2024, arXiv:2412.13061) releases Lightning ``.ckpt`` files and a YAML
+config per model; the config names the generation (``model_3dcausal`` for v1.0,
+``model_3dcausal_v1_1`` for v1.1) and the architecture. This module
+
+- reads the ``.ckpt`` as tensors only (``torch.load(weights_only=True)``): a file whose
+  unpickling would run code is refused;
+- maps the config's model section to ``VidTokTokenizer`` arguments (:func:`vidtok_config`);
+- renames VidTok's keys to wmkit's with the table :data:`KEY_RULES`, requiring every
+  ``encoder.*`` / ``decoder.*`` key and ignoring (and naming) the training-only entries
+  (``loss.*``, ``model_ema.*``, optimizer and trainer state).
+
+Only the causal models are supported (the non-causal ones are a different network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor
+
+from wmkit.tokenizers.vidtok import VidTokTokenizer
+from wmkit.tokenizers.vidtok_layout import VidTokLayout
+
+__all__ = [
+    "KEY_RULES",
+    "ConvertedVidTok",
+    "command",
+    "convert_vidtok",
+    "map_vidtok_state_dict",
+    "read_vidtok_checkpoint",
+    "vidtok_config",
+]
+
+#: VidTok key pattern → wmkit key template. ``{lv}`` is resolution level ``lvl`` in wmkit's
+#: list (``encoder.levels.<lvl>``; ``decoder.levels.<n-1-lvl>``, since the decoder lists
+#: levels in the order it runs, deepest first, while VidTok's ``decoder.up.0`` is full
+#: resolution), ``{S}`` / ``{T}`` the position of spatial / temporal resnet block ``blk``
+#: (wmkit interleaves them in one list), ``{M}`` the position of ``mid.block_<i>``. A
+#: template ending in ``#k`` is slice ``k`` of a tensor stacked on dim 0 (VidTok's separate
+#: attention q, k, v → wmkit's ``qkv``). Tensors are reshaped where the two layouts differ
+#: only by singleton dims (VidTok's 1D temporal convs ``[C, C, 3]`` and 1×1×1 attention convs).
+_AE = r"(?P<part>encoder|decoder)"
+_W = r"(?P<p>weight|bias)"
+_BLOCK = r"(?:encoder\.down|decoder\.up)\.(?P<lvl>\d+)\.block\.(?P<blk>\d+)"
+_TBLOCK = r"(?:encoder\.down|decoder\.up)_temporal\.(?P<lvl>\d+)\.block\.(?P<blk>\d+)"
+_TDOWN = r"encoder\.down_temporal\.(?P<lvl>\d+)\.downsample"
+_TUP = r"decoder\.up_temporal\.(?P<lvl>\d+)\.upsample"
+_MID = _AE + r"\.mid\.block_(?P<i>[12])"
+_ATTN = _AE + r"\.mid\.attn_1"
+KEY_RULES: tuple[tuple[str, str], ...] = (
+    (_AE + r"\.conv_(?P<io>in|out)\.conv\." + _W, "{part}.conv_{io}.conv.{p}"),
+    (_AE + r"\.norm_out\.norm\." + _W, "{part}.norm_out.norm.{p}"),
+    # per-frame 2D resnet blocks
+    (_BLOCK + r"\.(?P<m>norm[12])\.norm\." + _W, "{lv}.blocks.{S}.{m}.norm.{p}"),
+    (_BLOCK + r"\.(?P<m>conv[12])\." + _W, "{lv}.blocks.{S}.{m}.conv.{p}"),
+    (_BLOCK + r"\.nin_shortcut\." + _W, "{lv}.blocks.{S}.skip.conv.{p}"),
+    # 1D causal temporal resnet blocks
+    (_TBLOCK + r"\.(?P<m>norm[12])\.norm\." + _W, "{lv}.blocks.{T}.{m}.norm.{p}"),
+    (_TBLOCK + r"\.(?P<m>conv[12])\.conv\." + _W, "{lv}.blocks.{T}.{m}.conv.{p}"),
+    # spatial and temporal resampling
+    (r"encoder\.down\.(?P<lvl>\d+)\.downsample\.conv\." + _W, "{lv}.down.conv.conv.{p}"),
+    (r"decoder\.up\.(?P<lvl>\d+)\.upsample\.conv\." + _W, "{lv}.up.conv.conv.{p}"),
+    (_TDOWN + r"\.mix_factor", "{lv}.time_down.blend.logit"),
+    (_TDOWN + r"\.conv\.conv\." + _W, "{lv}.time_down.conv.conv.{p}"),
+    (_TUP + r"\.mix_factor", "{lv}.time_up.blend.logit"),
+    (_TUP + r"\.conv\.conv\." + _W, "{lv}.time_up.conv.conv.{p}"),
+    # bottleneck: 3D resnet, per-frame attention, 3D resnet
+    (_MID + r"\.(?P<m>norm[12])\.norm\." + _W, "{part}.mid.{M}.{m}.norm.{p}"),
+    (_MID + r"\.(?P<m>conv[12])\.conv\." + _W, "{part}.mid.{M}.{m}.conv.{p}"),
+    (_MID + r"\.nin_shortcut\.conv\." + _W, "{part}.mid.{M}.skip.conv.{p}"),
+    (_ATTN + r"\.norm\.norm\." + _W, "{part}.mid.1.norm.norm.{p}"),
+    (_ATTN + r"\.q\.conv\." + _W, "{part}.mid.1.qkv.{p}#0"),
+    (_ATTN + r"\.k\.conv\." + _W, "{part}.mid.1.qkv.{p}#1"),
+    (_ATTN + r"\.v\.conv\." + _W, "{part}.mid.1.qkv.{p}#2"),
+    (_ATTN + r"\.proj_out\.conv\." + _W, "{part}.mid.1.out.{p}"),
+)
+
+_COMPILED = tuple((re.compile(pattern), template) for pattern, template in KEY_RULES)
+
+#: Checkpoint entries that are not the autoencoder: LPIPS + discriminator (``loss.``) and
+#: EMA weights (``model_ema.``), which VidTok's own loading ignores too.
+IGNORED_PREFIXES = ("loss.", "model_ema.")
+
+
+@dataclass
+class ConvertedVidTok:
+    """What :func:`convert_vidtok` produced: the ``tokenizer``, its ``config`` (the
+    ``VidTokTokenizer`` arguments), the ``generation`` (``"1.0"`` or ``"1.1"``) and the
+    one-line ``summary`` of what was converted and ignored."""
+
+    tokenizer: VidTokTokenizer
+    config: dict[str, Any]
+    generation: str
+    summary: str
+
+
+def read_vidtok_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], list[str]]:
+    """Read a VidTok ``.ckpt`` without executing code.
+
+    Returns the model state dict (the Lightning file's ``state_dict``, or the file itself
+    when it is a bare state dict) and the names of the other top-level entries (trainer
+    state). Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a file
+    that is not a tensors-only pickle (one whose unpickling would run code) or holds no
+    state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"VidTok checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"refusing to read {path}: it is not a tensors-only checkpoint (unpickling it "
+            f"would run code or build arbitrary objects; torch.load(weights_only=True) said: "
+            f"{first})"
+        ) from e
+    except (RuntimeError, EOFError) as e:
+        raise ValueError(f"cannot read {path} as a torch checkpoint: {e}") from e
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict")
+    if isinstance(ckpt.get("state_dict"), dict):
+        state = ckpt["state_dict"]
+        others = sorted(k for k in ckpt if k != "state_dict")
+    else:
+        state, others = ckpt, []
+    bad = [k for k, v in state.items() if not isinstance(v, Tensor)]
+    if bad:
+        raise ValueError(f"{path}: state_dict entries that are not tensors: {bad[:5]}")
+    return dict(state), [str(k) for k in others]
+
+
+def _model_section(config: dict[str, Any], source: str) -> dict[str, Any]:
+    model = config.get("model", config)
+    if not isinstance(model, dict) or "params" not in model:
+        raise ValueError(f"{source}: expected a VidTok config with model.params")
+    return model
+
+
+def _resolve(params: Any, encoder_params: dict[str, Any]) -> dict[str, Any]:
+    # Released configs write the decoder's params as the OmegaConf reference
+    # ``${model.params.encoder_config.params}``; yaml.safe_load leaves it a string.
+    if isinstance(params, str) and params.strip().startswith("${"):
+        if params.strip() != "${model.params.encoder_config.params}":
+            raise ValueError(f"unsupported OmegaConf reference in decoder params: {params}")
+        return encoder_params
+    if not isinstance(params, dict):
+        raise ValueError(f"decoder_config.params must be a mapping; got {params!r}")
+    return params
+
+
+def vidtok_config(config: dict[str, Any], source: str = "config") -> tuple[dict[str, Any], str]:
+    """Map a VidTok YAML config (parsed; the ``model`` section is read) to
+    ``VidTokTokenizer`` arguments and the generation (``"1.0"`` or ``"1.1"``).
+
+    Raises ``ValueError`` naming the field for a model this converter does not express
+    (non-causal models, FSQ with a projection, other padding modes).
+    """
+    model = _model_section(config, source)
+    p = model["params"]
+    enc_cfg, dec_cfg = p.get("encoder_config", {}), p.get("decoder_config", {})
+    enc_target, dec_target = str(enc_cfg.get("target", "")), str(dec_cfg.get("target", ""))
+    if "model_3dcausal" not in enc_target or "model_3dcausal" not in dec_target:
+        raise ValueError(
+            f"{source}: only causal VidTok models convert (encoder/decoder targets in "
+            f"vidtok.modules.model_3dcausal[_v1_1]); got {enc_target!r}, {dec_target!r}"
+        )
+    generation = "1.1" if enc_target.split(".")[-2].endswith("_v1_1") else "1.0"
+    enc = enc_cfg.get("params", {})
+    dec = _resolve(dec_cfg.get("params", {}), enc)
+    n = len(enc["ch_mult"])
+    factor = int(enc.get("time_downsample_factor", 4))
+    spatial_ds = [int(i) for i in enc.get("spatial_ds") or range(n - 1)]
+    spatial_us = [int(i) for i in dec.get("spatial_us") or range(1, n)]
+    if len(spatial_ds) != len(spatial_us):
+        raise ValueError(f"{source}: spatial_ds {spatial_ds} and spatial_us {spatial_us} differ")
+    if enc.get("init_pad_mode", "replicate") != "replicate":
+        raise ValueError(f"{source}: init_pad_mode={enc['init_pad_mode']!r}; expected replicate")
+    norm_type = enc.get("norm_type", "groupnorm")
+    if norm_type not in ("layernorm", "groupnorm"):
+        raise ValueError(f"{source}: norm_type={norm_type!r}; expected layernorm or groupnorm")
+    if norm_type == "groupnorm" and any(enc["ch"] * m % 32 for m in enc["ch_mult"]):
+        raise ValueError(f"{source}: groupnorm needs every width to be a multiple of 32")
+    if enc.get("in_channels", 3) != dec.get("out_ch", 3):
+        raise ValueError(f"{source}: in_channels and out_ch differ")
+    reg = p.get("regularizer_config", {})
+    reg_target = str(reg.get("target", ""))
+    kwargs: dict[str, Any] = {
+        "size": "base",
+        "spatial_compression": 2 ** len(spatial_ds),
+        "temporal_compression": factor,
+        "in_channels": int(enc.get("in_channels", 3)),
+        "channels": int(enc["ch"]),
+        "multipliers": [int(m) for m in enc["ch_mult"]],
+        "blocks": int(enc["num_res_blocks"]),
+        "attention": True,
+        "layout": VidTokLayout(
+            norm="layer" if norm_type == "layernorm" else "group",
+            encoder_spatial_levels=spatial_ds,
+            decoder_spatial_levels=spatial_us,
+            encoder_temporal_levels=[int(i) for i in enc.get("tempo_ds") or [n - 2, n - 3]],
+            decoder_temporal_levels=[int(i) for i in dec.get("tempo_us") or [1, 2]],
+            time_padding="first_frame" if generation == "1.1" else "zeros",
+            temporal_upsample=dec.get("interpolation_mode", "nearest")
+            if generation == "1.1"
+            else "nearest",
+        ),
+    }
+    z = int(enc["z_channels"])
+    if reg_target.endswith("DiagonalGaussianRegularizer"):
+        if not enc.get("double_z", True):
+            raise ValueError(f"{source}: a KL model needs double_z: true")
+        kwargs.update(regularizer="kl", latent_channels=z)
+    elif reg_target.endswith("FSQRegularizer"):
+        levels = [int(v) for v in reg.get("params", {}).get("levels", [])]
+        if len(levels) != z or enc.get("double_z", False):
+            raise ValueError(
+                f"{source}: FSQ with {len(levels)} levels on z_channels={z} needs a projection, "
+                "which wmkit's FSQ does not have"
+            )
+        kwargs.update(regularizer="fsq", fsq_levels=levels)
+    else:
+        raise ValueError(f"{source}: unknown regularizer target {reg_target!r}")
+    layout = kwargs["layout"]
+    try:
+        layout.resolve(len(spatial_ds), factor.bit_length() - 1, n)
+    except ValueError as e:
+        raise ValueError(
+            f"{source}: spatial_ds/us {spatial_ds}/{spatial_us}, tempo_ds/us "
+            f"{layout.encoder_temporal_levels}/{layout.decoder_temporal_levels} do not fit "
+            f"time_downsample_factor={factor} with {n} levels: {e}"
+        ) from e
+    return kwargs, generation
+
+
+def _wmkit_key(key: str, n_levels: int) -> str | None:
+    for pattern, template in _COMPILED:
+        m = pattern.fullmatch(key)
+        if m is None:
+            continue
+        g = m.groupdict()
+        fields = dict(g)
+        if "lvl" in g:
+            encoder = key.startswith("encoder.")
+            lvl = int(g["lvl"]) if encoder else n_levels - 1 - int(g["lvl"])
+            fields["lv"] = f"{'encoder' if encoder else 'decoder'}.levels.{lvl}"
+        if "blk" in g:
+            fields["S"], fields["T"] = str(2 * int(g["blk"])), str(2 * int(g["blk"]) + 1)
+        if "i" in g:
+            fields["M"] = "0" if g["i"] == "1" else "2"
+        return template.format(**fields)
+    return None
+
+
+def map_vidtok_state_dict(
+    state: dict[str, Tensor], target: dict[str, Tensor], n_levels: int, source: str = "checkpoint"
+) -> tuple[dict[str, Tensor], dict[str, list[str]]]:
+    """Rename (and reshape) VidTok's ``encoder.*`` / ``decoder.*`` tensors to the keys and
+    shapes of ``target`` (a ``VidTokTokenizer`` state dict; meta tensors are fine).
+
+    Returns the wmkit state dict and the ignored keys grouped by prefix. Raises
+    ``ValueError`` listing unknown autoencoder keys, wmkit keys the checkpoint does not
+    fill, and shape mismatches.
+    """
+    out: dict[str, Tensor] = {}
+    stacked: dict[str, dict[int, Tensor]] = {}
+    ignored: dict[str, list[str]] = {}
+    unknown: list[str] = []
+    for key, value in state.items():
+        if not key.startswith(("encoder.", "decoder.")):
+            prefix = next((p for p in IGNORED_PREFIXES if key.startswith(p)), "other")
+            ignored.setdefault(prefix.rstrip("."), []).append(key)
+            continue
+        new = _wmkit_key(key, n_levels)
+        if new is None:
+            unknown.append(key)
+        elif "#" in new:
+            name, slot = new.split("#")
+            stacked.setdefault(name, {})[int(slot)] = value
+        else:
+            out[new] = value
+    for name, parts in stacked.items():
+        if name in target:
+            rows = target[name].shape[0] // 3
+            out[name] = torch.cat(
+                [parts[i].reshape(rows, -1).squeeze(-1) for i in sorted(parts)], dim=0
+            )
+    problems: list[str] = []
+    if unknown:
+        problems.append(f"unknown encoder/decoder keys: {unknown[:8]}")
+    missing = sorted(set(target) - set(out))
+    if missing:
+        problems.append(
+            f"{len(missing)} wmkit tensors not filled (missing VidTok keys): {missing[:8]}"
+        )
+    extra = sorted(set(out) - set(target))
+    if extra:
+        problems.append(f"keys with no place in the configured model: {extra[:8]}")
+    for key in sorted(set(out) & set(target)):
+        want = target[key].shape
+        if out[key].numel() != want.numel() or [d for d in out[key].shape if d != 1] != [
+            d for d in want if d != 1
+        ]:
+            problems.append(f"{key}: checkpoint shape {tuple(out[key].shape)}, model {tuple(want)}")
+        else:
+            out[key] = out[key].reshape(want)
+    if problems:
+        raise ValueError(f"{source} does not match its config: " + "; ".join(problems))
+    return out, ignored
+
+
+def convert_vidtok(
+    checkpoint: str | Path, config: str | Path, out: str | Path | None = None
+) -> ConvertedVidTok:
+    """Load a released causal VidTok checkpoint into a ``VidTokTokenizer`` (eval mode) and,
+    when ``out`` is given, ``save_pretrained`` it there.
+
+    Args:
+        checkpoint: the ``.ckpt`` (Lightning) file; read as tensors only.
+        config: the released YAML config (its ``model`` section names the variant).
+        out: directory for ``save_pretrained`` (``None``: do not save).
+    """
+    config = Path(config)
+    if not config.is_file():
+        raise FileNotFoundError(f"VidTok config not found: {config}")
+    try:
+        parsed = yaml.safe_load(config.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"cannot parse {config} as YAML: {e}") from e
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{config}: expected a YAML mapping")
+    kwargs, generation = vidtok_config(parsed, source=str(config))
+    state, others = read_vidtok_checkpoint(checkpoint)
+    with torch.device("meta"):
+        target = VidTokTokenizer(**kwargs).state_dict()
+    mapped, ignored = map_vidtok_state_dict(
+        state, target, len(kwargs["multipliers"]), source=str(checkpoint)
+    )
+    tokenizer = VidTokTokenizer(**kwargs)
+    tokenizer.load_state_dict(mapped, strict=True)
+    tokenizer.eval()
+    if out is not None:
+        tokenizer.save_pretrained(out)
+    n_in = sum(1 for k in state if k.startswith(("encoder.", "decoder.")))
+    reg = (
+        f"KL-{kwargs['latent_channels']}"
+        if kwargs["regularizer"] == "kl"
+        else f"FSQ-{tokenizer.vocab_size}"
+    )
+    s, t = kwargs["spatial_compression"], kwargs["temporal_compression"]
+    counts = Counter({k: len(v) for k, v in ignored.items()})
+    skipped = ", ".join(f"{n} {k}.*" for k, n in sorted(counts.items())) or "no other tensors"
+    trainer = f"; trainer entries {', '.join(others)}" if others else ""
+    summary = (
+        f"vidtok v{generation} {reg} {t}x{s}x{s}: converted {n_in} encoder/decoder tensors; "
+        f"ignored {skipped}{trainer}"
+    )
+    return ConvertedVidTok(tokenizer, kwargs, generation, summary)
+
+
+def command(argv: list[str]) -> int:
+    """convert a released causal VidTok checkpoint (.ckpt + its YAML config)"""
+    parser = argparse.ArgumentParser(
+        prog="wmkit convert vidtok",
+        description="Convert a released causal microsoft/VidTok checkpoint into a wmkit "
+        "from_pretrained directory (read as tensors only; loss/EMA/trainer entries ignored).",
+    )
+    parser.add_argument("checkpoint", help="the released .ckpt file")
+    parser.add_argument("--config", required=True, help="the released YAML config of the model")
+    parser.add_argument("--out", required=True, help="output directory")
+    args = parser.parse_args(argv)
+    converted = convert_vidtok(args.checkpoint, args.config, args.out)
+    print(converted.summary)
+    print(f"wrote {args.out} (load with wmkit.core.load_pretrained)")
+    return 0
