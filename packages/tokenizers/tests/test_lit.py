@@ -69,7 +69,7 @@ def test_missing_lpips_warns_once_and_trains_without_it():
 
 def test_perceptual_term_used_when_available(monkeypatch):
     class FakeLPIPS(torch.nn.Module):
-        def __init__(self, net="alex", weights=None):
+        def __init__(self, net="alex", weights=None, check_range=True):
             super().__init__()
 
         def forward(self, x, y):
