@@ -15,3 +15,10 @@ def randomised(model: nn.Module, std: float = 0.2) -> nn.Module:
             if p.abs().sum() == 0:
                 p.normal_(0, std)
     return model
+
+
+def flat_model(action_spec, **flat):
+    """A ``DiffusionWorldModel`` from its flat arguments."""
+    from wmkit.diffusion_world import DiffusionWorldModel
+
+    return DiffusionWorldModel(action_spec, **flat)

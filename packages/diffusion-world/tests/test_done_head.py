@@ -3,7 +3,9 @@
 bad input fails clearly."""
 
 import json
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,9 @@ from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import ToyTokenizer, WorldModelTests, moving_squares
 from wmkit.diffusion_world import DiffusionWorldModel
 from wmkit.diffusion_world.lit import DiffusionForcingModule
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import flat_model
 
 SPEC = ActionSpec.discrete(5)
 
@@ -29,7 +34,7 @@ def _episodes(n: int, seed: int) -> dict[str, torch.Tensor]:
 
 def _model(**kwargs) -> DiffusionWorldModel:
     torch.manual_seed(0)
-    return DiffusionWorldModel(
+    return flat_model(
         SPEC, objective="flow", residual=True, num_sampling_steps=1, context_window=3,
         done_head=True, reward_hidden=16, **kwargs,
     )  # fmt: skip
@@ -97,7 +102,7 @@ def test_lit_adds_the_weighted_done_bce_and_logs_it():
 def test_a_latent_model_encodes_each_batch_once_for_the_loss_and_both_heads(tmp_path):
     data = _episodes(2, seed=0)
     torch.manual_seed(0)
-    model = DiffusionWorldModel(
+    model = flat_model(
         SPEC, image_size=4, tokenizer=None, objective="edm", residual=True,
         network_kwargs={"patch_size": 1}, reward_head=True, done_head=True, reward_hidden=8,
     )  # fmt: skip
@@ -134,7 +139,7 @@ def test_done_head_save_load_round_trip_and_configs_without_it_load(tmp_path):
         outs.append(m.rollout(data["frames"][:, :2], data["actions"][:, 1:5]))
     assert torch.equal(outs[0].dones, outs[1].dones)
 
-    DiffusionWorldModel(SPEC).save_pretrained(tmp_path / "old")
+    flat_model(SPEC).save_pretrained(tmp_path / "old")
     path = tmp_path / "old" / "config.json"
     config = json.loads(path.read_text())
     config.pop("done_head")
@@ -148,7 +153,7 @@ def test_done_settings_fail_clearly():
     data = _episodes(2, seed=0)
     frames, actions = data["frames"], data["actions"]
     with pytest.raises(ValueError, match="done_head=True"):
-        DiffusionWorldModel(SPEC).done_loss(frames, actions, data["dones"])
+        flat_model(SPEC).done_loss(frames, actions, data["dones"])
     model = _model()
     with pytest.raises(ValueError, match="0 or 1"):
         model.done_loss(frames, actions, torch.full((2, 6), 0.5))
@@ -193,7 +198,7 @@ def test_terminations_train_through_recorded_final_observations(tmp_path):
     model = _model()
     without = _clips(tmp_path / "train", final_frames=False)
     _, target = model._transition_outputs(
-        model.done_head, without["frames"], without["actions"], without["dones"], "dones"
+        "dones", without["frames"], without["actions"], without["dones"]
     )
     assert target.sum() == 0  # the done's next frame was never in a clip
     train = _clips(tmp_path / "train", final_frames=True)
@@ -201,7 +206,7 @@ def test_terminations_train_through_recorded_final_observations(tmp_path):
     held = _clips(tmp_path / "held", final_frames=True)
     with torch.no_grad():
         logits, target = model._transition_outputs(
-            model.done_head, held["frames"], held["actions"], held["dones"], "dones"
+            "dones", held["frames"], held["actions"], held["dones"]
         )
     assert target.sum() == 6  # one termination per held-out episode
     assert torch.equal(logits > 0, target.bool())  # each found, no false alarm

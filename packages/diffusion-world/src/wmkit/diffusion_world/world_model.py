@@ -54,12 +54,9 @@ Options (off by default, so 0.1.0 configs behave as before) that target next-fra
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wmkit.core import (
@@ -68,7 +65,6 @@ from wmkit.core import (
     StepOutput,
     StepwiseRolloutMixin,
     Tokenizer,
-    WorldState,
     check_video,
     check_world_model_inputs,
     follow_device,
@@ -76,46 +72,15 @@ from wmkit.core import (
 )
 from wmkit.diffusion_world.action_embedding import ActionEmbedding
 from wmkit.diffusion_world.causal_layers import TemporalConvRule
-from wmkit.diffusion_world.causalize import SVD_UNET_SIZES, causalize, load_diffusers_network
-from wmkit.diffusion_world.cuda_graphs import GraphedNetwork
-from wmkit.diffusion_world.dit import DIT_SIZES, SpatioTemporalDiT
-from wmkit.diffusion_world.edm import (
-    EDMNextFrameSampler,
-    edm_scalings,
-    sample_training_sigmas,
-    sigma_to_level,
-)
-from wmkit.diffusion_world.flow import (
-    FlowNextFrameSampler,
-    flow_noise,
-    flow_velocity,
-    gaussian_velocity_skip,
-    sample_flow_times,
-)
-from wmkit.diffusion_world.reward_head import RewardHead
-from wmkit.diffusion_world.sampler import Denoiser, NextFrameSampler
-from wmkit.diffusion_world.schedulers import (
-    PredictionType,
-    SamplerName,
-    add_frame_noise,
-    frame_target,
-    make_training_scheduler,
-)
-from wmkit.diffusion_world.unet3d import UNET3D_SIZES
-from wmkit.diffusion_world.wan import WAN_SIZES
+from wmkit.diffusion_world.frame_denoiser import DiffusionLoss, FrameDenoiser
+from wmkit.diffusion_world.networks import build_network, check_network, network_spec
+from wmkit.diffusion_world.objectives import DDPMObjective, EDMObjective, FlowObjective, Objective
+from wmkit.diffusion_world.sampler import Denoiser
+from wmkit.diffusion_world.schedulers import PredictionType, SamplerName
+from wmkit.diffusion_world.state import DiffusionState
+from wmkit.diffusion_world.transition_heads import HEAD_LOSSES, TransitionHeads
 
 __all__ = ["DiffusionLoss", "DiffusionWorldModel"]
-
-
-@dataclass
-class DiffusionLoss:
-    """``loss`` (scalar), the per-frame noise levels used (``timesteps [B, T]``: DDPM
-    timesteps, σ with ``objective="edm"``, ``t ∈ [0, 1]`` with ``"flow"``; 0 for clean
-    context frames) and scalars to log."""
-
-    loss: Tensor
-    timesteps: Tensor
-    logs: dict[str, Tensor] = field(default_factory=dict)
 
 
 class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
@@ -257,29 +222,28 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         super().__init__()
         if isinstance(action_spec, dict):
             action_spec = ActionSpec.from_dict(action_spec)
-        if not 0.0 <= action_dropout <= 1.0:
-            raise ValueError(f"action_dropout must be in [0, 1]; got {action_dropout}")
         if context_window < 2:
             raise ValueError(f"context_window must be >= 2; got {context_window}")
         if objective not in ("ddpm", "edm", "flow"):
             raise ValueError(f"objective must be 'ddpm', 'edm' or 'flow'; got {objective!r}")
-        if clean_history_prob is None:
-            clean_history_prob = 0.5 if objective == "edm" else 0.0
-        if not 0.0 <= clean_history_prob < 1.0:
-            raise ValueError(f"clean_history_prob must be in [0, 1); got {clean_history_prob}")
         if cuda_graphs and network != "dit":
             raise ValueError(f"cuda_graphs=True needs network='dit'; got network={network!r}")
         if residual and network != "dit":
             raise ValueError(f"residual=True needs network='dit'; got network={network!r}")
         if sigma_data <= 0:
             raise ValueError(f"sigma_data must be > 0; got {sigma_data}")
-        if objective != "ddpm" and history_noise_level:
+        obj: Objective
+        if objective == "ddpm":
+            obj = DDPMObjective(prediction_type, num_train_timesteps, beta_schedule, sampler)
+        elif objective == "edm":
+            obj = EDMObjective(sigma_data, sigma_min, sigma_max, p_mean, p_std)
+        else:
+            obj = FlowObjective(flow_shift, sigma_data, num_train_timesteps)
+        if history_noise_level and not obj.noisy_history:
             raise ValueError(
                 f"history_noise_level is for objective='ddpm'; the {objective} sampler keeps the "
                 f"history clean (got {history_noise_level})"
             )
-        if num_train_timesteps < 1:
-            raise ValueError(f"num_train_timesteps must be >= 1; got {num_train_timesteps}")
         if carry_history and history_noise_level:
             raise ValueError(
                 "carry_history=True needs a clean history (history_noise_level=0): a noised "
@@ -291,115 +255,88 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                 f"refresh_keep must be in [1, context_window - 1] = [1, {context_window - 1}]; "
                 f"got {keep}"
             )
-        self.objective, self.residual = objective, residual
-        self.clean_history_prob = clean_history_prob
-        self.sigma_data, self.p_mean, self.p_std = sigma_data, p_mean, p_std
         self._action_spec = action_spec
         self.channels, self.image_size = channels, image_size
         self.latent_scale = latent_scale
         self.anchored_decoding = anchored_decoding
-        self.action_dropout = action_dropout
         self.context_window = context_window
-        self.network = self._build_network(
-            network, size, network_kwargs, pretrained_network, temporal_conv
-        )
+        spec = network_spec(
+            network, size, network_kwargs, pretrained_network, temporal_conv, channels,
+            image_size, residual,
+        )  # fmt: skip
+        net = build_network(spec)
+        check_network(net, channels, False)
         if pretrained_network is not None and self._hub_mixin_config is not None:
             # saved by its architecture: from_pretrained rebuilds it without the directory
-            base = self.network.diffusers_model
+            base = net.diffusers_model
             base_config = {k: v for k, v in base.config.items() if k[0] != "_"}
             self._hub_mixin_config = {
                 **self._hub_mixin_config, "pretrained_network": None, "network_kwargs": base_config,
             }  # fmt: skip
-        self.action_embed = ActionEmbedding(action_spec, self.network.cond_dim)
-        self.cuda_graphs = cuda_graphs
-        self.history_cache = history_cache and hasattr(self.network, "history_kv")
+        self.denoiser = FrameDenoiser(
+            net, obj, residual, action_dropout, clean_history_prob, history_cache, cuda_graphs
+        )
+        self.action_embed = ActionEmbedding(action_spec, net.cond_dim)
         self.carry_history, self.refresh_keep = carry_history, keep
-        self._graphed: dict[str, GraphedNetwork] = {}
-        self.num_train_timesteps = num_train_timesteps
-        self.reward_head = RewardHead(action_spec, channels, reward_hidden) if reward_head else None
-        self.done_head = RewardHead(action_spec, channels, reward_hidden) if done_head else None
+        self.heads = None
+        if reward_head or done_head:
+            if reward_hidden < 1:
+                raise ValueError(f"reward_hidden must be >= 1; got {reward_hidden}")
+            self.heads = TransitionHeads(
+                action_spec, channels, reward_head, done_head, reward_hidden
+            )
         self._tokenizer: Tokenizer | None = None
         # predicted samples are clipped to [-1, 1] on pixels only (set_tokenizer turns it off):
         # residuals span [-2, 2] and latents are unbounded
-        self.train_scheduler = make_training_scheduler(
-            num_train_timesteps, beta_schedule, prediction_type, clip_sample=not residual
-        )
-        self.sampler: NextFrameSampler | EDMNextFrameSampler | FlowNextFrameSampler
-        if objective == "flow":
-            self.sampler = FlowNextFrameSampler(
-                num_train_timesteps, flow_shift, num_sampling_steps, guidance_scale
-            )
-        elif objective == "edm":
-            self.sampler = EDMNextFrameSampler(
-                sigma_min, sigma_max, sigma_data, num_steps=num_sampling_steps,
-                guidance_scale=guidance_scale,
-            )  # fmt: skip
-        else:
-            self.sampler = NextFrameSampler(
-                self.train_scheduler, sampler, num_sampling_steps, guidance_scale,
-                history_noise_level,
-            )  # fmt: skip
+        obj.set_clip_sample(not residual)
+        self.sampler = obj.make_sampler(num_sampling_steps, guidance_scale, history_noise_level)
         if tokenizer is not None:
             self.set_tokenizer(load_pretrained(tokenizer))
 
-    def _build_network(
-        self,
-        network: str,
-        size: str,
-        kwargs: dict[str, Any] | None,
-        pretrained: str | None,
-        temporal_conv: TemporalConvRule,
-    ) -> nn.Module:
-        if network == "dit":
-            if size not in DIT_SIZES:
-                raise ValueError(f"size must be one of {tuple(DIT_SIZES)} for dit; got {size!r}")
-            if pretrained is not None:
-                raise ValueError(
-                    "pretrained_network is for the diffusers networks ('svd_unet', 'unet3d', 'wan')"
-                )
-            args = {**DIT_SIZES[size], "patch_size": 2, **(kwargs or {})}
-            extra = self.channels if self.residual else 0  # the previous frame, concatenated
-            return SpatioTemporalDiT(
-                in_channels=self.channels + extra,
-                image_size=self.image_size,
-                out_channels=self.channels,
-                **args,
-            )
-        diffusers_sizes = {"svd_unet": SVD_UNET_SIZES, "unet3d": UNET3D_SIZES, "wan": WAN_SIZES}
-        if network in diffusers_sizes:
-            from diffusers import (
-                UNet3DConditionModel,
-                UNetSpatioTemporalConditionModel,
-                WanTransformer3DModel,
-            )
+    @classmethod
+    def upgrade_state_dict(cls, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """0.1.x weights: the network moved into ``denoiser``, the heads into ``heads``."""
+        renames = {"network.": "denoiser.network.", "reward_head.": "heads.reward.",
+                   "done_head.": "heads.done."}  # fmt: skip
+        out = {}
+        for key, value in state.items():
+            for old, new in renames.items():
+                if key.startswith(old):
+                    key = new + key[len(old) :]
+                    break
+            out[key] = value
+        return out
 
-            cls = {
-                "svd_unet": UNetSpatioTemporalConditionModel,
-                "unet3d": UNet3DConditionModel,
-                "wan": WanTransformer3DModel,
-            }[network]
-            if pretrained is not None:
-                base = load_diffusers_network(pretrained, expected=cls.__name__)
-            else:
-                sizes = diffusers_sizes[network]
-                if size not in sizes:
-                    raise ValueError(
-                        f"size must be one of {tuple(sizes)} for {network}; got {size!r}"
-                    )
-                config = {
-                    **sizes[size],
-                    "in_channels": self.channels,
-                    "out_channels": self.channels,
-                    **(kwargs or {}),
-                }
-                base = cls(**config)
-            if base.config.out_channels != self.channels:
-                raise ValueError(
-                    f"the {network} network predicts {base.config.out_channels} channels but "
-                    f"channels={self.channels}"
-                )
-            return causalize(base, temporal_conv)
-        raise ValueError(f"network must be 'dit', 'svd_unet', 'unet3d' or 'wan'; got {network!r}")
+    # ------------------------------------------------------------------ components
+    @property
+    def network(self) -> nn.Module:
+        """The denoiser's network."""
+        return self.denoiser.network
+
+    @property
+    def reward_head(self) -> nn.Module | None:
+        return None if self.heads is None else self.heads.reward
+
+    @property
+    def done_head(self) -> nn.Module | None:
+        return None if self.heads is None else self.heads.done
+
+    @property
+    def residual(self) -> bool:
+        return self.denoiser.residual
+
+    @property
+    def cuda_graphs(self) -> bool:
+        return self.denoiser.cuda_graphs
+
+    @cuda_graphs.setter
+    def cuda_graphs(self, value: bool) -> None:
+        self.denoiser.cuda_graphs = value
+
+    @property
+    def train_scheduler(self) -> Any:
+        """The DDPM objective's training scheduler (``None`` for the others)."""
+        return getattr(self.denoiser.objective, "scheduler", None)
 
     # ------------------------------------------------------------------ tokenizer / spaces
     @property
@@ -440,9 +377,10 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         # not registered as a submodule: the tokenizer is frozen and saved in its own directory
         object.__setattr__(self, "_tokenizer", tokenizer)
         clip = tokenizer is None and not self.residual
-        for scheduler in (self.train_scheduler, getattr(self.sampler, "scheduler", None)):
-            if scheduler is not None and "clip_sample" in scheduler.config:
-                scheduler.register_to_config(clip_sample=clip)
+        self.denoiser.objective.set_clip_sample(clip)
+        scheduler = getattr(self.sampler, "scheduler", None)
+        if scheduler is not None and "clip_sample" in scheduler.config:
+            scheduler.register_to_config(clip_sample=clip)
         return self
 
     def encode(self, video: Tensor) -> Tensor:
@@ -484,9 +422,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         return torch.cat([null, emb], dim=1)
 
     def bases(self, x: Tensor) -> Tensor:
-        """``residual``: what each frame of ``x [B, T, ...]`` is relative to: the previous clean
-        frame (zeros for the first) → ``[B, T, ...]``."""
-        return torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
+        """``residual``: each frame's base, the previous clean frame (zeros for the first)."""
+        return self.denoiser.bases(x)
 
     def _encoded(self, frames: Tensor, latents: Tensor | None) -> Tensor:
         """``encode(frames)``, or ``latents`` when given (checked against the frames)."""
@@ -499,27 +436,11 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             )
         return latents
 
-    def _net_input(self, x: Tensor, base: Tensor | None) -> Tensor:
-        if not self.residual:
-            return x
-        if base is None:
-            raise ValueError("residual=True: the denoiser needs base= (the previous frames)")
-        if base.shape != x.shape:
-            raise ValueError(f"base must have x's shape {tuple(x.shape)}; got {tuple(base.shape)}")
-        return torch.cat([x, base], dim=2)
-
     def forward(
         self, x: Tensor, levels: Tensor, cond: Tensor, base: Tensor | None = None
     ) -> Tensor:
-        """The denoiser on noisy ``x [B, T, c, h, w]`` (frame changes with ``residual``, whose
-        ``base [B, T, c, h, w]`` are the clean previous frames), per-frame noise ``levels
-        [B, T]`` (``ddpm``: timesteps; ``edm``: σ; ``flow``: t in [0, 1]) and conditions
-        ``cond [B, T, D]``. ``ddpm``: the network's raw prediction (``prediction_type``);
-        ``edm``: the denoised frames ``D`` (preconditioned); ``flow``: the velocity
-        (``residual``: plus the Gaussian-data velocity ``s(t) x``)."""
-        net_x, net_levels = self._network_inputs(x, levels, base)
-        out = self._call_network("forward", self.network, net_x, net_levels, cond)
-        return self._network_output(x, levels, out)
+        """The denoiser's prediction (:meth:`FrameDenoiser.forward`)."""
+        return self.denoiser(x, levels, cond, base)
 
     def prepare_history(
         self,
@@ -528,77 +449,11 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         history_cond: Tensor,
         base: Tensor | None = None,
     ) -> Denoiser | None:
-        """The denoiser of one new frame after ``history [B, L, c, h, w]`` (at
-        ``history_levels [B, L]`` with ``history_cond [B, L, D]``; ``residual``: ``base
-        [B, L + 1, ...]``, the new frame's last), with the history's keys and values computed
-        here once (``history_cache``): ``denoise(x [B', 1, ...], levels [B', 1], cond
-        [B', 1, D])`` equals ``forward`` on the whole window's last frame, ``B'`` a multiple of
-        ``B`` (guidance). ``None`` when the cache is off or the network has none."""
-        if not self.history_cache:
-            return None
-        kv = self._history_kv(history, history_levels, history_cond, base)
-        return self._denoise_next(kv, None if base is None else base[:, history.shape[1] :])
-
-    def _history_kv(
-        self, history: Tensor, levels: Tensor, cond: Tensor, base: Tensor | None
-    ) -> Tensor:
-        """The network's ``history_kv`` of ``history [B, L, ...]`` (``base``: at least ``L``
-        frames, the first ``L`` used)."""
-        hist_base = None if base is None else base[:, : history.shape[1]]
-        net_x, net_levels = self._network_inputs(history, levels, hist_base)
-        return self._call_network("history_kv", self.network.history_kv, net_x, net_levels, cond)
-
-    def _denoise_next(self, kv: Tensor, new_base: Tensor | None) -> Denoiser:
-        """The denoiser of one new frame after the history whose keys and values are ``kv``
-        (``new_base [B, 1, ...]``: the new frame's base, ``residual`` only)."""
-
-        def denoise_next(x: Tensor, levels: Tensor, cond: Tensor) -> Tensor:
-            base = None
-            if new_base is not None:
-                base = new_base.repeat(x.shape[0] // new_base.shape[0], 1, 1, 1, 1)
-            nx, nl = self._network_inputs(x, levels, base)
-            out = self._call_network("forward_next", self.network.forward_next, nx, nl, cond, kv)
-            return self._network_output(x, levels, out)
-
-        return denoise_next
-
-    def _network_inputs(
-        self, x: Tensor, levels: Tensor, base: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
-        """What the network sees of ``x`` at ``levels``: the objective's input scaling and
-        level encoding, and ``residual``'s base channels."""
-        if self.objective == "ddpm":
-            return self._net_input(x, base), levels
-        if self.objective == "flow":
-            return self._net_input(x, base), levels.float() * self.num_train_timesteps
-        _, _, c_in = edm_scalings(levels.float()[..., None, None, None], self.sigma_data)
-        return self._net_input(c_in * x, base), sigma_to_level(levels.float())
-
-    def _network_output(self, x: Tensor, levels: Tensor, out: Tensor) -> Tensor:
-        """The objective's prediction from the network's output ``out`` for ``x``."""
-        if self.objective == "ddpm":
-            return out
-        if self.objective == "flow":
-            if self.residual:
-                skip = gaussian_velocity_skip(levels.float(), self.sigma_data)
-                out = out + skip.reshape(*levels.shape, 1, 1, 1).to(x.dtype) * x
-            return out
-        c_skip, c_out, _ = edm_scalings(levels.float()[..., None, None, None], self.sigma_data)
-        return c_skip * x + c_out * out
-
-    def _call_network(self, name: str, fn: Callable[..., Tensor], *args: Tensor) -> Tensor:
-        """``fn(*args)``; at inference with ``cuda_graphs``, through a CUDA graph per input
-        signature (one :class:`GraphedNetwork` per network entry point ``name``)."""
-        if not self.cuda_graphs or self.training:
-            return fn(*args)
-        graphed = self._graphed.get(name)
-        if graphed is None:
-            graphed = self._graphed[name] = GraphedNetwork(fn)
-        return graphed(*args)
+        """:meth:`FrameDenoiser.prepare_history`: the one-new-frame denoiser after ``history``."""
+        return self.denoiser.prepare_history(history, history_levels, history_cond, base)
 
     def _apply(self, fn: Any, recurse: bool = True) -> DiffusionWorldModel:
         super()._apply(fn, recurse)
-        self._graphed = {}  # captured graphs point at the old parameters
         if isinstance(self._tokenizer, nn.Module):  # frozen, not a submodule: move it too
             self._tokenizer._apply(fn, recurse)
         return self
@@ -607,10 +462,10 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     def loss(
         self, frames: Tensor, actions: Tensor | None = None, latents: Tensor | None = None
     ) -> DiffusionLoss:
-        """Diffusion Forcing loss on a clip ``frames [B, T, C, H, W]``, ``actions [B, T, ...]``
-        (action ``t`` follows frame ``t``; the last one is unused). ``latents``: ``encode
-        (frames)`` when the caller has it already (the tokenizer then runs once per batch for
-        this loss and the heads')."""
+        """Diffusion Forcing loss (:meth:`FrameDenoiser.loss`) on a clip ``frames [B, T, C, H,
+        W]``, ``actions [B, T, ...]`` (action ``t`` follows frame ``t``; the last one is
+        unused). ``latents``: ``encode(frames)`` when the caller has it already (the tokenizer
+        then runs once per batch for this loss and the heads')."""
         check_video(frames, "frames")
         b, t = frames.shape[:2]
         if actions is not None:
@@ -621,54 +476,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                     f"{(b, t)}; got {tuple(actions.shape)}"
                 )
         x = self._encoded(frames, latents)  # [B, T, c, h, w]
-        base = self.bases(x) if self.residual else None
-        y = x - base if base is not None else x  # what is diffused
-        clean = torch.zeros(b, t, dtype=torch.bool, device=x.device)  # context frames, no loss
-        if self.clean_history_prob > 0:
-            clean = torch.rand(b, t, device=x.device) < self.clean_history_prob
-        if self.residual:
-            clean[:, 0] = True
-        if self.objective == "ddpm":
-            n = self.train_scheduler.config.num_train_timesteps
-            timesteps = torch.randint(0, n, (b, t), device=x.device)
-            if clean.any():
-                timesteps = timesteps.masked_fill(clean, 0)
-        elif self.objective == "flow":
-            timesteps = sample_flow_times((b, t), x.device).masked_fill(clean, 0.0)
-        else:
-            sigmas = sample_training_sigmas((b, t), self.p_mean, self.p_std, x.device)
-            timesteps = sigmas.masked_fill(clean, 0.0)
-        noise = torch.randn_like(y)
         cond = self.frame_conditions(actions, t, b)  # [B, T, D]
-        if self.training and self.action_dropout > 0:
-            keep = torch.rand(b, t, device=x.device) >= self.action_dropout
-            cond = torch.where(keep[..., None], cond, self.action_embed.null_like((b, t)))
-        if self.objective == "ddpm":
-            noisy = add_frame_noise(self.train_scheduler, y, noise, timesteps)
-            if clean.any():  # level 0 still adds a little noise in diffusers: keep them exact
-                noisy = torch.where(clean[..., None, None, None], y, noisy)
-            pred = self.network(self._net_input(noisy, base), timesteps, cond)
-            target = frame_target(self.train_scheduler, y, noise, timesteps)
-        elif self.objective == "flow":  # clean frames (t = 0) stay exact: x_0 = y
-            pred = self(flow_noise(y, noise, timesteps), timesteps, cond, base)
-            target = flow_velocity(y, noise)
-        else:  # EDM, in F's units: F ≈ (y - c_skip y_noisy) / c_out, weight λ = 1 / c_out²
-            s = timesteps[..., None, None, None]
-            noisy = y + s * noise
-            c_skip, c_out, c_in = edm_scalings(s, self.sigma_data)
-            net_in = self._net_input(c_in * noisy, base)
-            pred = self.network(net_in, sigma_to_level(timesteps), cond)
-            target = (y - c_skip * noisy) / c_out.clamp_min(1e-8)
-        per_frame = F.mse_loss(pred.float(), target.float(), reduction="none").mean((2, 3, 4))
-        weight = (~clean).float()
-        return DiffusionLoss(
-            loss=(per_frame * weight).sum() / weight.sum().clamp_min(1.0),
-            timesteps=timesteps,
-            logs={
-                "mse_first_frame": per_frame[:, 0].mean(),
-                "mse_last_frame": per_frame[:, -1].mean(),
-            },
-        )
+        return self.denoiser.loss(x, cond, self.action_embed.null_like((b, t)))
 
     def reward_loss(
         self, frames: Tensor, actions: Tensor, rewards: Tensor, latents: Tensor | None = None
@@ -679,10 +488,8 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         ``latents``: ``encode(frames)``, when already computed."""
         if self.reward_head is None:
             raise ValueError("this model has no reward head; build it with reward_head=True")
-        pred, target = self._transition_outputs(
-            self.reward_head, frames, actions, rewards, "rewards", latents
-        )
-        return self._head_loss("rewards", pred, target)
+        pred, target = self._transition_outputs("rewards", frames, actions, rewards, latents)
+        return TransitionHeads.loss("rewards", pred, target)
 
     def done_loss(
         self, frames: Tensor, actions: Tensor, dones: Tensor, latents: Tensor | None = None
@@ -692,112 +499,88 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         and action ``t``, as :meth:`reward_loss`."""
         if self.done_head is None:
             raise ValueError("this model has no done head; build it with done_head=True")
-        logits, target = self._transition_outputs(
-            self.done_head, frames, actions, dones, "dones", latents
-        )
-        return self._head_loss("dones", logits, target)
-
-    @staticmethod
-    def _head_loss(key: str, pred: Tensor, target: Tensor) -> Tensor:
-        """The reward head's MSE (``key="rewards"``) or the done head's binary cross-entropy
-        on its logits (``"dones"``, targets checked to be 0 or 1)."""
-        if key == "rewards":
-            return F.mse_loss(pred.float(), target.float())
-        if ((target != 0) & (target != 1)).any():
-            raise ValueError("dones must be 0 or 1")
-        return F.binary_cross_entropy_with_logits(pred.float(), target.float())
-
-    @staticmethod
-    def _check_targets(targets: Tensor, b: int, t: int, key: str) -> None:
-        if targets.shape not in ((b, t), (b, t - 1)):
-            raise ValueError(
-                f"{key} must be [B, T] or [B, T - 1] for frames [B, T] = {(b, t)}; "
-                f"got {tuple(targets.shape)}"
-            )
+        logits, target = self._transition_outputs("dones", frames, actions, dones, latents)
+        return TransitionHeads.loss("dones", logits, target)
 
     def _transition_outputs(
         self,
-        head: nn.Module,
+        key: str,
         frames: Tensor,
         actions: Tensor,
         targets: Tensor,
-        name: str,
         latents: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """``head`` on every transition ``(frame t, action t, frame t + 1)`` of a clip →
-        ``(outputs [B, T - 1], targets [B, T - 1])``, the inputs checked."""
+        """Head ``key`` (``"rewards"`` / ``"dones"``) on every transition ``(frame t, action t,
+        frame t + 1)`` of a clip → ``(outputs [B, T - 1], targets [B, T - 1])``, the inputs
+        checked."""
         check_video(frames, "frames")
         b, t = frames.shape[:2]
         if t < 2:
-            raise ValueError(f"{name[:-1]}_loss needs clips of >= 2 frames; got {t}")
+            raise ValueError(f"{key[:-1]}_loss needs clips of >= 2 frames; got {t}")
         self.action_spec.validate(actions)
         if actions.shape[:2] not in ((b, t), (b, t - 1)):
             raise ValueError(
                 f"actions must be [B, T, ...] or [B, T - 1, ...] for frames [B, T] = {(b, t)}; "
                 f"got {tuple(actions.shape)}"
             )
-        self._check_targets(targets, b, t, name)
+        TransitionHeads.check_targets(targets, b, t, key)
         x = self._encoded(frames, latents)  # [B, T, c, h, w]
-        out = head(
-            x[:, :-1].flatten(0, 1), x[:, 1:].flatten(0, 1), actions[:, : t - 1].flatten(0, 1)
-        ).reshape(b, t - 1)
-        return out, targets[:, : t - 1]
+        return self.heads.clip_outputs(key, x, actions), targets[:, : t - 1]
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
-        self.network.set_gradient_checkpointing(enabled)
+        self.denoiser.set_gradient_checkpointing(enabled)
 
     # ------------------------------------------------------------------ WorldModel protocol
     @torch.no_grad()
-    def reset(self, context_frames: Tensor, context_actions: Tensor | None = None) -> WorldState:
+    def reset(
+        self, context_frames: Tensor, context_actions: Tensor | None = None
+    ) -> DiffusionState:
         check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
         b, t0 = context_frames.shape[:2]
         keep = self.context_window - 1
         x = self.encode(context_frames)  # [B, T0, c, h, w]
-        with torch.no_grad():
-            cond = self.frame_conditions(context_actions, t0, b)  # [B, T0, D]
-        extra = {"x": x[:, -keep:], "cond": cond[:, -keep:]}
+        cond = self.frame_conditions(context_actions, t0, b)  # [B, T0, D]
+        offset = None
         if self.anchored_decoding and self._tokenizer is not None:
             # x_a - D(z_a): what anchored decoding adds to every decoded frame
             last = context_frames[:, -1:].to(x.dtype)
-            extra["anchor_offset"] = (last - self._decode_raw(x[:, -1:]))[:, 0]
-        return WorldState(t=t0, frames=context_frames[:, -keep:], extra=extra)
+            offset = (last - self._decode_raw(x[:, -1:]))[:, 0]
+        return DiffusionState(
+            t=t0, frames=context_frames[:, -keep:], x=x[:, -keep:], cond=cond[:, -keep:],
+            anchor_offset=offset,
+        )  # fmt: skip
 
     @torch.no_grad()
-    def step(self, state: WorldState, action: Tensor) -> StepOutput:
+    def step(self, state: DiffusionState, action: Tensor) -> StepOutput:
         self.action_spec.validate(action, name="action", batch_dims=1)
-        hist, hist_cond = state.extra["x"], state.extra["cond"]
+        hist, hist_cond = state.x, state.cond
         if action.shape[0] != hist.shape[0]:
             raise ValueError(
                 f"action has batch size {action.shape[0]} but the state has {hist.shape[0]}"
             )
         cond = self.action_embed(action)  # [B, D]
         null = self.action_embed.null_like((action.shape[0],))
-        new, kv = self._sample_next(hist, hist_cond, cond, null, state.extra.get("kv"))
+        new, kv = self._sample_next(hist, hist_cond, cond, null, state.kv)
 
-        offset = state.extra.get("anchor_offset")
+        offset = state.anchor_offset
         if offset is None:
             frame = self.decode(new[:, None])[:, 0]  # [B, C, H, W]
         else:  # anchored decoding: x_a + D(z) - D(z_a)
             frame = (self._decode_raw(new[:, None])[:, 0] + offset).clamp(-1, 1)
-        reward = done = None
-        seen = self._head_view(new)
-        if self.reward_head is not None:  # on the generated frame, as the frames it trained on
-            reward = self.reward_head(hist[:, -1], seen, action).float()  # [B]
-        if self.done_head is not None:
-            done = (self.done_head(hist[:, -1], seen, action) > 0).float()  # [B]
+        # the heads read the generated frame, as the frames they trained on
+        heads = {} if self.heads is None else self.heads(hist[:, -1], self._head_view(new), action)
         keep = self.context_window - 1
         if kv is None and self.carry_history:  # the window is full: refresh (carry_history)
             keep = self.refresh_keep
-        x = torch.cat([hist, new[:, None]], dim=1)[:, -keep:]
-        conds = torch.cat([hist_cond, cond[:, None]], dim=1)[:, -keep:]
-        frames = torch.cat([state.frames, frame[:, None]], dim=1)[:, -keep:]
-        extra = {"x": x, "cond": conds}
-        if offset is not None:
-            extra["anchor_offset"] = offset
-        if kv is not None:
-            extra["kv"] = kv
-        new_state = WorldState(t=state.t + 1, frames=frames, extra=extra)
-        return StepOutput(frame=frame, reward=reward, state=new_state, done=done)
+        new_state = DiffusionState(
+            t=state.t + 1,
+            frames=torch.cat([state.frames, frame[:, None]], dim=1)[:, -keep:],
+            x=torch.cat([hist, new[:, None]], dim=1)[:, -keep:],
+            cond=torch.cat([hist_cond, cond[:, None]], dim=1)[:, -keep:],
+            kv=kv,
+            anchor_offset=offset,
+        )
+        return StepOutput(frame, heads.get("reward"), new_state, heads.get("done"))
 
     def _sample_next(
         self,
@@ -815,10 +598,10 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             return self._step_carried(hist, hist_cond, cond, null, kv, extend)
         if self.residual:
             base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1))  # [B, L + 1, c, h, w]
-            denoise = _ResidualDenoiser(self, base)
+            denoise = _ResidualDenoiser(self.denoiser, base)
             change = self.sampler.sample(denoise, hist - base[:, :-1], hist_cond, cond, null)
             return hist[:, -1] + change, None  # [B, c, h, w]
-        return self.sampler.sample(self, hist, hist_cond, cond, null), None
+        return self.sampler.sample(self.denoiser, hist, hist_cond, cond, null), None
 
     def _head_view(self, x: Tensor) -> Tensor:
         """A generated frame as the heads read it: pixels clamped to [-1, 1], latents as is."""
@@ -880,21 +663,22 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         if index is None:
             index = int(torch.randint(1, t, ()))
         x = self._encoded(frames, latents)
+        given = {"rewards": rewards, "dones": dones}
         heads = [
-            (self.reward_head, rewards, "rewards", "reward_mse"),
-            (self.done_head, dones, "dones", "done_bce"),
+            (key, head, given[key])
+            for key in HEAD_LOSSES
+            if (head := self.heads and self.heads.head(key)) is not None and given[key] is not None
         ]
-        heads = [(h, y, key, name) for h, y, key, name in heads if h is not None and y is not None]
         if not heads:
             return {}
-        for _, targets, key, _ in heads:
-            self._check_targets(targets, b, t, key)
+        for key, _, targets in heads:
+            TransitionHeads.check_targets(targets, b, t, key)
         new = self._head_view(self.sample_frame(frames, actions, index, x))
         return {
-            name: self._head_loss(
+            HEAD_LOSSES[key]: TransitionHeads.loss(
                 key, head(x[:, index - 1], new, actions[:, index - 1]), targets[:, index - 1]
             )
-            for head, targets, key, name in heads
+            for key, head, targets in heads
         }
 
     def _step_carried(
@@ -916,19 +700,16 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1)) if self.residual else None
         history = hist - base[:, :-1] if base is not None else hist
         if kv is None:
-            kv = self._history_kv(history, clean, hist_cond, base)
-        denoise = _PreparedHistory(self._denoise_next(kv, None if base is None else base[:, -1:]))
+            kv = self.denoiser.history_kv(history, clean, hist_cond, base)
+        denoiser = self.denoiser.denoise_next(kv, None if base is None else base[:, -1:])
+        denoise = _PreparedHistory(denoiser)
         out = self.sampler.sample(denoise, history, hist_cond, cond, null)
         new = hist[:, -1] + out if base is not None else out  # [B, c, h, w]
         if length + 1 >= self.context_window or not extend:
             return new, None
         entry = (out if base is not None else new)[:, None]  # as the history holds it
-        net_x, net_levels = self._network_inputs(
-            entry, clean[:, :1], hist[:, -1:] if base is not None else None
-        )
-        kv = self._call_network(
-            "append_kv", self.network.append_kv, net_x, net_levels, cond[:, None], kv
-        )
+        entry_base = hist[:, -1:] if base is not None else None
+        kv = self.denoiser.append_kv(entry, clean[:, :1], cond[:, None], kv, entry_base)
         return new, kv
 
 
@@ -951,11 +732,11 @@ class _PreparedHistory:
 
 
 class _ResidualDenoiser:
-    """``residual=True``: the world model's denoiser of frame changes relative to ``base``
-    ``[B, L + 1, ...]`` (the clean previous frames; guidance repeats the batch), with the
-    history cache of :meth:`DiffusionWorldModel.prepare_history`."""
+    """``residual=True``: the denoiser of frame changes relative to ``base`` ``[B, L + 1, ...]``
+    (the clean previous frames; guidance repeats the batch), with the history cache of
+    :meth:`FrameDenoiser.prepare_history`."""
 
-    def __init__(self, model: DiffusionWorldModel, base: Tensor) -> None:
+    def __init__(self, model: FrameDenoiser, base: Tensor) -> None:
         self.model, self.base = model, base
 
     def __call__(self, x: Tensor, levels: Tensor, cond: Tensor) -> Tensor:
