@@ -95,8 +95,9 @@ def test_a_world_model_from_a_pretrained_network_saves_without_its_directory(
     ).eval()
     model.save_pretrained(tmp_path / "world")
     config = json.loads((tmp_path / "world" / "config.json").read_text())
-    assert config["pretrained_network"] is None  # the architecture is in network_kwargs
-    assert config["network_kwargs"][key] == value
+    args = config["network"]["init_args"]
+    assert args["pretrained"] is None  # the architecture is in its config
+    assert args["config"][key] == value
     shutil.rmtree(tmp_path / "pretrained")
     again = DiffusionWorldModel.from_pretrained(tmp_path / "world")
     g = torch.Generator().manual_seed(0)

@@ -2,7 +2,6 @@
 ``rollout`` return them, the Lightning module adds its weighted BCE, save/load keeps it, and
 bad input fails clearly."""
 
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -17,7 +16,7 @@ from wmkit.diffusion_world import DiffusionWorldModel
 from wmkit.diffusion_world.lit import DiffusionForcingModule
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import flat_model
+from diffusion_helpers import flat_model, write_flat_config
 
 SPEC = ActionSpec.discrete(5)
 
@@ -140,10 +139,7 @@ def test_done_head_save_load_round_trip_and_configs_without_it_load(tmp_path):
     assert torch.equal(outs[0].dones, outs[1].dones)
 
     flat_model(SPEC).save_pretrained(tmp_path / "old")
-    path = tmp_path / "old" / "config.json"
-    config = json.loads(path.read_text())
-    config.pop("done_head")
-    path.write_text(json.dumps(config))
+    write_flat_config(tmp_path / "old", network="dit", reward_head=False)  # no done_head
     old = DiffusionWorldModel.from_pretrained(tmp_path / "old").eval()
     assert old.done_head is None
     assert old.rollout(data["frames"][:, :2], data["actions"][:, 1:3]).dones is None
@@ -197,7 +193,7 @@ def test_terminations_train_through_recorded_final_observations(tmp_path):
     _recorded(tmp_path / "held", 6, seed=5)
     model = _model()
     without = _clips(tmp_path / "train", final_frames=False)
-    _, target = model._transition_outputs(
+    _, _, target = model._transition_outputs(
         "dones", without["frames"], without["actions"], without["dones"]
     )
     assert target.sum() == 0  # the done's next frame was never in a clip
@@ -205,7 +201,7 @@ def test_terminations_train_through_recorded_final_observations(tmp_path):
     _train_done_head(model, train, steps=100, lr=1e-2)
     held = _clips(tmp_path / "held", final_frames=True)
     with torch.no_grad():
-        logits, target = model._transition_outputs(
+        _, logits, target = model._transition_outputs(
             "dones", held["frames"], held["actions"], held["dones"]
         )
     assert target.sum() == 6  # one termination per held-out episode

@@ -2,7 +2,6 @@
 conformance, per-frame noise levels, causality, training, sampling at 1 and 4 steps,
 guidance, save/load (and 0.1.0 configs), errors."""
 
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import flat_model, randomised
+from diffusion_helpers import flat_model, randomised, write_flat_config
 
 from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import WorldModelTests, check_causality, moving_squares
@@ -104,7 +103,7 @@ def test_flow_denoiser_is_strictly_causal(residual):
     cond = torch.randn(2, 5, model.network.cond_dim, generator=g)
 
     def base(v):
-        return model.bases(v) if residual else None
+        return model.denoiser.bases(v) if residual else None
 
     with torch.no_grad():
         check_causality(lambda v: model(v, levels, cond, base=base(v)), x, what="frames")
@@ -168,7 +167,7 @@ def test_flow_guidance_scale_zero_equals_the_unconditional_path():
     model = randomised(flat_model(SPEC, objective="flow", residual=True)).eval()
     x = torch.randn(2, 3, 3, 16, 16)
     ts = torch.tensor([[0.0, 0.0, 0.6]] * 2)
-    base = model.bases(x)
+    base = model.denoiser.bases(x)
     cond = model.frame_conditions(torch.tensor([[1, 2, 3]] * 2), 3, 2)
     uncond = cond.clone()
     uncond[:, -1] = model.action_embed.null
@@ -217,13 +216,10 @@ def test_flow_and_reward_head_save_load_round_trip_and_old_configs_load(tmp_path
     assert torch.equal(outs[0].frames, outs[1].frames)
     assert outs[0].rewards.shape == (2, 3) and torch.equal(outs[0].rewards, outs[1].rewards)
 
-    # a config saved before these options existed loads as before (no reward head, ddpm)
+    # a 0.1.0 config, saved before these options existed, loads as before (no reward head,
+    # ddpm)
     flat_model(SPEC).save_pretrained(tmp_path / "old")
-    path = tmp_path / "old" / "config.json"
-    config = json.loads(path.read_text())
-    for key in ("flow_shift", "reward_head", "reward_hidden"):
-        config.pop(key)
-    path.write_text(json.dumps(config))
+    write_flat_config(tmp_path / "old", network="dit", size="tiny", num_sampling_steps=4)
     old = DiffusionWorldModel.from_pretrained(tmp_path / "old").eval()
     assert old.reward_head is None and isinstance(old.denoiser.objective, DDPMObjective)
     assert old.rollout(frames[:, :2], actions[:, 1:3]).rewards is None

@@ -78,8 +78,12 @@ def test_residual_denoiser_is_strictly_causal_with_its_clean_bases(objective):
     cond = torch.randn(2, 5, model.network.cond_dim, generator=g)
     with torch.no_grad():
         # the clean frames feed both the noisy inputs and (shifted by one) the bases
-        check_causality(lambda v: model(v, levels, cond, base=model.bases(v)), x, what="frames")
-        check_causality(lambda s: model(x, s, cond, base=model.bases(x)), levels, what="levels")
+        check_causality(
+            lambda v: model(v, levels, cond, base=model.denoiser.bases(v)), x, what="frames"
+        )
+        check_causality(
+            lambda s: model(x, s, cond, base=model.denoiser.bases(x)), levels, what="levels"
+        )
 
 
 def test_edm_preconditioning_keeps_clean_frames_and_levels_reach_the_network():

@@ -302,7 +302,7 @@ def test_a_tokenizer_attached_with_set_tokenizer_is_saved_too(tmp_path):
     assert model.sampler.scheduler.config.clip_sample  # pixels are clipped to [-1, 1] ...
     model.set_tokenizer(ToyTokenizer(patch=4, channels=3, kind="continuous"))
     assert not model.sampler.scheduler.config.clip_sample  # ... latents (here up to 3) not
-    assert not model.train_scheduler.config.clip_sample
+    assert not model.denoiser.objective.scheduler.config.clip_sample
     again = check_save_load(model, _rollout, directory=tmp_path / "m")
     assert isinstance(again.tokenizer, ToyTokenizer) and again.latent_scale == 3.0
     assert json.loads((tmp_path / "m" / "config.json").read_text())["tokenizer"] == "./tokenizer"

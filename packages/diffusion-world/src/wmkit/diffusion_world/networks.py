@@ -26,6 +26,7 @@ __all__ = [
     "build_network",
     "causal_diffusers_network",
     "check_network",
+    "default_network_spec",
     "network_spec",
     "saved_network_spec",
 ]
@@ -57,25 +58,38 @@ def build_network(spec: dict[str, Any]) -> nn.Module:
 
 def causal_diffusers_network(
     model_class: str,
+    size: str | None = None,
     config: dict[str, Any] | None = None,
     pretrained: str | None = None,
     temporal_conv: TemporalConvRule = "extrapolative",
 ) -> nn.Module:
     """A diffusers video network made strictly causal (:func:`~wmkit.diffusion_world.causalize.
-    causalize`): ``model_class`` (``UNetSpatioTemporalConditionModel``,
-    ``UNet3DConditionModel`` or ``WanTransformer3DModel``) built from ``config``, or loaded
-    from the local diffusers directory ``pretrained`` (for Wan, a pipeline's
-    ``transformer/``). ``temporal_conv``: the UNets' temporal-conv weight transfer."""
+    causalize`, Vid2World).
+
+    Args:
+        model_class: ``UNetSpatioTemporalConditionModel``, ``UNet3DConditionModel`` or
+            ``WanTransformer3DModel``.
+        size: a named size of that class (``SVD_UNET_SIZES`` / ``UNET3D_SIZES`` /
+            ``WAN_SIZES``), which ``config`` overrides.
+        config: the diffusers config (``in_channels`` / ``out_channels``: the world model's
+            ``channels``).
+        pretrained: local diffusers directory of a pretrained network of that class (for Wan,
+            a pipeline's ``transformer/``), loaded instead of ``size`` / ``config``.
+        temporal_conv: the UNets' temporal-conv weight transfer (``shift``, ``masked``,
+            ``extrapolative``).
+    """
     import diffusers
 
-    if model_class not in DIFFUSERS_NETWORKS.values():
-        raise ValueError(
-            f"model_class must be one of {tuple(DIFFUSERS_NETWORKS.values())}; got {model_class!r}"
-        )
+    names = {v: k for k, v in DIFFUSERS_NETWORKS.items()}
+    if model_class not in names:
+        raise ValueError(f"model_class must be one of {tuple(names)}; got {model_class!r}")
     if pretrained is not None:
         base = load_diffusers_network(pretrained, expected=model_class)
     else:
-        base = getattr(diffusers, model_class)(**(config or {}))
+        sizes = _SIZES[names[model_class]]
+        if size is not None and size not in sizes:
+            raise ValueError(f"size must be one of {tuple(sizes)} for {model_class}; got {size!r}")
+        base = getattr(diffusers, model_class)(**{**sizes.get(size, {}), **(config or {})})
     return causalize(base, temporal_conv)
 
 
@@ -110,13 +124,20 @@ def network_spec(
         sizes = _SIZES[network]
         if size not in sizes:
             raise ValueError(f"size must be one of {tuple(sizes)} for {network}; got {size!r}")
-        channel_args = {"in_channels": channels, "out_channels": channels}
-        config = {**sizes[size], **channel_args, **(kwargs or {})}
+        config = {"in_channels": channels, "out_channels": channels, **(kwargs or {})}
     return {
         "class_path": "wmkit.diffusion_world.networks.causal_diffusers_network",
-        "init_args": {"model_class": DIFFUSERS_NETWORKS[network], "config": config,
+        "init_args": {"model_class": DIFFUSERS_NETWORKS[network], "size": size, "config": config,
                       "pretrained": pretrained, "temporal_conv": temporal_conv},
     }  # fmt: skip
+
+
+def default_network_spec(channels: int, image_size: int, residual: bool) -> dict[str, Any]:
+    """The tiny :class:`~wmkit.diffusion_world.dit.SpatioTemporalDiT` for ``channels`` x
+    ``image_size``² frames (``residual``: the previous frame as extra input channels)."""
+    init = {"in_channels": channels * (2 if residual else 1), "out_channels": channels}
+    return {"class_path": "wmkit.diffusion_world.dit.SpatioTemporalDiT",
+            "init_args": {**init, "image_size": image_size}}  # fmt: skip
 
 
 def check_network(network: nn.Module, channels: int, cuda_graphs: bool) -> None:
@@ -149,4 +170,4 @@ def saved_network_spec(spec: dict[str, Any], network: nn.Module) -> dict[str, An
     if base is None or args.get("pretrained") is None:
         return spec
     config = {k: v for k, v in base.config.items() if k[0] != "_"}
-    return {**spec, "init_args": {**args, "pretrained": None, "config": config}}
+    return {**spec, "init_args": {**args, "pretrained": None, "size": None, "config": config}}

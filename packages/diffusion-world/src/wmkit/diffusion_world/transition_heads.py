@@ -63,6 +63,7 @@ class TransitionHeads(nn.Module):
         hidden: int = 32,
     ) -> None:
         super().__init__()
+        self.action_spec = action_spec
         if hidden < 1:
             raise ValueError(f"reward_hidden must be >= 1; got {hidden}")
         self.reward = RewardHead(action_spec, channels, hidden) if reward else None
@@ -100,6 +101,22 @@ class TransitionHeads(nn.Module):
                 f"{key} must be [B, T] or [B, T - 1] for frames [B, T] = {(b, t)}; "
                 f"got {tuple(targets.shape)}"
             )
+
+    def check_clip(
+        self, key: str, shape: tuple[int, int], actions: Tensor, targets: Tensor
+    ) -> None:
+        """Inputs of head ``key`` on a clip of ``shape = (B, T)`` frames: ``T >= 2``,
+        ``actions`` and ``targets`` ``[B, T]`` or ``[B, T - 1]``."""
+        b, t = shape
+        if t < 2:
+            raise ValueError(f"{key[:-1]}_loss needs clips of >= 2 frames; got {t}")
+        self.action_spec.validate(actions)
+        if actions.shape[:2] not in ((b, t), (b, t - 1)):
+            raise ValueError(
+                f"actions must be [B, T, ...] or [B, T - 1, ...] for frames [B, T] = {(b, t)}; "
+                f"got {tuple(actions.shape)}"
+            )
+        self.check_targets(targets, b, t, key)
 
     def clip_outputs(self, key: str, x: Tensor, actions: Tensor) -> Tensor:
         """Head ``key`` on every transition of model-space frames ``x [B, T, c, h, w]`` with
