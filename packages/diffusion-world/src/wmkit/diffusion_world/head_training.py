@@ -39,7 +39,10 @@ class HeadTrainingMixin:
         from frames ``t``, ``t + 1`` (``frames [B, T, C, H, W]``, clean) and action ``t``.
         ``latents``: ``encode(frames)``, when already computed."""
         if self.reward_head is None:
-            raise ValueError("this model has no reward head; build it with reward_head=True")
+            raise ValueError(
+                "this model has no reward head; build it with heads=HeadsConfig(reward=True) "
+                "(0.1.x: reward_head=True)"
+            )
         return TransitionHeads.loss(
             *self._transition_outputs("rewards", frames, actions, rewards, latents)
         )
@@ -50,7 +53,10 @@ class HeadTrainingMixin:
         """Binary cross-entropy of the done head on a clip's transitions (``dones [B, T]``,
         0/1: action ``t`` ended the episode), as :meth:`reward_loss`."""
         if self.done_head is None:
-            raise ValueError("this model has no done head; build it with done_head=True")
+            raise ValueError(
+                "this model has no done head; build it with heads=HeadsConfig(done=True) "
+                "(0.1.x: done_head=True)"
+            )
         return TransitionHeads.loss(
             *self._transition_outputs("dones", frames, actions, dones, latents)
         )

@@ -40,7 +40,7 @@ class HeadsConfig:
 
     def __post_init__(self) -> None:
         if self.hidden < 1:
-            raise ValueError(f"reward_hidden must be >= 1; got {self.hidden}")
+            raise ValueError(f"hidden (0.1.x: reward_hidden) must be >= 1; got {self.hidden}")
 
 
 class TransitionHeads(nn.Module):
