@@ -161,6 +161,17 @@ def test_the_shipped_yaml_configs_use_components():
         assert not is_flat_config(args), path.name
 
 
+def test_a_network_object_plugs_in_but_only_a_spec_saves(tmp_path):
+    torch.manual_seed(0)
+    model = DiffusionWorldModel(SPEC, network=TinyCausalConvNet(width=4), sampling={"num_steps": 1})
+    eps = moving_squares(num_episodes=2, length=4, size=16)
+    frames, actions = to_float_video(eps.frames), torch.from_numpy(eps.actions)
+    assert model.loss(frames, actions).loss.isfinite()
+    assert model.eval().rollout(frames[:, :2], actions[:, 1:3]).frames.shape == (2, 2, 3, 16, 16)
+    with pytest.raises(TypeError, match="network"):
+        model.save_pretrained(tmp_path / "m")
+
+
 def test_a_network_without_cond_dim_is_refused():
     with pytest.raises(ValueError, match="cond_dim"):
         DiffusionWorldModel(SPEC, network={"class_path": "torch.nn.Identity"})

@@ -62,10 +62,11 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
 
     Args:
         action_spec: the actions it takes.
-        network: ``{"class_path", "init_args"}`` of the denoising network
-            (:func:`~wmkit.diffusion_world.networks.build_network`); it sees ``channels``
-            channels (twice that with ``residual``) of ``image_size`` frames. ``None``: the
-            tiny :class:`~wmkit.diffusion_world.dit.SpatioTemporalDiT` for them.
+        network: the denoising network, or its ``{"class_path", "init_args"}``
+            (:func:`~wmkit.diffusion_world.networks.build_network`; only a network given so is
+            saved by ``save_pretrained``); it sees ``channels`` channels (twice that with
+            ``residual``) of ``image_size`` frames. ``None``: the tiny
+            :class:`~wmkit.diffusion_world.dit.SpatioTemporalDiT` for them.
         objective: the diffusion objective, or its ``{"class_path", "init_args"}``
             (``None``: :class:`~wmkit.diffusion_world.objectives.DDPMObjective`).
         channels: channels the network sees (3 for pixels; the latent channels).
@@ -90,7 +91,7 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
     def __init__(
         self,
         action_spec: ActionSpec,
-        network: dict[str, Any] | None = None,
+        network: dict[str, Any] | nn.Module | None = None,
         objective: Objective | dict[str, Any] | None = None,
         channels: int = 3,
         image_size: int = 16,
@@ -114,18 +115,21 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
                 f"history_noise_level is for the DDPM objective; {type(obj).__name__}'s sampler "
                 f"keeps the history clean (got {sampling.history_noise_level})"
             )
-        network = network or default_network_spec(channels, image_size, residual)
+        if network is None:
+            network = default_network_spec(channels, image_size, residual)
         self._action_spec = action_spec
         self.channels, self.image_size = channels, image_size
         self.latent_scale, self.anchored_decoding = latent_scale, anchored_decoding
         self.sampling = sampling
-        net = build_network(network)
+        net = network if isinstance(network, nn.Module) else build_network(network)
         check_network(net, channels, sampling.cuda_graphs)
         if self._hub_mixin_config is not None:  # what save_pretrained writes
-            self._hub_mixin_config = {
-                **self._hub_mixin_config, "network": saved_network_spec(network, net),
-                "objective": obj.to_config(),
-            }  # fmt: skip
+            saved = {**self._hub_mixin_config, "objective": obj.to_config()}
+            if isinstance(network, dict):
+                saved["network"] = saved_network_spec(network, net)
+            else:  # a network object has no config to write: save_pretrained refuses
+                saved.pop("network", None)
+            self._hub_mixin_config = saved
         self.denoiser = FrameDenoiser(
             net, obj, residual, action_dropout, clean_history_prob, sampling.history_cache,
             sampling.cuda_graphs,
