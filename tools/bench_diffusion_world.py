@@ -31,6 +31,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,7 +74,7 @@ def speed(args: argparse.Namespace) -> list[dict]:
         for steps in (1, 2) if (args.quick and network == "svd_unet") else (1, 2, 4, 8):
             torch.manual_seed(0)
             kwargs = {"context_window": 8} if network == "svd_unet" else model_kwargs(args)
-            model = DiffusionWorldModel(
+            model = flat_world_model(
                 spec, network=network, image_size=size,
                 **{**kwargs, "num_sampling_steps": steps, "guidance_scale": 1.5},
             ).eval().to(args.device)  # fmt: skip
@@ -110,7 +111,7 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
     settings += [(g, s, True, True, True) for g in (1.5, 1.0) for s in (1, 4)]
     for guidance, steps, graphs, cache, carry in settings:
         torch.manual_seed(0)
-        model = DiffusionWorldModel(
+        model = flat_world_model(
             spec, network="dit", size="base", network_kwargs={"patch_size": 4},
             image_size=64, num_sampling_steps=steps, guidance_scale=guidance,
             context_window=16, history_noise_level=0 if carry else 20, cuda_graphs=graphs,
@@ -187,7 +188,7 @@ def history_cache_speed(args: argparse.Namespace) -> list[dict]:
             frames = {}
             for cache, carry in ((False, False), (True, False), (True, True)):
                 torch.manual_seed(0)
-                model = DiffusionWorldModel(
+                model = flat_world_model(
                     spec, network=args.cache_network, network_kwargs=net, image_size=32,
                     num_sampling_steps=steps, guidance_scale=guidance, context_window=16,
                     objective="edm", residual=residual, history_cache=cache,
@@ -426,6 +427,13 @@ def reconstruction_psnr(tok: torch.nn.Module, held_out: list) -> float:
     return float(psnr_from_mse(torch.stack(mse).mean()))
 
 
+def flat_world_model(spec: ActionSpec, **flat: Any) -> DiffusionWorldModel:
+    """A ``DiffusionWorldModel`` from the flat options this benchmark's flags name
+    (``network="dit"``, ``objective="edm"``, ``num_sampling_steps``, ...), mapped onto its
+    components by ``DiffusionWorldModel.upgrade_config``."""
+    return DiffusionWorldModel(**DiffusionWorldModel.upgrade_config({"action_spec": spec, **flat}))
+
+
 def model_kwargs(args: argparse.Namespace) -> dict:
     """The DiffusionWorldModel options under test (also used for the speed rows of the DiT)."""
     return {
@@ -529,11 +537,11 @@ def main() -> None:
                   "latent_scale": scale, "recon_psnr": reconstruction_psnr(tok, held)}  # fmt: skip
     torch.manual_seed(0)
     if latent:
-        model = DiffusionWorldModel(spec, channels=4, image_size=args.resolution // 2,
+        model = flat_world_model(spec, channels=4, image_size=args.resolution // 2,
                                     latent_scale=latent["latent_scale"], anchored_decoding=True,
                                     **model_kwargs(args)).set_tokenizer(tok)  # fmt: skip
     else:
-        model = DiffusionWorldModel(spec, image_size=args.resolution, **model_kwargs(args))
+        model = flat_world_model(spec, image_size=args.resolution, **model_kwargs(args))
     model = model.to(args.device)
     params = sum(q.numel() for q in model.parameters())
     t0 = time.perf_counter()

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from wmkit.core import load_pretrained
 from wmkit.core.data.clip_dataset import ClipDataset
 from wmkit.core.data.datamodule import EpisodeDataModule
-from wmkit.diffusion_world import DiffusionWorldModel, RewardHead
+from wmkit.diffusion_world import DiffusionWorldModel, TransitionHeads
 from wmkit.diffusion_world.lit import DiffusionForcingModule
 from wmkit.eval import score_heads_one_step
 
@@ -54,10 +54,9 @@ def train_heads(
 ) -> float:
     """Fresh heads on ``world`` trained ``steps`` steps → seconds taken."""
     torch.manual_seed(seed)
-    world.reward_head = RewardHead(world.action_spec, world.channels, hidden)
-    world.done_head = RewardHead(world.action_spec, world.channels, hidden)
+    world.heads = TransitionHeads(world.action_spec, world.channels, True, True, hidden)
     world.requires_grad_(False)
-    heads = [*world.reward_head.parameters(), *world.done_head.parameters()]
+    heads = [*world.heads.parameters()]
     for p in heads:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(heads, lr=2e-3)

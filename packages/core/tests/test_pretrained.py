@@ -295,6 +295,24 @@ def test_upgrade_state_dict_loads_an_older_layout(tmp_path):
     assert torch.equal(loaded(x), net(x))
 
 
+def test_upgrade_config_loads_older_arguments(tmp_path):
+    Net(width=4).save_pretrained(tmp_path / "net")
+    path = tmp_path / "net" / "config.json"
+    config = json.loads(path.read_text())
+    config["size"] = config.pop("width")  # an older version called it size
+    config.pop("_wmkit_class")  # loaded below by a subclass
+    path.write_text(json.dumps(config))
+
+    class Upgraded(Net):
+        @classmethod
+        def upgrade_config(cls, config):
+            return {("width" if k == "size" else k): v for k, v in config.items()}
+
+    with pytest.raises(PretrainedLoadError, match=r"argument\(s\) \['size'\]"):
+        Net.from_pretrained(tmp_path / "net")
+    assert Upgraded.from_pretrained(tmp_path / "net").layers[0].in_features == 4
+
+
 class RecordsMoves(Net):
     def to(self, *args, **kwargs):
         self.__dict__.setdefault("moves", []).append(args)

@@ -15,3 +15,25 @@ def randomised(model: nn.Module, std: float = 0.2) -> nn.Module:
             if p.abs().sum() == 0:
                 p.normal_(0, std)
     return model
+
+
+def flat_model(action_spec, **flat):
+    """A ``DiffusionWorldModel`` from 0.1.x's flat arguments (``network="dit"``,
+    ``objective="edm"``, ``num_sampling_steps``, ...), through ``upgrade_config``, the path an
+    old ``config.json`` takes."""
+    from wmkit.diffusion_world import DiffusionWorldModel
+
+    config = DiffusionWorldModel.upgrade_config({"action_spec": action_spec, **flat})
+    return DiffusionWorldModel(**config)
+
+
+def write_flat_config(directory, **flat) -> None:
+    """Rewrite a saved model's ``config.json`` the 0.1.x way: its action spec and class, then
+    only the flat arguments ``flat`` (the rest take 0.1.x's defaults on load)."""
+    import json
+    from pathlib import Path
+
+    path = Path(directory) / "config.json"
+    saved = json.loads(path.read_text())
+    keep = ("_wmkit_class", "_wmkit_format", "action_spec")
+    path.write_text(json.dumps({**{k: saved[k] for k in keep}, **flat}))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import randomised
+from diffusion_helpers import flat_model, randomised
 
 from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import WorldModelTests, moving_squares
@@ -28,7 +28,7 @@ def _data(length: int = 12):
 def _model(objective: str = "edm", residual: bool = True, **kwargs) -> DiffusionWorldModel:
     kwargs.setdefault("context_window", 6)
     torch.manual_seed(0)
-    model = DiffusionWorldModel(
+    model = flat_model(
         SPEC, objective=objective, residual=residual, sigma_data=0.2, reward_head=True, **kwargs
     )
     return randomised(model).eval()
@@ -109,8 +109,8 @@ def test_the_history_grows_to_the_window_then_is_cut_to_refresh_keep():
     state = model.reset(frames[:, :2])
     lengths = []
     for t in range(1, 13):
-        lengths.append(state.extra["x"].shape[1])
-        kv = state.extra.get("kv")
+        lengths.append(state.x.shape[1])
+        kv = state.kv
         assert kv is None or kv.shape[-2] == lengths[-1]  # the cache holds the whole history
         state = model.step(state, actions[:, t]).state
     assert lengths == [2, 3, 4, 5, 3, 4, 5, 3, 4, 5, 3, 4]
@@ -124,8 +124,8 @@ def test_the_history_grows_to_the_window_then_is_cut_to_refresh_keep():
 
 def test_carry_history_settings_fail_clearly():
     with pytest.raises(ValueError, match="history_noise_level=0"):
-        DiffusionWorldModel(SPEC, history_noise_level=10, carry_history=True)
+        flat_model(SPEC, history_noise_level=10, carry_history=True)
     with pytest.raises(ValueError, match="refresh_keep"):
-        DiffusionWorldModel(SPEC, context_window=6, carry_history=True, refresh_keep=6)
+        flat_model(SPEC, context_window=6, carry_history=True, refresh_keep=6)
     with pytest.raises(ValueError, match="refresh_keep"):
-        DiffusionWorldModel(SPEC, context_window=6, carry_history=True, refresh_keep=0)
+        flat_model(SPEC, context_window=6, carry_history=True, refresh_keep=0)

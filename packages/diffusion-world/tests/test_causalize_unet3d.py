@@ -3,6 +3,8 @@ per-frame timesteps, Vid2World's weight transfer on the UNet's own temporal conv
 reproducing diffusers' forward, pretrained weights from a local path, errors."""
 
 import copy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,12 +18,14 @@ from wmkit.diffusion_world import (
     CausalAttnProcessor,
     CausalTemporalConv3d,
     CausalUNet3D,
-    DiffusionWorldModel,
     FrameGroupNorm,
     causalize,
     load_diffusers_unet,
     tiny_unet3d_config,
 )
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import flat_model
 
 RULES = ["shift", "masked", "extrapolative"]
 SPEC = ActionSpec.discrete(5)
@@ -145,8 +149,8 @@ def test_pretrained_unet3d_loads_from_a_local_path(tmp_path):
     with pytest.raises(ValueError, match="expected a UNetSpatioTemporalConditionModel"):
         load_diffusers_unet(tmp_path / "unet3d", expected="UNetSpatioTemporalConditionModel")
     with pytest.raises(ValueError, match="expected a UNetSpatioTemporalConditionModel"):
-        DiffusionWorldModel(SPEC, network="svd_unet", pretrained_network=str(tmp_path / "unet3d"))
-    model = DiffusionWorldModel(
+        flat_model(SPEC, network="svd_unet", pretrained_network=str(tmp_path / "unet3d"))
+    model = flat_model(
         SPEC, network="unet3d", image_size=8, pretrained_network=str(tmp_path / "unet3d")
     )
     assert isinstance(model.network, CausalUNet3D)
@@ -172,12 +176,12 @@ def test_bad_inputs_and_cross_attention_temporal_transformers_fail_clearly():
     with pytest.raises(ValueError, match="cross-attention"):
         causalize(unet)
     with pytest.raises(ValueError, match="size"):
-        DiffusionWorldModel(SPEC, network="unet3d", size="huge")
+        flat_model(SPEC, network="unet3d", size="huge")
 
 
 class TestCausalUNet3DWorldModel(WorldModelTests):
     def make_model(self):
-        return DiffusionWorldModel(
+        return flat_model(
             SPEC,
             network="unet3d",
             image_size=8,

@@ -5,6 +5,8 @@ weights from a local path, the world model on it, errors. Its history cache is t
 the UNets' in ``test_diffusers_history_cache.py``."""
 
 import copy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,11 +19,13 @@ from wmkit.core.testing import WorldModelTests, check_causality, moving_squares
 from wmkit.diffusion_world import (
     CausalWanAttnProcessor,
     CausalWanTransformer,
-    DiffusionWorldModel,
     causalize,
     load_diffusers_network,
     tiny_wan_config,
 )
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import flat_model
 
 SPEC = ActionSpec.discrete(5)
 TOKENS = 16  # 8x8 frames in 2x2 patches
@@ -139,10 +143,8 @@ def test_pretrained_wan_loads_from_a_local_path(tmp_path):
     with torch.no_grad():
         assert torch.equal(causalize(copy.deepcopy(wan))(x, ts), causalize(loaded.eval())(x, ts))
     with pytest.raises(ValueError, match="expected a UNet3DConditionModel"):
-        DiffusionWorldModel(
-            SPEC, network="unet3d", pretrained_network=str(tmp_path / "transformer")
-        )
-    model = DiffusionWorldModel(
+        flat_model(SPEC, network="unet3d", pretrained_network=str(tmp_path / "transformer"))
+    model = flat_model(
         SPEC, network="wan", image_size=8, pretrained_network=str(tmp_path / "transformer")
     )
     assert isinstance(model.network, CausalWanTransformer)
@@ -164,14 +166,12 @@ def test_bad_inputs_and_unsupported_wan_variants_fail_clearly():
         attn = net.transformer.blocks[0].attn1
         CausalWanAttnProcessor()(attn, torch.randn(1, 16, 24))
     with pytest.raises(ValueError, match="size"):
-        DiffusionWorldModel(SPEC, network="wan", size="huge")
+        flat_model(SPEC, network="wan", size="huge")
 
 
 class TestCausalWanWorldModel(WorldModelTests):
     def make_model(self):
-        return DiffusionWorldModel(
-            SPEC, network="wan", image_size=8, num_sampling_steps=1, context_window=3
-        )
+        return flat_model(SPEC, network="wan", image_size=8, num_sampling_steps=1, context_window=3)
 
     def make_inputs(self):
         eps = moving_squares(num_episodes=1, length=4, size=8)

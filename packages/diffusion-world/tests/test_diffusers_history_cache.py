@@ -13,7 +13,7 @@ import torch
 from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel, WanTransformer3DModel
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import randomised
+from diffusion_helpers import flat_model, randomised
 
 from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import moving_squares
@@ -120,7 +120,7 @@ def _data(length: int = 10):
 def _world(kind: str, **kwargs) -> DiffusionWorldModel:
     kwargs.setdefault("context_window", 4)
     torch.manual_seed(0)
-    model = DiffusionWorldModel(
+    model = flat_model(
         SPEC, network=kind, image_size=16, num_sampling_steps=2, guidance_scale=1.5, **kwargs
     )
     return randomised(model, 0.1).eval()
@@ -178,5 +178,5 @@ def test_a_carried_unet_rollout_appends_instead_of_rerunning_the_history():
     assert counts["forward_next"] == 9 * 2
     assert counts["forward"] == 3 + 7 + 9 * 2  # the window never runs whole
     state = model.step(model.reset(frames[:, :2]), actions[:, 2]).state
-    kv = state.extra["kv"]  # the carried cache: the 2 context frames and the new one
+    kv = state.kv  # the carried cache: the 2 context frames and the new one
     assert isinstance(kv, TemporalHistory) and (kv.frames, kv.batch) == (3, 2)

@@ -4,6 +4,8 @@ batch, and a world model built from a pretrained network saves without its direc
 
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +21,9 @@ from wmkit.diffusion_world import (
     tiny_unet3d_config,
     tiny_wan_config,
 )
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import flat_model
 
 SPEC = ActionSpec.discrete(5)
 NETWORKS = {
@@ -66,7 +71,7 @@ def test_world_model_loss_goes_down_on_a_fixed_batch(kind):
     torch.manual_seed(0)
     eps = moving_squares(num_episodes=4, length=4, size=8)
     frames, actions = to_float_video(eps.frames), torch.from_numpy(eps.actions)
-    model = DiffusionWorldModel(SPEC, network=kind, image_size=8)
+    model = flat_model(SPEC, network=kind, image_size=8)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(8):
@@ -85,13 +90,14 @@ def test_a_world_model_from_a_pretrained_network_saves_without_its_directory(
     tmp_path, kind, key, value
 ):
     _base(kind, seed=3).save_pretrained(tmp_path / "pretrained")
-    model = DiffusionWorldModel(
+    model = flat_model(
         SPEC, network=kind, image_size=8, pretrained_network=str(tmp_path / "pretrained")
     ).eval()
     model.save_pretrained(tmp_path / "world")
     config = json.loads((tmp_path / "world" / "config.json").read_text())
-    assert config["pretrained_network"] is None  # the architecture is in network_kwargs
-    assert config["network_kwargs"][key] == value
+    args = config["network"]["init_args"]
+    assert args["pretrained"] is None  # the architecture is in its config
+    assert args["config"][key] == value
     shutil.rmtree(tmp_path / "pretrained")
     again = DiffusionWorldModel.from_pretrained(tmp_path / "world")
     g = torch.Generator().manual_seed(0)

@@ -2,8 +2,9 @@
 ``rollout`` return them, the Lightning module adds its weighted BCE, save/load keeps it, and
 bad input fails clearly."""
 
-import json
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,9 @@ from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import ToyTokenizer, WorldModelTests, moving_squares
 from wmkit.diffusion_world import DiffusionWorldModel
 from wmkit.diffusion_world.lit import DiffusionForcingModule
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import flat_model, write_flat_config
 
 SPEC = ActionSpec.discrete(5)
 
@@ -29,7 +33,7 @@ def _episodes(n: int, seed: int) -> dict[str, torch.Tensor]:
 
 def _model(**kwargs) -> DiffusionWorldModel:
     torch.manual_seed(0)
-    return DiffusionWorldModel(
+    return flat_model(
         SPEC, objective="flow", residual=True, num_sampling_steps=1, context_window=3,
         done_head=True, reward_hidden=16, **kwargs,
     )  # fmt: skip
@@ -97,7 +101,7 @@ def test_lit_adds_the_weighted_done_bce_and_logs_it():
 def test_a_latent_model_encodes_each_batch_once_for_the_loss_and_both_heads(tmp_path):
     data = _episodes(2, seed=0)
     torch.manual_seed(0)
-    model = DiffusionWorldModel(
+    model = flat_model(
         SPEC, image_size=4, tokenizer=None, objective="edm", residual=True,
         network_kwargs={"patch_size": 1}, reward_head=True, done_head=True, reward_hidden=8,
     )  # fmt: skip
@@ -134,11 +138,8 @@ def test_done_head_save_load_round_trip_and_configs_without_it_load(tmp_path):
         outs.append(m.rollout(data["frames"][:, :2], data["actions"][:, 1:5]))
     assert torch.equal(outs[0].dones, outs[1].dones)
 
-    DiffusionWorldModel(SPEC).save_pretrained(tmp_path / "old")
-    path = tmp_path / "old" / "config.json"
-    config = json.loads(path.read_text())
-    config.pop("done_head")
-    path.write_text(json.dumps(config))
+    flat_model(SPEC).save_pretrained(tmp_path / "old")
+    write_flat_config(tmp_path / "old", network="dit", reward_head=False)  # no done_head
     old = DiffusionWorldModel.from_pretrained(tmp_path / "old").eval()
     assert old.done_head is None
     assert old.rollout(data["frames"][:, :2], data["actions"][:, 1:3]).dones is None
@@ -148,7 +149,7 @@ def test_done_settings_fail_clearly():
     data = _episodes(2, seed=0)
     frames, actions = data["frames"], data["actions"]
     with pytest.raises(ValueError, match="done_head=True"):
-        DiffusionWorldModel(SPEC).done_loss(frames, actions, data["dones"])
+        flat_model(SPEC).done_loss(frames, actions, data["dones"])
     model = _model()
     with pytest.raises(ValueError, match="0 or 1"):
         model.done_loss(frames, actions, torch.full((2, 6), 0.5))
@@ -192,16 +193,16 @@ def test_terminations_train_through_recorded_final_observations(tmp_path):
     _recorded(tmp_path / "held", 6, seed=5)
     model = _model()
     without = _clips(tmp_path / "train", final_frames=False)
-    _, target = model._transition_outputs(
-        model.done_head, without["frames"], without["actions"], without["dones"], "dones"
+    _, _, target = model._transition_outputs(
+        "dones", without["frames"], without["actions"], without["dones"]
     )
     assert target.sum() == 0  # the done's next frame was never in a clip
     train = _clips(tmp_path / "train", final_frames=True)
     _train_done_head(model, train, steps=100, lr=1e-2)
     held = _clips(tmp_path / "held", final_frames=True)
     with torch.no_grad():
-        logits, target = model._transition_outputs(
-            model.done_head, held["frames"], held["actions"], held["dones"], "dones"
+        _, logits, target = model._transition_outputs(
+            "dones", held["frames"], held["actions"], held["dones"]
         )
     assert target.sum() == 6  # one termination per held-out episode
     assert torch.equal(logits > 0, target.bool())  # each found, no false alarm

@@ -2,7 +2,6 @@
 conformance, per-frame noise levels, causality, training, sampling at 1 and 4 steps,
 guidance, save/load (and 0.1.0 configs), errors."""
 
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import randomised
+from diffusion_helpers import flat_model, randomised, write_flat_config
 
 from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import WorldModelTests, check_causality, moving_squares
@@ -24,6 +23,7 @@ from wmkit.diffusion_world import (
     guided_prediction,
 )
 from wmkit.diffusion_world.lit import DiffusionForcingModule
+from wmkit.diffusion_world.objectives import DDPMObjective, FlowObjective
 
 SPEC = ActionSpec.discrete(5)
 
@@ -35,7 +35,7 @@ def _data(size: int = 16, length: int = 6, n: int = 2):
 
 class TestFlow(WorldModelTests):
     def make_model(self):
-        return DiffusionWorldModel(
+        return flat_model(
             SPEC, objective="flow", num_sampling_steps=4, guidance_scale=1.5, context_window=4
         )
 
@@ -46,7 +46,7 @@ class TestFlow(WorldModelTests):
 
 class TestResidualFlowWithRewards(WorldModelTests):
     def make_model(self):
-        return DiffusionWorldModel(
+        return flat_model(
             SPEC, objective="flow", residual=True, sigma_data=0.1, num_sampling_steps=1,
             reward_head=True, reward_hidden=8, context_window=3, flow_shift=3.0,
         )  # fmt: skip
@@ -73,7 +73,7 @@ def test_flow_forward_process_is_diffusers_and_one_euler_step_lands_on_x0():
 
 def test_flow_per_frame_noise_levels_reach_the_network():
     frames, actions = _data(n=4)
-    model = DiffusionWorldModel(SPEC, objective="flow", clean_history_prob=0.3)
+    model = flat_model(SPEC, objective="flow", clean_history_prob=0.3)
     seen = {}
     model.network.register_forward_pre_hook(lambda m, a: seen.update(x=a[0], lv=a[1]))
     torch.manual_seed(0)
@@ -96,14 +96,14 @@ def test_flow_per_frame_noise_levels_reach_the_network():
 
 @pytest.mark.parametrize("residual", [False, True])
 def test_flow_denoiser_is_strictly_causal(residual):
-    model = randomised(DiffusionWorldModel(SPEC, objective="flow", residual=residual)).eval()
+    model = randomised(flat_model(SPEC, objective="flow", residual=residual)).eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 3, 16, 16, generator=g)
     levels = torch.tensor([[0.0, 0.0, 0.3, 0.5, 0.9]] * 2)
     cond = torch.randn(2, 5, model.network.cond_dim, generator=g)
 
     def base(v):
-        return model.bases(v) if residual else None
+        return model.denoiser.bases(v) if residual else None
 
     with torch.no_grad():
         check_causality(lambda v: model(v, levels, cond, base=base(v)), x, what="frames")
@@ -115,7 +115,7 @@ def test_flow_denoiser_is_strictly_causal(residual):
 def test_flow_loss_decreases_on_a_real_batch(residual):
     torch.manual_seed(0)
     frames, actions = _data(n=8)
-    model = DiffusionWorldModel(SPEC, objective="flow", residual=residual, sigma_data=0.25)
+    model = flat_model(SPEC, objective="flow", residual=residual, sigma_data=0.25)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
 
     def fixed_loss():
@@ -135,7 +135,7 @@ def test_flow_loss_decreases_on_a_real_batch(residual):
 @pytest.mark.parametrize("steps", [1, 4])
 def test_flow_sampling_runs_at_1_and_4_steps(steps):
     frames, actions = _data()
-    model = randomised(DiffusionWorldModel(SPEC, objective="flow", num_sampling_steps=steps))
+    model = randomised(flat_model(SPEC, objective="flow", num_sampling_steps=steps))
     calls = []
     model.network.register_forward_pre_hook(lambda m, a: calls.append(a[1][:, -1].clone()))
     step_alone = model.network.forward_next  # several steps: the history cache's entry point
@@ -153,7 +153,7 @@ def test_flow_sampling_runs_at_1_and_4_steps(steps):
 
     # an untrained residual model is copy-last-frame: exactly at 1 step; at 4 steps the
     # Gaussian-data velocity samples changes of std ~ sigma_data around it
-    res = DiffusionWorldModel(
+    res = flat_model(
         SPEC, objective="flow", residual=True, sigma_data=0.05, num_sampling_steps=steps
     ).eval()
     torch.manual_seed(0)
@@ -164,10 +164,10 @@ def test_flow_sampling_runs_at_1_and_4_steps(steps):
 
 
 def test_flow_guidance_scale_zero_equals_the_unconditional_path():
-    model = randomised(DiffusionWorldModel(SPEC, objective="flow", residual=True)).eval()
+    model = randomised(flat_model(SPEC, objective="flow", residual=True)).eval()
     x = torch.randn(2, 3, 3, 16, 16)
     ts = torch.tensor([[0.0, 0.0, 0.6]] * 2)
-    base = model.bases(x)
+    base = model.denoiser.bases(x)
     cond = model.frame_conditions(torch.tensor([[1, 2, 3]] * 2), 3, 2)
     uncond = cond.clone()
     uncond[:, -1] = model.action_embed.null
@@ -194,7 +194,7 @@ def test_flow_guidance_scale_zero_equals_the_unconditional_path():
 def test_flow_and_reward_head_save_load_round_trip_and_old_configs_load(tmp_path):
     frames, actions = _data()
     model = randomised(
-        DiffusionWorldModel(
+        flat_model(
             SPEC,
             objective="flow",
             residual=True,
@@ -206,7 +206,8 @@ def test_flow_and_reward_head_save_load_round_trip_and_old_configs_load(tmp_path
     ).eval()
     model.save_pretrained(tmp_path / "m")
     again = DiffusionWorldModel.from_pretrained(tmp_path / "m").eval()
-    assert (again.objective, again.residual, again.sigma_data) == ("flow", True, 0.2)
+    objective = again.denoiser.objective
+    assert (type(objective), again.residual, objective.sigma_data) == (FlowObjective, True, 0.2)
     assert again.sampler.scheduler.config.shift == 2.0 and again.reward_head is not None
     outs = []
     for m in (model, again):
@@ -215,15 +216,12 @@ def test_flow_and_reward_head_save_load_round_trip_and_old_configs_load(tmp_path
     assert torch.equal(outs[0].frames, outs[1].frames)
     assert outs[0].rewards.shape == (2, 3) and torch.equal(outs[0].rewards, outs[1].rewards)
 
-    # a config saved before these options existed loads as before (no reward head, ddpm)
-    DiffusionWorldModel(SPEC).save_pretrained(tmp_path / "old")
-    path = tmp_path / "old" / "config.json"
-    config = json.loads(path.read_text())
-    for key in ("flow_shift", "reward_head", "reward_hidden"):
-        config.pop(key)
-    path.write_text(json.dumps(config))
+    # a 0.1.0 config, saved before these options existed, loads as before (no reward head,
+    # ddpm)
+    flat_model(SPEC).save_pretrained(tmp_path / "old")
+    write_flat_config(tmp_path / "old", network="dit", size="tiny", num_sampling_steps=4)
     old = DiffusionWorldModel.from_pretrained(tmp_path / "old").eval()
-    assert old.reward_head is None and old.objective == "ddpm"
+    assert old.reward_head is None and isinstance(old.denoiser.objective, DDPMObjective)
     assert old.rollout(frames[:, :2], actions[:, 1:3]).rewards is None
 
 
@@ -235,7 +233,7 @@ def test_reward_head_learns_moving_squares_rewards_better_than_the_mean():
     held = moving_squares(num_episodes=16, length=6, size=16, seed=7)
     frames, actions = to_float_video(held.frames), torch.from_numpy(held.actions)
     rewards = torch.from_numpy(held.rewards)
-    model = DiffusionWorldModel(SPEC, objective="flow", reward_head=True, reward_hidden=16)
+    model = flat_model(SPEC, objective="flow", reward_head=True, reward_hidden=16)
     opt = torch.optim.AdamW(model.reward_head.parameters(), lr=3e-3)  # the lit term: below
     for _ in range(120):
         loss = model.reward_loss(train["frames"], train["actions"], train["rewards"])
@@ -256,7 +254,7 @@ def test_reward_head_learns_moving_squares_rewards_better_than_the_mean():
 def test_lit_adds_the_weighted_reward_mse():
     frames, actions = _data(n=4)
     batch = {"frames": frames, "actions": actions, "rewards": torch.rand(4, 6)}
-    model = DiffusionWorldModel(SPEC, objective="flow", reward_head=True)
+    model = flat_model(SPEC, objective="flow", reward_head=True)
     module = DiffusionForcingModule(model, reward_weight=2.5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -271,20 +269,20 @@ def test_lit_adds_the_weighted_reward_mse():
 def test_flow_and_reward_settings_fail_clearly():
     frames, actions = _data()
     with pytest.raises(ValueError, match="flow_shift"):
-        DiffusionWorldModel(SPEC, objective="flow", flow_shift=0.0)
+        flat_model(SPEC, objective="flow", flow_shift=0.0)
     with pytest.raises(ValueError, match="history_noise_level"):
-        DiffusionWorldModel(SPEC, objective="flow", history_noise_level=10)
+        flat_model(SPEC, objective="flow", history_noise_level=10)
     with pytest.raises(ValueError, match="num_steps"):
-        DiffusionWorldModel(SPEC, objective="flow", num_sampling_steps=0)
+        flat_model(SPEC, objective="flow", num_sampling_steps=0)
     with pytest.raises(ValueError, match="num_train_timesteps"):
-        DiffusionWorldModel(SPEC, objective="flow", num_train_timesteps=0)
+        flat_model(SPEC, objective="flow", num_train_timesteps=0)
     with pytest.raises(ValueError, match="reward_hidden"):
-        DiffusionWorldModel(SPEC, reward_head=True, reward_hidden=0)
+        flat_model(SPEC, reward_head=True, reward_hidden=0)
     with pytest.raises(ValueError, match="reward_weight"):
-        DiffusionForcingModule(DiffusionWorldModel(SPEC), reward_weight=-1.0)
+        DiffusionForcingModule(flat_model(SPEC), reward_weight=-1.0)
     with pytest.raises(ValueError, match="reward_head=True"):
-        DiffusionWorldModel(SPEC).reward_loss(frames, actions, torch.zeros(2, 6))
-    model = DiffusionWorldModel(SPEC, reward_head=True)
+        flat_model(SPEC).reward_loss(frames, actions, torch.zeros(2, 6))
+    model = flat_model(SPEC, reward_head=True)
     with pytest.raises(ValueError, match="rewards must be"):
         model.reward_loss(frames, actions, torch.zeros(2, 3))
     with pytest.raises(ValueError, match="actions must be"):

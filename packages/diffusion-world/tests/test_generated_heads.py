@@ -4,7 +4,9 @@
 ``step``'s outputs would score, no gradient reaches the diffusion network, and heads trained
 this way predict better on generated frames."""
 
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +16,9 @@ from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import moving_squares
 from wmkit.diffusion_world import DiffusionWorldModel
 from wmkit.diffusion_world.lit import DiffusionForcingModule
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import flat_model
 
 SPEC = ActionSpec.discrete(5)
 
@@ -35,7 +40,7 @@ def _model(**kwargs) -> DiffusionWorldModel:
     torch.manual_seed(0)
     options = {"objective": "flow", "residual": True, "num_sampling_steps": 1, "reward_hidden": 16}
     options.update(kwargs)
-    return DiffusionWorldModel(SPEC, context_window=3, reward_head=True, done_head=True, **options)
+    return flat_model(SPEC, context_window=3, reward_head=True, done_head=True, **options)
 
 
 @pytest.mark.parametrize(

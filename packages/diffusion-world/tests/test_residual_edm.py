@@ -9,11 +9,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import randomised
+from diffusion_helpers import flat_model, randomised
 
 from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import WorldModelTests, check_causality, moving_squares
 from wmkit.diffusion_world import DiffusionWorldModel, edm_scalings, sigma_to_level
+from wmkit.diffusion_world.objectives import EDMObjective
 
 SPEC = ActionSpec.discrete(5)
 
@@ -25,7 +26,7 @@ def _data(size: int = 16, length: int = 6, n: int = 2):
 
 class TestResidualEDM(WorldModelTests):
     def make_model(self):
-        return DiffusionWorldModel(
+        return flat_model(
             SPEC, objective="edm", residual=True, num_sampling_steps=2, guidance_scale=1.5,
             context_window=4, sigma_data=0.25,
         )  # fmt: skip
@@ -37,7 +38,7 @@ class TestResidualEDM(WorldModelTests):
 
 class TestResidualDDPM(WorldModelTests):
     def make_model(self):
-        return DiffusionWorldModel(
+        return flat_model(
             SPEC, residual=True, prediction_type="sample", num_sampling_steps=2, context_window=3
         )
 
@@ -56,19 +57,19 @@ class TestResidualDDPM(WorldModelTests):
 )
 def test_untrained_residual_model_predicts_copy_last_frame(kwargs, atol):
     frames, actions = _data()
-    model = DiffusionWorldModel(SPEC, residual=True, num_sampling_steps=1, **kwargs).eval()
+    model = flat_model(SPEC, residual=True, num_sampling_steps=1, **kwargs).eval()
     torch.manual_seed(0)
     out = model.rollout(frames[:, :3], actions[:, 2:5]).frames
     previous = torch.cat([frames[:, 2:3], out[:, :-1]], dim=1)  # each step's last frame
     assert (out - previous).abs().max() <= atol
     last = frames[:, 2:3].expand_as(out)
-    plain = DiffusionWorldModel(SPEC, num_sampling_steps=1, **kwargs).eval()
+    plain = flat_model(SPEC, num_sampling_steps=1, **kwargs).eval()
     assert (plain.rollout(frames[:, :3], actions[:, 2:5]).frames - last).abs().max() > 0.3
 
 
 @pytest.mark.parametrize("objective", ["ddpm", "edm"])
 def test_residual_denoiser_is_strictly_causal_with_its_clean_bases(objective):
-    model = randomised(DiffusionWorldModel(SPEC, objective=objective, residual=True)).eval()
+    model = randomised(flat_model(SPEC, objective=objective, residual=True)).eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 3, 16, 16, generator=g)
     levels = torch.tensor([[0, 0, 300, 500, 900]] * 2)
@@ -77,8 +78,12 @@ def test_residual_denoiser_is_strictly_causal_with_its_clean_bases(objective):
     cond = torch.randn(2, 5, model.network.cond_dim, generator=g)
     with torch.no_grad():
         # the clean frames feed both the noisy inputs and (shifted by one) the bases
-        check_causality(lambda v: model(v, levels, cond, base=model.bases(v)), x, what="frames")
-        check_causality(lambda s: model(x, s, cond, base=model.bases(x)), levels, what="levels")
+        check_causality(
+            lambda v: model(v, levels, cond, base=model.denoiser.bases(v)), x, what="frames"
+        )
+        check_causality(
+            lambda s: model(x, s, cond, base=model.denoiser.bases(x)), levels, what="levels"
+        )
 
 
 def test_edm_preconditioning_keeps_clean_frames_and_levels_reach_the_network():
@@ -90,7 +95,7 @@ def test_edm_preconditioning_keeps_clean_frames_and_levels_reach_the_network():
     assert levels[0] == levels[1] == 0 and levels[3] == levels[4] == 999
     assert 0 < levels[2] < 999
 
-    model = randomised(DiffusionWorldModel(SPEC, objective="edm")).eval()
+    model = randomised(flat_model(SPEC, objective="edm")).eval()
     x = torch.randn(1, 3, 3, 16, 16)
     cond = model.frame_conditions(None, 3, 1)
     with torch.no_grad():
@@ -102,7 +107,7 @@ def test_edm_preconditioning_keeps_clean_frames_and_levels_reach_the_network():
 
 def test_clean_history_frames_get_level_zero_and_no_loss():
     frames, actions = _data(n=4)
-    model = DiffusionWorldModel(SPEC, objective="edm", residual=True, clean_history_prob=0.5)
+    model = flat_model(SPEC, objective="edm", residual=True, clean_history_prob=0.5)
     seen = {}
     model.network.register_forward_pre_hook(lambda m, a: seen.update(x=a[0], lv=a[1]))
     torch.manual_seed(0)
@@ -114,15 +119,15 @@ def test_clean_history_frames_get_level_zero_and_no_loss():
     assert (seen["lv"][clean] == 0).all() and (seen["lv"][~clean] > 0).all()
     assert seen["x"].shape[2] == 6  # noisy change + the clean previous frame
     assert torch.equal(seen["x"][:, 1:, 3:], model.encode(frames)[:, :-1])
-    assert DiffusionWorldModel(SPEC, objective="edm").clean_history_prob == 0.5
-    assert DiffusionWorldModel(SPEC).clean_history_prob == 0.0
+    assert flat_model(SPEC, objective="edm").denoiser.clean_history_prob == 0.5
+    assert flat_model(SPEC).denoiser.clean_history_prob == 0.0
 
 
 @pytest.mark.parametrize("objective", ["ddpm", "edm"])
 def test_residual_loss_decreases_on_a_real_batch(objective):
     torch.manual_seed(0)
     frames, actions = _data(n=8)
-    model = DiffusionWorldModel(SPEC, objective=objective, residual=True, sigma_data=0.25)
+    model = flat_model(SPEC, objective=objective, residual=True, sigma_data=0.25)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
 
     def fixed_loss():
@@ -142,11 +147,12 @@ def test_residual_loss_decreases_on_a_real_batch(objective):
 def test_save_load_keeps_the_options(tmp_path):
     frames, actions = _data()
     model = randomised(
-        DiffusionWorldModel(SPEC, objective="edm", residual=True, sigma_data=0.3, sigma_max=4.0)
+        flat_model(SPEC, objective="edm", residual=True, sigma_data=0.3, sigma_max=4.0)
     ).eval()
     model.save_pretrained(tmp_path / "m")
     again = DiffusionWorldModel.from_pretrained(tmp_path / "m").eval()
-    assert (again.objective, again.residual, again.sigma_data) == ("edm", True, 0.3)
+    objective = again.denoiser.objective
+    assert (type(objective), again.residual, objective.sigma_data) == (EDMObjective, True, 0.3)
     assert again.sampler.scheduler.config.sigma_max == 4.0
     outs = []
     for m in (model, again):
@@ -157,17 +163,17 @@ def test_save_load_keeps_the_options(tmp_path):
 
 def test_quality_options_fail_clearly():
     with pytest.raises(ValueError, match="objective"):
-        DiffusionWorldModel(SPEC, objective="score")  # type: ignore[arg-type]
+        flat_model(SPEC, objective="score")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="residual=True needs network='dit'"):
-        DiffusionWorldModel(SPEC, network="svd_unet", residual=True, image_size=8)
+        flat_model(SPEC, network="svd_unet", residual=True, image_size=8)
     with pytest.raises(ValueError, match="clean_history_prob"):
-        DiffusionWorldModel(SPEC, clean_history_prob=1.0)
+        flat_model(SPEC, clean_history_prob=1.0)
     with pytest.raises(ValueError, match="history_noise_level"):
-        DiffusionWorldModel(SPEC, objective="edm", history_noise_level=10)
+        flat_model(SPEC, objective="edm", history_noise_level=10)
     with pytest.raises(ValueError, match="sigma_min"):
-        DiffusionWorldModel(SPEC, objective="edm", sigma_min=1.0, sigma_max=0.5)
+        flat_model(SPEC, objective="edm", sigma_min=1.0, sigma_max=0.5)
     with pytest.raises(ValueError, match="sigma_data"):
-        DiffusionWorldModel(SPEC, sigma_data=0.0)
-    model = DiffusionWorldModel(SPEC, residual=True)
+        flat_model(SPEC, sigma_data=0.0)
+    model = flat_model(SPEC, residual=True)
     with pytest.raises(ValueError, match="base"):
         model(torch.zeros(1, 2, 3, 16, 16), torch.zeros(1, 2, dtype=torch.long), None)

@@ -1,5 +1,6 @@
 """`wmkit diffusion-world fit|test`: every config runs (tiny) or builds on meta (real size)."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,9 +9,11 @@ import yaml
 
 from wmkit.core import ActionSpec, run_stage
 from wmkit.core.testing import check_config_runs
-from wmkit.diffusion_world import DiffusionWorldModel
 from wmkit.diffusion_world.cli import command
 from wmkit.diffusion_world.lit import DiffusionForcingModule
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import flat_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
@@ -40,7 +43,7 @@ def test_real_size_configs_build_on_meta(name):
     args = dict(cfg["model"]["init_args"]["model"]["init_args"])
     args["action_spec"] = ActionSpec.from_dict(args["action_spec"])
     with torch.device("meta"):
-        model = DiffusionWorldModel(**args)
+        model = flat_model(**args)
     assert sum(p.numel() for p in model.parameters()) == REAL[name]
     assert cfg["data"]["class_path"].endswith("EpisodeDataModule")
 

@@ -5,6 +5,8 @@ on its latents, and bad input fails clearly."""
 
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,9 @@ from diffusers import AutoencoderKL, AutoencoderKLWan
 from wmkit.core import ActionSpec, Tokenizer, load_pretrained, to_float_video
 from wmkit.core.testing import WorldModelTests, moving_squares
 from wmkit.diffusion_world import DiffusersVAETokenizer, DiffusionWorldModel
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import flat_model
 
 KL = {
     "block_out_channels": (8, 16),
@@ -112,7 +117,7 @@ def test_bad_input_fails_clearly(tmp_path):
 
 
 def _wan_world(tokenizer: str) -> DiffusionWorldModel:
-    return DiffusionWorldModel(
+    return flat_model(
         ActionSpec.discrete(5), network="wan", channels=4, image_size=8, tokenizer=tokenizer,
         num_sampling_steps=1, context_window=3,
     )  # fmt: skip

@@ -5,6 +5,7 @@ tokenizer."""
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ import torch
 from wmkit.core import ActionSpec, WorldState, load_pretrained, to_float_video
 from wmkit.core.testing import ToyTokenizer, WorldModelTests, check_save_load, moving_squares
 from wmkit.diffusion_world import DiffusionWorldModel, guided_prediction
+
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import flat_model
 
 SPEC = ActionSpec.discrete(5)
 
@@ -24,7 +28,7 @@ def _data(size: int = 16, length: int = 6, n: int = 2):
 
 class TestPixelDiT(WorldModelTests):
     def make_model(self):
-        return DiffusionWorldModel(SPEC, num_sampling_steps=2, guidance_scale=1.5, context_window=4)
+        return flat_model(SPEC, num_sampling_steps=2, guidance_scale=1.5, context_window=4)
 
     def make_inputs(self):
         frames, actions = _data()
@@ -35,7 +39,7 @@ class TestLatentDiT(WorldModelTests):
     def make_model(self):
         tok = ToyTokenizer(patch=4, channels=3, kind="continuous")
         tok.save_pretrained(self.tmp / "tok")
-        return DiffusionWorldModel(
+        return flat_model(
             SPEC,
             image_size=4,
             tokenizer=str(self.tmp / "tok"),
@@ -61,7 +65,7 @@ class TestAnchoredLatentDiT(TestLatentDiT):
 def _anchored_model(tmp, anchored: bool) -> DiffusionWorldModel:
     tok = ToyTokenizer(patch=4, channels=3, kind="continuous")
     tok.save_pretrained(tmp / "tok")
-    return DiffusionWorldModel(
+    return flat_model(
         SPEC, image_size=4, tokenizer=str(tmp / "tok"), objective="edm", residual=True,
         sigma_data=0.1, num_sampling_steps=1, network_kwargs={"patch_size": 1},
         anchored_decoding=anchored,
@@ -92,7 +96,7 @@ def test_anchored_decoding_cancels_the_tokenizers_error(tmp_path):
 
 class TestCausalSVDUNet(WorldModelTests):
     def make_model(self):
-        return DiffusionWorldModel(
+        return flat_model(
             SPEC, network="svd_unet", image_size=8, num_sampling_steps=1, context_window=3
         )
 
@@ -102,7 +106,7 @@ class TestCausalSVDUNet(WorldModelTests):
 
 
 def test_rollout_equals_reset_plus_step_under_a_seed():
-    model = DiffusionWorldModel(SPEC, num_sampling_steps=2, sampler="ddpm").eval()
+    model = flat_model(SPEC, num_sampling_steps=2, sampler="ddpm").eval()
     frames, actions = _data()
     torch.manual_seed(5)
     rolled = model.rollout(frames[:, :2], actions[:, 1:4]).frames
@@ -118,7 +122,7 @@ def test_rollout_equals_reset_plus_step_under_a_seed():
 
 def test_guidance_scale_zero_equals_the_unconditional_path():
     torch.manual_seed(0)
-    model = DiffusionWorldModel(SPEC).eval()
+    model = flat_model(SPEC).eval()
     with torch.no_grad():
         for p in model.parameters():
             if p.abs().sum() == 0:
@@ -156,7 +160,7 @@ def test_guidance_scale_zero_equals_the_unconditional_path():
 def test_diffusion_forcing_loss_decreases_on_a_real_batch():
     torch.manual_seed(0)
     frames, actions = _data(n=8)
-    model = DiffusionWorldModel(SPEC, prediction_type="epsilon").train()
+    model = flat_model(SPEC, prediction_type="epsilon").train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(0)
 
@@ -178,7 +182,7 @@ def test_diffusion_forcing_loss_decreases_on_a_real_batch():
 def test_loss_uses_independent_per_frame_noise_levels_and_action_dropout():
     torch.manual_seed(0)
     frames, actions = _data(n=4)
-    model = DiffusionWorldModel(SPEC, action_dropout=0.5).train()
+    model = flat_model(SPEC, action_dropout=0.5).train()
     seen = {}
 
     def hook(module, args):
@@ -198,7 +202,7 @@ def test_loss_uses_independent_per_frame_noise_levels_and_action_dropout():
 def test_prediction_types_and_samplers_run(prediction_type):
     frames, actions = _data()
     for sampler in ("ddpm", "ddim", "euler", "dpm"):
-        model = DiffusionWorldModel(
+        model = flat_model(
             SPEC, prediction_type=prediction_type, sampler=sampler, num_sampling_steps=2
         ).eval()
         assert model.loss(frames, actions).loss.isfinite()
@@ -207,31 +211,31 @@ def test_prediction_types_and_samplers_run(prediction_type):
 
 
 def test_sliding_window_rolls_out_past_the_training_length():
-    model = DiffusionWorldModel(SPEC, context_window=3, num_sampling_steps=1).eval()
+    model = flat_model(SPEC, context_window=3, num_sampling_steps=1).eval()
     frames, actions = _data()
     state = model.reset(frames[:, :2], actions[:, :1])
-    assert isinstance(state, WorldState) and state.extra["x"].shape[1] == 2
+    assert isinstance(state, WorldState) and state.x.shape[1] == 2
     long_actions = torch.randint(0, 5, (2, 10))
     for t in range(10):
         out = model.step(state, long_actions[:, t])
         state = out.state
-        assert state.extra["x"].shape[1] == 2 and state.frames.shape[1] == 2
+        assert state.x.shape[1] == 2 and state.frames.shape[1] == 2
     assert state.t == 12
 
 
 def test_bad_arguments_fail_clearly(tmp_path):
     frames, actions = _data()
     with pytest.raises(ValueError, match="network"):
-        DiffusionWorldModel(SPEC, network="rnn")  # type: ignore[arg-type]
+        flat_model(SPEC, network="rnn")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="size"):
-        DiffusionWorldModel(SPEC, size="huge")
+        flat_model(SPEC, size="huge")
     with pytest.raises(ValueError, match="prediction_type"):
-        DiffusionWorldModel(SPEC, prediction_type="score")  # type: ignore[arg-type]
+        flat_model(SPEC, prediction_type="score")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sampler"):
-        DiffusionWorldModel(SPEC, sampler="heun")  # type: ignore[arg-type]
+        flat_model(SPEC, sampler="heun")  # type: ignore[arg-type]
     with pytest.raises(FileNotFoundError, match="no diffusers network directory"):
-        DiffusionWorldModel(SPEC, network="svd_unet", pretrained_network=str(tmp_path / "x"))
-    model = DiffusionWorldModel(SPEC)
+        flat_model(SPEC, network="svd_unet", pretrained_network=str(tmp_path / "x"))
+    model = flat_model(SPEC)
     with pytest.raises(ValueError, match="continuous"):
         model.set_tokenizer(ToyTokenizer(kind="discrete"))
     with pytest.raises(ValueError, match="image_size"):
@@ -246,7 +250,7 @@ def test_bad_arguments_fail_clearly(tmp_path):
 def _random_latent_model(tokenizer: str | None = None, **kwargs) -> DiffusionWorldModel:
     """A latent DiT (ddim, v-prediction) whose zero-initialised weights are randomised, so its
     rollouts depend on every weight (and on clipping)."""
-    model = DiffusionWorldModel(
+    model = flat_model(
         SPEC, image_size=4, tokenizer=tokenizer, num_sampling_steps=2,
         network_kwargs={"patch_size": 1}, **kwargs,
     )  # fmt: skip
@@ -298,14 +302,14 @@ def test_a_tokenizer_attached_with_set_tokenizer_is_saved_too(tmp_path):
     assert model.sampler.scheduler.config.clip_sample  # pixels are clipped to [-1, 1] ...
     model.set_tokenizer(ToyTokenizer(patch=4, channels=3, kind="continuous"))
     assert not model.sampler.scheduler.config.clip_sample  # ... latents (here up to 3) not
-    assert not model.train_scheduler.config.clip_sample
+    assert not model.denoiser.objective.scheduler.config.clip_sample
     again = check_save_load(model, _rollout, directory=tmp_path / "m")
     assert isinstance(again.tokenizer, ToyTokenizer) and again.latent_scale == 3.0
     assert json.loads((tmp_path / "m" / "config.json").read_text())["tokenizer"] == "./tokenizer"
     # detaching it saves a pixel model, as one built without a tokenizer
     again.set_tokenizer(None)
     assert again.sampler.scheduler.config.clip_sample
-    for name, m in (("detached", again), ("pixels", DiffusionWorldModel(SPEC))):
+    for name, m in (("detached", again), ("pixels", flat_model(SPEC))):
         m.save_pretrained(tmp_path / name)
         assert json.loads((tmp_path / name / "config.json").read_text())["tokenizer"] is None
         assert not (tmp_path / name / "tokenizer").exists()
@@ -332,7 +336,7 @@ class _Unsaveable:
 
 
 def test_a_tokenizer_without_save_pretrained_cannot_be_saved(tmp_path):
-    model = DiffusionWorldModel(SPEC, image_size=4, network_kwargs={"patch_size": 1})
+    model = flat_model(SPEC, image_size=4, network_kwargs={"patch_size": 1})
     model.set_tokenizer(_Unsaveable())
     with pytest.raises(TypeError, match="_Unsaveable has no save_pretrained"):
         model.save_pretrained(tmp_path / "m")
@@ -368,7 +372,7 @@ def test_moving_the_model_moves_its_tokenizer():
     """The frozen tokenizer is not a submodule; ``.to()`` (and so Lightning's device placement)
     must move it with the network, or encoding on a GPU fails on a device mismatch."""
     tok = ToyTokenizer(patch=4, channels=3, kind="continuous")
-    model = DiffusionWorldModel(SPEC, image_size=4, network_kwargs={"patch_size": 1})
+    model = flat_model(SPEC, image_size=4, network_kwargs={"patch_size": 1})
     model.set_tokenizer(tok).to("meta")  # a device move, without a GPU
     assert tok.radix.device.type == "meta"
     assert next(model.network.parameters()).device.type == "meta"
@@ -391,7 +395,7 @@ def test_history_cache_gives_the_rollout_of_recomputing_the_window(kwargs):
     models = []
     for cache in (True, False):
         torch.manual_seed(0)
-        model = DiffusionWorldModel(
+        model = flat_model(
             SPEC, num_sampling_steps=3, guidance_scale=1.5, context_window=4,
             history_cache=cache, **kwargs,
         ).eval()  # fmt: skip
@@ -425,7 +429,7 @@ def test_encoding_and_decoding_bring_the_tokenizer_to_the_frames_device(monkeypa
     import wmkit.diffusion_world.world_model as wm
 
     tok = ToyTokenizer(patch=4, channels=3, kind="continuous")
-    model = DiffusionWorldModel(SPEC, image_size=4, network_kwargs={"patch_size": 1})
+    model = flat_model(SPEC, image_size=4, network_kwargs={"patch_size": 1})
     model.set_tokenizer(tok)
     seen = []
     monkeypatch.setattr(wm, "follow_device", lambda c, d: seen.append((c, d)))

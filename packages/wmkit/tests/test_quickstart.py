@@ -87,7 +87,7 @@ def test_tiny_quickstart_killed_while_training_the_world_model_resumes_to_the_sa
     # the default: a per-frame continuous tokenizer, a diffusion world model on its latents
     assert type(world).__name__ == "DiffusionWorldModel" and world.action_spec.n == 17
     assert tokenizer.kind == "continuous" and tokenizer.temporal_compression == 1
-    assert world.tokenizer is not None and world.anchored_decoding and world.carry_history
+    assert world.tokenizer is not None and world.anchored_decoding and world.sampling.carry_history
     assert world.reward_head is not None and world.done_head is not None
     scale = json.loads((out / "quickstart_state.json").read_text())["done"]["tokenizer"]
     assert world.latent_scale == scale["latent_scale"] > 0  # measured, then used

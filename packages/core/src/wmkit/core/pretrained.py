@@ -22,7 +22,9 @@ working directory and can be copied elsewhere in one piece.
 
 A class whose parameter layout changed between versions overrides ``upgrade_state_dict``
 to rewrite older files' weights into the current layout on load (diffusers converts its
-deprecated attention blocks the same way), so saved models keep loading.
+deprecated attention blocks the same way), and one whose ``__init__`` arguments changed
+overrides ``upgrade_config`` to rewrite older ``config.json`` files' arguments, so saved
+models keep loading.
 
 Weights are never unpickled.
 """
@@ -91,7 +93,8 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
     the component. Each is saved beside the weights (see the module docstring).
 
     ``upgrade_state_dict`` rewrites weights saved by an older layout of the class; the
-    strict key and shape check runs on its result.
+    strict key and shape check runs on its result. ``upgrade_config`` does the same for the
+    ``__init__`` arguments of an older ``config.json``.
     """
 
     frozen_components: ClassVar[tuple[str, ...]] = ()
@@ -101,6 +104,12 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
         """Weights read from a file, rewritten into this version's layout (renamed,
         merged or split keys). The default returns them unchanged."""
         return state
+
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """A ``config.json``'s contents, rewritten into this version's ``__init__`` arguments
+        (renamed, merged or split arguments). The default returns them unchanged."""
+        return config
 
     # ------------------------------------------------------------------------------ save
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:  # type: ignore[override]
@@ -176,6 +185,7 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
             raise PretrainedLoadError(
                 f"{config_path} was saved by {saved_class}; cannot load it as {_qualname(cls)}"
             )
+        config = cls.upgrade_config(config)
         params = {
             n: p
             for n, p in cls._hub_mixin_init_parameters.items()

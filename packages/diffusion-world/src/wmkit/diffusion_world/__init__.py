@@ -33,9 +33,18 @@ from wmkit.diffusion_world.flow import (
     gaussian_velocity_skip,
     sample_flow_times,
 )
+from wmkit.diffusion_world.frame_denoiser import FrameDenoiser
 from wmkit.diffusion_world.latent_scale import latent_change_scale
+from wmkit.diffusion_world.networks import build_network, causal_diffusers_network
+from wmkit.diffusion_world.objectives import (
+    DDPMObjective,
+    EDMObjective,
+    FlowObjective,
+    Objective,
+    build_objective,
+)
 from wmkit.diffusion_world.reward_head import RewardHead
-from wmkit.diffusion_world.sampler import NextFrameSampler, guided_prediction
+from wmkit.diffusion_world.sampler import NextFrameSampler, SamplingConfig, guided_prediction
 from wmkit.diffusion_world.schedulers import (
     SAMPLERS,
     add_frame_noise,
@@ -43,7 +52,9 @@ from wmkit.diffusion_world.schedulers import (
     make_sampling_scheduler,
     make_training_scheduler,
 )
+from wmkit.diffusion_world.state import DiffusionState
 from wmkit.diffusion_world.temporal_cache import TemporalHistory, TemporalHistoryCache
+from wmkit.diffusion_world.transition_heads import HeadsConfig, TransitionHeads
 from wmkit.diffusion_world.unet3d import UNET3D_SIZES, CausalUNet3D, tiny_unet3d_config
 from wmkit.diffusion_world.vae_tokenizer import VAE_CLASSES, DiffusersVAETokenizer
 from wmkit.diffusion_world.wan import (
@@ -52,6 +63,7 @@ from wmkit.diffusion_world.wan import (
     CausalWanTransformer,
     tiny_wan_config,
 )
+from wmkit.diffusion_world.window_sampler import WindowSampler
 from wmkit.diffusion_world.world_model import DiffusionLoss, DiffusionWorldModel
 
 __all__ = [
@@ -70,19 +82,32 @@ __all__ = [
     "CausalUNet3D",
     "CausalWanAttnProcessor",
     "CausalWanTransformer",
+    "DDPMObjective",
     "DiffusersVAETokenizer",
     "DiffusionLoss",
+    "DiffusionState",
     "DiffusionWorldModel",
     "EDMNextFrameSampler",
+    "EDMObjective",
     "FlowNextFrameSampler",
+    "FlowObjective",
+    "FrameDenoiser",
     "FrameGroupNorm",
     "FramePositionTimesteps",
+    "HeadsConfig",
     "NextFrameSampler",
+    "Objective",
     "RewardHead",
+    "SamplingConfig",
     "SpatioTemporalDiT",
     "TemporalHistory",
     "TemporalHistoryCache",
+    "TransitionHeads",
+    "WindowSampler",
     "add_frame_noise",
+    "build_network",
+    "build_objective",
+    "causal_diffusers_network",
     "causalize",
     "edm_scalings",
     "flow_noise",

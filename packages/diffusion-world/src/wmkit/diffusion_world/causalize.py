@@ -145,7 +145,7 @@ def load_diffusers_network(
     directory = Path(path)
     if not directory.is_dir():
         raise FileNotFoundError(
-            f"no diffusers network directory at {directory} (pretrained_network must be a "
+            f"no diffusers network directory at {directory} (a pretrained network must be a "
             "local path written by the network's save_pretrained)"
         )
     config_file = directory / "config.json"

@@ -2,8 +2,8 @@
 
 A rollout calls the network a few times per frame on inputs whose shapes repeat (the window
 of frames, the batch doubled for guidance). At batch 1 a DiT-base pass over a 16-frame window
-launches ~600 small kernels, and launching them from Python takes longer than running them
-(measured on an H100: ~17 ms per denoising step whatever the batch). :class:`GraphedNetwork`
+launches ~600 small kernels, and launching them from Python can take longer than running them
+(the README's CUDA-graphs section has the measurement). :class:`GraphedNetwork`
 captures the call once per input signature (shapes, dtypes, autocast state) and replays it
 as one launch. Calls with gradients enabled (training) and off CUDA run eagerly.
 

@@ -138,6 +138,9 @@ class SpatioTemporalDiT(nn.Module):
         out_channels: channels of the prediction (``None``: ``in_channels``).
     """
 
+    #: its inference calls can be replayed as CUDA graphs (``cuda_graphs.py``)
+    supports_cuda_graphs = True
+
     def __init__(
         self,
         in_channels: int = 3,

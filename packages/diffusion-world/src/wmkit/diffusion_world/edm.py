@@ -22,12 +22,13 @@ it to the scheduler as ``pred_original_sample``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from diffusers import EDMEulerScheduler
 from torch import Tensor
 
-from wmkit.diffusion_world.sampler import Denoiser, condition_sequences, next_frame_denoiser
+from wmkit.diffusion_world.sampler import FrameSampler
 
 __all__ = [
     "SIGMA_HI",
@@ -62,7 +63,7 @@ def sample_training_sigmas(
     return (torch.randn(shape, device=device) * p_std + p_mean).exp()
 
 
-class EDMNextFrameSampler:
+class EDMNextFrameSampler(FrameSampler):
     """Samples frame ``t`` given clean frames ``< t`` with diffusers' ``EDMEulerScheduler``.
 
     ``denoise(x [B, T, C, H, W], sigmas [B, T], cond [B, T, D])`` must return the *denoised*
@@ -99,31 +100,13 @@ class EDMNextFrameSampler:
         self.num_steps = num_steps
         self.guidance_scale = float(guidance_scale)
 
-    @torch.no_grad()
-    def sample(
-        self,
-        denoise: Denoiser,
-        history: Tensor,
-        history_cond: Tensor,
-        cond: Tensor,
-        null_cond: Tensor,
+    def initial(self, noise: Tensor) -> Tensor:
+        return noise * self.scheduler.sigmas[0].to(noise.device)
+
+    def denoise_step(
+        self, next_frame: Callable[[Tensor, float], Tensor], i: int, t: Tensor, x: Tensor
     ) -> Tensor:
-        """history ``[B, L, C, H, W]``, their conditions ``[B, L, D]``, the new frame's
-        condition ``[B, D]`` and the "no action" one → the new frame ``[B, C, H, W]``."""
-        b, length = history.shape[:2]
-        device = history.device
-        sched = self.scheduler
-        sched.set_timesteps(self.num_steps, device=device)
-        hist_s = torch.zeros(b, length, device=device)
-        conds = condition_sequences(history_cond, cond, null_cond)
-        next_frame = next_frame_denoiser(
-            denoise, history, hist_s, conds, self.guidance_scale, self.num_steps
-        )
-        x = torch.randn(b, *history.shape[2:], device=device, dtype=history.dtype)
-        x = x * sched.sigmas[0].to(device)
-        for i, t in enumerate(sched.timesteps):
-            # diffusers' bookkeeping (step index); the model preconditions each frame itself
-            sched.scale_model_input(x, t)
-            d = next_frame(x, float(sched.sigmas[i]))
-            x = sched.step(d, t, x, pred_original_sample=d).prev_sample
-        return x
+        # diffusers' bookkeeping (step index); the model preconditions each frame itself
+        self.scheduler.scale_model_input(x, t)
+        d = next_frame(x, float(self.scheduler.sigmas[i]))
+        return self.scheduler.step(d, t, x, pred_original_sample=d).prev_sample

@@ -30,11 +30,13 @@ papers use plain velocity prediction, which is what ``residual=False`` does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from torch import Tensor
 
-from wmkit.diffusion_world.sampler import Denoiser, condition_sequences, next_frame_denoiser
+from wmkit.diffusion_world.sampler import FrameSampler
 
 __all__ = [
     "FlowNextFrameSampler",
@@ -73,7 +75,7 @@ def gaussian_velocity_skip(t: Tensor, sigma_data: float) -> Tensor:
     return (t - (1 - t) * sigma_data**2) / var
 
 
-class FlowNextFrameSampler:
+class FlowNextFrameSampler(FrameSampler):
     """Samples frame ``t`` given clean frames ``< t`` with diffusers'
     ``FlowMatchEulerDiscreteScheduler``.
 
@@ -107,28 +109,8 @@ class FlowNextFrameSampler:
         self.num_steps = num_steps
         self.guidance_scale = float(guidance_scale)
 
-    @torch.no_grad()
-    def sample(
-        self,
-        denoise: Denoiser,
-        history: Tensor,
-        history_cond: Tensor,
-        cond: Tensor,
-        null_cond: Tensor,
+    def denoise_step(
+        self, next_frame: Callable[[Tensor, float], Tensor], i: int, t: Tensor, x: Tensor
     ) -> Tensor:
-        """history ``[B, L, C, H, W]``, their conditions ``[B, L, D]``, the new frame's
-        condition ``[B, D]`` and the "no action" one → the new frame ``[B, C, H, W]``."""
-        b, length = history.shape[:2]
-        device = history.device
-        sched = self.scheduler
-        sched.set_timesteps(self.num_steps, device=device)
-        hist_t = torch.zeros(b, length, device=device)
-        conds = condition_sequences(history_cond, cond, null_cond)
-        next_frame = next_frame_denoiser(
-            denoise, history, hist_t, conds, self.guidance_scale, self.num_steps
-        )
-        x = torch.randn(b, *history.shape[2:], device=device, dtype=history.dtype)  # t = 1
-        for i, timestep in enumerate(sched.timesteps):
-            v = next_frame(x, float(sched.sigmas[i]))
-            x = sched.step(v, timestep, x).prev_sample.to(history.dtype)
-        return x
+        v = next_frame(x, float(self.scheduler.sigmas[i]))  # the velocity at t = sigmas[i]
+        return self.scheduler.step(v, t, x).prev_sample.to(x.dtype)

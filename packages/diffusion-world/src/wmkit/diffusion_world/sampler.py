@@ -17,6 +17,8 @@ training drops actions independently per frame):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from diffusers import DDPMScheduler
@@ -26,7 +28,9 @@ from wmkit.diffusion_world.schedulers import SamplerName, add_frame_noise, make_
 
 __all__ = [
     "Denoiser",
+    "FrameSampler",
     "NextFrameSampler",
+    "SamplingConfig",
     "condition_sequences",
     "guided_next_frame",
     "guided_prediction",
@@ -122,8 +126,64 @@ def next_frame_denoiser(
     return next_frame
 
 
-class NextFrameSampler:
-    """Samples frame ``t`` given frames ``< t``.
+class FrameSampler:
+    """The next-frame sampling loop the objectives' samplers share.
+
+    Subclasses hold a diffusers ``scheduler``, ``num_steps`` and ``guidance_scale``, and fill
+    in the hooks: :meth:`history_levels` (and :meth:`noised_history`) for the history,
+    :meth:`initial` for the starting noise and :meth:`denoise_step` for one scheduler step.
+    """
+
+    scheduler: Any
+    num_steps: int
+    guidance_scale: float
+
+    def history_levels(self, b: int, length: int, device: torch.device) -> Tensor:
+        """The history's noise levels ``[B, L]`` (clean: 0)."""
+        return torch.zeros(b, length, device=device)
+
+    def noised_history(self, history: Tensor, levels: Tensor) -> Tensor:
+        """The history as the network sees it at ``levels`` (clean: as is)."""
+        return history
+
+    def initial(self, noise: Tensor) -> Tensor:
+        """The new frame at the first step, from standard normal ``noise``."""
+        return noise
+
+    def denoise_step(
+        self, next_frame: Callable[[Tensor, float], Tensor], i: int, t: Tensor, x: Tensor
+    ) -> Tensor:
+        """The new frame ``x`` after the scheduler's step ``i`` (timestep ``t``)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(
+        self,
+        denoise: Denoiser,
+        history: Tensor,
+        history_cond: Tensor,
+        cond: Tensor,
+        null_cond: Tensor,
+    ) -> Tensor:
+        """history ``[B, L, C, H, W]`` (``L >= 0``), their conditions ``[B, L, D]``, the new
+        frame's condition ``[B, D]`` and the "no action" one → the new frame ``[B, C, H, W]``."""
+        b, length = history.shape[:2]
+        device = history.device
+        self.scheduler.set_timesteps(self.num_steps, device=device)
+        levels = self.history_levels(b, length, device)
+        history = self.noised_history(history, levels)
+        conds = condition_sequences(history_cond, cond, null_cond)
+        next_frame = next_frame_denoiser(
+            denoise, history, levels, conds, self.guidance_scale, self.num_steps
+        )
+        x = self.initial(torch.randn(b, *history.shape[2:], device=device, dtype=history.dtype))
+        for i, t in enumerate(self.scheduler.timesteps):
+            x = self.denoise_step(next_frame, i, t, x)
+        return x
+
+
+class NextFrameSampler(FrameSampler):
+    """Samples frame ``t`` given frames ``< t`` with a diffusers DDPM-family scheduler.
 
     Args:
         training_scheduler: the forward process the network was trained with.
@@ -152,33 +212,76 @@ class NextFrameSampler:
         self.guidance_scale = float(guidance_scale)
         self.history_noise_level = history_noise_level
 
-    @torch.no_grad()
-    def sample(
-        self,
-        denoise: Denoiser,
-        history: Tensor,
-        history_cond: Tensor,
-        cond: Tensor,
-        null_cond: Tensor,
+    def history_levels(self, b: int, length: int, device: torch.device) -> Tensor:
+        return torch.full((b, length), float(self.history_noise_level), device=device)
+
+    def noised_history(self, history: Tensor, levels: Tensor) -> Tensor:
+        if self.history_noise_level > 0 and history.shape[1]:
+            noise = torch.randn_like(history)
+            history = add_frame_noise(self.training_scheduler, history, noise, levels.long())
+        return history
+
+    def initial(self, noise: Tensor) -> Tensor:
+        return noise * self.scheduler.init_noise_sigma
+
+    def denoise_step(
+        self, next_frame: Callable[[Tensor, float], Tensor], i: int, t: Tensor, x: Tensor
     ) -> Tensor:
-        """history ``[B, L, C, H, W]`` (``L >= 0``), their conditions ``[B, L, D]``, the new
-        frame's condition ``[B, D]`` and the "no action" one → the new frame ``[B, C, H, W]``."""
-        b, length = history.shape[:2]
-        device = history.device
-        sched = self.scheduler
-        sched.set_timesteps(self.num_steps, device=device)
-        hist_t = torch.full((b, length), float(self.history_noise_level), device=device)
-        if self.history_noise_level > 0 and length:
-            history = add_frame_noise(
-                self.training_scheduler, history, torch.randn_like(history), hist_t.long()
+        x_t = self.scheduler.scale_model_input(x, t)
+        return self.scheduler.step(next_frame(x_t, float(t)), t, x).prev_sample
+
+
+@dataclass
+class SamplingConfig:
+    """How a world model generates frames in ``step`` / ``rollout``.
+
+    Args:
+        num_steps: denoising steps per generated frame.
+        guidance_scale: causal action guidance scale (1: none; 0: unconditional).
+        history_noise_level: DDPM timestep the history is noised to (Diffusion Forcing
+            §3.4; 0: clean; the other objectives keep the history clean).
+        context_window: frames the network sees at once (history + new).
+        history_cache: compute the history's part of the network once per generated frame
+            and run each denoising step on the new frame alone (equal to recomputing the
+            window up to float rounding); ``False`` recomputes the whole window at every step,
+            as Diffusion Forcing and Vid2World do.
+        carry_history: carry the history cache from frame to frame instead of sliding the
+            window: each new frame's cache is appended (the network's ``append_kv``); once
+            the history holds ``context_window - 1`` frames and a frame is generated, it is
+            cut to the last ``refresh_keep`` frames and re-encoded at the next step
+            (MineWorld's cache refresh). Past a full window the outputs then differ from the
+            sliding window's (``refresh_keep = context_window - 1`` equals it). Needs
+            ``history_noise_level = 0``.
+        refresh_keep: frames kept at a refresh, in ``[1, context_window - 1]`` (``None``:
+            ``context_window // 2``).
+        cuda_graphs: at inference on CUDA, replay the network's calls as CUDA graphs (one per
+            input shape, ``cuda_graphs.py``); networks with ``supports_cuda_graphs`` only.
+    """
+
+    num_steps: int = 4
+    guidance_scale: float = 1.0
+    history_noise_level: int = 0
+    context_window: int = 8
+    history_cache: bool = True
+    carry_history: bool = False
+    refresh_keep: int | None = None
+    cuda_graphs: bool = False
+
+    def __post_init__(self) -> None:
+        if self.context_window < 2:
+            raise ValueError(f"context_window must be >= 2; got {self.context_window}")
+        if self.carry_history and self.history_noise_level:
+            raise ValueError(
+                "carry_history=True needs a clean history (history_noise_level=0): a noised "
+                "history is drawn anew for every frame"
             )
-        conds = condition_sequences(history_cond, cond, null_cond)
-        next_frame = next_frame_denoiser(
-            denoise, history, hist_t, conds, self.guidance_scale, self.num_steps
-        )
-        x = torch.randn(b, *history.shape[2:], device=device, dtype=history.dtype)
-        x = x * sched.init_noise_sigma
-        for t in sched.timesteps:
-            x_t = sched.scale_model_input(x, t)
-            x = sched.step(next_frame(x_t, float(t)), t, x).prev_sample
-        return x
+        if self.carry_history and not 1 <= self.keep < self.context_window:
+            raise ValueError(
+                "refresh_keep must be in [1, context_window - 1] = "
+                f"[1, {self.context_window - 1}]; got {self.keep}"
+            )
+
+    @property
+    def keep(self) -> int:
+        """History frames kept at a ``carry_history`` refresh."""
+        return self.context_window // 2 if self.refresh_keep is None else self.refresh_keep

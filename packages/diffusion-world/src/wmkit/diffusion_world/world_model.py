@@ -1,65 +1,30 @@
-"""``DiffusionWorldModel``: Diffusion Forcing training and causal, action-guided rollouts.
+"""``DiffusionWorldModel``: a causal, action-conditioned video diffusion world model.
 
-One class serves every network of the package: the native
-:class:`~wmkit.diffusion_world.dit.SpatioTemporalDiT` and a causalized diffusers
-``UNetSpatioTemporalConditionModel`` or ``UNet3DConditionModel``
-(:func:`~wmkit.diffusion_world.causalize.causalize`, optionally from pretrained weights on a
-local path). It works on pixels by default, or on
-the continuous latents of any ``wmkit.core.Tokenizer`` (loaded frozen from a local path, or
-attached with :meth:`DiffusionWorldModel.set_tokenizer`). ``save_pretrained`` writes that
-tokenizer into the model's directory (``tokenizer/``), so a saved world model loads from any
-working directory and can be copied elsewhere in one piece.
+It composes parts passed in, as diffusers' pipelines do (DESIGN.md §5a):
 
-Training (:meth:`DiffusionWorldModel.loss`, Diffusion Forcing, arXiv:2407.01392): every
-frame of a clip gets an independent noise level; the network is strictly causal over time;
-the loss covers all frames. Frame ``i``'s condition is the embedding of action ``i - 1``
-(the action that led to it; "no action" for the first frame), dropped independently per
-frame with probability ``action_dropout`` so one network learns the conditional and the
-unconditional predictions needed by causal action guidance.
+- a network (:mod:`~wmkit.diffusion_world.networks`: any causal video network named by
+  ``class_path``; the native :class:`~wmkit.diffusion_world.dit.SpatioTemporalDiT` or a
+  causalized diffusers network) and an objective
+  (:mod:`~wmkit.diffusion_world.objectives`: DDPM-family, EDM or flow), joined in a
+  :class:`~wmkit.diffusion_world.frame_denoiser.FrameDenoiser` that owns the Diffusion
+  Forcing loss (arXiv:2407.01392);
+- the objective's next-frame sampler with causal action guidance (Vid2World §3.2), run over a
+  sliding or carried window (:class:`~wmkit.diffusion_world.window_sampler.WindowSampler`);
+- optional reward and termination heads
+  (:class:`~wmkit.diffusion_world.transition_heads.TransitionHeads`).
 
-Sampling (``reset`` / ``step`` / ``rollout``, the ``wmkit.core.WorldModel`` protocol):
-:class:`~wmkit.diffusion_world.sampler.NextFrameSampler` denoises the newest frame with
-the history clean (or lightly noised) inside a sliding window of ``context_window`` frames,
-so rollouts can run longer than the training clips.
-
-Options (off by default, so 0.1.0 configs behave as before) that target next-frame quality:
-
-- ``objective="edm"``: EDM preconditioning and noise levels (:mod:`~wmkit.diffusion_world.edm`,
-  as DIAMOND), sampled with diffusers' ``EDMEulerScheduler``.
-- ``residual=True``: the diffusion runs on the *change* from the previous clean frame,
-  ``y_t = x_t - x_{t-1}``, and the network also sees ``x_{t-1}`` as extra input channels (the
-  way DIAMOND and GameNGen condition on clean past frames). With the zero-initialised output
-  of the DiT an untrained model predicts ``y = 0``, i.e. it starts as copy-last-frame, and
-  only learns what changes. Where this meets Diffusion Forcing: the base ``x_{t-1}`` is always
-  the *clean* previous frame (at sampling the history is clean anyway), so frame ``t``'s
-  output still depends on frames ``< t`` only, while the network's own inputs keep their
-  independent per-frame noise levels. The first frame of a clip (or window) has no previous
-  frame: its base is zeros, it is kept clean and gets no loss (it is context only).
-- ``objective="flow"``: flow matching / rectified flow (:mod:`~wmkit.diffusion_world.flow`):
-  ``x_t = (1 - t) x0 + t ε`` with ``t ~ U(0, 1)`` per frame, the network predicts the velocity
-  ``ε - x0``, sampled with diffusers' ``FlowMatchEulerDiscreteScheduler`` (1+ Euler steps).
-- ``clean_history_prob``: each training frame is kept clean (level 0, no loss) with this
-  probability, so the network learns from the clean-history situation it meets while
-  sampling (needed by ``edm``, whose training noise levels never reach 0; default 0.5 there).
-- ``reward_head=True``: a tiny separate CNN (:class:`~wmkit.diffusion_world.reward_head.RewardHead`)
-  predicts each transition's reward from (previous frame, action, new frame); trained by
-  :meth:`DiffusionWorldModel.reward_loss` on clean frames (and, with
-  :meth:`DiffusionWorldModel.generated_head_losses`, on next frames the model samples itself),
-  applied to the generated frame in
-  ``step`` (``StepOutput.reward``) and ``rollout`` (``Rollout.rewards``). ``done_head=True``:
-  a second one of the same shape predicts whether the transition ends the episode
-  (:meth:`DiffusionWorldModel.done_loss`, BCE; ``StepOutput.done``, ``Rollout.dones``), which
-  imagined training episodes (``wmkit-agents``) end on.
+The model itself keeps what ties them to the ``wmkit.core.WorldModel`` protocol: encoding and
+decoding (pixels, or the continuous latents of a frozen ``wmkit.core.Tokenizer``, saved with
+the model in ``tokenizer/``), the per-frame action conditions (frame ``i`` is conditioned on
+action ``i - 1``), ``reset`` / ``step`` / ``rollout`` and save/load. ``config.json`` files
+written by 0.1.x (flat arguments) load through :meth:`DiffusionWorldModel.upgrade_config`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wmkit.core import (
@@ -68,149 +33,57 @@ from wmkit.core import (
     StepOutput,
     StepwiseRolloutMixin,
     Tokenizer,
-    WorldState,
     check_video,
     check_world_model_inputs,
     follow_device,
     load_pretrained,
 )
 from wmkit.diffusion_world.action_embedding import ActionEmbedding
-from wmkit.diffusion_world.causal_layers import TemporalConvRule
-from wmkit.diffusion_world.causalize import SVD_UNET_SIZES, causalize, load_diffusers_network
-from wmkit.diffusion_world.cuda_graphs import GraphedNetwork
-from wmkit.diffusion_world.dit import DIT_SIZES, SpatioTemporalDiT
-from wmkit.diffusion_world.edm import (
-    EDMNextFrameSampler,
-    edm_scalings,
-    sample_training_sigmas,
-    sigma_to_level,
+from wmkit.diffusion_world.frame_denoiser import DiffusionLoss, FrameDenoiser
+from wmkit.diffusion_world.head_training import HeadTrainingMixin
+from wmkit.diffusion_world.legacy_config import upgrade_flat_config, upgrade_flat_state_dict
+from wmkit.diffusion_world.networks import (
+    build_network,
+    check_network,
+    default_network_spec,
+    saved_network_spec,
 )
-from wmkit.diffusion_world.flow import (
-    FlowNextFrameSampler,
-    flow_noise,
-    flow_velocity,
-    gaussian_velocity_skip,
-    sample_flow_times,
-)
-from wmkit.diffusion_world.reward_head import RewardHead
-from wmkit.diffusion_world.sampler import Denoiser, NextFrameSampler
-from wmkit.diffusion_world.schedulers import (
-    PredictionType,
-    SamplerName,
-    add_frame_noise,
-    frame_target,
-    make_training_scheduler,
-)
-from wmkit.diffusion_world.unet3d import UNET3D_SIZES
-from wmkit.diffusion_world.wan import WAN_SIZES
+from wmkit.diffusion_world.objectives import DDPMObjective, Objective, build_objective
+from wmkit.diffusion_world.sampler import SamplingConfig
+from wmkit.diffusion_world.state import DiffusionState
+from wmkit.diffusion_world.transition_heads import HeadsConfig, TransitionHeads
+from wmkit.diffusion_world.window_sampler import WindowSampler
 
 __all__ = ["DiffusionLoss", "DiffusionWorldModel"]
 
 
-@dataclass
-class DiffusionLoss:
-    """``loss`` (scalar), the per-frame noise levels used (``timesteps [B, T]``: DDPM
-    timesteps, σ with ``objective="edm"``, ``t ∈ [0, 1]`` with ``"flow"``; 0 for clean
-    context frames) and scalars to log."""
-
-    loss: Tensor
-    timesteps: Tensor
-    logs: dict[str, Tensor] = field(default_factory=dict)
-
-
-class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
+class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, StepwiseRolloutMixin):
     """Causal, action-conditioned video diffusion world model.
 
     Args:
         action_spec: the actions it takes.
-        network: ``"dit"`` (native spatio-temporal DiT), ``"svd_unet"`` (causalized
-            diffusers ``UNetSpatioTemporalConditionModel``), ``"unet3d"`` (causalized
-            diffusers ``UNet3DConditionModel``) or ``"wan"`` (causalized diffusers
-            ``WanTransformer3DModel``, ``wan.py``).
-        size: named size of the network (``DIT_SIZES`` / ``SVD_UNET_SIZES`` /
-            ``UNET3D_SIZES`` / ``WAN_SIZES``).
-        network_kwargs: overrides of the size's arguments (DiT ``__init__`` arguments or
-            the diffusers network's config).
-        pretrained_network: diffusers networks only: local diffusers directory of a
-            pretrained network of the ``network``'s class (for Wan, a pipeline's
-            ``transformer/``), loaded then causalized (its config replaces
-            ``size``/``network_kwargs``). ``save_pretrained`` records that network's config
-            in ``network_kwargs`` instead (its weights are in ``model.safetensors``), so the
-            saved model no longer needs the directory.
-        temporal_conv: UNets only: temporal-conv weight transfer (``shift``, ``masked``,
-            ``extrapolative``).
+        network: the denoising network, or its ``{"class_path", "init_args"}``
+            (:func:`~wmkit.diffusion_world.networks.build_network`; only a network given so is
+            saved by ``save_pretrained``); it sees ``channels`` channels (twice that with
+            ``residual``) of ``image_size`` frames. ``None``: the tiny
+            :class:`~wmkit.diffusion_world.dit.SpatioTemporalDiT` for them.
+        objective: the diffusion objective, or its ``{"class_path", "init_args"}``
+            (``None``: :class:`~wmkit.diffusion_world.objectives.DDPMObjective`).
         channels: channels the network sees (3 for pixels; the latent channels).
         image_size: height and width the network sees (pixels or latents).
-        tokenizer: local path of a saved continuous wmkit tokenizer (frozen, loaded with
-            ``wmkit.core.load_pretrained``); ``None`` works on pixels (or on a tokenizer
-            attached with ``set_tokenizer``). ``save_pretrained`` saves the tokenizer in the
-            subdirectory ``tokenizer/`` and records ``"./tokenizer"``, which
-            ``from_pretrained`` resolves against the model's directory.
-        latent_scale: latents are multiplied by this before diffusion.
-        anchored_decoding: with a tokenizer, decode each generated frame as the latest real
-            frame plus the decoded change since it, ``x_a + D(z) - D(z_a)`` (``x_a`` the
-            last context frame, ``z_a`` its latent). The tokenizer's reconstruction error
-            then cancels wherever the scene did not change: with ``residual`` an untrained
-            model is exactly copy-last-frame instead of its reconstruction, and a small
-            tokenizer no longer caps what the world model can score (the quickstart's
-            measurement is in ``packages/wmkit/README.md``). The anchor stays the last real
-            frame for the whole rollout.
-        prediction_type: ``"epsilon"``, ``"v_prediction"`` or ``"sample"``.
-        num_train_timesteps: diffusion steps of the training schedule.
-        beta_schedule: diffusers beta schedule name.
-        action_dropout: per-frame probability of dropping the action in training.
-        sampler: ``"ddpm"``, ``"ddim"``, ``"euler"`` or ``"dpm"``.
-        num_sampling_steps: denoising steps per generated frame.
-        guidance_scale: causal action guidance scale (1: none; 0: unconditional).
-        history_noise_level: timestep the history is noised to while sampling.
-        context_window: frames the network sees at once while sampling (history + new).
-        objective: ``"ddpm"`` (diffusers' DDPM forward process, ``prediction_type``,
-            ``sampler``), ``"edm"`` (EDM preconditioning, Euler sampling with diffusers'
-            ``EDMEulerScheduler``) or ``"flow"`` (flow matching, velocity prediction, Euler
-            sampling with diffusers' ``FlowMatchEulerDiscreteScheduler``);
-            ``prediction_type``/``sampler``/``beta_schedule`` are for ``ddpm`` only.
         residual: diffuse the change from the clean previous frame, which the network also
-            sees as extra channels; an untrained model equals copy-last-frame (``dit`` only).
+            sees as extra channels (:mod:`~wmkit.diffusion_world.frame_denoiser`).
+        action_dropout: per-frame probability of dropping the action in training.
         clean_history_prob: per-frame probability of a clean, loss-free context frame in
-            training (``None``: 0.5 for ``edm``, else 0).
-        sigma_data: ``edm``: standard deviation of what is diffused (frames, or frame changes
-            with ``residual``); ``flow`` with ``residual``: that of the frame changes (sets the
-            velocity skip, :func:`~wmkit.diffusion_world.flow.gaussian_velocity_skip`).
-        sigma_min: ``edm``: smallest sampling noise level.
-        sigma_max: ``edm``: largest sampling noise level (where sampling starts).
-        p_mean: ``edm``: mean of ``ln σ`` in training.
-        p_std: ``edm``: standard deviation of ``ln σ`` in training.
-        flow_shift: ``flow``: diffusers' timestep shift of the sampling schedule (1: none).
-        reward_head: add a reward head (:class:`RewardHead`); ``step`` then returns rewards.
-        reward_hidden: width of the reward head (and of the done head).
-        done_head: add a termination head (a second :class:`RewardHead`, whose output is the
-            logit of the transition ending the episode); ``step`` then returns
-            ``StepOutput.done`` (``1.0`` where the logit is positive) and ``rollout`` the
-            ``dones``.
-        cuda_graphs: at inference on CUDA, replay the DiT's calls as CUDA graphs (one per input
-            shape; ``wmkit.diffusion_world.cuda_graphs``): the same outputs, without the
-            per-kernel launch cost that bounds batch-1 rollouts. DiT only.
-        history_cache: compute the history's part of the network once per generated frame
-            and run each denoising step on the new frame alone (the DiT's keys and values,
-            ``dit.py``; the state of the diffusers networks' frame-mixing layers,
-            ``temporal_cache.py``; equal to recomputing the window up to float rounding,
-            tested). Used when a frame takes more than one network call (several steps, or
-            guidance); ``False`` recomputes the whole window at every step, as Diffusion
-            Forcing and Vid2World do.
-        carry_history: carry the history cache from frame to frame instead of
-            sliding the window by a frame per generated frame. The window grows, each new
-            frame's cache appended for the cost of one frame (the networks'
-            ``append_kv``); once it holds ``context_window - 1`` frames and
-            a frame is generated, it is cut to the last ``refresh_keep`` frames, re-encoded at
-            the next step (MineWorld's cache refresh, as ``wmkit-ar-world`` does). A frame
-            then costs ``1 + steps × branches`` frame-passes instead of ``L + steps ×
-            branches`` with ``history_cache`` (``L``: the history's length) or ``L + 1`` at
-            one step. The history is between ``refresh_keep`` and ``context_window - 1``
-            frames long instead of always the longest, so once the window is full the
-            outputs differ from the sliding window's (``refresh_keep=context_window - 1``
-            refreshes every frame and equals it). Needs ``history_noise_level=0``.
-        refresh_keep: ``carry_history``: frames kept at a refresh, in ``[1, context_window -
-            1]`` (default ``context_window // 2``).
+            training (``None``: the objective's default).
+        sampling: how ``step`` / ``rollout`` generate frames (``None``: the defaults).
+        heads: reward / termination heads (``None``: none).
+        tokenizer: local path of a saved continuous wmkit tokenizer (frozen); ``None`` works
+            on pixels (or on a tokenizer attached with :meth:`set_tokenizer`).
+        latent_scale: latents are multiplied by this before diffusion.
+        anchored_decoding: with a tokenizer, decode each generated frame as the last real
+            frame plus the decoded change since it, ``x_a + D(z) - D(z_a)``, so the
+            tokenizer's reconstruction error cancels wherever the scene did not change.
     """
 
     frozen_components = ("tokenizer",)  # saved in tokenizer/ (PretrainedMixin)
@@ -218,189 +91,112 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     def __init__(
         self,
         action_spec: ActionSpec,
-        network: Literal["dit", "svd_unet", "unet3d", "wan"] = "dit",
-        size: str = "tiny",
-        network_kwargs: dict[str, Any] | None = None,
-        pretrained_network: str | None = None,
-        temporal_conv: TemporalConvRule = "extrapolative",
+        network: dict[str, Any] | nn.Module | None = None,
+        objective: Objective | dict[str, Any] | None = None,
         channels: int = 3,
         image_size: int = 16,
+        residual: bool = False,
+        action_dropout: float = 0.1,
+        clean_history_prob: float | None = None,
+        sampling: SamplingConfig | None = None,
+        heads: HeadsConfig | None = None,
         tokenizer: str | None = None,
         latent_scale: float = 1.0,
         anchored_decoding: bool = False,
-        prediction_type: PredictionType = "v_prediction",
-        num_train_timesteps: int = 1000,
-        beta_schedule: str = "squaredcos_cap_v2",
-        action_dropout: float = 0.1,
-        sampler: SamplerName = "ddim",
-        num_sampling_steps: int = 4,
-        guidance_scale: float = 1.0,
-        history_noise_level: int = 0,
-        context_window: int = 8,
-        objective: Literal["ddpm", "edm", "flow"] = "ddpm",
-        residual: bool = False,
-        clean_history_prob: float | None = None,
-        sigma_data: float = 0.5,
-        sigma_min: float = 0.002,
-        sigma_max: float = 5.0,
-        p_mean: float = -0.4,
-        p_std: float = 1.2,
-        flow_shift: float = 1.0,
-        reward_head: bool = False,
-        reward_hidden: int = 32,
-        done_head: bool = False,
-        cuda_graphs: bool = False,
-        history_cache: bool = True,
-        carry_history: bool = False,
-        refresh_keep: int | None = None,
     ) -> None:
         super().__init__()
         action_spec = ActionSpec.coerce(action_spec, "DiffusionWorldModel action_spec")
-        if not 0.0 <= action_dropout <= 1.0:
-            raise ValueError(f"action_dropout must be in [0, 1]; got {action_dropout}")
-        if context_window < 2:
-            raise ValueError(f"context_window must be >= 2; got {context_window}")
-        if objective not in ("ddpm", "edm", "flow"):
-            raise ValueError(f"objective must be 'ddpm', 'edm' or 'flow'; got {objective!r}")
-        if clean_history_prob is None:
-            clean_history_prob = 0.5 if objective == "edm" else 0.0
-        if not 0.0 <= clean_history_prob < 1.0:
-            raise ValueError(f"clean_history_prob must be in [0, 1); got {clean_history_prob}")
-        if cuda_graphs and network != "dit":
-            raise ValueError(f"cuda_graphs=True needs network='dit'; got network={network!r}")
-        if residual and network != "dit":
-            raise ValueError(f"residual=True needs network='dit'; got network={network!r}")
-        if sigma_data <= 0:
-            raise ValueError(f"sigma_data must be > 0; got {sigma_data}")
-        if objective != "ddpm" and history_noise_level:
+        sampling = _as(SamplingConfig, sampling)
+        heads = None if heads is None else _as(HeadsConfig, heads)
+        obj = build_objective(DDPMObjective() if objective is None else objective)
+        if sampling.history_noise_level and not obj.noisy_history:
             raise ValueError(
-                f"history_noise_level is for objective='ddpm'; the {objective} sampler keeps the "
-                f"history clean (got {history_noise_level})"
+                f"history_noise_level is for the DDPM objective; {type(obj).__name__}'s sampler "
+                f"keeps the history clean (got {sampling.history_noise_level})"
             )
-        if num_train_timesteps < 1:
-            raise ValueError(f"num_train_timesteps must be >= 1; got {num_train_timesteps}")
-        if carry_history and history_noise_level:
-            raise ValueError(
-                "carry_history=True needs a clean history (history_noise_level=0): a noised "
-                "history is drawn anew for every frame"
-            )
-        keep = context_window // 2 if refresh_keep is None else refresh_keep
-        if not 1 <= keep < context_window and carry_history:
-            raise ValueError(
-                f"refresh_keep must be in [1, context_window - 1] = [1, {context_window - 1}]; "
-                f"got {keep}"
-            )
-        self.objective, self.residual = objective, residual
-        self.clean_history_prob = clean_history_prob
-        self.sigma_data, self.p_mean, self.p_std = sigma_data, p_mean, p_std
+        if network is None:
+            network = default_network_spec(channels, image_size, residual)
         self._action_spec = action_spec
         self.channels, self.image_size = channels, image_size
-        self.latent_scale = latent_scale
-        self.anchored_decoding = anchored_decoding
-        self.action_dropout = action_dropout
-        self.context_window = context_window
-        self.network = self._build_network(
-            network, size, network_kwargs, pretrained_network, temporal_conv
-        )
-        if pretrained_network is not None and self._hub_mixin_config is not None:
-            # saved by its architecture: from_pretrained rebuilds it without the directory
-            base = self.network.diffusers_model
-            base_config = {k: v for k, v in base.config.items() if k[0] != "_"}
-            self._hub_mixin_config = {
-                **self._hub_mixin_config, "pretrained_network": None, "network_kwargs": base_config,
-            }  # fmt: skip
-        self.action_embed = ActionEmbedding(action_spec, self.network.cond_dim)
-        self.cuda_graphs = cuda_graphs
-        self.history_cache = history_cache and hasattr(self.network, "history_kv")
-        self.carry_history, self.refresh_keep = carry_history, keep
-        self._graphed: dict[str, GraphedNetwork] = {}
-        self.num_train_timesteps = num_train_timesteps
-        self.reward_head = RewardHead(action_spec, channels, reward_hidden) if reward_head else None
-        self.done_head = RewardHead(action_spec, channels, reward_hidden) if done_head else None
+        self.latent_scale, self.anchored_decoding = latent_scale, anchored_decoding
+        self.sampling = sampling
+        net = network if isinstance(network, nn.Module) else build_network(network)
+        check_network(net, channels, sampling.cuda_graphs)
+        if self._hub_mixin_config is not None:  # what save_pretrained writes
+            saved = {**self._hub_mixin_config, "objective": obj.to_config()}
+            if isinstance(network, dict):
+                saved["network"] = saved_network_spec(network, net)
+            else:  # a network object has no config to write: save_pretrained refuses
+                saved.pop("network", None)
+            self._hub_mixin_config = saved
+        self.denoiser = FrameDenoiser(
+            net, obj, residual, action_dropout, clean_history_prob, sampling.history_cache,
+            sampling.cuda_graphs,
+        )  # fmt: skip
+        self.action_embed = ActionEmbedding(action_spec, net.cond_dim)
+        self.heads = None
+        if heads is not None:
+            self.heads = TransitionHeads(
+                action_spec, channels, heads.reward, heads.done, heads.hidden
+            )
         self._tokenizer: Tokenizer | None = None
         # predicted samples are clipped to [-1, 1] on pixels only (set_tokenizer turns it off):
         # residuals span [-2, 2] and latents are unbounded
-        self.train_scheduler = make_training_scheduler(
-            num_train_timesteps, beta_schedule, prediction_type, clip_sample=not residual
+        obj.set_clip_sample(not residual)
+        sampler = obj.make_sampler(
+            sampling.num_steps, sampling.guidance_scale, sampling.history_noise_level
         )
-        self.sampler: NextFrameSampler | EDMNextFrameSampler | FlowNextFrameSampler
-        if objective == "flow":
-            self.sampler = FlowNextFrameSampler(
-                num_train_timesteps, flow_shift, num_sampling_steps, guidance_scale
-            )
-        elif objective == "edm":
-            self.sampler = EDMNextFrameSampler(
-                sigma_min, sigma_max, sigma_data, num_steps=num_sampling_steps,
-                guidance_scale=guidance_scale,
-            )  # fmt: skip
-        else:
-            self.sampler = NextFrameSampler(
-                self.train_scheduler, sampler, num_sampling_steps, guidance_scale,
-                history_noise_level,
-            )  # fmt: skip
+        self.window = WindowSampler(
+            self.denoiser, sampler, sampling.context_window, sampling.carry_history
+        )
         if tokenizer is not None:
             self.set_tokenizer(load_pretrained(tokenizer))
 
-    def _build_network(
-        self,
-        network: str,
-        size: str,
-        kwargs: dict[str, Any] | None,
-        pretrained: str | None,
-        temporal_conv: TemporalConvRule,
-    ) -> nn.Module:
-        if network == "dit":
-            if size not in DIT_SIZES:
-                raise ValueError(f"size must be one of {tuple(DIT_SIZES)} for dit; got {size!r}")
-            if pretrained is not None:
-                raise ValueError(
-                    "pretrained_network is for the diffusers networks ('svd_unet', 'unet3d', 'wan')"
-                )
-            args = {**DIT_SIZES[size], "patch_size": 2, **(kwargs or {})}
-            extra = self.channels if self.residual else 0  # the previous frame, concatenated
-            return SpatioTemporalDiT(
-                in_channels=self.channels + extra,
-                image_size=self.image_size,
-                out_channels=self.channels,
-                **args,
-            )
-        diffusers_sizes = {"svd_unet": SVD_UNET_SIZES, "unet3d": UNET3D_SIZES, "wan": WAN_SIZES}
-        if network in diffusers_sizes:
-            from diffusers import (
-                UNet3DConditionModel,
-                UNetSpatioTemporalConditionModel,
-                WanTransformer3DModel,
-            )
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """0.1.x's flat arguments (``network="dit"``, ``objective="edm"``, ``sigma_data``,
+        ``num_sampling_steps``, ``reward_head``, ...) as today's components."""
+        return upgrade_flat_config(config)
 
-            cls = {
-                "svd_unet": UNetSpatioTemporalConditionModel,
-                "unet3d": UNet3DConditionModel,
-                "wan": WanTransformer3DModel,
-            }[network]
-            if pretrained is not None:
-                base = load_diffusers_network(pretrained, expected=cls.__name__)
-            else:
-                sizes = diffusers_sizes[network]
-                if size not in sizes:
-                    raise ValueError(
-                        f"size must be one of {tuple(sizes)} for {network}; got {size!r}"
-                    )
-                config = {
-                    **sizes[size],
-                    "in_channels": self.channels,
-                    "out_channels": self.channels,
-                    **(kwargs or {}),
-                }
-                base = cls(**config)
-            if base.config.out_channels != self.channels:
-                raise ValueError(
-                    f"the {network} network predicts {base.config.out_channels} channels but "
-                    f"channels={self.channels}"
-                )
-            return causalize(base, temporal_conv)
-        raise ValueError(f"network must be 'dit', 'svd_unet', 'unet3d' or 'wan'; got {network!r}")
+    @classmethod
+    def upgrade_state_dict(cls, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """0.1.x weights: the network moved into ``denoiser``, the heads into ``heads``."""
+        return upgrade_flat_state_dict(state)
 
-    # ------------------------------------------------------------------ tokenizer / spaces
+    # ------------------------------------------------------------------ components
+    @property
+    def network(self) -> nn.Module:
+        return self.denoiser.network
+
+    @property
+    def sampler(self) -> Any:
+        """The objective's next-frame sampler."""
+        return self.window.sampler
+
+    @property
+    def reward_head(self) -> nn.Module | None:
+        return None if self.heads is None else self.heads.reward
+
+    @property
+    def done_head(self) -> nn.Module | None:
+        return None if self.heads is None else self.heads.done
+
+    @property
+    def residual(self) -> bool:
+        return self.denoiser.residual
+
+    @property
+    def context_window(self) -> int:
+        return self.sampling.context_window
+
+    @property
+    def cuda_graphs(self) -> bool:
+        return self.denoiser.cuda_graphs
+
+    @cuda_graphs.setter
+    def cuda_graphs(self, value: bool) -> None:
+        self.denoiser.cuda_graphs = value
+
     @property
     def action_spec(self) -> ActionSpec:
         return self._action_spec
@@ -419,29 +215,16 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         (as a ``tokenizer=`` path does), and ``None`` turns it back on.
         """
         if tokenizer is not None:
-            if not isinstance(tokenizer, Tokenizer) or tokenizer.kind != "continuous":
-                raise ValueError(
-                    "tokenizer must be a continuous wmkit.core.Tokenizer; got "
-                    f"{type(tokenizer).__name__} (kind {getattr(tokenizer, 'kind', None)!r})"
-                )
-            if tokenizer.temporal_compression != 1:
-                raise ValueError(
-                    "diffusion world models step one frame at a time: the tokenizer's "
-                    f"temporal_compression must be 1; got {tokenizer.temporal_compression}"
-                )
-            if tokenizer.latent_channels != self.channels:
-                raise ValueError(
-                    f"tokenizer has {tokenizer.latent_channels} latent channels; channels="
-                    f"{self.channels}"
-                )
+            _check_tokenizer(tokenizer, self.channels)
             if isinstance(tokenizer, nn.Module):
                 tokenizer.eval().requires_grad_(False)
         # not registered as a submodule: the tokenizer is frozen and saved in its own directory
         object.__setattr__(self, "_tokenizer", tokenizer)
         clip = tokenizer is None and not self.residual
-        for scheduler in (self.train_scheduler, getattr(self.sampler, "scheduler", None)):
-            if scheduler is not None and "clip_sample" in scheduler.config:
-                scheduler.register_to_config(clip_sample=clip)
+        self.denoiser.objective.set_clip_sample(clip)
+        scheduler = getattr(self.sampler, "scheduler", None)
+        if scheduler is not None and "clip_sample" in scheduler.config:
+            scheduler.register_to_config(clip_sample=clip)
         return self
 
     def encode(self, video: Tensor) -> Tensor:
@@ -482,11 +265,6 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         emb = self.action_embed(actions[:, : num_frames - 1])  # [B, T - 1, D]
         return torch.cat([null, emb], dim=1)
 
-    def bases(self, x: Tensor) -> Tensor:
-        """``residual``: what each frame of ``x [B, T, ...]`` is relative to: the previous clean
-        frame (zeros for the first) → ``[B, T, ...]``."""
-        return torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
-
     def _encoded(self, frames: Tensor, latents: Tensor | None) -> Tensor:
         """``encode(frames)``, or ``latents`` when given (checked against the frames)."""
         if latents is None:
@@ -498,106 +276,14 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             )
         return latents
 
-    def _net_input(self, x: Tensor, base: Tensor | None) -> Tensor:
-        if not self.residual:
-            return x
-        if base is None:
-            raise ValueError("residual=True: the denoiser needs base= (the previous frames)")
-        if base.shape != x.shape:
-            raise ValueError(f"base must have x's shape {tuple(x.shape)}; got {tuple(base.shape)}")
-        return torch.cat([x, base], dim=2)
-
     def forward(
         self, x: Tensor, levels: Tensor, cond: Tensor, base: Tensor | None = None
     ) -> Tensor:
-        """The denoiser on noisy ``x [B, T, c, h, w]`` (frame changes with ``residual``, whose
-        ``base [B, T, c, h, w]`` are the clean previous frames), per-frame noise ``levels
-        [B, T]`` (``ddpm``: timesteps; ``edm``: σ; ``flow``: t in [0, 1]) and conditions
-        ``cond [B, T, D]``. ``ddpm``: the network's raw prediction (``prediction_type``);
-        ``edm``: the denoised frames ``D`` (preconditioned); ``flow``: the velocity
-        (``residual``: plus the Gaussian-data velocity ``s(t) x``)."""
-        net_x, net_levels = self._network_inputs(x, levels, base)
-        out = self._call_network("forward", self.network, net_x, net_levels, cond)
-        return self._network_output(x, levels, out)
-
-    def prepare_history(
-        self,
-        history: Tensor,
-        history_levels: Tensor,
-        history_cond: Tensor,
-        base: Tensor | None = None,
-    ) -> Denoiser | None:
-        """The denoiser of one new frame after ``history [B, L, c, h, w]`` (at
-        ``history_levels [B, L]`` with ``history_cond [B, L, D]``; ``residual``: ``base
-        [B, L + 1, ...]``, the new frame's last), with the history's keys and values computed
-        here once (``history_cache``): ``denoise(x [B', 1, ...], levels [B', 1], cond
-        [B', 1, D])`` equals ``forward`` on the whole window's last frame, ``B'`` a multiple of
-        ``B`` (guidance). ``None`` when the cache is off or the network has none."""
-        if not self.history_cache:
-            return None
-        kv = self._history_kv(history, history_levels, history_cond, base)
-        return self._denoise_next(kv, None if base is None else base[:, history.shape[1] :])
-
-    def _history_kv(
-        self, history: Tensor, levels: Tensor, cond: Tensor, base: Tensor | None
-    ) -> Tensor:
-        """The network's ``history_kv`` of ``history [B, L, ...]`` (``base``: at least ``L``
-        frames, the first ``L`` used)."""
-        hist_base = None if base is None else base[:, : history.shape[1]]
-        net_x, net_levels = self._network_inputs(history, levels, hist_base)
-        return self._call_network("history_kv", self.network.history_kv, net_x, net_levels, cond)
-
-    def _denoise_next(self, kv: Tensor, new_base: Tensor | None) -> Denoiser:
-        """The denoiser of one new frame after the history whose keys and values are ``kv``
-        (``new_base [B, 1, ...]``: the new frame's base, ``residual`` only)."""
-
-        def denoise_next(x: Tensor, levels: Tensor, cond: Tensor) -> Tensor:
-            base = None
-            if new_base is not None:
-                base = new_base.repeat(x.shape[0] // new_base.shape[0], 1, 1, 1, 1)
-            nx, nl = self._network_inputs(x, levels, base)
-            out = self._call_network("forward_next", self.network.forward_next, nx, nl, cond, kv)
-            return self._network_output(x, levels, out)
-
-        return denoise_next
-
-    def _network_inputs(
-        self, x: Tensor, levels: Tensor, base: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
-        """What the network sees of ``x`` at ``levels``: the objective's input scaling and
-        level encoding, and ``residual``'s base channels."""
-        if self.objective == "ddpm":
-            return self._net_input(x, base), levels
-        if self.objective == "flow":
-            return self._net_input(x, base), levels.float() * self.num_train_timesteps
-        _, _, c_in = edm_scalings(levels.float()[..., None, None, None], self.sigma_data)
-        return self._net_input(c_in * x, base), sigma_to_level(levels.float())
-
-    def _network_output(self, x: Tensor, levels: Tensor, out: Tensor) -> Tensor:
-        """The objective's prediction from the network's output ``out`` for ``x``."""
-        if self.objective == "ddpm":
-            return out
-        if self.objective == "flow":
-            if self.residual:
-                skip = gaussian_velocity_skip(levels.float(), self.sigma_data)
-                out = out + skip.reshape(*levels.shape, 1, 1, 1).to(x.dtype) * x
-            return out
-        c_skip, c_out, _ = edm_scalings(levels.float()[..., None, None, None], self.sigma_data)
-        return c_skip * x + c_out * out
-
-    def _call_network(self, name: str, fn: Callable[..., Tensor], *args: Tensor) -> Tensor:
-        """``fn(*args)``; at inference with ``cuda_graphs``, through a CUDA graph per input
-        signature (one :class:`GraphedNetwork` per network entry point ``name``)."""
-        if not self.cuda_graphs or self.training:
-            return fn(*args)
-        graphed = self._graphed.get(name)
-        if graphed is None:
-            graphed = self._graphed[name] = GraphedNetwork(fn)
-        return graphed(*args)
+        """The denoiser's prediction (:meth:`FrameDenoiser.forward`)."""
+        return self.denoiser(x, levels, cond, base)
 
     def _apply(self, fn: Any, recurse: bool = True) -> DiffusionWorldModel:
         super()._apply(fn, recurse)
-        self._graphed = {}  # captured graphs point at the old parameters
         if isinstance(self._tokenizer, nn.Module):  # frozen, not a submodule: move it too
             self._tokenizer._apply(fn, recurse)
         return self
@@ -606,10 +292,10 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     def loss(
         self, frames: Tensor, actions: Tensor | None = None, latents: Tensor | None = None
     ) -> DiffusionLoss:
-        """Diffusion Forcing loss on a clip ``frames [B, T, C, H, W]``, ``actions [B, T, ...]``
-        (action ``t`` follows frame ``t``; the last one is unused). ``latents``: ``encode
-        (frames)`` when the caller has it already (the tokenizer then runs once per batch for
-        this loss and the heads')."""
+        """Diffusion Forcing loss (:meth:`FrameDenoiser.loss`) on a clip ``frames [B, T, C, H,
+        W]``, ``actions [B, T, ...]`` (action ``t`` follows frame ``t``; the last one is
+        unused). ``latents``: ``encode(frames)`` when the caller has it already (the tokenizer
+        then runs once per batch for this loss and the heads')."""
         check_video(frames, "frames")
         b, t = frames.shape[:2]
         if actions is not None:
@@ -620,348 +306,86 @@ class DiffusionWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
                     f"{(b, t)}; got {tuple(actions.shape)}"
                 )
         x = self._encoded(frames, latents)  # [B, T, c, h, w]
-        base = self.bases(x) if self.residual else None
-        y = x - base if base is not None else x  # what is diffused
-        clean = torch.zeros(b, t, dtype=torch.bool, device=x.device)  # context frames, no loss
-        if self.clean_history_prob > 0:
-            clean = torch.rand(b, t, device=x.device) < self.clean_history_prob
-        if self.residual:
-            clean[:, 0] = True
-        if self.objective == "ddpm":
-            n = self.train_scheduler.config.num_train_timesteps
-            timesteps = torch.randint(0, n, (b, t), device=x.device)
-            if clean.any():
-                timesteps = timesteps.masked_fill(clean, 0)
-        elif self.objective == "flow":
-            timesteps = sample_flow_times((b, t), x.device).masked_fill(clean, 0.0)
-        else:
-            sigmas = sample_training_sigmas((b, t), self.p_mean, self.p_std, x.device)
-            timesteps = sigmas.masked_fill(clean, 0.0)
-        noise = torch.randn_like(y)
         cond = self.frame_conditions(actions, t, b)  # [B, T, D]
-        if self.training and self.action_dropout > 0:
-            keep = torch.rand(b, t, device=x.device) >= self.action_dropout
-            cond = torch.where(keep[..., None], cond, self.action_embed.null_like((b, t)))
-        if self.objective == "ddpm":
-            noisy = add_frame_noise(self.train_scheduler, y, noise, timesteps)
-            if clean.any():  # level 0 still adds a little noise in diffusers: keep them exact
-                noisy = torch.where(clean[..., None, None, None], y, noisy)
-            pred = self.network(self._net_input(noisy, base), timesteps, cond)
-            target = frame_target(self.train_scheduler, y, noise, timesteps)
-        elif self.objective == "flow":  # clean frames (t = 0) stay exact: x_0 = y
-            pred = self(flow_noise(y, noise, timesteps), timesteps, cond, base)
-            target = flow_velocity(y, noise)
-        else:  # EDM, in F's units: F ≈ (y - c_skip y_noisy) / c_out, weight λ = 1 / c_out²
-            s = timesteps[..., None, None, None]
-            noisy = y + s * noise
-            c_skip, c_out, c_in = edm_scalings(s, self.sigma_data)
-            net_in = self._net_input(c_in * noisy, base)
-            pred = self.network(net_in, sigma_to_level(timesteps), cond)
-            target = (y - c_skip * noisy) / c_out.clamp_min(1e-8)
-        per_frame = F.mse_loss(pred.float(), target.float(), reduction="none").mean((2, 3, 4))
-        weight = (~clean).float()
-        return DiffusionLoss(
-            loss=(per_frame * weight).sum() / weight.sum().clamp_min(1.0),
-            timesteps=timesteps,
-            logs={
-                "mse_first_frame": per_frame[:, 0].mean(),
-                "mse_last_frame": per_frame[:, -1].mean(),
-            },
-        )
-
-    def reward_loss(
-        self, frames: Tensor, actions: Tensor, rewards: Tensor, latents: Tensor | None = None
-    ) -> Tensor:
-        """MSE of the reward head on a clip's transitions: reward ``t`` (``rewards [B, T]``)
-        from frames ``t``, ``t + 1`` (``frames [B, T, C, H, W]``, clean) and action ``t``
-        (``actions [B, T, ...]``); the last reward has no next frame and is unused.
-        ``latents``: ``encode(frames)``, when already computed."""
-        if self.reward_head is None:
-            raise ValueError("this model has no reward head; build it with reward_head=True")
-        pred, target = self._transition_outputs(
-            self.reward_head, frames, actions, rewards, "rewards", latents
-        )
-        return self._head_loss("rewards", pred, target)
-
-    def done_loss(
-        self, frames: Tensor, actions: Tensor, dones: Tensor, latents: Tensor | None = None
-    ) -> Tensor:
-        """Binary cross-entropy of the done head on a clip's transitions: done ``t``
-        (``dones [B, T]``, 0/1: action ``t`` ended the episode) from frames ``t``, ``t + 1``
-        and action ``t``, as :meth:`reward_loss`."""
-        if self.done_head is None:
-            raise ValueError("this model has no done head; build it with done_head=True")
-        logits, target = self._transition_outputs(
-            self.done_head, frames, actions, dones, "dones", latents
-        )
-        return self._head_loss("dones", logits, target)
-
-    @staticmethod
-    def _head_loss(key: str, pred: Tensor, target: Tensor) -> Tensor:
-        """The reward head's MSE (``key="rewards"``) or the done head's binary cross-entropy
-        on its logits (``"dones"``, targets checked to be 0 or 1)."""
-        if key == "rewards":
-            return F.mse_loss(pred.float(), target.float())
-        if ((target != 0) & (target != 1)).any():
-            raise ValueError("dones must be 0 or 1")
-        return F.binary_cross_entropy_with_logits(pred.float(), target.float())
-
-    @staticmethod
-    def _check_targets(targets: Tensor, b: int, t: int, key: str) -> None:
-        if targets.shape not in ((b, t), (b, t - 1)):
-            raise ValueError(
-                f"{key} must be [B, T] or [B, T - 1] for frames [B, T] = {(b, t)}; "
-                f"got {tuple(targets.shape)}"
-            )
-
-    def _transition_outputs(
-        self,
-        head: nn.Module,
-        frames: Tensor,
-        actions: Tensor,
-        targets: Tensor,
-        name: str,
-        latents: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """``head`` on every transition ``(frame t, action t, frame t + 1)`` of a clip →
-        ``(outputs [B, T - 1], targets [B, T - 1])``, the inputs checked."""
-        check_video(frames, "frames")
-        b, t = frames.shape[:2]
-        if t < 2:
-            raise ValueError(f"{name[:-1]}_loss needs clips of >= 2 frames; got {t}")
-        self.action_spec.validate(actions)
-        if actions.shape[:2] not in ((b, t), (b, t - 1)):
-            raise ValueError(
-                f"actions must be [B, T, ...] or [B, T - 1, ...] for frames [B, T] = {(b, t)}; "
-                f"got {tuple(actions.shape)}"
-            )
-        self._check_targets(targets, b, t, name)
-        x = self._encoded(frames, latents)  # [B, T, c, h, w]
-        out = head(
-            x[:, :-1].flatten(0, 1), x[:, 1:].flatten(0, 1), actions[:, : t - 1].flatten(0, 1)
-        ).reshape(b, t - 1)
-        return out, targets[:, : t - 1]
+        return self.denoiser.loss(x, cond, self.action_embed.null_like((b, t)))
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
-        self.network.set_gradient_checkpointing(enabled)
+        self.denoiser.set_gradient_checkpointing(enabled)
 
     # ------------------------------------------------------------------ WorldModel protocol
     @torch.no_grad()
-    def reset(self, context_frames: Tensor, context_actions: Tensor | None = None) -> WorldState:
+    def reset(
+        self, context_frames: Tensor, context_actions: Tensor | None = None
+    ) -> DiffusionState:
         check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
         b, t0 = context_frames.shape[:2]
         keep = self.context_window - 1
         x = self.encode(context_frames)  # [B, T0, c, h, w]
-        with torch.no_grad():
-            cond = self.frame_conditions(context_actions, t0, b)  # [B, T0, D]
-        extra = {"x": x[:, -keep:], "cond": cond[:, -keep:]}
+        cond = self.frame_conditions(context_actions, t0, b)  # [B, T0, D]
+        offset = None
         if self.anchored_decoding and self._tokenizer is not None:
             # x_a - D(z_a): what anchored decoding adds to every decoded frame
             last = context_frames[:, -1:].to(x.dtype)
-            extra["anchor_offset"] = (last - self._decode_raw(x[:, -1:]))[:, 0]
-        return WorldState(t=t0, frames=context_frames[:, -keep:], extra=extra)
+            offset = (last - self._decode_raw(x[:, -1:]))[:, 0]
+        return DiffusionState(
+            t=t0, frames=context_frames[:, -keep:], x=x[:, -keep:], cond=cond[:, -keep:],
+            anchor_offset=offset,
+        )  # fmt: skip
 
     @torch.no_grad()
-    def step(self, state: WorldState, action: Tensor) -> StepOutput:
+    def step(self, state: DiffusionState, action: Tensor) -> StepOutput:
         self.action_spec.validate(action, name="action", batch_dims=1)
-        hist, hist_cond = state.extra["x"], state.extra["cond"]
+        hist, hist_cond = state.x, state.cond
         if action.shape[0] != hist.shape[0]:
             raise ValueError(
                 f"action has batch size {action.shape[0]} but the state has {hist.shape[0]}"
             )
         cond = self.action_embed(action)  # [B, D]
         null = self.action_embed.null_like((action.shape[0],))
-        new, kv = self._sample_next(hist, hist_cond, cond, null, state.extra.get("kv"))
+        new, kv = self.window.next_frame(hist, hist_cond, cond, null, state.kv)
 
-        offset = state.extra.get("anchor_offset")
+        offset = state.anchor_offset
         if offset is None:
             frame = self.decode(new[:, None])[:, 0]  # [B, C, H, W]
         else:  # anchored decoding: x_a + D(z) - D(z_a)
             frame = (self._decode_raw(new[:, None])[:, 0] + offset).clamp(-1, 1)
-        reward = done = None
-        seen = self._head_view(new)
-        if self.reward_head is not None:  # on the generated frame, as the frames it trained on
-            reward = self.reward_head(hist[:, -1], seen, action).float()  # [B]
-        if self.done_head is not None:
-            done = (self.done_head(hist[:, -1], seen, action) > 0).float()  # [B]
+        # the heads read the generated frame, as the frames they trained on
+        heads = {} if self.heads is None else self.heads(hist[:, -1], self._head_view(new), action)
         keep = self.context_window - 1
-        if kv is None and self.carry_history:  # the window is full: refresh (carry_history)
-            keep = self.refresh_keep
-        x = torch.cat([hist, new[:, None]], dim=1)[:, -keep:]
-        conds = torch.cat([hist_cond, cond[:, None]], dim=1)[:, -keep:]
-        frames = torch.cat([state.frames, frame[:, None]], dim=1)[:, -keep:]
-        extra = {"x": x, "cond": conds}
-        if offset is not None:
-            extra["anchor_offset"] = offset
-        if kv is not None:
-            extra["kv"] = kv
-        new_state = WorldState(t=state.t + 1, frames=frames, extra=extra)
-        return StepOutput(frame=frame, reward=reward, state=new_state, done=done)
-
-    def _sample_next(
-        self,
-        hist: Tensor,
-        hist_cond: Tensor,
-        cond: Tensor,
-        null: Tensor,
-        kv: Tensor | None,
-        extend: bool = True,
-    ) -> tuple[Tensor, Tensor | None]:
-        """The frame after ``hist [B, L, c, h, w]`` (conditions ``hist_cond [B, L, D]``, the new
-        frame's ``cond [B, D]``) → ``(new frame [B, c, h, w], carried cache or None)``.
-        ``extend=False``: the carried cache is not extended with the new frame (returns None)."""
-        if self.carry_history:
-            return self._step_carried(hist, hist_cond, cond, null, kv, extend)
-        if self.residual:
-            base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1))  # [B, L + 1, c, h, w]
-            denoise = _ResidualDenoiser(self, base)
-            change = self.sampler.sample(denoise, hist - base[:, :-1], hist_cond, cond, null)
-            return hist[:, -1] + change, None  # [B, c, h, w]
-        return self.sampler.sample(self, hist, hist_cond, cond, null), None
-
-    def _head_view(self, x: Tensor) -> Tensor:
-        """A generated frame as the heads read it: pixels clamped to [-1, 1], latents as is."""
-        return x.clamp(-1, 1) if self._tokenizer is None else x
-
-    @torch.no_grad()
-    def sample_frame(
-        self, frames: Tensor, actions: Tensor, index: int, latents: Tensor | None = None
-    ) -> Tensor:
-        """The model's own sample of frame ``index`` of each clip (``frames [B, T, C, H, W]``,
-        ``actions [B, T, ...]`` or ``[B, T - 1, ...]``) from its real past: the frames before it
-        inside the window, their actions and action ``index - 1``. What ``step`` generates
-        one step after ``reset`` on that past, in the model's space (pixels, or the
-        tokenizer's latents) → ``[B, c, h, w]``. ``latents``: ``encode(frames)``, when already
-        computed. Draws from torch's global random stream."""
-        check_video(frames, "frames")
-        b, t = frames.shape[:2]
-        if not 1 <= index < t:
-            raise ValueError(f"index must be in [1, {t - 1}] for clips of {t} frames; got {index}")
-        self.action_spec.validate(actions)
-        if actions.shape[0] != b or actions.shape[1] < index:
-            raise ValueError(
-                f"actions must be [B, >= {index}, ...] with B = {b} to sample frame {index}; "
-                f"got {tuple(actions.shape)}"
-            )
-        x = self._encoded(frames, latents)  # [B, T, c, h, w]
-        start = max(0, index - (self.context_window - 1))
-        hist = x[:, start:index]
-        hist_cond = self.frame_conditions(actions, index, b)[:, start:]  # [B, L, D]
-        cond = self.action_embed(actions[:, index - 1])  # [B, D]
-        null = self.action_embed.null_like((b,))
-        return self._sample_next(hist, hist_cond, cond, null, None, extend=False)[0]
-
-    def generated_head_losses(
-        self,
-        frames: Tensor,
-        actions: Tensor,
-        rewards: Tensor | None = None,
-        dones: Tensor | None = None,
-        latents: Tensor | None = None,
-        index: int | None = None,
-    ) -> dict[str, Tensor]:
-        """The heads' losses on frames the model generated: for each clip, frame ``index``
-        (random in ``[1, T - 1]`` when ``None``) is sampled from its real past
-        (:meth:`sample_frame`, no gradient), and the heads read
-        ``(real frame index - 1, action index - 1, generated frame index)`` against the real
-        ``rewards`` / ``dones [B, T]`` at ``index - 1``. Returns ``reward_mse`` / ``done_bce``
-        for the heads the model has and the targets given.
-
-        :meth:`reward_loss` trains on real next frames only, but ``step`` feeds the heads the
-        generated frame, which the network renders differently (blurred, an event drawn
-        elsewhere or not at all). Trained on both, the heads learn what survives generation,
-        and lean on the previous frame and the action where the new frame does not show the
-        event."""
-        check_video(frames, "frames")
-        b, t = frames.shape[:2]
-        if t < 2:
-            raise ValueError(f"generated_head_losses needs clips of >= 2 frames; got {t}")
-        if index is None:
-            index = int(torch.randint(1, t, ()))
-        x = self._encoded(frames, latents)
-        heads = [
-            (self.reward_head, rewards, "rewards", "reward_mse"),
-            (self.done_head, dones, "dones", "done_bce"),
-        ]
-        heads = [(h, y, key, name) for h, y, key, name in heads if h is not None and y is not None]
-        if not heads:
-            return {}
-        for _, targets, key, _ in heads:
-            self._check_targets(targets, b, t, key)
-        new = self._head_view(self.sample_frame(frames, actions, index, x))
-        return {
-            name: self._head_loss(
-                key, head(x[:, index - 1], new, actions[:, index - 1]), targets[:, index - 1]
-            )
-            for head, targets, key, name in heads
-        }
-
-    def _step_carried(
-        self,
-        hist: Tensor,
-        hist_cond: Tensor,
-        cond: Tensor,
-        null: Tensor,
-        kv: Tensor | None,
-        extend: bool = True,
-    ) -> tuple[Tensor, Tensor | None]:
-        """``carry_history``: the frame after ``hist [B, L, ...]`` from the carried history
-        cache ``kv`` (``None``: encoded here) → ``(new frame [B, c, h, w], kv with the new
-        frame appended)``; ``kv`` is ``None`` when the window is full (``L + 1`` frames of
-        history would not leave room for the next frame): ``step`` then refreshes. With
-        ``extend=False`` (a one-off sample) the cache is not extended and ``None`` returned."""
-        b, length = hist.shape[:2]
-        clean = torch.zeros(b, length, device=hist.device)
-        base = self.bases(torch.cat([hist, hist[:, -1:]], dim=1)) if self.residual else None
-        history = hist - base[:, :-1] if base is not None else hist
-        if kv is None:
-            kv = self._history_kv(history, clean, hist_cond, base)
-        denoise = _PreparedHistory(self._denoise_next(kv, None if base is None else base[:, -1:]))
-        out = self.sampler.sample(denoise, history, hist_cond, cond, null)
-        new = hist[:, -1] + out if base is not None else out  # [B, c, h, w]
-        if length + 1 >= self.context_window or not extend:
-            return new, None
-        entry = (out if base is not None else new)[:, None]  # as the history holds it
-        net_x, net_levels = self._network_inputs(
-            entry, clean[:, :1], hist[:, -1:] if base is not None else None
+        if kv is None and self.sampling.carry_history:  # the window is full: refresh
+            keep = self.sampling.keep
+        new_state = DiffusionState(
+            t=state.t + 1,
+            frames=torch.cat([state.frames, frame[:, None]], dim=1)[:, -keep:],
+            x=torch.cat([hist, new[:, None]], dim=1)[:, -keep:],
+            cond=torch.cat([hist_cond, cond[:, None]], dim=1)[:, -keep:],
+            kv=kv,
+            anchor_offset=offset,
         )
-        kv = self._call_network(
-            "append_kv", self.network.append_kv, net_x, net_levels, cond[:, None], kv
+        return StepOutput(frame, heads.get("reward"), new_state, heads.get("done"))
+
+
+def _as(cls: type, value: Any) -> Any:
+    """A config dataclass from itself, its dict or ``None`` (its defaults)."""
+    if value is None:
+        return cls()
+    return cls(**value) if isinstance(value, dict) else value
+
+
+def _check_tokenizer(tokenizer: Tokenizer, channels: int) -> None:
+    """A tokenizer a diffusion world model can run on: continuous, one latent per frame,
+    ``channels`` latent channels."""
+    if not isinstance(tokenizer, Tokenizer) or tokenizer.kind != "continuous":
+        raise ValueError(
+            "tokenizer must be a continuous wmkit.core.Tokenizer; got "
+            f"{type(tokenizer).__name__} (kind {getattr(tokenizer, 'kind', None)!r})"
         )
-        return new, kv
-
-
-class _PreparedHistory:
-    """``carry_history``: a denoiser whose history cache is already there; the samplers call
-    ``prepare_history`` (``next_frame_denoiser``) and get the one-frame denoiser back."""
-
-    history_prepared = True
-
-    def __init__(self, denoise_next: Denoiser) -> None:
-        self.denoise_next = denoise_next
-
-    def __call__(self, x: Tensor, levels: Tensor, cond: Tensor) -> Tensor:
-        raise RuntimeError("carry_history: the whole window is never re-run")  # pragma: no cover
-
-    def prepare_history(
-        self, history: Tensor, history_levels: Tensor, history_cond: Tensor
-    ) -> Denoiser:
-        return self.denoise_next
-
-
-class _ResidualDenoiser:
-    """``residual=True``: the world model's denoiser of frame changes relative to ``base``
-    ``[B, L + 1, ...]`` (the clean previous frames; guidance repeats the batch), with the
-    history cache of :meth:`DiffusionWorldModel.prepare_history`."""
-
-    def __init__(self, model: DiffusionWorldModel, base: Tensor) -> None:
-        self.model, self.base = model, base
-
-    def __call__(self, x: Tensor, levels: Tensor, cond: Tensor) -> Tensor:
-        reps = x.shape[0] // self.base.shape[0]
-        return self.model(x, levels, cond, base=self.base.repeat(reps, 1, 1, 1, 1))
-
-    def prepare_history(
-        self, history: Tensor, history_levels: Tensor, history_cond: Tensor
-    ) -> Denoiser | None:
-        return self.model.prepare_history(history, history_levels, history_cond, self.base)
+    if tokenizer.temporal_compression != 1:
+        raise ValueError(
+            "diffusion world models step one frame at a time: the tokenizer's "
+            f"temporal_compression must be 1; got {tokenizer.temporal_compression}"
+        )
+    if tokenizer.latent_channels != channels:
+        raise ValueError(
+            f"tokenizer has {tokenizer.latent_channels} latent channels; channels={channels}"
+        )

@@ -296,6 +296,19 @@ class QuickstartPlan:
             return {"patch_size": 2}
         return {"patch_size": 2, "hidden_size": 96, "depth": 2, "num_heads": 4}
 
+    def _dit_args(self) -> dict[str, Any]:
+        """The DiT's arguments: the named ``world_model_size`` with :meth:`_dit_overrides`, on
+        the latents (``residual``: the change and the previous latent frame as channels)."""
+        from wmkit.diffusion_world.dit import DIT_SIZES
+
+        return {
+            **DIT_SIZES[self.world_model_size],
+            **self._dit_overrides(),
+            "in_channels": 2 * LATENT_CHANNELS,
+            "out_channels": LATENT_CHANNELS,
+            "image_size": self.resolution // 2,
+        }
+
     def _diffusion_config(self, action_spec: dict[str, Any], latent_scale: float) -> dict[str, Any]:
         """Diffusion Forcing with a causal DiT on the tokenizer's latents, EDM objective,
         predicting the change from the previous frame (``residual``), sampled in one step with
@@ -320,22 +333,27 @@ class QuickstartPlan:
                         "class_path": "wmkit.diffusion_world.DiffusionWorldModel",
                         "init_args": {
                             "action_spec": action_spec,
-                            "network": "dit",
-                            "size": self.world_model_size,
-                            "network_kwargs": self._dit_overrides(),
+                            "network": {
+                                "class_path": "wmkit.diffusion_world.SpatioTemporalDiT",
+                                "init_args": self._dit_args(),
+                            },
+                            "objective": {
+                                "class_path": "wmkit.diffusion_world.EDMObjective",
+                                "init_args": {"sigma_data": 0.1},
+                            },
                             "channels": LATENT_CHANNELS,
                             "image_size": self.resolution // 2,
+                            "residual": True,
                             "tokenizer": str(self.out / "tokenizer"),
                             "latent_scale": latent_scale,
                             "anchored_decoding": True,
-                            "objective": "edm",
-                            "residual": True,
-                            "sigma_data": 0.1,
-                            "num_sampling_steps": 1,
-                            "context_window": self.clip_length,
-                            "carry_history": True,
-                            "reward_head": True,  # for play, agents and the report
-                            "done_head": True,
+                            "sampling": {
+                                "num_steps": 1,
+                                "context_window": self.clip_length,
+                                "carry_history": True,
+                            },
+                            # for play, agents and the report
+                            "heads": {"reward": True, "done": True},
                         },
                     },
                 },
