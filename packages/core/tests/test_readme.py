@@ -9,4 +9,4 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_readme_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run_readme_examples(README, min_blocks=3)
+    run_readme_examples(README, min_blocks=2)
