@@ -9,20 +9,13 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from wmkit.core.data.datamodule import EpisodeDataModule
-from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.data.resumable_loader import ResumableLoader, ResumableShuffleSampler
 from wmkit.core.testing import moving_squares
 
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume") / "squares"
-    eps = moving_squares(6, 16, 16, seed=0)
-    writer = EpisodeWriter(root, action_spec=eps.action_spec, fps=10, env="squares")
-    for i in range(6):
-        writer.add_episode(eps.frames[i], eps.actions[i], eps.rewards[i], eps.dones[i])
-    writer.close()
-    return root
+    return moving_squares(6, 16, 16, seed=0).save(tmp_path_factory.mktemp("resume") / "squares")
 
 
 class Spy(L.LightningModule):

@@ -9,7 +9,10 @@ copy-last-frame and show controllability, in seconds on a CPU.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +33,17 @@ class MovingSquaresEpisodes:
     rewards: np.ndarray
     dones: np.ndarray
     action_spec: ActionSpec
+
+    def save(self, root: str | os.PathLike, **writer_kwargs: Any) -> Path:
+        """Write the episodes as a wmkit dataset at ``root`` (``EpisodeWriter``; ``fps`` 10
+        and ``env`` ``"squares"`` unless ``writer_kwargs`` say otherwise); returns ``root``."""
+        from wmkit.core.data.episode_store import EpisodeWriter
+
+        options = {"fps": 10, "env": "squares", **writer_kwargs}
+        with EpisodeWriter(root, action_spec=self.action_spec, **options) as writer:
+            for i in range(len(self.frames)):
+                writer.add_episode(self.frames[i], self.actions[i], self.rewards[i], self.dones[i])
+        return Path(root)
 
 
 def moving_squares(
