@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--world", type=Path, help="world model directory (save_pretrained output)")
     p.add_argument("--env", help="real environment to play or to switch to (e.g. crafter)")
-    p.add_argument("--resolution", type=int, default=64, help="environment frame size")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="frame size: of the environment (default 64) or, with --data, of "
+                   "the dataset's context frames (default: as recorded)")  # fmt: skip
     p.add_argument(
         "--env-arg",
         action="append",
@@ -90,12 +92,12 @@ def build_session(args: argparse.Namespace) -> tuple[PlaySession, Bindings]:
             if not sep:
                 raise SystemExit(f"wmkit play: --env-arg needs KEY=VALUE; got {item!r}")
             kwargs[key] = value
-        env = make_env(args.env, args.resolution, **kwargs)
+        env = make_env(args.env, args.resolution or 64, **kwargs)
     context = None
     if world is not None and env is None:
         if args.data is None:
             raise SystemExit("wmkit play: a world model without --env needs --data DIR for context")
-        context = _dataset_context(args.data, args.context, args.seed)
+        context = _dataset_context(args.data, args.context, args.seed, args.resolution)
     session = PlaySession(
         world,
         env,
@@ -130,7 +132,11 @@ def remote_token(args: argparse.Namespace) -> str | None:
     return secrets.token_urlsafe(16)
 
 
-def _dataset_context(path: Path, frames: int, seed: int) -> Callable[[], Tensor]:
+def _dataset_context(
+    path: Path, frames: int, seed: int, resolution: int | None = None
+) -> Callable[[], Tensor]:
+    """Random held-out clips of ``frames`` frames of the dataset at ``path`` (resized to
+    ``resolution`` when given), the contexts a world model starts from."""
     import numpy as np
 
     from wmkit.core.data.clip_dataset import ClipDataset, split_episodes
@@ -139,8 +145,9 @@ def _dataset_context(path: Path, frames: int, seed: int) -> Callable[[], Tensor]
     source = open_source(path)
     held_out = split_episodes(len(source), seed=0)["test"] or list(range(len(source)))
     clips = ClipDataset(
-        source, clip_length=frames, mode="sequential", episodes=held_out, with_steps=False
-    )
+        source, clip_length=frames, mode="sequential", episodes=held_out, with_steps=False,
+        resolution=resolution,
+    )  # fmt: skip
     rng = np.random.default_rng(seed)
 
     def context() -> Tensor:
