@@ -52,9 +52,10 @@ __all__ = [
     "to_native",
 ]
 
-#: Crafter under ``wmkit play``'s default bindings: walk right (d), chop what is there
-#: (Space), walk down, left (a) and back up, then wait: the view scrolls in every direction.
-DEFAULT_KEYS = "d*6,Space*3,ArrowDown*5,a*7,ArrowUp*5,Space*2,none*2"
+#: Crafter under ``wmkit play``'s default bindings: walk right (d) towards the trees of seed
+#: 0's start, interact (Space), walk down, left (a) and back up, interact, then wait: the view
+#: scrolls in every direction within 20 steps.
+DEFAULT_KEYS = "d*4,Space*2,ArrowDown*3,a*5,ArrowUp*3,Space,none*2"
 _KEY_ALIASES = {"space": " ", "none": None}
 _BACKGROUND = (24, 24, 28)
 _TEXT = (235, 235, 235)
