@@ -68,6 +68,7 @@ __all__ = [
     "GaussianOutput",
     "GaussianRegularizer",
     "IVideoGPTCodes",
+    "IVideoGPTModule",
     "IVideoGPTTokenizer",
     "IVideoGPTTokenizerOutput",
     "NearestVQ",
@@ -102,6 +103,10 @@ def __getattr__(name: str):  # lazy: importing the package must not import light
         from wmkit.tokenizers.compressive_lit import CompressiveModule
 
         return CompressiveModule
+    if name == "IVideoGPTModule":
+        from wmkit.tokenizers.ivideogpt_lit import IVideoGPTModule
+
+        return IVideoGPTModule
     if name == "PatchVQModule":
         from wmkit.tokenizers.patch_vq_lit import PatchVQModule
 
