@@ -192,6 +192,21 @@ def test_future_frames_depend_on_context_and_are_independent():
         assert not torch.equal(frames[:, 2:], tok.decode_unit(ids, base.future_ids)[:, 2:])
 
 
+def test_decoding_future_frames_one_at_a_time_from_a_cached_context():
+    """decode_context once, then decode_future per frame equals decode_unit of the clip."""
+    tok = _tiny()
+    gen = torch.Generator().manual_seed(3)
+    ctx = torch.randint(0, tok.vocab_size, (2, 2, 4, 4), generator=gen)
+    fut = torch.randint(0, tok.future_vocab_size, (2, 3, 2, 2), generator=gen)
+    with torch.no_grad():
+        whole = tok.decode_unit(ctx, fut)
+        context = tok.decode_context(ctx)
+        steps = [tok.decode_future(context, fut[:, i : i + 1]) for i in range(3)]
+    torch.testing.assert_close(torch.cat([context.frames, *steps], dim=1), whole)
+    with pytest.raises(ValueError, match="context_length = 2"):
+        tok.decode_future(tok.decode_context(ctx[:, :1]), fut)
+
+
 def test_nearest_vq_takes_first_index_on_ties():
     vq = NearestVQ(4, 2)
     with torch.no_grad():

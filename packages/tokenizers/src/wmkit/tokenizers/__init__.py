@@ -31,6 +31,7 @@ from wmkit.tokenizers.discriminator import PatchDiscriminator3D
 from wmkit.tokenizers.fsq import FSQQuantizer, QuantizerOutput
 from wmkit.tokenizers.ivideogpt_vq import (
     IVIDEOGPT_TOKENIZER_SIZES,
+    DecodedContext,
     IVideoGPTCodes,
     IVideoGPTTokenizer,
     IVideoGPTTokenizerOutput,
@@ -60,6 +61,7 @@ __all__ = [
     "CompressiveOutput",
     "CompressiveTokenizer",
     "ContextCrossAttention",
+    "DecodedContext",
     "FSQQuantizer",
     "FrameAttention",
     "FrameConv2d",

@@ -46,10 +46,11 @@ from wmkit.core.pretrained import PretrainedMixin
 from wmkit.core.protocols import Latents
 from wmkit.core.video import check_video
 from wmkit.tokenizers.ivideogpt_vae import ContextAttention, FeatureDecoder, FeatureEncoder
-from wmkit.tokenizers.nearest_vq import NearestVQ
+from wmkit.tokenizers.nearest_vq import NearestVQ, NearestVQOutput
 
 __all__ = [
     "IVIDEOGPT_TOKENIZER_SIZES",
+    "DecodedContext",
     "IVideoGPTCodes",
     "IVideoGPTTokenizer",
     "IVideoGPTTokenizerOutput",
@@ -96,6 +97,20 @@ class IVideoGPTCodes:
     future_ids: Tensor
     prequant_context: Tensor
     prequant_future: Tensor
+
+
+@dataclass
+class DecodedContext:
+    """Context frames decoded once (:meth:`IVideoGPTTokenizer.decode_context`).
+
+    Attributes:
+        frames: ``[0, 1]``-scale frames ``[B, T0, C, H, W]``, unclamped.
+        features: the plain decoder's bottleneck and up-block outputs of those frames, each
+            ``[B, T0, C_i, H_i, W_i]``: what future frames cross-attend to.
+    """
+
+    frames: Tensor
+    features: list[Tensor]
 
 
 @dataclass
@@ -313,7 +328,9 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
         return ctx, tuple(i for i in range(num_frames) if i not in set(ctx))
 
     # ------------------------------------------------------------------ networks
-    def _encode(self, pixels: Tensor, n: int) -> tuple[Any, Any, Tensor, Tensor | None]:
+    def _encode(
+        self, pixels: Tensor, n: int
+    ) -> tuple[NearestVQOutput, NearestVQOutput | None, Tensor, Tensor | None]:
         """``[0, 1]`` pixels ``[B, T, C, H, W]``, context = the first ``n`` → the two VQ
         outputs and the two VQ inputs."""
         b = pixels.shape[0]
@@ -330,21 +347,37 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
         d = rearrange(self.quant_linear(d), "(b t) l d -> b t l d", b=b)  # [B, F, L, D]
         return qc, self.dynamics_quantize(d), z, d
 
-    def _decode(self, context_codes: Tensor, future_codes: Tensor | None) -> Tensor:
-        """Codes ``[B, T0, h, w, D]`` and ``[B, F, L, D]`` → ``[0, 1]``-scale frames
-        ``[B, T0 + F, C, H, W]`` (unclamped, context first)."""
-        b = context_codes.shape[0]
-        q = self.post_quant_conv(rearrange(context_codes, "b t h w d -> (b t) d h w"))
+    def _future_ids(self, qc: NearestVQOutput, qf: NearestVQOutput | None) -> Tensor:
+        """Dynamics ids as a grid ``long [B, F, h', w']`` (``F = 0`` without future frames)."""
+        g = self.grid[1]
+        if qf is None:
+            return qc.ids.new_zeros((qc.ids.shape[0], 0, g, g))
+        return rearrange(qf.ids, "b t (y x) -> b t y x", y=g)
+
+    def _decode_context(self, codes: Tensor) -> DecodedContext:
+        """Context codes ``[B, T0, h, w, D]`` → :class:`DecodedContext`."""
+        b = codes.shape[0]
+        q = self.post_quant_conv(rearrange(codes, "b t h w d -> (b t) d h w"))
         frames, features = self.decoder(q)  # [B·T0, C, H, W]
-        out = [rearrange(frames, "(b t) c h w -> b t c h w", b=b)]
-        if future_codes is not None and future_codes.shape[1]:
-            g = self.grid[1]
-            y = self.post_quant_linear(rearrange(future_codes, "b t l d -> (b t) l d"))
-            y = rearrange(y, "n (y x) (p q c) -> n c (y p) (x q)", y=g, x=g, p=self.p, q=self.p)
-            context = [rearrange(f, "(b t) c h w -> b t c h w", b=b) for f in features]
-            future, _ = self.cond_decoder(y, context)  # [B·F, C, H, W]
-            out.append(rearrange(future, "(b t) c h w -> b t c h w", b=b))
-        return torch.cat(out, dim=1)
+        return DecodedContext(
+            frames=rearrange(frames, "(b t) c h w -> b t c h w", b=b),
+            features=[rearrange(f, "(b t) c h w -> b t c h w", b=b) for f in features],
+        )
+
+    def _decode_future(self, context: DecodedContext, codes: Tensor) -> Tensor:
+        """Dynamics codes ``[B, F, L, D]`` → ``[0, 1]``-scale frames ``[B, F, C, H, W]``."""
+        b, g = codes.shape[0], self.grid[1]
+        y = self.post_quant_linear(rearrange(codes, "b t l d -> (b t) l d"))  # [B·F, L, p·p·c]
+        y = rearrange(y, "n (y x) (p q c) -> n c (y p) (x q)", y=g, x=g, p=self.p, q=self.p)
+        frames, _ = self.cond_decoder(y, context.features)  # [B·F, C, H, W]
+        return rearrange(frames, "(b t) c h w -> b t c h w", b=b)
+
+    def _check_ids(self, ids: Tensor, name: str, side: int, batch: int | None = None) -> None:
+        b = "B" if batch is None else str(batch)
+        ok = isinstance(ids, Tensor) and ids.ndim == 4 and ids.shape[2:] == (side, side)
+        if not ok or (batch is not None and ids.shape[0] != batch):
+            got = str(tuple(ids.shape)) if isinstance(ids, Tensor) else type(ids).__name__
+            raise ValueError(f"{name} must be long [{b}, T, {side}, {side}]; got {got}")
 
     # ------------------------------------------------------------------ [0, 1] interface
     def encode_unit(self, pixels: Tensor, context_frames: int | None = None) -> IVideoGPTCodes:
@@ -355,11 +388,7 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
         n = self._context_count(pixels.shape[1], context_frames)
         qc, qf, z, d = self._encode(pixels, n)
         b, g = pixels.shape[0], self.grid[1]
-        future_ids = (
-            rearrange(qf.ids, "b t (y x) -> b t y x", y=g)
-            if qf is not None
-            else qc.ids.new_zeros((b, 0, g, g))
-        )
+        future_ids = self._future_ids(qc, qf)
         prequant_future = d if d is not None else z.new_zeros((b, 0, g * g, z.shape[-1]))
         return IVideoGPTCodes(
             context_ids=qc.ids,
@@ -368,51 +397,39 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
             prequant_future=prequant_future,
         )
 
+    def decode_context(self, context_ids: Tensor) -> DecodedContext:
+        """Context ids ``long [B, T0, h, w]`` → their frames and the features future frames
+        attend to; pass it to :meth:`decode_future` for every future frame of a rollout
+        instead of decoding the context each time (the original's ``detokenize`` cache)."""
+        self._check_ids(context_ids, "context_ids", self.grid[0])
+        return self._decode_context(self.quantize.lookup(context_ids))
+
+    def decode_future(self, context: DecodedContext, future_ids: Tensor) -> Tensor:
+        """Raw dynamics ids ``long [B, F, h', w']`` → ``[0, 1]``-scale frames
+        ``[B, F, C, H, W]`` (unclamped) given a :meth:`decode_context` result of
+        ``context_length`` frames. Ids out of range raise (the original clamps generated
+        ids into range; a caller holding a generated sequence clamps them itself)."""
+        b, t0 = context.frames.shape[:2]
+        self._check_ids(future_ids, "future_ids", self.grid[1], batch=b)
+        if t0 != self.context_length:
+            raise ValueError(
+                f"decoding future frames needs context_length = {self.context_length} "
+                f"context frames; got {t0}"
+            )
+        codes = self.dynamics_quantize.lookup(rearrange(future_ids, "b t y x -> b t (y x)"))
+        return self._decode_future(context, codes)
+
     def decode_unit(self, context_ids: Tensor, future_ids: Tensor | None = None) -> Tensor:
         """iVideoGPT's ``detokenize``: context ids ``long [B, T0, h, w]`` and raw dynamics
         ids ``long [B, F, h', w']`` → ``[0, 1]``-scale frames ``[B, T0 + F, C, H, W]``,
-        unclamped, context first. Ids out of range raise (the original clamps dynamics ids;
-        a caller holding a generated sequence clamps them itself)."""
-        gc, gf = self.grid
-        if not isinstance(context_ids, Tensor) or context_ids.ndim != 4:
-            raise ValueError(
-                f"context_ids must be long [B, T0, {gc}, {gc}]; got "
-                + (
-                    str(tuple(context_ids.shape))
-                    if isinstance(context_ids, Tensor)
-                    else type(context_ids).__name__
-                )
-            )
-        if context_ids.shape[2:] != (gc, gc):
-            raise ValueError(
-                f"context_ids must be [B, T0, {gc}, {gc}]; got {tuple(context_ids.shape)}"
-            )
-        b, t0 = context_ids.shape[:2]
-        future_codes = None
-        if future_ids is not None and (
-            not isinstance(future_ids, Tensor)
-            or future_ids.ndim != 4
-            or future_ids.shape[0] != b
-            or future_ids.shape[2:] != (gf, gf)
-        ):
-            raise ValueError(
-                f"future_ids must be long [{b}, F, {gf}, {gf}]; got "
-                + (
-                    str(tuple(future_ids.shape))
-                    if isinstance(future_ids, Tensor)
-                    else type(future_ids).__name__
-                )
-            )
-        if future_ids is not None and future_ids.shape[1]:
-            if t0 != self.context_length:
-                raise ValueError(
-                    f"decoding future frames needs context_length = {self.context_length} "
-                    f"context frames; got {t0}"
-                )
-            future_codes = self.dynamics_quantize.lookup(
-                rearrange(future_ids, "b t y x -> b t (y x)")
-            )
-        return self._decode(self.quantize.lookup(context_ids), future_codes)
+        unclamped, context first."""
+        context = self.decode_context(context_ids)
+        if future_ids is None:
+            return context.frames
+        self._check_ids(future_ids, "future_ids", self.grid[1], batch=context_ids.shape[0])
+        if not future_ids.shape[1]:
+            return context.frames
+        return torch.cat([context.frames, self.decode_future(context, future_ids)], dim=1)
 
     # ------------------------------------------------------------------ wmkit interface
     def forward(self, video: Tensor, context_frames: int | None = None) -> IVideoGPTTokenizerOutput:
@@ -426,19 +443,21 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
             t, min(self.context_length, t) if context_frames is None else context_frames
         )
         qc, qf, _, _ = self._encode((video + 1) / 2, n)
-        recon = self._decode(qc.codes, qf.codes if qf is not None else None) * 2 - 1
-        g = self.grid[1]
+        context = self._decode_context(qc.codes)
+        recon = context.frames
+        if qf is not None:
+            recon = torch.cat([recon, self._decode_future(context, qf.codes)], dim=1)
+        recon = recon * 2 - 1  # [B, T, C, H, W]
         loss = qc.loss + (qf.loss if qf is not None else torch.zeros_like(qc.loss))
         logs = {"context_vq_loss": qc.loss.detach()}
         if qf is not None:
             logs["future_vq_loss"] = qf.loss.detach()
-        future_ids = (
-            rearrange(qf.ids, "b t (y x) -> b t y x", y=g)
-            if qf is not None
-            else qc.ids.new_zeros((video.shape[0], 0, g, g))
-        )
         return IVideoGPTTokenizerOutput(
-            reconstruction=recon, context_ids=qc.ids, future_ids=future_ids, loss=loss, logs=logs
+            reconstruction=recon,
+            context_ids=qc.ids,
+            future_ids=self._future_ids(qc, qf),
+            loss=loss,
+            logs=logs,
         )
 
     def encode(
