@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from wmkit.core import load_pretrained
 from wmkit.core.testing import TokenizerTests, check_save_load
 from wmkit.tokenizers import IVIDEOGPT_TOKENIZER_SIZES, IVideoGPTTokenizer, NearestVQ
 from wmkit.tokenizers.convert_ivideogpt import (
@@ -138,6 +139,8 @@ def test_converted_tokenizer_saves_and_loads(released, tmp_path):
         tok, forward=lambda m: m.decode_unit(io["context_token_ids"], io["future_token_ids"])
     )
     assert isinstance(loaded, IVideoGPTTokenizer) and loaded.context_length == 2
+    tok.save_pretrained(tmp_path / "tok")
+    assert isinstance(load_pretrained(tmp_path / "tok"), IVideoGPTTokenizer)
 
 
 @needs_fixtures
@@ -221,6 +224,8 @@ def test_bad_inputs_are_rejected():
     video = torch.zeros(1, 4, 3, 16, 16)
     with pytest.raises(ValueError, match="context_length = 2"):
         tok.encode(video, context_frames=1)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        tok.encode_unit(video - 1, context_frames=2)
     with pytest.raises(ValueError, match="16x16"):
         tok.encode(torch.zeros(1, 4, 3, 32, 32), context_frames=2)
     with pytest.raises(ValueError, match="ids must be in"):

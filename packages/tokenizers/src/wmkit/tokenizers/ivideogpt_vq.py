@@ -293,6 +293,13 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
                 f"{name} must have {self.in_channels} channels at dim 2; got {tuple(pixels.shape)}"
             )
         self._check_size(pixels.shape[3], pixels.shape[4])
+        if pixels.numel():
+            lo, hi = pixels.detach().aminmax()
+            if lo < -1e-3 or hi > 1 + 1e-3:
+                raise ValueError(
+                    f"{name} must be in [0, 1] (iVideoGPT's pixels; encode takes wmkit's "
+                    f"[-1, 1] video); got values in [{lo.item():.4g}, {hi.item():.4g}]"
+                )
 
     def _context_count(self, num_frames: int, context_frames: int | None) -> int:
         n = num_frames if context_frames is None else context_frames
