@@ -16,7 +16,12 @@ import yaml
 from wmkit.core import run_stage
 from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.testing import moving_squares
-from wmkit.tokenizers import PatchVQTokenizer, VidTokTokenizer
+from wmkit.tokenizers import (
+    IVIDEOGPT_TOKENIZER_SIZES,
+    IVideoGPTTokenizer,
+    PatchVQTokenizer,
+    VidTokTokenizer,
+)
 from wmkit.tokenizers.cli import command
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -24,6 +29,7 @@ TINY = sorted(CONFIGS.glob("*tiny*.yaml"))
 REAL = sorted(set(CONFIGS.glob("*.yaml")) - set(TINY))
 VIDTOK_REAL = [c for c in REAL if c.name.startswith("vidtok")]
 PATCH_VQ_REAL = [c for c in REAL if c.name.startswith("patch_vq")]
+IVIDEOGPT_REAL = [c for c in REAL if c.name.startswith("ivideogpt")]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
 
 # Parameter counts of each real-size config's tokenizer, as stated in the README.
@@ -36,6 +42,12 @@ README_COUNTS = {
     "vidtok_base_kl16_488.yaml": 163_258_023,
     "vidtok_base_fsq_41616_262k.yaml": 204_276_621,
     "patch_vq_crafter36.yaml": 64 * 4 * 4 * 3,
+    "ivideogpt-64-ctx2.yaml": 114_159_174,  # the released tokenizer's count
+}
+REAL_CLASSES = {
+    "vidtok": VidTokTokenizer,
+    "patch_vq": PatchVQTokenizer,
+    "ivideogpt": IVideoGPTTokenizer,
 }
 
 
@@ -56,8 +68,8 @@ def squares_dataset(tmp_path_factory) -> Path:
 
 def test_every_config_is_covered():
     assert {c.name for c in REAL} == set(README_COUNTS)
-    assert set(REAL) == set(VIDTOK_REAL) | set(PATCH_VQ_REAL)
-    assert len(TINY) == 3
+    assert set(REAL) == set(VIDTOK_REAL) | set(PATCH_VQ_REAL) | set(IVIDEOGPT_REAL)
+    assert len(TINY) == 4
 
 
 @pytest.mark.parametrize("cfg", TINY, ids=lambda p: p.stem)
@@ -74,7 +86,7 @@ def test_tiny_config_fits_and_tests(cfg, tmp_path):
 
 @pytest.mark.parametrize("cfg", REAL, ids=lambda p: p.stem)
 def test_real_config_builds_on_meta_with_stated_size(cfg):
-    cls = VidTokTokenizer if cfg in VIDTOK_REAL else PatchVQTokenizer
+    cls = next(c for prefix, c in REAL_CLASSES.items() if cfg.name.startswith(prefix))
     with torch.device("meta"):
         tok = cls(**_tokenizer_args(cfg))
     assert sum(p.numel() for p in tok.parameters()) == README_COUNTS[cfg.name]
@@ -141,6 +153,34 @@ def test_real_config_fits_and_tests_at_tiny_size(cfg, tmp_path, squares_dataset)
     assert VidTokTokenizer.from_pretrained(tmp_path / "export").temporal_compression == args.get(
         "temporal_compression", 4
     )
+
+
+@pytest.mark.parametrize("cfg", IVIDEOGPT_REAL, ids=lambda p: p.stem)
+def test_ivideogpt_real_config_fits_and_tests_at_tiny_size(cfg, tmp_path, squares_dataset):
+    """The released-size iVideoGPT config's stage wiring (recorded data, checkpointing,
+    export) end to end with the tokenizer shrunk to the tiny size at 16x16; the export loads."""
+    tiny = IVIDEOGPT_TOKENIZER_SIZES["tiny"]
+    shrink = [f"--model.init_args.tokenizer.init_args.{k}={v}" for k, v in tiny.items()]
+    overrides = [
+        *shrink,
+        f"--data.init_args.path={squares_dataset}",
+        "--data.init_args.resolution=16",
+        "--data.init_args.clip_length=4",
+        "--data.init_args.batch_size=2",
+        "--data.init_args.num_workers=0",
+        "--model.init_args.perceptual_weight=0",
+        "--trainer.precision=32-true",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=1",
+        f"--model.init_args.export_dir={tmp_path / 'export'}",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    for sub in ("fit", "test"):
+        argv = [sub, "-c", str(cfg), "--trainer.fast_dev_run=1", *overrides, *QUIET]
+        cli = run_stage(L.LightningModule, L.LightningDataModule, argv)
+        assert cli.trainer.state.finished, (cfg.name, sub)
+    tok = IVideoGPTTokenizer.from_pretrained(tmp_path / "export")
+    assert tok.grid == (4, 2) and tok.context_length == 2
 
 
 def test_cli_command_resumes_from_last_checkpoint(tmp_path):

@@ -12,8 +12,11 @@ import torch
 from wmkit.core.export import ExportPretrained
 from wmkit.core.video import to_float_video
 from wmkit.tokenizers import (
+    IVIDEOGPT_TOKENIZER_SIZES,
     CompressiveModule,
     CompressiveTokenizer,
+    IVideoGPTModule,
+    IVideoGPTTokenizer,
     PatchVQModule,
     PatchVQTokenizer,
     VidTokModule,
@@ -36,6 +39,11 @@ def compressive(export_dir: str) -> L.LightningModule:
     return CompressiveModule(tok, perceptual_weight=0.0, export_dir=export_dir)
 
 
+def ivideogpt(export_dir: str) -> L.LightningModule:
+    tok = IVideoGPTTokenizer(**{**IVIDEOGPT_TOKENIZER_SIZES["tiny"], "resolution": 32})
+    return IVideoGPTModule(tok, perceptual_weight=0.0, export_dir=export_dir)
+
+
 def patch_vq(export_dir: str) -> L.LightningModule:
     tok = PatchVQTokenizer(4, 16)
     return PatchVQModule(tok, kmeans_iterations=2, reseed_every=0, export_dir=export_dir)
@@ -49,6 +57,7 @@ CASES = {
         {"l1", "psnr", "future_psnr", "future_l1", "context_psnr"},
         {"future_ssim"},
     ),
+    "ivideogpt": (ivideogpt, {"l1", "psnr", "future_psnr", "context_psnr"}, {"future_ssim"}),
     "patch_vq": (patch_vq, {"psnr", "mse", "codes_used"}, {"ssim"}),
 }
 

@@ -1,5 +1,6 @@
 """wmkit.tokenizers: video tokenizers (VidTok-style causal 3D with KL or FSQ bottlenecks;
-iVideoGPT-style compressive tokenizer with context/future tokens; patch VQ with a k-means
+iVideoGPT-style compressive tokenizer with context/future tokens; iVideoGPT's own plain-VQ
+compressive tokenizer, which loads the released checkpoints; patch VQ with a k-means
 codebook for tile-based games).
 
 Reusable pieces live in their own modules (``causal_conv``, ``blocks``, ``fsq``, ``kl``,
@@ -28,8 +29,16 @@ from wmkit.tokenizers.compressive import (
 from wmkit.tokenizers.cross_attention import ContextCrossAttention
 from wmkit.tokenizers.discriminator import PatchDiscriminator3D
 from wmkit.tokenizers.fsq import FSQQuantizer, QuantizerOutput
+from wmkit.tokenizers.ivideogpt_vq import (
+    IVIDEOGPT_TOKENIZER_SIZES,
+    DecodedContext,
+    IVideoGPTCodes,
+    IVideoGPTTokenizer,
+    IVideoGPTTokenizerOutput,
+)
 from wmkit.tokenizers.kl import GaussianOutput, GaussianRegularizer
 from wmkit.tokenizers.metrics import psnr, ssim
+from wmkit.tokenizers.nearest_vq import NearestVQ, NearestVQOutput
 from wmkit.tokenizers.patch_vq import PatchVQOutput, PatchVQTokenizer
 from wmkit.tokenizers.vidtok import (
     VIDTOK_SIZES,
@@ -43,6 +52,7 @@ from wmkit.tokenizers.vq import VQQuantizer
 
 __all__ = [
     "COMPRESSIVE_SIZES",
+    "IVIDEOGPT_TOKENIZER_SIZES",
     "VIDTOK_SIZES",
     "AlphaBlender",
     "CausalConv3d",
@@ -51,6 +61,7 @@ __all__ = [
     "CompressiveOutput",
     "CompressiveTokenizer",
     "ContextCrossAttention",
+    "DecodedContext",
     "FSQQuantizer",
     "FrameAttention",
     "FrameConv2d",
@@ -58,6 +69,12 @@ __all__ = [
     "FrameTokens",
     "GaussianOutput",
     "GaussianRegularizer",
+    "IVideoGPTCodes",
+    "IVideoGPTModule",
+    "IVideoGPTTokenizer",
+    "IVideoGPTTokenizerOutput",
+    "NearestVQ",
+    "NearestVQOutput",
     "PatchDiscriminator3D",
     "PatchVQModule",
     "PatchVQOutput",
@@ -88,6 +105,10 @@ def __getattr__(name: str):  # lazy: importing the package must not import light
         from wmkit.tokenizers.compressive_lit import CompressiveModule
 
         return CompressiveModule
+    if name == "IVideoGPTModule":
+        from wmkit.tokenizers.ivideogpt_lit import IVideoGPTModule
+
+        return IVideoGPTModule
     if name == "PatchVQModule":
         from wmkit.tokenizers.patch_vq_lit import PatchVQModule
 
