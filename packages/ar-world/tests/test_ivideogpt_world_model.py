@@ -12,12 +12,22 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ivideogpt_cases import ACT_COND, CASES, case_json, io, layout, needs_fixtures, transformer
+from ivideogpt_cases import (
+    ACT_COND,
+    CASES,
+    RecordedTokenizer,
+    case_json,
+    io,
+    layout,
+    needs_fixtures,
+    transformer,
+    video,
+)  # fmt: skip
 
 from wmkit.ar_world.ivideogpt_layout import IVideoGPTLayout
 from wmkit.ar_world.ivideogpt_world_model import IVideoGPTWorldModel
 from wmkit.ar_world.llama import LlamaConfig
-from wmkit.core import ActionSpec, Latents, to_float_video
+from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import ToyCompressiveTokenizer, WorldModelTests, moving_squares
 
 TINY_LAYOUT = IVideoGPTLayout(2, (4, 4), (2, 2), context_vocab_size=8, future_vocab_size=8)
@@ -116,36 +126,9 @@ def test_bad_configurations_are_refused():
         )
 
 
-class RecordedTokenizer(nn.Module):
-    """Gives a parity case's recorded ids for its frames (the released tokenizer is another
-    package's); ``decode`` keeps the future ids it is given and shades frames by them."""
-
-    kind, latent_channels, spatial_compression, temporal_compression = "discrete", None, 4, 1
-
-    def __init__(self, frames: Tensor, ids: Tensor, n_vq: int, n_dyn: int) -> None:
-        super().__init__()
-        self.frames, self.ids, self.vocab_size, self.future_vocab_size = frames, ids, n_vq, n_dyn
-        self.decoded: list[Tensor] = []
-
-    def tokens_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
-        return (num_frames, height // 4, width // 4)
-
-    def encode(self, video: Tensor, context_frames: int | None = None) -> Latents:
-        match = (video[:, :, None] == self.frames[:, None]).flatten(3).all(-1)  # [B, T, Tr]
-        assert match.any(-1).all(), "frames the fixture has no ids for"
-        return Latents(values=self.ids[0, match[0].float().argmax(-1)][None], kind="discrete")
-
-    def decode(self, latents: Latents) -> Tensor:
-        self.decoded.append(latents.future)
-        shade = latents.future.float().mean((-1, -2)) / self.future_vocab_size * 2 - 1
-        t0 = latents.values.shape[1]
-        shade = torch.cat([torch.zeros(1, t0), shade], 1)  # [B, T0 + F]
-        return shade[:, :, None, None, None].expand(-1, -1, 3, 64, 64)
-
-
 def recorded_model(case: str) -> tuple[IVideoGPTWorldModel, RecordedTokenizer, dict, Tensor]:
     ref, lay, c = io(case), layout(case), case_json(case)
-    frames = ref["frames_uint8"].permute(0, 1, 4, 2, 3).float() / 127.5 - 1  # [1, T, 3, 64, 64]
+    frames = video(case)
     ctx = c["context_length"]
     tok = RecordedTokenizer(frames[:, :ctx], ref["context_token_ids"], lay.context_vocab_size,
                             lay.future_vocab_size)  # fmt: skip
