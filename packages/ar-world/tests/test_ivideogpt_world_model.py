@@ -157,3 +157,19 @@ def test_steps_reproduce_the_recorded_generation(case):
     assert torch.equal(torch.cat(tok.decoded, 1), ref["gen_future_token_ids"])
     expected = ref["gen_future_token_ids"].float().mean((-1, -2)) / model.layout.future_vocab_size
     torch.testing.assert_close(rollout.frames[:, :, 0, 0, 0], expected * 2 - 1)
+
+
+@torch.no_grad()
+def test_a_cloned_state_branches_without_touching_the_original():
+    model = tiny(SPEC)
+    frames, actions = clip()
+    act = actions[:, 2].clamp(-1, 1)
+    torch.manual_seed(3)
+    expected = model.step(model.reset(frames[:, :2]), act).frame
+    state = model.reset(frames[:, :2])
+    branch = state.clone()
+    for _ in range(2):
+        branch = model.step(branch, -act).state
+    torch.manual_seed(3)
+    assert torch.equal(model.step(state, act).frame, expected)
+    assert (branch.t, state.t) == (4, 3)
