@@ -102,5 +102,7 @@ def test_bad_inputs_and_unsupported_configs_are_refused():
         model(torch.zeros(1, 65, dtype=torch.long))
     with pytest.raises(ValueError, match="rope_scaling"):
         LlamaConfig.from_hf({"hidden_size": 32, "rope_scaling": {"type": "linear", "factor": 2}})
+    with pytest.raises(ValueError, match="lacks .*intermediate_size"):
+        LlamaConfig.from_hf({"vocab_size": 40, "hidden_size": 32})
     with pytest.raises(ValueError, match="num_key_value_heads"):
         LlamaConfig(hidden_size=32, num_attention_heads=4, num_key_value_heads=3)

@@ -78,7 +78,8 @@ class LlamaConfig:
     def from_hf(cls, config: dict) -> LlamaConfig:
         """The fields of a Hugging Face ``config.json`` of a Llama model; raises ``ValueError``
         for settings this module does not compute (rope scaling, biases, tied head,
-        ``pretraining_tp`` > 1, an activation other than SiLU)."""
+        ``pretraining_tp`` > 1, an activation other than SiLU) and for a config without the
+        model's shape."""
         tp, act = config.get("pretraining_tp", 1), config.get("hidden_act", "silu")
         unsupported = {
             "rope_scaling": config.get("rope_scaling"),
@@ -90,6 +91,10 @@ class LlamaConfig:
         bad = {k: v for k, v in unsupported.items() if v is not None}
         if bad:
             raise ValueError(f"Llama config settings LlamaLM does not compute: {bad}")
+        required = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers")
+        missing = [k for k in (*required, "num_attention_heads") if k not in config]
+        if missing:
+            raise ValueError(f"Llama config lacks {missing} (Hugging Face's defaults differ)")
         fields = {k: config[k] for k in asdict(cls()) if k in config}
         if "num_key_value_heads" not in fields and "num_attention_heads" in fields:
             fields["num_key_value_heads"] = fields["num_attention_heads"]
