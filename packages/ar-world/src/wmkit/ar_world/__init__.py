@@ -6,8 +6,13 @@ from wmkit.ar_world.action_encoder import ActionEncoder
 from wmkit.ar_world.cross_frame_decoding import CrossFrameDecoder, cross_frame_diagonal_decode
 from wmkit.ar_world.diagonal_decoding import DiagonalDecoder, diagonal_decode
 from wmkit.ar_world.frame_codec import FrameCodec
+from wmkit.ar_world.ivideogpt_decoding import IVideoGPTDecoder
+from wmkit.ar_world.ivideogpt_layout import IVideoGPTLayout
+from wmkit.ar_world.ivideogpt_transformer import IVideoGPTTransformer
+from wmkit.ar_world.ivideogpt_world_model import IVideoGPTState, IVideoGPTWorldModel
 from wmkit.ar_world.kv_cache import KVCache
 from wmkit.ar_world.layout import SequenceLayout
+from wmkit.ar_world.llama import LLAMA_SIZES, LlamaConfig, LlamaLM
 from wmkit.ar_world.raster_decoding import RasterDecoder, raster_decode
 from wmkit.ar_world.sampling import Sampler
 from wmkit.ar_world.sizes import SIZES
@@ -17,6 +22,7 @@ from wmkit.ar_world.transformer import Transformer
 from wmkit.ar_world.world_model import ARWorldModel
 
 __all__ = [
+    "LLAMA_SIZES",
     "SIZES",
     "ARState",
     "ARWorldModel",
@@ -25,7 +31,14 @@ __all__ = [
     "CrossFrameDecoder",
     "DiagonalDecoder",
     "FrameCodec",
+    "IVideoGPTDecoder",
+    "IVideoGPTLayout",
+    "IVideoGPTState",
+    "IVideoGPTTransformer",
+    "IVideoGPTWorldModel",
     "KVCache",
+    "LlamaConfig",
+    "LlamaLM",
     "RasterDecoder",
     "Sampler",
     "SequenceLayout",

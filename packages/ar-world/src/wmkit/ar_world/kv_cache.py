@@ -88,6 +88,15 @@ class KVCache:
         slots = torch.arange(self.end, device=positions.device)
         return self.valid[: self.end][None, :] & (slots[None, :] <= positions[:, None])
 
+    def begin_pass(self, positions: Tensor, dtype: torch.dtype) -> Tensor:
+        """``mark`` ``positions`` and return the pass's additive attention mask ``[S, end]``
+        (``0`` or ``-inf``), built once per pass rather than per layer (SDPA would convert a
+        boolean mask in every layer)."""
+        self.mark(positions)
+        return torch.zeros((), dtype=dtype, device=positions.device).masked_fill(
+            ~self.attention_mask(positions), float("-inf")
+        )
+
     def write(self, layer: int, positions: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store ``k, v`` ``[B, H, S, Dh]`` at ``positions``; return the layer's keys/values
         up to ``end``."""

@@ -238,14 +238,8 @@ def _forward(
 ) -> Tensor:
     """:meth:`Transformer.forward`'s body (a function of the module, so ``torch.compile``
     treats the module as an input rather than a constant)."""
-    mask = None
-    if cache is not None:
-        cache.mark(positions)
-        # once per pass, not per layer: an additive mask (SDPA would convert a boolean one in
-        # every layer), and the rotary tables below
-        mask = torch.zeros((), dtype=x.dtype, device=x.device).masked_fill(
-            ~cache.attention_mask(positions), float("-inf")
-        )  # [S, end]
+    # once per pass, not per layer: the attention mask and the rotary tables
+    mask = cache.begin_pass(positions, x.dtype) if cache is not None else None  # [S, end]
     blocks = transformer.blocks
     rope = rope_tables(positions, blocks[0].attn.inv_freq, x.dtype) if len(blocks) else None
     checkpointed = transformer.gradient_checkpointing and transformer.training and cache is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -52,9 +54,12 @@ class StepwiseRolloutMixin:
         context_frames: Tensor,
         actions: Tensor,
         context_actions: Tensor | None = None,
+        **reset_options: Any,
     ) -> Rollout:
+        """``reset(context_frames, context_actions, **reset_options)`` (e.g. a goal frame),
+        then one ``step`` per action ``[B, T, ...]``."""
         check_world_model_inputs(self.action_spec, context_frames, actions, context_actions)
-        state: WorldState = self.reset(context_frames, context_actions)  # type: ignore[attr-defined]
+        state: WorldState = self.reset(context_frames, context_actions, **reset_options)  # type: ignore[attr-defined]
         frames, rewards, dones = [], [], []
         for t in range(actions.shape[1]):
             out = self.step(state, actions[:, t])  # type: ignore[attr-defined]
