@@ -268,8 +268,18 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
         self._check_size(height, width)
         return (num_frames, *[self.grid[0]] * 2)
 
-    def future_tokens_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
-        """Shape of ``encode(video, context_frames=context_length).future``."""
+    def future_tokens_shape(
+        self, num_frames: int, height: int, width: int, context_frames: int | None = None
+    ) -> tuple[int, ...]:
+        """Shape of ``encode(video, context_frames=context_length).future``.
+
+        ``context_frames``, when given, must be the tokenizer's ``context_length`` (its
+        cross-attention positions are sized for exactly that many context frames)."""
+        if context_frames is not None and context_frames != self.context_length:
+            raise ValueError(
+                f"context_frames must be {self.context_length} (the tokenizer's "
+                f"context_length); got {context_frames}"
+            )
         self._check_size(height, width)
         return (num_frames - self.context_length, *[self.grid[1]] * 2)
 
