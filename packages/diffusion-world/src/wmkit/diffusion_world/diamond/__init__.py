@@ -17,11 +17,18 @@ from wmkit.diffusion_world.diamond.sampler import (
     DiamondSamplerConfig,
     build_sigmas,
 )
+from wmkit.diffusion_world.diamond.state import DiamondState
 from wmkit.diffusion_world.diamond.unet import DiamondUNet
-from wmkit.diffusion_world.diamond.upsampling import upsample_next_obs
+from wmkit.diffusion_world.diamond.upsampling import (
+    FAST_UPSAMPLING,
+    DiamondUpsamplerConfig,
+    upsample_next_obs,
+)
+from wmkit.diffusion_world.diamond.world_model import DiamondWorldModel, build_component
 
 __all__ = [
     "DIAMOND_NETWORK_SIZES",
+    "FAST_UPSAMPLING",
     "AdaGroupNorm",
     "Conditioners",
     "DenoiserLoss",
@@ -31,10 +38,14 @@ __all__ = [
     "DiamondSample",
     "DiamondSampler",
     "DiamondSamplerConfig",
+    "DiamondState",
     "DiamondUNet",
+    "DiamondUpsamplerConfig",
+    "DiamondWorldModel",
     "FourierFeatures",
     "ResBlock",
     "SelfAttention2d",
+    "build_component",
     "build_sigmas",
     "upsample_next_obs",
 ]
