@@ -40,6 +40,7 @@ from wmkit.core import (
     PretrainedMixin,
     StepOutput,
     StepwiseRolloutMixin,
+    check_video,
     check_world_model_inputs,
 )
 from wmkit.diffusion_world.diamond.denoiser import DenoiserLoss, DiamondDenoiser
@@ -152,11 +153,24 @@ class DiamondWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         return x.reshape(b, t, c, h // f, w // f)
 
     # ------------------------------------------------------------------ training
-    def loss(self, frames: Tensor, actions: Tensor, mask: Tensor | None = None) -> DenoiserLoss:
+    def loss(
+        self,
+        frames: Tensor,
+        actions: Tensor,
+        mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> DenoiserLoss:
         """The next-frame denoiser's loss (:meth:`DiamondDenoiser.loss`) on a clip ``frames
-        [B, n + K, C, H, W]`` at the denoiser's resolution, ``actions [B, n + K, ...]``."""
+        [B, n + K, C, H, W]`` at the denoiser's resolution, ``actions [B, n + K, ...]``
+        (action ``t`` taken at frame ``t``)."""
+        check_video(frames, "frames")
         self.action_spec.validate(actions)
-        return self.denoiser.loss(frames, self._act(actions), mask)
+        if actions.shape[:2] != frames.shape[:2]:
+            raise ValueError(
+                f"actions must be [B, T, ...] for frames [B, T] = {tuple(frames.shape[:2])}; got "
+                f"{tuple(actions.shape)}"
+            )
+        return self.denoiser.loss(frames, self._act(actions), mask, generator=generator)
 
     # ------------------------------------------------------------------ WorldModel protocol
     @torch.no_grad()
