@@ -129,3 +129,26 @@ def test_reward_end_needs_its_tensors():
     state = {k: v for k, v in state.items() if not k.startswith("rew_end_model.")}
     with pytest.raises(ValueError, match="no rew_end_model"):
         convert_diamond_agent(state, reward_end={"class_path": "wmkit.x.Y", "init_args": {}})
+
+
+def test_agent_yaml_settings_are_used(tmp_path):
+    """``--config``: the settings a state dict lacks come from the upstream agent YAML."""
+    _, state = _tiny_agent()
+    path = tmp_path / "agent.pt"
+    torch.save(state, path)
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        "denoiser:\n  sigma_data: 0.5\n  sigma_offset_noise: 0.2\n"
+        "world_model_env:\n  diffusion_sampler:\n    num_steps_denoising: 2\n    order: 2\n"
+        "    s_churn: 1.0\n    s_tmax: .inf\n"
+    )
+    out = tmp_path / "out"
+    argv = ["convert", "diamond", str(path), "--config", str(config), "--out", str(out)]
+    assert wmkit_main(argv) == 0
+    loaded = load_pretrained(out / "world")
+    assert loaded.denoiser.objective.sigma_offset_noise == 0.2
+    cfg = loaded.sampler.config
+    assert (cfg.num_steps_denoising, cfg.order, cfg.s_churn, cfg.s_tmax) == (2, 2, 1.0, None)
+    with pytest.raises(FileNotFoundError, match="agent config not found"):
+        wmkit_main(["convert", "diamond", str(path), "--config", str(tmp_path / "no.yaml"),
+                    "--out", str(out)])  # fmt: skip

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import Tensor
 
 from wmkit.core import ActionSpec
@@ -153,6 +152,8 @@ def diamond_network_config(part: Mapping[str, Tensor], source: str = "denoiser")
 
 
 def _read_agent_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml  # PyYAML comes with lightning; only --config needs it
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"DIAMOND agent config not found: {path}")
