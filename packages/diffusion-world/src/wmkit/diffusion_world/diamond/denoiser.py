@@ -83,8 +83,9 @@ class DiamondDenoiser(nn.Module):
         sigma_cond: Tensor | None = None,
         quantize: bool = True,
     ) -> Tensor:
-        """``D`` on the 8-bit grid (``quantize=False``: before clamping and quantising)."""
-        cs = self.objective.conditioners(sigma, sigma_cond)
+        """``D`` on the 8-bit grid (``quantize=False``: before clamping and quantising).
+        ``sigma``: ``[B]`` or a scalar tensor (moved to ``noisy``'s device)."""
+        cs = self.objective.conditioners(sigma.to(noisy.device), sigma_cond)
         out = self.model_output(noisy, prev_obs, act, cs)
         return self.objective.denoised(noisy, out, cs, quantize)
 

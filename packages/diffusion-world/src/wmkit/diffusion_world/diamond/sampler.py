@@ -127,7 +127,9 @@ class DiamondSampler:
         b, _, c, h, w = prev_obs.shape
         device, dtype = prev_obs.device, prev_obs.dtype
         prev = rearrange(prev_obs, "b t c h w -> b (t c) h w")
-        sigmas = self.sigmas(device)
+        # the schedule and its scalar arithmetic stay on the CPU (as 0-d float32 tensors, the
+        # released arithmetic): the branches on σ then never wait for the accelerator
+        sigmas = self.sigmas("cpu")
         s_in = torch.ones(b, device=device)
         gamma_ = min(cfg.s_churn / (len(sigmas) - 1), 2**0.5 - 1)
         s_tmax = math.inf if cfg.s_tmax is None else cfg.s_tmax
