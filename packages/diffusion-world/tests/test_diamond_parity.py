@@ -280,3 +280,17 @@ def test_reloaded_world_round_trips(cases, tmp_path):
     )
     for k, v in world.state_dict().items():
         assert torch.equal(v, again.state_dict()[k]), k
+
+
+@pytest.mark.parametrize("name", ["atari", "csgo"])
+def test_parts_load_the_released_state_dict_strictly(cases, name):
+    """Each part loads its released tensors, prefix stripped, with ``strict=True``: the
+    denoiser / upsampler its ``denoiser.*`` / ``upsampler.*``, the network ``*.inner_model.*``."""
+    state, world = cases[name]["state"], cases[name]["world"]
+    for part in _parts(name):
+        den = _denoiser(world, part)
+        strip = {k[len(part) + 1 :]: v for k, v in state.items() if k.startswith(part + ".")}
+        den.load_state_dict(strip, strict=True)
+        inner = {k[len("inner_model.") :]: v for k, v in strip.items()}
+        den.inner_model.load_state_dict(inner, strict=True)
+        assert torch.equal(den.inner_model.noise_emb.weight, strip["inner_model.noise_emb.weight"])
