@@ -10,6 +10,7 @@ import yaml
 from wmkit.core import ActionSpec, run_stage
 from wmkit.core.testing import check_config_runs
 from wmkit.diffusion_world.cli import command
+from wmkit.diffusion_world.diamond import DiamondWorldModel
 from wmkit.diffusion_world.lit import DiffusionForcingModule
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -17,7 +18,10 @@ from diffusion_helpers import flat_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
-TINY = ["tiny.yaml", "tiny_flow.yaml", "tiny_svd_unet.yaml", "tiny_unet3d.yaml", "tiny_wan.yaml"]
+TINY = [
+    "tiny.yaml", "tiny_flow.yaml", "tiny_svd_unet.yaml", "tiny_unet3d.yaml", "tiny_wan.yaml",
+    "diamond-tiny.yaml",
+]  # fmt: skip
 # parameter counts stated in the README
 REAL = {
     "crafter_dit_base.yaml": 179_855_474,
@@ -27,8 +31,13 @@ REAL = {
 }
 
 
+# DIAMOND world models at real size: parameter counts
+DIAMOND_REAL = {"diamond-atari.yaml": 4_406_787}
+
+
 def test_configs_are_all_covered():
-    assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == sorted([*TINY, *REAL])
+    names = sorted(p.name for p in CONFIGS.glob("*.yaml"))
+    assert names == sorted([*TINY, *REAL, *DIAMOND_REAL])
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -46,6 +55,23 @@ def test_real_size_configs_build_on_meta(name):
         model = flat_model(**args)
     assert sum(p.numel() for p in model.parameters()) == REAL[name]
     assert cfg["data"]["class_path"].endswith("EpisodeDataModule")
+
+
+@pytest.mark.parametrize("name", sorted(DIAMOND_REAL))
+def test_real_size_diamond_configs_build_on_meta(name):
+    cfg = yaml.safe_load((CONFIGS / name).read_text())
+    assert cfg["model"]["class_path"] == "wmkit.diffusion_world.diamond.lit.DiamondModule"
+    args = dict(cfg["model"]["init_args"]["model"]["init_args"])
+    with torch.device("meta"):
+        model = DiamondWorldModel(**args)
+    assert sum(p.numel() for p in model.parameters()) == DIAMOND_REAL[name]
+    assert cfg["data"]["class_path"].endswith("EpisodeDataModule")
+
+
+def test_cli_command_runs_diamond_fit(tmp_path):
+    argv = ["fit", "-c", str(CONFIGS / "diamond-tiny.yaml"), "--trainer.fast_dev_run=1",
+            f"--trainer.default_root_dir={tmp_path}", *QUIET]  # fmt: skip
+    assert command.run(argv) == 0
 
 
 def test_cli_command_runs_fit(tmp_path):

@@ -13,14 +13,43 @@ installing the package makes ``wmkit convert <name>`` appear::
 from __future__ import annotations
 
 import difflib
+import pickle
 import sys
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any
 
 from wmkit.core.cli import Command, load_command
 
-__all__ = ["CONVERTER_GROUP", "command", "discover_converters", "run"]
+__all__ = ["CONVERTER_GROUP", "command", "discover_converters", "load_tensor_checkpoint", "run"]
 
 CONVERTER_GROUP = "wmkit.converters"
+
+
+def load_tensor_checkpoint(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load`` a published checkpoint as tensors only (``weights_only=True``, on the
+    CPU), for a converter.
+
+    Raises ``FileNotFoundError`` naming ``what`` for a missing file, and ``ValueError`` for a
+    file whose unpickling would run code or build arbitrary objects (it is refused, not run)
+    or that is not a torch checkpoint.
+    """
+    import torch  # here: listing converters should not import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"refusing to read {path}: it is not a tensors-only checkpoint (unpickling it "
+            f"would run code or build arbitrary objects; torch.load(weights_only=True) said: "
+            f"{first})"
+        ) from e
+    except (RuntimeError, EOFError) as e:
+        raise ValueError(f"cannot read {path} as a torch checkpoint: {e}") from e
 
 
 def discover_converters() -> dict[str, EntryPoint]:

@@ -18,7 +18,6 @@ Only the causal models are supported (the non-causal ones are a different networ
 from __future__ import annotations
 
 import argparse
-import pickle
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from wmkit.core.convert import load_tensor_checkpoint
 from wmkit.tokenizers.vidtok import VidTokTokenizer
 from wmkit.tokenizers.vidtok_layout import VidTokLayout
 
@@ -115,19 +115,7 @@ def read_vidtok_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], list[st
     state dict.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"VidTok checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(
-            f"refusing to read {path}: it is not a tensors-only checkpoint (unpickling it "
-            f"would run code or build arbitrary objects; torch.load(weights_only=True) said: "
-            f"{first})"
-        ) from e
-    except (RuntimeError, EOFError) as e:
-        raise ValueError(f"cannot read {path} as a torch checkpoint: {e}") from e
+    ckpt = load_tensor_checkpoint(path, "VidTok checkpoint")
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict")
     if isinstance(ckpt.get("state_dict"), dict):
