@@ -204,6 +204,12 @@ class DiamondActorCritic(nn.Module, PretrainedMixin):
     def forward(self, obs: Tensor, state: LSTMState | None = None) -> ActorCriticOutput:
         return self.predict(obs, state)
 
+    def as_policy(
+        self, greedy: bool = False, seed: int = 0, device: str | torch.device | None = None
+    ) -> DiamondPolicy:
+        """This network as a :class:`DiamondPolicy` (what ``wmkit play --policy DIR`` uses)."""
+        return DiamondPolicy(self, greedy=greedy, seed=seed, device=device)
+
 
 def actor_critic_from_released(state: dict[str, Tensor], img_size: int = 64) -> DiamondActorCritic:
     """A :class:`DiamondActorCritic` built from, and holding, a released ``actor_critic.*``
