@@ -185,3 +185,17 @@ def test_bad_inputs_raise_clear_errors() -> None:
         actor_critic_from_released(net.state_dict(), img_size=64)
     with pytest.raises(TypeError, match="DiamondActorCritic"):
         DiamondPolicy(torch.nn.Linear(2, 2))
+
+
+def test_agents_do_not_import_the_world_model_packages() -> None:
+    """Packages meet through wmkit-core: the agent loads without diffusion-world."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, wmkit.agents.diamond_actor_critic; "
+        "print(sorted(m for m in sys.modules if m.startswith(('wmkit.diffusion_world', "
+        "'wmkit.ar_world'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

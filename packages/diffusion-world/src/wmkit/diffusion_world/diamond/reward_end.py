@@ -337,7 +337,8 @@ class DiamondRewardEnd(nn.Module):
     def sample(
         logits_rew: Tensor, logits_end: Tensor, generator: torch.Generator | None = None
     ) -> RewardEndSample:
-        """Draw reward (class - 1) and done from the logits' categoricals with ``generator``."""
+        """Draw reward (class - 1) and done from the logits' categoricals with ``generator``
+        (on the logits' device; ``None``: torch's global generator)."""
         if logits_rew.shape[-1] != 3 or logits_end.shape[-1] != 2:
             raise ValueError(
                 f"logits_rew must end in 3 classes and logits_end in 2; got shapes "
