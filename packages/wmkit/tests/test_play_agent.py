@@ -134,3 +134,10 @@ def test_command_line_policy_loads_and_must_fit_the_actions(tmp_path):
         build_session(
             _parser().parse_args(["--env", "crafter", "--policy", str(tmp_path / "five")])
         )
+
+
+def test_command_line_game_reaches_the_atari_env():
+    pytest.importorskip("ale_py")
+    session, _ = build_session(_parser().parse_args(["--env", "atari", "--game", "Breakout"]))
+    assert session.env.rom == "breakout" and session.action_spec.n == 4
+    assert session.reset().shape == (64, 64, 3)

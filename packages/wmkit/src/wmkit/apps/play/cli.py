@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=None,
                    help="frame size: of the environment (default 64) or, with --data, of "
                    "the dataset's context frames (default: as recorded)")  # fmt: skip
+    p.add_argument("--game", help="atari: the game, e.g. MsPacman (same as --env-arg game=...)")
     p.add_argument(
         "--env-arg",
         action="append",
@@ -94,7 +95,7 @@ def build_session(args: argparse.Namespace) -> tuple[PlaySession, Bindings]:
     if args.env is not None:
         from wmkit.core.data.envs import make_env
 
-        kwargs = {}
+        kwargs = {} if args.game is None else {"game": args.game}
         for item in args.env_arg:
             key, sep, value = item.partition("=")
             if not sep:
