@@ -12,6 +12,7 @@ SIMS = {
     "crafter": ("crafter", {"area": 32}),  # a small world generates 5x faster
     "metaworld": ("metaworld", {"task": "reach-v3"}),
     "vizdoom": ("vizdoom", {"scenario": "basic"}),
+    "atari": ("ale_py", {"game": "MsPacman"}),
 }
 
 
@@ -50,7 +51,7 @@ def test_random_action_respects_every_spec():
 
 
 def test_make_env_errors_name_the_known_choices():
-    with pytest.raises(ValueError, match="known envs: crafter, metaworld, vizdoom"):
+    with pytest.raises(ValueError, match="known envs: crafter, metaworld, vizdoom, atari"):
         make_env("minecraft", 64)
     pytest.importorskip("crafter")
     with pytest.raises(ValueError, match="no option 'task'.*max_steps"):
@@ -170,7 +171,7 @@ def test_metaworld_step_limit_is_a_truncation():
 
 
 def test_registry_lists_each_simulator():
-    assert set(ENVS) == {"crafter", "metaworld", "vizdoom"}
+    assert set(ENVS) == {"crafter", "metaworld", "vizdoom", "atari"}
     assert all(factory.help for factory in ENVS.values())
 
 

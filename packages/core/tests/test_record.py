@@ -19,6 +19,7 @@ SIMS = {
     "crafter": ("crafter", {"area": 32}, "discrete", ()),  # small world: 5x faster reset
     "metaworld": ("metaworld", {"task": "pick-place-v3"}, "continuous", (4,)),
     "vizdoom": ("vizdoom", {"scenario": "defend_the_center"}, "multi_discrete", (3,)),
+    "atari": ("ale_py", {"game": "MsPacman"}, "discrete", ()),
 }
 
 
@@ -102,7 +103,8 @@ def test_data_info_prints_summary_and_writes_gif(dataset, tmp_path, capsys):
 
     with Image.open(gif) as im:
         assert im.n_frames == 32 and im.size == (2 * 32 + 2, 32)  # two episodes side by side
-    expected = {"crafter": "move_left", "metaworld": "gripper", "vizdoom": "TURN_LEFT"}[name]
+    expected = {"crafter": "move_left", "metaworld": "gripper", "vizdoom": "TURN_LEFT",
+                "atari": "DOWNLEFT"}[name]  # fmt: skip
     assert expected in out  # the action histogram names the actions
 
 
@@ -166,6 +168,6 @@ def test_cli_errors_name_the_choices(tmp_path, capsys):
         record_command.run(["--help"])
     assert e.value.code == 0
     help_text = capsys.readouterr().out
-    assert all(name in help_text for name in ("crafter", "metaworld", "vizdoom"))
+    assert all(name in help_text for name in ("crafter", "metaworld", "vizdoom", "atari"))
     assert data_command.run(["info", str(tmp_path / "missing")]) == 2
     assert "no manifest.json" in capsys.readouterr().err

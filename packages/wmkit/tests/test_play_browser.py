@@ -112,3 +112,44 @@ def test_the_page_passes_its_token_on_and_shows_the_recording_limit(world, conte
         page.wait_for_function("document.getElementById('messages').textContent.includes('limit')")
         assert page.text_content("#record") == "Record"
         browser.close()
+
+
+class _RightPolicy:
+    """An agent that always moves the square right."""
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, obs):
+        import numpy as np
+
+        return np.full(obs.shape[0], 4, np.int64)
+
+
+def test_the_agent_drives_then_tab_hands_control_to_the_person(world, context, tmp_path):
+    session = PlaySession(world, context=context, record_dir=tmp_path, policy=_RightPolicy())
+    from playwright.sync_api import sync_playwright
+
+    with _serve(create_app(session, fps=20)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(30000)
+        page.goto(url)
+        page.wait_for_function("document.getElementById('driver').textContent === 'agent'")
+        assert "Tab: hand control" in page.text_content("#help")
+        for driver in ("person", "agent"):  # the button hands over too
+            page.click("#driver-toggle")
+            page.wait_for_function(f"document.getElementById('driver').textContent === '{driver}'")
+        page.click("#screen")
+        # the context shows the square at x = 6; with no key held the agent pushes it to the
+        # right edge (12)
+        page.wait_for_function(f"({SQUARE_X})() === 12", timeout=20000)
+        page.keyboard.press("Tab")
+        page.wait_for_function("document.getElementById('driver').textContent === 'person'")
+        x1 = _square_x(page)
+        page.keyboard.down("ArrowLeft")
+        page.wait_for_function(f"({SQUARE_X})() < {x1}", timeout=20000)
+        page.keyboard.up("ArrowLeft")
+        page.keyboard.press("Tab")
+        page.wait_for_function("document.getElementById('driver').textContent === 'agent'")
+        browser.close()

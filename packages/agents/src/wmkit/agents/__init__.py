@@ -7,9 +7,12 @@
 - :class:`CEMPlanner` / :class:`MPPIPlanner` + :class:`PlannerPolicy`: planning over action
   sequences by predicted reward or distance to a goal image.
 - :func:`evaluate_policies`: Real2Sim policy evaluation (real vs world-model ranking).
+- :class:`DiamondPolicy`: DIAMOND's released actor-critic (:class:`DiamondActorCritic`) as a
+  policy.
 """
 
 from wmkit.agents.contexts import ClipContexts, ContextSource
+from wmkit.agents.diamond_actor_critic import DiamondActorCritic, DiamondPolicy
 from wmkit.agents.episode_replay import EpisodeReplay
 from wmkit.agents.imagination import Imagination, RewardFn, TerminationFn
 from wmkit.agents.mbpo import MBPO, MBPOResult
@@ -30,6 +33,8 @@ __all__ = [
     "CEMPlanner",
     "ClipContexts",
     "ContextSource",
+    "DiamondActorCritic",
+    "DiamondPolicy",
     "EpisodeReplay",
     "FrameReward",
     "GoalImageObjective",

@@ -38,6 +38,7 @@ _SIMULATOR_DISTS = {
     "crafter": ("crafter",),
     "metaworld": ("metaworld", "mujoco", "gymnasium"),
     "vizdoom": ("vizdoom",),
+    "atari": ("ale-py",),
 }
 
 
@@ -242,7 +243,9 @@ def _run(argv: list[str]) -> int:
     parser.add_argument("--task", default=None, help="metaworld: task, e.g. pick-place-v3")
     parser.add_argument("--camera", default=None, help="metaworld: camera (default corner)")
     parser.add_argument("--scenario", default=None, help="vizdoom: scenario (default basic)")
-    parser.add_argument("--frame-skip", type=int, default=None, help="vizdoom: tics per action")
+    parser.add_argument("--frame-skip", type=int, default=None,
+                        help="vizdoom: tics per action; atari: frames per action")  # fmt: skip
+    parser.add_argument("--game", default=None, help="atari: game, e.g. MsPacman (default)")
     parser.add_argument(
         "--env-option",
         action="append",
@@ -252,7 +255,7 @@ def _run(argv: list[str]) -> int:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    env_kwargs = {k: getattr(args, k) for k in ("task", "camera", "scenario", "frame_skip")}
+    env_kwargs = {k: getattr(args, k) for k in ("task", "camera", "scenario", "frame_skip", "game")}
     env_kwargs = {k: v for k, v in env_kwargs.items() if v is not None}
     for item in args.env_option:
         key, sep, value = item.partition("=")
@@ -273,7 +276,9 @@ def _run(argv: list[str]) -> int:
     return 0
 
 
-command = Command(help="record episodes from a simulator (crafter, metaworld, vizdoom)", run=_run)
+command = Command(
+    help="record episodes from a simulator (crafter, metaworld, vizdoom, atari)", run=_run
+)
 
 if __name__ == "__main__":
     sys.exit(_run(sys.argv[1:]))

@@ -11,6 +11,11 @@ from wmkit.diffusion_world.diamond.blocks import (
 from wmkit.diffusion_world.diamond.denoiser import DenoiserLoss, DiamondDenoiser
 from wmkit.diffusion_world.diamond.network import DIAMOND_NETWORK_SIZES, DiamondNetwork
 from wmkit.diffusion_world.diamond.preconditioning import Conditioners, DiamondEDM
+from wmkit.diffusion_world.diamond.reward_end import (
+    DiamondRewardEnd,
+    RewardEndConfig,
+    RewardEndOutput,
+)
 from wmkit.diffusion_world.diamond.sampler import (
     DiamondSample,
     DiamondSampler,
@@ -35,6 +40,7 @@ __all__ = [
     "DiamondDenoiser",
     "DiamondEDM",
     "DiamondNetwork",
+    "DiamondRewardEnd",
     "DiamondSample",
     "DiamondSampler",
     "DiamondSamplerConfig",
@@ -44,6 +50,8 @@ __all__ = [
     "DiamondWorldModel",
     "FourierFeatures",
     "ResBlock",
+    "RewardEndConfig",
+    "RewardEndOutput",
     "SelfAttention2d",
     "build_component",
     "build_sigmas",

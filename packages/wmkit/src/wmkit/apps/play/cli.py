@@ -7,9 +7,10 @@ printed in the page's URL (``wmkit.apps.play.access``).
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wmkit.core.cli import Command
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from wmkit.apps.play.bindings import Bindings
     from wmkit.apps.play.session import PlaySession
 
-__all__ = ["build_session", "command", "remote_token"]
+__all__ = ["build_session", "command", "load_policy", "remote_token"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=None,
                    help="frame size: of the environment (default 64) or, with --data, of "
                    "the dataset's context frames (default: as recorded)")  # fmt: skip
+    p.add_argument("--game", help="atari: the game, e.g. MsPacman (same as --env-arg game=...)")
     p.add_argument(
         "--env-arg",
         action="append",
@@ -45,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         help="dataset whose clips start the world model when no environment is given",
     )
     p.add_argument("--context", type=int, default=1, help="context frames given to the model")
+    p.add_argument(
+        "--policy",
+        type=Path,
+        help="agent directory (save_pretrained output, e.g. wmkit convert diamond's DIR/policy): "
+        "the agent drives, Tab hands control to you and back",
+    )
+    p.add_argument("--greedy", action="store_true", help="the agent takes its likeliest action")
     p.add_argument("--bindings", type=Path, help="JSON key bindings (see wmkit.apps.play.bindings)")
     p.add_argument(
         "--host",
@@ -86,21 +95,27 @@ def build_session(args: argparse.Namespace) -> tuple[PlaySession, Bindings]:
     if args.env is not None:
         from wmkit.core.data.envs import make_env
 
-        kwargs = {}
+        kwargs = {} if args.game is None else {"game": args.game}
         for item in args.env_arg:
             key, sep, value = item.partition("=")
             if not sep:
                 raise SystemExit(f"wmkit play: --env-arg needs KEY=VALUE; got {item!r}")
-            kwargs[key] = value
+            try:  # numbers and booleans as JSON (area=32, done_on_life_loss=true)
+                kwargs[key] = json.loads(value)
+            except json.JSONDecodeError:
+                kwargs[key] = value
         env = make_env(args.env, args.resolution or 64, **kwargs)
     context = None
     if world is not None and env is None:
         if args.data is None:
             raise SystemExit("wmkit play: a world model without --env needs --data DIR for context")
         context = _dataset_context(args.data, args.context, args.seed, args.resolution)
+    policy = None if args.policy is None else load_policy(args.policy, args.greedy, args.seed,
+                                                           args.device)  # fmt: skip
     session = PlaySession(
         world,
         env,
+        policy=policy,
         context=context,
         context_frames=args.context,
         seed=args.seed,
@@ -110,8 +125,31 @@ def build_session(args: argparse.Namespace) -> tuple[PlaySession, Bindings]:
         max_record_seconds=args.max_record_seconds,
     )
     spec = session.action_spec
+    n = getattr(policy, "num_actions", None)
+    if n is not None and (spec.kind != "discrete" or n != spec.n):
+        raise SystemExit(
+            f"wmkit play: the policy at {args.policy} chooses among {n} actions; the "
+            f"{'world model' if world is not None else 'environment'} takes {spec.describe()}"
+        )
     bindings = Bindings.load(args.bindings, spec) if args.bindings else default_bindings(spec)
     return session, bindings
+
+
+def load_policy(path: Path, greedy: bool = False, seed: int = 0, device: str = "cpu") -> Any:
+    """The agent saved at ``path`` as a policy: a model with ``as_policy(greedy, seed,
+    device)`` (DIAMOND's actor-critic) is wrapped by it; one that already is a policy
+    (``reset()`` and callable on frames) is used as it is."""
+    from wmkit.core import load_pretrained
+
+    model = load_pretrained(path, map_location=device)
+    if callable(getattr(model, "as_policy", None)):
+        return model.as_policy(greedy=greedy, seed=seed, device=device)
+    if callable(model) and callable(getattr(model, "reset", None)):
+        return model
+    raise SystemExit(
+        f"wmkit play: {path} holds a {type(model).__name__}, which is not a policy (no "
+        "as_policy(), no reset())"
+    )
 
 
 def remote_token(args: argparse.Namespace) -> str | None:

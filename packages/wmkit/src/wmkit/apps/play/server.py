@@ -9,12 +9,14 @@ Protocol (JSON text messages, at most ``MAX_MESSAGE_BYTES``):
 - client → server: ``{"type": "input", "keys": [...], "mouse": [dx, dy]}`` (keys held, in
   press order; mouse movement since the last message), ``{"type": "reset"}``,
   ``{"type": "pause", "paused": bool}``, ``{"type": "record", "on": bool}``,
-  ``{"type": "source", "source": "model" | "env"}``.
+  ``{"type": "source", "source": "model" | "env"}``, ``{"type": "driver", "driver": "person" |
+  "agent"}`` (who acts when the session has a policy).
 - server → client: each frame as a binary PNG message, then ``{"type": "status", ...}``
-  (t, fps, reward, done, paused, recording, source); ``{"type": "saved", "path": ...}`` after a
-  recording, with a ``"message"`` when it stopped at the session's ``max_record_seconds``
-  (play goes on); ``{"type": "error", "message": ...}`` for anything malformed. A bad message is
-  answered, never fatal; one client plays at a time (a second one is told so and closed).
+  (t, fps, reward, done, paused, recording, source, driver); ``{"type": "saved", "path":
+  ...}`` after a recording, with a ``"message"`` when it stopped at the session's
+  ``max_record_seconds`` (play goes on); ``{"type": "error", "message": ...}`` for anything
+  malformed. A bad message is answered, never fatal; one client plays at a time (a second one
+  is told so and closed).
 
 The game loop runs on the server at the target frame rate (DIAMOND's play loop): each tick
 turns the latest input into an action with the bindings and steps the session in a worker
@@ -97,6 +99,10 @@ def parse_message(text: str) -> dict[str, Any]:
         if msg.get("source") not in ("model", "env"):
             raise ProtocolError('"source" must be "model" or "env"')
         return {"type": kind, "source": msg["source"]}
+    if kind == "driver":
+        if msg.get("driver") not in ("person", "agent"):
+            raise ProtocolError('"driver" must be "person" or "agent"')
+        return {"type": kind, "driver": msg["driver"]}
     raise ProtocolError(f"unknown message type {kind!r}")
 
 
@@ -155,7 +161,7 @@ class _Player:
         await ws.send_json({
             "type": "status", "t": s.t, "fps": round(self.fps(), 2), "reward": s.last_reward,
             "paused": self.paused, "recording": s.recording is not None, "source": s.source,
-            "done": s.done,
+            "done": s.done, "driver": s.driver,
         })  # fmt: skip
 
     async def run_loop(self, ws: web.WebSocketResponse) -> None:
@@ -191,6 +197,9 @@ class _Player:
             await self.send_status(ws)
         elif kind == "reset":
             await self.send_frame(ws, await self.call(self.session.reset))
+        elif kind == "driver":
+            self.session.set_driver(msg["driver"])
+            await self.send_status(ws)
         elif kind == "source":
             await self.send_frame(ws, await self.call(self.session.set_source, msg["source"]))
         elif kind == "record":
@@ -233,6 +242,7 @@ def create_app(
     async def config(request: web.Request) -> web.Response:
         return web.json_response({
             "title": title, "fps": fps, "sources": session.sources, "source": session.source,
+            "drivers": session.drivers, "driver": session.driver,
             "bindings": bindings.to_dict(), "help": bindings.describe(),
             "action_spec": session.action_spec.to_dict(),
         })  # fmt: skip

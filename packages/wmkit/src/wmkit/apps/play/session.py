@@ -7,6 +7,13 @@ same situation; switching back resets the environment (a simulator cannot be put
 model's imagined state). Frames are ``uint8 [H, W, 3]``; a session can be recorded to mp4.
 A recording is held in memory until it stops, so it keeps at most ``max_record_seconds`` of
 video: past that it takes no more frames and ``recording_full`` says so.
+
+With a ``policy`` (a wmkit-agents ``Policy``, e.g. DIAMOND's actor-critic), the agent can
+drive: while ``driver == "agent"`` the policy's action replaces the person's, and
+``set_driver("person")`` hands control back (DIAMOND's play toggles the same way). Unlike
+DIAMOND, whose agent's memory stops while the person plays, the policy sees every frame
+whoever drives, so it takes over from the situation on screen; it is reset with each new
+episode or context.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from torch import Tensor
 
 from wmkit.core import ActionSpec, WorldModel, WorldState, to_float_video, write_video
 
-__all__ = ["PlaySession", "Source"]
+__all__ = ["Driver", "PlaySession", "Source"]
 
 
 def _to_u8(frame: Tensor) -> np.ndarray:
@@ -32,6 +39,7 @@ def _to_u8(frame: Tensor) -> np.ndarray:
 
 
 Source = Literal["model", "env"]
+Driver = Literal["person", "agent"]
 
 
 class PlaySession:
@@ -50,6 +58,9 @@ class PlaySession:
         device: where the world model runs.
         max_record_seconds: the longest recording, in seconds of video at ``fps`` (its
             frames are held in memory until the recording stops).
+        policy: an agent that can drive: ``reset()`` and ``policy(frames uint8 [1, H, W, C])
+            -> actions [1, *action_shape]`` (wmkit-agents' ``Policy``).
+        driver: who drives first (default: the agent when there is a policy).
     """
 
     def __init__(
@@ -63,6 +74,8 @@ class PlaySession:
         fps: float = 10.0,
         device: str | torch.device = "cpu",
         max_record_seconds: float = 600.0,
+        policy: Any | None = None,
+        driver: Driver | None = None,
     ) -> None:
         if not max_record_seconds > 0:
             raise ValueError(f"max_record_seconds must be > 0; got {max_record_seconds}")
@@ -85,6 +98,15 @@ class PlaySession:
         self.done = False
         self.recording: list[np.ndarray] | None = None
         self.frame: np.ndarray | None = None
+        if policy is not None and not (
+            callable(policy) and callable(getattr(policy, "reset", None))
+        ):
+            raise TypeError(
+                f"policy must have reset() and be callable on frames; got {type(policy).__name__}"
+            )
+        self.policy = policy
+        self.driver: Driver = "person"
+        self.set_driver(driver or ("agent" if policy is not None else "person"))
 
     @property
     def action_spec(self) -> ActionSpec:
@@ -99,6 +121,31 @@ class PlaySession:
     def recording_full(self) -> bool:
         """Whether the recording under way holds ``max_record_frames`` and takes no more."""
         return self.recording is not None and len(self.recording) >= self.max_record_frames
+
+    @property
+    def drivers(self) -> list[Driver]:
+        return ["person", "agent"] if self.policy is not None else ["person"]
+
+    def set_driver(self, driver: Driver) -> None:
+        """Hand control to the person or to the agent (the policy)."""
+        if driver not in self.drivers:
+            raise ValueError(f"driver must be one of {self.drivers}; got {driver!r}")
+        self.driver = driver
+
+    def _policy_action(self, action: Tensor) -> Tensor:
+        """The policy sees the frame on screen; its action replaces ``action`` when it drives."""
+        if self.policy is None or self.frame is None:
+            return action
+        chosen = np.asarray(self.policy(self.frame[None]))
+        if self.driver == "person":
+            return action
+        if chosen.shape[:1] != (1,):
+            raise ValueError(f"the policy must return [1, *action_shape]; got shape {chosen.shape}")
+        return torch.as_tensor(chosen[0])
+
+    def _reset_policy(self) -> None:
+        if self.policy is not None:
+            self.policy.reset()
 
     @property
     def sources(self) -> list[Source]:
@@ -128,6 +175,7 @@ class PlaySession:
     def reset(self) -> np.ndarray:
         """Start over: a new environment episode (next seed) or a new model context."""
         self.t, self.last_reward, self.done = 0, None, False
+        self._reset_policy()
         self.history.clear()
         if self.env is not None:
             frame = self.env.reset(self.seed)
@@ -144,9 +192,11 @@ class PlaySession:
 
     @torch.no_grad()
     def step(self, action: Tensor) -> np.ndarray:
-        """Apply one action (``[*action_shape]``) to the active source; returns the frame."""
+        """Apply one action (``[*action_shape]``) to the active source; returns the frame.
+        While the agent drives, the policy's action is applied instead."""
         if self.frame is None:
             self.reset()
+        action = self._policy_action(action)
         self.action_spec.validate(action.unsqueeze(0), name="action", batch_dims=1)
         if self.source == "env":
             native: Any = action.numpy()
@@ -176,6 +226,7 @@ class PlaySession:
             return self.frame
         previous, self.source = self.source, source
         if source == "model" and previous == "env" and self.history:
+            self._reset_policy()
             return self._show(self._reset_model(self._context_from_history()))
         return self.reset()
 

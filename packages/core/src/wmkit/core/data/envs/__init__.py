@@ -67,6 +67,10 @@ ENVS: dict[str, EnvFactory] = {
         "wmkit.core.data.envs.vizdoom:VizDoomEnv",
         "ViZDoom first-person (--scenario), multi-binary buttons, sticky random policy",
     ),
+    "atari": EnvFactory(
+        "wmkit.core.data.envs.atari:AtariEnv",
+        "Atari 2600 (--game MsPacman), DIAMOND's preprocessing, minimal action set, sticky random",
+    ),
 }
 
 
