@@ -9,18 +9,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import squares, tiny_model
+from helpers import compressive_model, squares, tiny_model
 
-from wmkit.ar_world import ARWorldModel, cross_frame_diagonal_decode, raster_decode
+from wmkit.ar_world import cross_frame_diagonal_decode, raster_decode
 from wmkit.core import ActionSpec
-from wmkit.core.testing import ToyCompressiveTokenizer, WorldModelTests, check_rejects
-
-
-def compressive_model(spec, **kwargs) -> ARWorldModel:
-    kwargs.setdefault("max_frames", 5)
-    torch.manual_seed(0)
-    tok = ToyCompressiveTokenizer(patch=4, future_patch=2, levels=2, context_frames=2)
-    return ARWorldModel(spec, tok, **kwargs).eval()
+from wmkit.core.testing import WorldModelTests, check_rejects
 
 
 def _counting(model):

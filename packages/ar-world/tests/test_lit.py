@@ -10,9 +10,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import tiny_model
+from helpers import compressive_model, tiny_model
 
-from wmkit.ar_world import ARWorldModel
 from wmkit.ar_world.lit import ARWorldModelModule, lr_factor
 from wmkit.ar_world.token_cache import TokenCacheDataModule, build_token_cache
 from wmkit.core import ActionSpec
@@ -79,11 +78,7 @@ def test_goal_conditioned_batches_train():
 def test_token_noise_corrupts_the_inputs_in_training_only_and_keeps_targets_clean(compressive):
     batch = _batch()
     if compressive:
-        from wmkit.core.testing import ToyCompressiveTokenizer
-
-        torch.manual_seed(0)
-        tok = ToyCompressiveTokenizer(patch=4, future_patch=2, levels=2, context_frames=2)
-        model = ARWorldModel(ActionSpec.discrete(5), tok, max_frames=6)
+        model = compressive_model(ActionSpec.discrete(5), max_frames=6).train()
     else:
         model = tiny_model(ActionSpec.discrete(5), max_frames=6)
     module = ARWorldModelModule(model, token_noise=0.3, action_dropout=0.0)

@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from wmkit.core.action_spec import ActionKind, ActionSpec
 from wmkit.core.cli import Command
+from wmkit.core.components import build_component, init_config
 from wmkit.core.devices import follow_device
 from wmkit.core.pretrained import (
     PretrainedLoadError,
@@ -52,11 +53,13 @@ __all__ = [
     "WorldModel",
     "WorldState",
     "__version__",
+    "build_component",
     "check_frames",
     "check_video",
     "check_world_model_inputs",
     "follow_device",
     "frame_grid",
+    "init_config",
     "load_pretrained",
     "make_stage",
     "read_video",
