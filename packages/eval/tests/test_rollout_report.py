@@ -232,7 +232,7 @@ def test_fvd_needs_nine_frames_and_bad_batches_fail(squares, oracle, cheap_featu
     assert "fvd" not in ev.overall["model"] and "FVD not computed" in ev.notes[0]
     with pytest.raises(ValueError, match="at least context \\+ horizon = 20"):
         evaluate_rollouts(oracle(spec), _batches(frames, actions), context=4, horizon=16)
-    with pytest.raises(KeyError, match="'frames' and 'actions'"):
+    with pytest.raises(ValueError, match="no \\['actions'\\]"):
         evaluate_rollouts(oracle(spec), [{"frames": frames}], context=2, horizon=3)
     with pytest.raises(ValueError, match="must be >= 1"):
         evaluate_rollouts(oracle(spec), [], context=0, horizon=3)

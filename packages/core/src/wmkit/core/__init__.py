@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from wmkit.core.action_spec import ActionKind, ActionSpec
+from wmkit.core.batch import Batch
 from wmkit.core.cli import Command
 from wmkit.core.components import build_component, init_config
 from wmkit.core.devices import follow_device
@@ -41,6 +42,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "ActionKind",
     "ActionSpec",
+    "Batch",
     "Command",
     "LatentActionModel",
     "Latents",
