@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -37,3 +38,17 @@ def compressive_model(spec, **flat: Any) -> ARWorldModel:
     torch.manual_seed(0)
     tok = ToyCompressiveTokenizer(patch=4, future_patch=2, levels=2, context_frames=2)
     return flat_model(spec, tok, **flat).eval()
+
+
+def spy(obj: Any, method: str, record: Callable[..., Any]) -> list[Any]:
+    """Wrap ``obj.method`` so that each call first appends ``record(*args)`` to the returned
+    list (what a decoding pass was fed, which frames were finished, ...)."""
+    calls: list[Any] = []
+    original = getattr(obj, method)
+
+    def wrapped(*args: Any) -> Any:
+        calls.append(record(*args))
+        return original(*args)
+
+    setattr(obj, method, wrapped)
+    return calls

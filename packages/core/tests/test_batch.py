@@ -1,7 +1,6 @@
 """`Batch`: built from collated dicts with checks that name the field, moved to a device by
 Lightning like a dict, and read by a LightningModule whichever of the two a loader yields."""
 
-import lightning as L
 import pytest
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
@@ -9,7 +8,7 @@ from lightning.pytorch.utilities import move_data_to_device as pl_move_data_to_d
 from torch.utils.data import DataLoader
 
 from wmkit.core import Batch
-from wmkit.core.testing import ToyWorldModel, check_rejects
+from wmkit.core.testing import ToyWorldModel, check_rejects, cpu_trainer
 from wmkit.core.testing.toy_lit import MovingSquaresDataModule, ToyWorldModelModule
 
 
@@ -82,8 +81,6 @@ def test_a_module_trains_on_batches_and_on_dicts(tmp_path):
         loader = DataLoader(data.splits["train"], batch_size=4, collate_fn=collate)
         first = next(iter(loader))
         assert isinstance(first, Batch if collate is as_batch else dict)
-        trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False,
-                            default_root_dir=tmp_path)  # fmt: skip
+        trainer = cpu_trainer(max_steps=2, default_root_dir=tmp_path)
         trainer.fit(module, loader)
         assert trainer.global_step == 2
