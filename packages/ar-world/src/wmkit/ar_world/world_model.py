@@ -69,9 +69,9 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             ``from_pretrained`` resolves against the model's directory.
         frame_size: ``(H, W)`` of the frames.
         transformer: the network over input embeddings ``[B, S, D]`` (default: the ``tiny``
-            :class:`~wmkit.ar_world.transformer.Transformer`); it needs ``dim``,
-            ``forward(x, positions, cache)``, ``new_cache`` and ``compile_decoding`` as
-            ``Transformer`` has them.
+            :class:`~wmkit.ar_world.transformer.Transformer`); another network needs what
+            ``Transformer`` has: ``dim``, ``forward(x, positions, cache)``, ``new_cache``,
+            ``compiled_decoding`` and ``compile_decoding``.
         layout: the sequence layout (default :class:`~wmkit.ar_world.token_layout.TokenLayout`
             with action tokens).
         decoder: how ``step`` and ``rollout`` draw a frame's tokens, with the KV cache, window
