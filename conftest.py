@@ -1,16 +1,18 @@
 """Workspace-wide test settings.
 
-Tests use one torch thread: the models are tiny, and on 2 cores shared with other test
-processes (DDP tests, subprocesses) intra-op threads spend more time synchronising than
-computing (measured 20-50x slower with 2 threads under load).
+Every package's tests run on one torch thread (this fixture, not a copy per package): the
+models are tiny, and on a few cores shared with other test processes (DDP tests,
+subprocesses) intra-op threads spend more time synchronising than computing.
 """
 
 import pytest
 import torch
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _one_torch_thread():
+    """One thread for every test, restored after it (a test that sets its own, as the
+    quickstart's does, leaves the next one unaffected)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

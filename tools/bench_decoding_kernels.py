@@ -34,6 +34,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from wmkit.ar_world import ARWorldModel
+from wmkit.ar_world.decoders import make_decoder
+from wmkit.ar_world.sizes import transformer_spec
 from wmkit.core import ActionSpec
 from wmkit.core.testing import ToyTokenizer
 
@@ -130,9 +132,10 @@ def main() -> None:
     for decoding in ("raster", "diagonal"):
         torch.manual_seed(0)
         model = ARWorldModel(
-            spec, ToyTokenizer(patch=4, levels=20), frame_size=(56, 96), size=args.size,
-            max_frames=4, decoding=decoding, window=args.window, temperature=1.0,
-            cuda_graphs=True,  # the static cache the GPU path decodes on (eager off CUDA)
+            spec, ToyTokenizer(patch=4, levels=20), frame_size=(56, 96),
+            transformer=transformer_spec(args.size), max_frames=4,
+            decoder=make_decoder(decoding, args.window, temperature=1.0,
+                                 cuda_graphs=True),  # the static cache the GPU decodes on
         ).eval()  # fmt: skip
         context = torch.rand(1, 2, 3, 56, 96) * 2 - 1
         action = spec.sample((1,))

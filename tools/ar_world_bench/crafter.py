@@ -13,6 +13,7 @@ import torch
 from wmkit.ar_world import ARWorldModel
 from wmkit.ar_world.decoders import make_decoder
 from wmkit.ar_world.lit import ARWorldModelModule
+from wmkit.ar_world.sizes import transformer_spec
 from wmkit.core import ActionSpec, to_float_video
 
 
@@ -121,8 +122,8 @@ def crafter_quality(args: argparse.Namespace) -> dict:
         "copy_token_agreement": float((held_ids[:, 1:] == held_ids[:, :-1]).float().mean()),
     }  # fmt: skip
     model = ARWorldModel(
-        spec, tok, frame_size=(36, 36), size=args.size, max_frames=args.clip,
-        temperature=0.0, window=9,
+        spec, tok, frame_size=(36, 36), transformer=transformer_spec(args.size),
+        max_frames=args.clip, decoder=make_decoder(window=9, temperature=0.0),
     )  # fmt: skip
     print(f"training ar-world {args.size} ({sum(p.numel() for p in model.parameters()):,} "
           f"params) for {args.budget_s:.0f} s ...", flush=True)  # fmt: skip

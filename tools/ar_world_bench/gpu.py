@@ -13,6 +13,8 @@ import torch
 
 from ar_world_bench.timing import count_passes, rollout_fps, sync
 from wmkit.ar_world import ARWorldModel
+from wmkit.ar_world.decoders import make_decoder
+from wmkit.ar_world.sizes import transformer_spec
 from wmkit.core import ActionSpec
 from wmkit.core.testing import ToyTokenizer
 
@@ -43,10 +45,12 @@ def gpu_speed(args: argparse.Namespace) -> list[dict]:
         h, w = grids[grid_name]
         torch.manual_seed(0)
         model = ARWorldModel(
-            spec, ToyTokenizer(patch=4, levels=20), frame_size=(h, w), size=args.size,
-            max_frames=args.max_frames, decoding=decoding, window=args.window,
-            temperature=1.0, cross_frame=cross, cuda_graphs=graphs,
-            compile_decoding=compiled, use_cache="no KV cache" not in label,
+            spec, ToyTokenizer(patch=4, levels=20), frame_size=(h, w),
+            transformer=transformer_spec(args.size), max_frames=args.max_frames,
+            decoder=make_decoder(
+                decoding, args.window, cross_frame=cross, temperature=1.0, cuda_graphs=graphs,
+                compile_decoding=compiled, use_cache="no KV cache" not in label,
+            ),
         ).to(args.device, dtype).eval()  # fmt: skip
         context = (torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1).to(dtype)
         actions = spec.sample((1, steps)).to(args.device)
@@ -134,9 +138,10 @@ def gpu_profile(args: argparse.Namespace) -> list[dict]:
     ):  # fmt: skip
         torch.manual_seed(0)
         model = ARWorldModel(
-            spec, ToyTokenizer(patch=4, levels=20), frame_size=(h, w), size=args.size,
-            max_frames=args.max_frames, decoding=decoding, window=args.window,
-            temperature=1.0, cuda_graphs=True, compile_decoding=compiled,
+            spec, ToyTokenizer(patch=4, levels=20), frame_size=(h, w),
+            transformer=transformer_spec(args.size), max_frames=args.max_frames,
+            decoder=make_decoder(decoding, args.window, temperature=1.0, cuda_graphs=True,
+                                 compile_decoding=compiled),
         ).to(args.device, dtype).eval()  # fmt: skip
         context = (torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1).to(dtype)
         actions = spec.sample((1, 2)).to(args.device)
@@ -187,8 +192,8 @@ def gpu_train(args: argparse.Namespace) -> list[dict]:
     for compiled in (False, True):
         torch.manual_seed(0)
         model = ARWorldModel(
-            spec, ToyTokenizer(patch=4, levels=20), frame_size=(56, 96), size=args.size,
-            max_frames=frames,
+            spec, ToyTokenizer(patch=4, levels=20), frame_size=(56, 96),
+            transformer=transformer_spec(args.size), max_frames=frames,
         ).to(args.device).train()  # fmt: skip
         if compiled:
             for block in model.transformer.blocks:

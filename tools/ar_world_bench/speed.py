@@ -11,6 +11,8 @@ import torch
 
 from ar_world_bench.timing import count_passes, rollout_fps, sync
 from wmkit.ar_world import ARWorldModel
+from wmkit.ar_world.decoders import make_decoder
+from wmkit.ar_world.sizes import transformer_spec
 from wmkit.core import ActionSpec
 from wmkit.core.testing import ToyTokenizer
 
@@ -27,9 +29,10 @@ def speed(args: argparse.Namespace) -> list[dict]:
         for decoding, cache, compiled in settings:
             torch.manual_seed(0)
             model = ARWorldModel(
-                spec, ToyTokenizer(patch=4, levels=4), frame_size=(h, w), size=args.size,
-                max_frames=4, decoding=decoding, window=args.window, use_cache=cache,
-                temperature=1.0, compile_decoding=compiled,
+                spec, ToyTokenizer(patch=4, levels=4), frame_size=(h, w),
+                transformer=transformer_spec(args.size), max_frames=4,
+                decoder=make_decoder(decoding, args.window, use_cache=cache, temperature=1.0,
+                                     compile_decoding=compiled),
             ).to(args.device).eval()  # fmt: skip
             context = torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1
             actions = spec.sample((1, steps)).to(args.device)
@@ -60,9 +63,9 @@ def cross_frame_speed(args: argparse.Namespace) -> list[dict]:
     for label, decoding, cross in settings:
         torch.manual_seed(0)
         model = ARWorldModel(
-            spec, ToyTokenizer(patch=4, levels=4), frame_size=(h, w), size=args.size,
-            max_frames=8, decoding=decoding, window=args.window, temperature=1.0,
-            cross_frame=cross,
+            spec, ToyTokenizer(patch=4, levels=4), frame_size=(h, w),
+            transformer=transformer_spec(args.size), max_frames=8,
+            decoder=make_decoder(decoding, args.window, cross_frame=cross, temperature=1.0),
         ).to(args.device).eval()  # fmt: skip
         context = torch.rand(1, 2, 3, h, w, device=args.device) * 2 - 1
         actions = spec.sample((1, steps)).to(args.device)

@@ -12,6 +12,7 @@ from torchmetrics.functional import structural_similarity_index_measure as ssim
 from wmkit.ar_world import ARWorldModel
 from wmkit.ar_world.decoders import make_decoder
 from wmkit.ar_world.lit import ARWorldModelModule
+from wmkit.ar_world.sizes import transformer_spec
 from wmkit.core import to_float_video
 from wmkit.core.testing import ToyTokenizer, moving_squares
 
@@ -32,8 +33,9 @@ def quality(args: argparse.Namespace) -> dict:
     train = moving_squares(64, length, 16, seed=1)
     test = moving_squares(16, length, 16, seed=2)
     model = ARWorldModel(
-        train.action_spec, ToyTokenizer(patch=4, levels=4), size=args.size, max_frames=length,
-        temperature=0.0, window=args.window,
+        train.action_spec, ToyTokenizer(patch=4, levels=4),
+        transformer=transformer_spec(args.size), max_frames=length,
+        decoder=make_decoder(window=args.window, temperature=0.0),
     )  # fmt: skip
     module = ARWorldModelModule(model, lr=3e-3, action_dropout=0.1)
     frames = to_float_video(train.frames)

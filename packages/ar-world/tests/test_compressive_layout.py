@@ -9,20 +9,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import squares
+from helpers import compressive_model, squares
 
-from wmkit.ar_world import ARWorldModel
 from wmkit.ar_world.lit import ARWorldModelModule
 from wmkit.core import ActionSpec, Latents
-from wmkit.core.testing import ToyCompressiveTokenizer, WorldModelTests, check_save_load
+from wmkit.core.testing import WorldModelTests, check_save_load
 from wmkit.core.testing.toy_lit import MovingSquaresDataModule
-
-
-def compressive_model(spec, **kwargs) -> ARWorldModel:
-    kwargs.setdefault("max_frames", 5)
-    torch.manual_seed(0)
-    tok = ToyCompressiveTokenizer(patch=4, future_patch=2, levels=2, context_frames=2)
-    return ARWorldModel(spec, tok, **kwargs).eval()
 
 
 class TestCompressiveDiagonal(WorldModelTests):

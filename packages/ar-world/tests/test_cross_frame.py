@@ -9,42 +9,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import squares, tiny_model
+from helpers import compressive_model, spy, squares, tiny_model
 
-from wmkit.ar_world import ARWorldModel, cross_frame_diagonal_decode, raster_decode
+from wmkit.ar_world import cross_frame_diagonal_decode, raster_decode
 from wmkit.core import ActionSpec
-from wmkit.core.testing import ToyCompressiveTokenizer, WorldModelTests, check_rejects
-
-
-def compressive_model(spec, **kwargs) -> ARWorldModel:
-    kwargs.setdefault("max_frames", 5)
-    torch.manual_seed(0)
-    tok = ToyCompressiveTokenizer(patch=4, future_patch=2, levels=2, context_frames=2)
-    return ARWorldModel(spec, tok, **kwargs).eval()
-
-
-def _counting(model):
-    calls = []
-    original = model.run
-
-    def run(state, x, positions):
-        calls.append(positions.clone())
-        return original(state, x, positions)
-
-    model.run = run
-    return calls
-
-
-def _recording(model):
-    grids = []
-    original = model.finish_frame
-
-    def finish(state, grid, action):
-        grids.append(grid.clone())
-        return original(state, grid, action)
-
-    model.finish_frame = finish
-    return grids
+from wmkit.core.testing import WorldModelTests, check_rejects
 
 
 class TestCrossFrameWindow1(WorldModelTests):
@@ -147,7 +116,9 @@ def test_window_1_equals_the_per_frame_path_token_for_token_past_the_window(refe
     common = {"temperature": 0.0, "max_frames": 3, "refresh_keep": 1}  # refreshed 4 times
     cross = tiny_model(eps.action_spec, decoding="diagonal", window=1, cross_frame=True, **common)
     plain = tiny_model(eps.action_spec, decoding=reference, window=1, **common)
-    grids_cross, grids_plain = _recording(cross), _recording(plain)
+    grids_cross, grids_plain = (
+        spy(m, "finish_frame", lambda state, grid, action: grid.clone()) for m in (cross, plain)
+    )
     a = cross.rollout(frames[:, :2], actions[:, 1:9])
     b = plain.rollout(frames[:, :2], actions[:, 1:9])
     assert len(grids_cross) == len(grids_plain) == 8
@@ -181,7 +152,7 @@ def test_fewer_forward_passes_per_frame_and_tokens_at_their_own_positions():
             cross_frame=cross_frame,
         )  # fmt: skip
         state = model.reset(frames[:, :2])
-        calls = _counting(model)
+        calls = spy(model, "run", lambda state, x, positions: positions.clone())
         if cross_frame:
             model.decoder.decode_chunk(model, state, actions[:, 1 : 1 + steps])
         else:

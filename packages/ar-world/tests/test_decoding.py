@@ -7,21 +7,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import squares, tiny_model
+from helpers import spy, squares, tiny_model
 
 from wmkit.ar_world import Sampler, diagonal_decode, raster_decode
-
-
-def _counting(model):
-    calls = []
-    original = model.run
-
-    def run(state, x, positions):
-        calls.append(x.shape[1])
-        return original(state, x, positions)
-
-    model.run = run
-    return calls
 
 
 @pytest.mark.parametrize("grid", [(16, 16), (16, 24)])
@@ -47,7 +35,7 @@ def test_diagonal_decoding_uses_fewer_forward_passes():
     for window in (1, 2, 4):
         model = tiny_model(eps.action_spec, decoding="diagonal", window=window, temperature=0.0)
         state = model.reset(frames[:, :2])
-        calls = _counting(model)
+        calls = spy(model, "run", lambda state, x, positions: x.shape[1])
         model.step(state, actions[:, 0])
         passes[window] = len(calls) - 1  # minus the action/slot pass
     assert passes[1] == h * w

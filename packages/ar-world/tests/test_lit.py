@@ -10,13 +10,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import tiny_model
+from helpers import compressive_model, tiny_model
 
-from wmkit.ar_world import ARWorldModel
 from wmkit.ar_world.lit import ARWorldModelModule, lr_factor
 from wmkit.ar_world.token_cache import TokenCacheDataModule, build_token_cache
 from wmkit.core import ActionSpec
-from wmkit.core.testing import ToyTokenizer
+from wmkit.core.testing import ToyTokenizer, cpu_trainer
 from wmkit.core.testing.toy_lit import MovingSquaresDataModule
 
 
@@ -79,11 +78,7 @@ def test_goal_conditioned_batches_train():
 def test_token_noise_corrupts_the_inputs_in_training_only_and_keeps_targets_clean(compressive):
     batch = _batch()
     if compressive:
-        from wmkit.core.testing import ToyCompressiveTokenizer
-
-        torch.manual_seed(0)
-        tok = ToyCompressiveTokenizer(patch=4, future_patch=2, levels=2, context_frames=2)
-        model = ARWorldModel(ActionSpec.discrete(5), tok, max_frames=6)
+        model = compressive_model(ActionSpec.discrete(5), max_frames=6).train()
     else:
         model = tiny_model(ActionSpec.discrete(5), max_frames=6)
     module = ARWorldModelModule(model, token_noise=0.3, action_dropout=0.0)
@@ -127,9 +122,7 @@ def test_token_cache_round_trip_and_training(tmp_path):
     frame_loss = module.losses({**next(iter(data.val_dataloader()))})["loss"]
     token_loss = module.losses(batch)["loss"]
     torch.testing.assert_close(frame_loss, token_loss)
-    trainer = L.Trainer(
-        fast_dev_run=2, logger=False, enable_progress_bar=False, enable_model_summary=False
-    )
+    trainer = cpu_trainer(fast_dev_run=2)
     trainer.fit(module, cached)
 
 
@@ -153,10 +146,7 @@ def test_cosine_schedule_follows_the_trainer_budget(tmp_path):
             rates.append(trainer.optimizers[0].param_groups[0]["lr"])
 
     data = MovingSquaresDataModule(num_episodes=8, length=6, size=16, batch_size=4)
-    L.Trainer(
-        max_steps=10, logger=False, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False, callbacks=[Record()], default_root_dir=tmp_path,
-    ).fit(module, data)  # fmt: skip
+    cpu_trainer(max_steps=10, callbacks=[Record()], default_root_dir=tmp_path).fit(module, data)
     assert rates[0] == 0.5e-3 and rates[1] == 1e-3
     assert all(a >= b for a, b in pairwise(rates[1:]))
     assert abs(rates[-1] - 1e-3 * lr_factor(9, 2, 10, 0.1)) < 1e-12 and rates[-1] < 0.2e-3

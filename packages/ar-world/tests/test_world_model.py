@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import squares, tiny_model
 
-from wmkit.ar_world import ARWorldModel
+from wmkit.ar_world import ARWorldModel, RasterDecoder
 from wmkit.core import ActionSpec, load_pretrained
 from wmkit.core.testing import ToyTokenizer, WorldModelTests, check_rejects
 
@@ -46,7 +46,8 @@ class TestEmbeddingDiagonalContinuous(WorldModelTests):
 
 
 def _sequence(model, tokens, actions):
-    ids, roles = model.layout.build(tokens, actions)
+    action_ids = model.action_encoder.ids(actions, None, tokens.shape[0])  # [B, T, K + 1]
+    ids, roles = model.layout.build(tokens, action_ids)
     return model.embed_ids(ids, roles)  # [B, S, D]
 
 
@@ -137,7 +138,9 @@ def test_save_load_with_tokenizer_by_path(tmp_path):
     eps, frames, actions = squares()
     ToyTokenizer(patch=4, levels=2).save_pretrained(tmp_path / "tok")
     torch.manual_seed(0)
-    model = ARWorldModel(eps.action_spec, str(tmp_path / "tok"), temperature=0.0, max_frames=4)
+    model = ARWorldModel(
+        eps.action_spec, str(tmp_path / "tok"), decoder=RasterDecoder(temperature=0.0), max_frames=4
+    )
     model.save_pretrained(tmp_path / "wm")
     assert (tmp_path / "wm" / "tokenizer" / "config.json").is_file()
     loaded = load_pretrained(tmp_path / "wm")
@@ -169,7 +172,9 @@ def test_weights_saved_with_separate_gate_and_up_still_load(tmp_path):
     expected = model.rollout(frames[:, :2], actions[:, 1:3]).frames
     assert torch.equal(loaded.rollout(frames[:, :2], actions[:, 1:3]).frames, expected)
     torch.manual_seed(1)
-    fresh = ARWorldModel(eps.action_spec, model.tokenizer, temperature=0.0, max_frames=4).eval()
+    fresh = ARWorldModel(
+        eps.action_spec, model.tokenizer, decoder=RasterDecoder(temperature=0.0), max_frames=4
+    ).eval()
     before = fresh.transformer.blocks[0].ffn.gate_up.weight.clone()
     fresh.load_state_dict(old)
     after = fresh.transformer.blocks[0].ffn.gate_up.weight

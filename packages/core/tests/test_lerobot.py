@@ -1,6 +1,5 @@
 import json
 
-import av
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,6 +9,7 @@ import torch
 from wmkit.core.action_spec import ActionSpec
 from wmkit.core.data.lerobot import LeRobotSource
 from wmkit.core.data.source import EpisodeSource
+from wmkit.core.testing import count_decoded_frames
 from wmkit.core.video_io import write_video
 
 FPS = 15
@@ -223,38 +223,10 @@ def test_resize(dataset):
     assert np.array_equal(got, _blocks(1, LENGTHS[1])[3:8])
 
 
-def _count_decoded(monkeypatch) -> list[int]:
-    """Patch ``av.open`` to count decoded frames; returns the counter."""
-    counter = [0]
-    real_open = av.open
-
-    class Counting:
-        def __init__(self, inner):
-            self._inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self._inner, name)
-
-        def __enter__(self):
-            self._inner.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            return self._inner.__exit__(*exc)
-
-        def decode(self, *args, **kwargs):
-            for frame in self._inner.decode(*args, **kwargs):
-                counter[0] += 1
-                yield frame
-
-    monkeypatch.setattr(av, "open", lambda *a, **k: Counting(real_open(*a, **k)))
-    return counter
-
-
 def test_late_window_seeks(dataset, monkeypatch):
     _, root = dataset
     src = LeRobotSource(root, cache_mb=0)
-    counter = _count_decoded(monkeypatch)
+    counter = count_decoded_frames(monkeypatch)
     # episode 1, frames [17, 20): v2.1 file frames 17..19, v3.0 file frames 30..32
     assert np.array_equal(src.read_frames(1, 17, 20), _frames(1)[17:20])
     # at most one GOP (8) before the window, the window, and one frame to see its end;
@@ -267,7 +239,7 @@ def test_episode_is_decoded_once_per_process(dataset, monkeypatch):
 
     _, root = dataset
     src = LeRobotSource(root, resolution=4)
-    counter = _count_decoded(monkeypatch)
+    counter = count_decoded_frames(monkeypatch)
     assert np.array_equal(src.read_frames(1, 17, 20), _blocks(1, LENGTHS[1])[17:20])
     first = counter[0]
     assert first >= LENGTHS[1]  # the whole episode (of a shared v3.0 file: from a keyframe)

@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from wmkit.core.data.datamodule import EpisodeDataModule
 from wmkit.core.random_state import RandomStateCheckpoint, get_random_state, set_random_state
-from wmkit.core.testing import moving_squares
+from wmkit.core.testing import cpu_trainer, moving_squares
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +50,9 @@ def _fit(dataset_dir, root, max_steps, validate, ckpt_path=None, every=None, res
     if every:
         callbacks.append(ModelCheckpoint(dirpath=root, every_n_train_steps=every, save_top_k=-1))
     module = Noisy()
-    L.Trainer(
-        max_steps=max_steps, limit_val_batches=1 if validate else 0, logger=False,
-        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-        default_root_dir=root, callbacks=callbacks, enable_checkpointing=bool(every),
+    cpu_trainer(
+        max_steps=max_steps, limit_val_batches=1 if validate else 0, default_root_dir=root,
+        callbacks=callbacks, enable_checkpointing=bool(every),
     ).fit(module, data, ckpt_path=ckpt_path)  # fmt: skip
     return module
 

@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from wmkit.core.data.datamodule import EpisodeDataModule
 from wmkit.core.data.resumable_loader import ResumableLoader, ResumableShuffleSampler
-from wmkit.core.testing import moving_squares
+from wmkit.core.testing import cpu_trainer, moving_squares
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +41,8 @@ def _fit(dataset_dir, root, max_steps, ckpt_path=None, every=None):
     )  # fmt: skip
     callbacks = [ModelCheckpoint(dirpath=root, every_n_train_steps=every, save_top_k=-1)]
     module = Spy()
-    L.Trainer(
-        max_steps=max_steps, limit_val_batches=0, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, accelerator="cpu", default_root_dir=root,
+    cpu_trainer(
+        max_steps=max_steps, limit_val_batches=0, default_root_dir=root,
         callbacks=callbacks if every else [], enable_checkpointing=bool(every),
     ).fit(module, data, ckpt_path=ckpt_path)  # fmt: skip
     return module

@@ -5,14 +5,13 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import lightning as L
 import pytest
 import torch
 import yaml
 
 from wmkit.core import ActionSpec, load_pretrained, make_stage, run_stage
 from wmkit.core.action_spec_check import check_action_specs
-from wmkit.core.testing import check_config_runs
+from wmkit.core.testing import check_config_runs, cpu_trainer
 from wmkit.core.testing.toy_lit import MovingSquaresDataModule, ToyWorldModelModule
 from wmkit.core.testing.toys import ToyWorldModel
 
@@ -108,13 +107,7 @@ def test_training_beats_copy_last_frame():
     torch.manual_seed(0)
     data = MovingSquaresDataModule(num_episodes=40, length=8, size=16, batch_size=8)
     module = ToyWorldModelModule(ToyWorldModel(ActionSpec.discrete(5), hidden=32), lr=3e-3)
-    trainer = L.Trainer(
-        max_epochs=15,
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
+    trainer = cpu_trainer(max_epochs=15)
     trainer.fit(module, data)
     metrics = trainer.validate(module, data, verbose=False)[0]
     assert metrics["val/frame_mse"] < 0.6 * metrics["val/copy_last_mse"]

@@ -1,9 +1,9 @@
-import av
 import numpy as np
 import pytest
 
 from wmkit.core.data.source import EpisodeSource
 from wmkit.core.data.video_folder import VideoFolderSource, resize_frames
+from wmkit.core.testing import count_decoded_frames
 from wmkit.core.video_io import write_video
 
 _BASE = np.random.default_rng(0).integers(0, 256, (4, 4, 3), dtype=np.uint8)
@@ -19,28 +19,6 @@ def _blocks(n: int, offset: int = 0) -> np.ndarray:
 def _frames(n: int, offset: int = 0) -> np.ndarray:
     """``uint8 [n, 16, 16, 3]``: each block 4x4 pixels, so an area resize to 4 is exact."""
     return _blocks(n, offset).repeat(4, axis=1).repeat(4, axis=2)
-
-
-class _CountingContainer:
-    """Wraps a PyAV container and counts the frames it decodes."""
-
-    def __init__(self, inner, counter: list[int]) -> None:
-        self._inner, self._counter = inner, counter
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def __enter__(self):
-        self._inner.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self._inner.__exit__(*exc)
-
-    def decode(self, *args, **kwargs):
-        for frame in self._inner.decode(*args, **kwargs):
-            self._counter[0] += 1
-            yield frame
 
 
 @pytest.fixture
@@ -84,9 +62,7 @@ def test_resize_is_area_average(folder):
 def test_late_window_does_not_decode_from_start(folder, monkeypatch):
     src = VideoFolderSource(folder)
     src.episode_length(0)  # probe before counting
-    counter = [0]
-    real_open = av.open
-    monkeypatch.setattr(av, "open", lambda *a, **k: _CountingContainer(real_open(*a, **k), counter))
+    counter = count_decoded_frames(monkeypatch)
     got = src.read_frames(0, 33, 37)
     assert np.array_equal(got, _frames(40)[33:37])
     assert 0 < counter[0] <= 8 + 4 + 1  # at most a GOP before the window, not 38 frames

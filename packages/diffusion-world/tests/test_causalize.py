@@ -1,6 +1,9 @@
 """Causalized diffusers UNetSpatioTemporalConditionModel: strict causality, per-frame noise,
 pretrained weights from a local path."""
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from diffusers import UNetSpatioTemporalConditionModel
@@ -15,28 +18,20 @@ from wmkit.diffusion_world import (
     tiny_svd_unet_config,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))
+from diffusion_helpers import network_inputs, randomised
+
 
 def _unet(seed: int = 0) -> UNetSpatioTemporalConditionModel:
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(**tiny_svd_unet_config(3))
-    with torch.no_grad():  # make the zero-initialised mixing paths matter
-        for p in unet.parameters():
-            if p.abs().sum() == 0:
-                p.normal_(0, 0.1)
-    return unet.eval()
-
-
-def _inputs(t: int = 4):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(1, t, 3, 8, 8, generator=g)
-    ts = torch.randint(0, 1000, (1, t), generator=g)
-    cond = torch.randn(1, t, 16, generator=g)
-    return x, ts, cond
+    # make the zero-initialised mixing paths matter
+    return randomised(unet, std=0.1, seed=None).eval()
 
 
 def test_original_unet_is_not_causal():
     unet = _unet()
-    x, ts, _ = _inputs()
+    x, ts, _ = network_inputs()
     ehs = torch.zeros(1, 1, 8)
     ids = torch.zeros(1, 3)
 
@@ -52,7 +47,7 @@ def test_causalized_unet_is_strictly_causal_in_frames_noise_and_conditions(rule)
     net = causalize(_unet(), rule, cond_dim=16).eval()
     with torch.no_grad():
         torch.nn.init.normal_(net.cond_proj.weight, std=0.1)
-    x, ts, cond = _inputs()
+    x, ts, cond = network_inputs()
     convs = [m for m in net.modules() if isinstance(m, CausalTemporalConv3d)]
     assert convs and all(c.rule == rule for c in convs)
     blocks = [m for m in net.modules() if isinstance(m, TemporalBasicTransformerBlock)]
@@ -65,7 +60,7 @@ def test_causalized_unet_is_strictly_causal_in_frames_noise_and_conditions(rule)
 
 def test_per_frame_noise_levels_reach_the_causal_unet():
     net = causalize(_unet()).eval()
-    x, ts, _ = _inputs()
+    x, ts, _ = network_inputs()
     with torch.no_grad():
         base = net(x, ts)
         ts2 = ts.clone()
@@ -81,7 +76,7 @@ def test_pretrained_weights_load_from_a_local_path(tmp_path):
     loaded = load_diffusers_unet(tmp_path / "unet")
     for (k, a), (_, b) in zip(unet.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), k
-    x, ts, _ = _inputs()
+    x, ts, _ = network_inputs()
     with torch.no_grad():
         a = causalize(unet)(x, ts)
         b = causalize(loaded.eval())(x, ts)

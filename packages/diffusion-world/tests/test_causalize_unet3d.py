@@ -25,7 +25,7 @@ from wmkit.diffusion_world import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import flat_model
+from diffusion_helpers import flat_model, network_inputs, randomised
 
 RULES = ["shift", "masked", "extrapolative"]
 SPEC = ActionSpec.discrete(5)
@@ -34,24 +34,13 @@ SPEC = ActionSpec.discrete(5)
 def _unet(seed: int = 0) -> UNet3DConditionModel:
     torch.manual_seed(seed)
     unet = UNet3DConditionModel(**tiny_unet3d_config(3))
-    with torch.no_grad():  # TemporalConvLayer.conv4 is zero-initialised: make it matter
-        for p in unet.parameters():
-            if p.abs().sum() == 0:
-                p.normal_(0, 0.1)
-    return unet.eval()
-
-
-def _inputs(t: int = 4):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(1, t, 3, 8, 8, generator=g)
-    ts = torch.randint(0, 1000, (1, t), generator=g)
-    cond = torch.randn(1, t, 16, generator=g)
-    return x, ts, cond
+    # TemporalConvLayer.conv4 is zero-initialised: make it matter
+    return randomised(unet, std=0.1, seed=None).eval()
 
 
 def test_original_unet3d_is_not_causal():
     unet = _unet()
-    x, ts, _ = _inputs()
+    x, ts, _ = network_inputs()
 
     def fn(v):  # diffusers takes [B, C, T, H, W]
         return unet(v.transpose(1, 2), ts[0, 0], torch.zeros(1, 1, 8)).sample.transpose(1, 2)
@@ -77,7 +66,7 @@ def test_causalized_unet3d_is_strictly_causal_in_frames_noise_and_conditions(rul
         for block in m.transformer_blocks:
             assert isinstance(block.attn1.processor, CausalAttnProcessor)
             assert isinstance(block.attn2.processor, CausalAttnProcessor)
-    x, ts, cond = _inputs()
+    x, ts, cond = network_inputs()
     with torch.no_grad():
         check_causality(lambda v: net(v, ts, cond), x, what="frames")
         check_causality(lambda s: net(x, s, cond), ts, what="timesteps")
@@ -90,7 +79,7 @@ def _temp_convs(unet: UNet3DConditionModel) -> list[nn.Module]:
 
 def test_per_frame_timesteps_change_that_frame_and_later_ones_only():
     net = causalize(_unet()).eval()
-    x, _, _ = _inputs()
+    x, _, _ = network_inputs()
     ts = torch.full((1, 4), 500)
     with torch.no_grad():
         base = net(x, ts)
@@ -107,7 +96,7 @@ def test_masked_rule_on_one_frame_equals_the_diffusers_unet():
     (same per-frame time embedding, temporal layers, blocks), which checks the wrapper's
     forward against diffusers' own."""
     unet = _unet()
-    x, ts, _ = _inputs(t=1)
+    x, ts, _ = network_inputs(t=1)
     with torch.no_grad():
         ref = unet(x.transpose(1, 2), ts[0], torch.zeros(1, 1, 8)).sample.transpose(1, 2)
         out = causalize(unet, "masked")(x, ts)
@@ -143,7 +132,7 @@ def test_pretrained_unet3d_loads_from_a_local_path(tmp_path):
     unet.save_pretrained(tmp_path / "unet3d")
     loaded = load_diffusers_unet(tmp_path / "unet3d")
     assert isinstance(loaded, UNet3DConditionModel)
-    x, ts, _ = _inputs()
+    x, ts, _ = network_inputs()
     with torch.no_grad():
         assert torch.equal(causalize(unet)(x, ts), causalize(loaded.eval())(x, ts))
     with pytest.raises(ValueError, match="expected a UNetSpatioTemporalConditionModel"):

@@ -25,7 +25,7 @@ from wmkit.diffusion_world import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import flat_model
+from diffusion_helpers import flat_model, network_inputs
 
 SPEC = ActionSpec.discrete(5)
 TOKENS = 16  # 8x8 frames in 2x2 patches
@@ -37,11 +37,7 @@ def _wan(seed: int = 0, **overrides) -> WanTransformer3DModel:
 
 
 def _inputs(t: int = 4, batch: int = 2):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, t, 3, 8, 8, generator=g)
-    ts = torch.randint(0, 1000, (batch, t), generator=g)
-    cond = torch.randn(batch, t, 8, generator=g)
-    return x, ts, cond
+    return network_inputs(t, batch, cond_dim=8)
 
 
 def _causal(seed: int = 0) -> CausalWanTransformer:

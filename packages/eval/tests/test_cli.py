@@ -1,17 +1,13 @@
 import yaml
 
 from wmkit.core.data.datamodule import EpisodeDataModule
-from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.testing import ToyWorldModel, moving_squares
 from wmkit.eval.cli import _clips, _data_options, _parser, main
 
 
 def _dataset(root):
     eps = moving_squares(num_episodes=10, length=8, size=16, seed=1)
-    with EpisodeWriter(root, action_spec=eps.action_spec, fps=4, env="squares",
-                       frame_format="npz") as writer:  # fmt: skip
-        for n in range(10):
-            writer.add_episode(eps.frames[n], eps.actions[n], eps.rewards[n], eps.dones[n])
+    eps.save(root, fps=4, frame_format="npz")
     return eps.action_spec
 
 

@@ -3,7 +3,6 @@ scored with the standard frame metrics, on any recorded dataset."""
 
 import pytest
 
-from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.testing import moving_squares
 from wmkit.core.testing.toys import ToyTokenizer
 from wmkit.eval.cli import main
@@ -29,10 +28,7 @@ def test_metrics_match_the_frame_metrics(squares):
 
 def test_cli_reports_a_tokenizer_on_a_dataset(tmp_path, capsys):
     eps = moving_squares(num_episodes=4, length=10, size=16, seed=1)
-    with EpisodeWriter(tmp_path / "data", action_spec=eps.action_spec, fps=4, env="squares",
-                       frame_format="npz") as writer:  # fmt: skip
-        for n in range(4):
-            writer.add_episode(eps.frames[n], eps.actions[n], eps.rewards[n], eps.dones[n])
+    eps.save(tmp_path / "data", fps=4, frame_format="npz")
     ToyTokenizer(patch=2, levels=8).save_pretrained(tmp_path / "tok")
     code = main([
         "tokenizer", "--tokenizer", str(tmp_path / "tok"), "--data", str(tmp_path / "data"),

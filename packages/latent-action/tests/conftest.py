@@ -1,5 +1,5 @@
-"""Shared fixtures: one thread per test (the suite runs beside others on 2 cores, where two
-threads each are much slower than one) and one short training reused by several tests."""
+"""Shared fixtures: one short training reused by several tests (one thread per test comes from
+the workspace's ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,6 @@ import torch.nn.functional as F
 from wmkit.core import to_float_video
 from wmkit.core.testing import moving_squares
 from wmkit.latent_action import ArrayEpisodes, LatentActionAutoencoder
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def train_pairs(

@@ -10,7 +10,6 @@ import torch
 import yaml
 from jsonargparse import ArgumentParser
 
-from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.testing import check_config_runs, moving_squares
 from wmkit.latent_action import LatentActionAutoencoder
 from wmkit.latent_action.cli import command
@@ -57,11 +56,7 @@ def test_command_dispatches_fit_and_probe(tmp_path, capsys):
     assert code == 0 and (export / "model.safetensors").is_file()
 
     eps = moving_squares(6, 6, 16, seed=2)
-    with EpisodeWriter(
-        tmp_path / "data", action_spec=eps.action_spec, fps=10, env="squares", frame_format="npz"
-    ) as writer:
-        for i in range(6):
-            writer.add_episode(eps.frames[i], eps.actions[i], eps.rewards[i], eps.dones[i])
+    eps.save(tmp_path / "data", frame_format="npz")
     out = tmp_path / "probe"
     code = command.run(
         [

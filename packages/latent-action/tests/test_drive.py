@@ -1,7 +1,6 @@
 """Driving world models with latent actions: a labelled dataset any world model trains on,
 the real-action mapper, and imitation of a demo video, all through the core protocols."""
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -9,7 +8,7 @@ import torch
 from wmkit.core import WorldModel, load_pretrained, to_float_video
 from wmkit.core.data.datamodule import EpisodeDataModule
 from wmkit.core.data.source import EpisodeSource
-from wmkit.core.testing import ToyWorldModel, check_save_load, check_world_model
+from wmkit.core.testing import ToyWorldModel, check_save_load, check_world_model, cpu_trainer
 from wmkit.core.testing.toy_lit import ToyWorldModelModule
 from wmkit.latent_action import (
     ActionMapper,
@@ -80,13 +79,7 @@ def test_world_model_trains_on_labelled_action_free_video(trained, squares, tmp_
     assert data.action_spec == trained.latent_action_spec
     torch.manual_seed(0)
     module = ToyWorldModelModule(ToyWorldModel(data.action_spec, hidden=16), lr=3e-3)
-    trainer = L.Trainer(
-        max_epochs=8,
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
+    trainer = cpu_trainer(max_epochs=8)
     trainer.fit(module, data)
     metrics = trainer.validate(module, data, verbose=False)[0]
     assert metrics["val/frame_mse"] < metrics["val/copy_last_mse"]

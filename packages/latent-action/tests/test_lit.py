@@ -5,7 +5,7 @@ import warnings
 import torch
 
 from wmkit.core import to_float_video
-from wmkit.core.testing import moving_squares
+from wmkit.core.testing import cpu_trainer, moving_squares
 from wmkit.latent_action import LatentActionAutoencoder, LatentActionModule, code_statistics
 
 
@@ -59,7 +59,6 @@ def test_lpips_is_optional():
 
 
 def test_fit_exports_pretrained(tmp_path):
-    import lightning as L
 
     from wmkit.core import load_pretrained
     from wmkit.core.export import ExportPretrained
@@ -68,11 +67,8 @@ def test_fit_exports_pretrained(tmp_path):
     module = LatentActionModule(
         LatentActionAutoencoder.from_size("tiny"), export_dir=str(tmp_path / "lam")
     )
-    trainer = L.Trainer(
+    trainer = cpu_trainer(
         fast_dev_run=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[ExportPretrained()],  # what `wmkit latent-action fit` adds
     )
     trainer.fit(module, MovingSquaresDataModule(num_episodes=10, length=3, size=16))

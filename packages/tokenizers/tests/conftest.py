@@ -16,16 +16,6 @@ def _scrambled(model: torch.nn.Module, scale: float = 0.1, seed: int = 0) -> tor
     return model.eval()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions are slower with several threads on a small shared CPU (about 3x on
-    2 cores); run this package's tests single-threaded and restore the setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def tiny_kl() -> VidTokTokenizer:
     """Tiny KL-4 tokenizer with noisy weights (its zero-initialised temporal blocks mix time)."""

@@ -11,7 +11,6 @@ import torch
 import yaml
 
 from wmkit.core import load_pretrained, run_stage
-from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.protocols import Latents
 from wmkit.core.testing import check_config_runs, check_save_load, check_tokenizer, moving_squares
 from wmkit.tokenizers import CompressiveModule, CompressiveTokenizer, FrameTokens
@@ -243,9 +242,7 @@ def test_crafter_config_builds_on_meta_with_stated_size():
 def test_crafter_config_fits_and_tests_at_tiny_size(tmp_path):
     root = tmp_path / "squares"
     eps = moving_squares(4, 12, 16, seed=0)
-    with EpisodeWriter(root, action_spec=eps.action_spec, fps=10, env="squares") as writer:
-        for i in range(4):
-            writer.add_episode(eps.frames[i], eps.actions[i], eps.rewards[i], eps.dones[i])
+    eps.save(root)
     overrides = [
         "--model.init_args.tokenizer.init_args.size=tiny",
         "--model.init_args.tokenizer.init_args.vq_dim=8",

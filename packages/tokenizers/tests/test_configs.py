@@ -14,7 +14,6 @@ import torch
 import yaml
 
 from wmkit.core import run_stage
-from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.testing import moving_squares
 from wmkit.tokenizers import (
     IVIDEOGPT_TOKENIZER_SIZES,
@@ -57,13 +56,8 @@ def _tokenizer_args(cfg: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def squares_dataset(tmp_path_factory) -> Path:
-    """A recorded dataset (moving squares written with EpisodeWriter) for real configs."""
-    root = tmp_path_factory.mktemp("data") / "squares"
-    eps = moving_squares(6, 20, 16, seed=0)
-    with EpisodeWriter(root, action_spec=eps.action_spec, fps=10, env="squares") as writer:
-        for i in range(6):
-            writer.add_episode(eps.frames[i], eps.actions[i], eps.rewards[i], eps.dones[i])
-    return root
+    """A recorded dataset (moving squares written as a wmkit dataset) for real configs."""
+    return moving_squares(6, 20, 16, seed=0).save(tmp_path_factory.mktemp("data") / "squares")
 
 
 def test_every_config_is_covered():

@@ -7,6 +7,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from wmkit.core.testing import cpu_trainer as quiet_trainer
+
 
 def clip_loader(frames: torch.Tensor, repeats: int = 1) -> DataLoader:
     """Batches of 2 ``{"frames": [2, T, C, H, W]}`` over ``frames`` repeated ``repeats`` times."""
@@ -18,15 +20,5 @@ def _collate(items: list[dict]) -> dict:
 
 
 def cpu_trainer(**kw) -> L.Trainer:
-    """A quiet CPU trainer (no logger, bar, checkpoints, summary or sanity check); ``kw``
-    overrides."""
-    opts = dict(
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        num_sanity_val_steps=0,
-    )
-    opts.update(kw)
-    return L.Trainer(**opts)
+    """Core's quiet CPU trainer without the sanity check; ``kw`` overrides."""
+    return quiet_trainer(**{"num_sanity_val_steps": 0, **kw})

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from wmkit.core import check_video
+from wmkit.core import Batch, check_video
 
 __all__ = ["ClipContexts", "ContextSource"]
 
@@ -82,11 +82,10 @@ class ClipContexts:
         for i, batch in enumerate(batches):
             if max_batches is not None and i >= max_batches:
                 break
-            if not isinstance(batch, dict) or "frames" not in batch:
-                raise ValueError("batches must be dicts with a 'frames' [B, T, C, H, W] entry")
-            frames.append(batch["frames"])
-            if use_actions and "actions" in batch:
-                actions.append(batch["actions"])
+            batch = Batch.coerce(batch, require=("frames",))
+            frames.append(batch.frames)
+            if use_actions and batch.actions is not None:
+                actions.append(batch.actions)
         if not frames:
             raise ValueError("batches is empty: no context clips to collect")
         acts = torch.cat(actions) if use_actions and len(actions) == len(frames) else None

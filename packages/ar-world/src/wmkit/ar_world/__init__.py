@@ -1,6 +1,7 @@
 """wmkit.ar_world: autoregressive transformer world models over frame, action and reward
-tokens (iVideoGPT, MineWorld), with KV-cached raster and diagonal decoding
-(within a frame, or across frames in ``rollout``)."""
+tokens (iVideoGPT, MineWorld), composed of a transformer, a token layout and a decoding
+strategy (KV-cached raster and diagonal decoding, within a frame or across frames in
+``rollout``)."""
 
 from wmkit.ar_world.action_encoder import ActionEncoder
 from wmkit.ar_world.cross_frame_decoding import CrossFrameDecoder, cross_frame_diagonal_decode
@@ -18,6 +19,7 @@ from wmkit.ar_world.sampling import Sampler
 from wmkit.ar_world.sizes import SIZES
 from wmkit.ar_world.state import ARState, ARWorldModelOutput
 from wmkit.ar_world.token_decoder import TokenDecoder
+from wmkit.ar_world.token_layout import TokenLayout
 from wmkit.ar_world.transformer import Transformer
 from wmkit.ar_world.world_model import ARWorldModel
 
@@ -43,6 +45,7 @@ __all__ = [
     "Sampler",
     "SequenceLayout",
     "TokenDecoder",
+    "TokenLayout",
     "Transformer",
     "cross_frame_diagonal_decode",
     "diagonal_decode",

@@ -2,8 +2,9 @@
 
 An action reaches the transformer in one of two ways (``SequenceLayout.mode``):
 
-- ``"tokens"`` (MineWorld, Guo et al. 2025): as ``K`` action tokens before the slot, their ids
-  from the layout (``SequenceLayout.action_slot_ids``), embedded like any other id;
+- ``"tokens"`` (MineWorld, Guo et al. 2025): as ``K`` action tokens before the slot, one per
+  component, their ids in the component's range of the layout's vocabulary
+  (``SequenceLayout.action_offsets``), embedded like any other id;
 - ``"embedding"`` (iVideoGPT, Wu et al. 2024): as a learned projection of the action's
   features added to the slot's input (iVideoGPT adds it before the frame; see ``layout``).
 
@@ -41,6 +42,26 @@ class ActionEncoder(nn.Module):
             self.proj = nn.Linear(layout.spec.feature_dim, dim)
             self.null = nn.Parameter(torch.zeros(dim))
 
+    def ids(self, actions: Tensor | None, null: Tensor | None, batch: int) -> Tensor:
+        """Ids of ``A_t S_t`` for actions ``[*B, *action_shape]`` → ``[*B, K + 1]``: each
+        component's token (continuous components binned, ``ActionSpec.to_tokens``) in its range
+        of the vocabulary, then the slot id. ``actions=None`` (or ``null`` true) gives the null
+        action's ids."""
+        layout = self.layout
+        device = layout.action_offsets.device if actions is None else actions.device
+        shape = layout.spec.action_shape
+        lead = (batch,) if actions is None else actions.shape[: actions.ndim - len(shape)]
+        slot = torch.full((*lead, 1), layout.slot_id, dtype=torch.long, device=device)
+        if layout.k == 0:
+            return slot
+        nulls = layout.action_null.to(device).expand(*lead, layout.k)
+        if actions is None:
+            return torch.cat([nulls, slot], dim=-1)
+        ids = layout.spec.to_tokens(actions) + layout.action_offsets.to(device)  # [*B, K]
+        if null is not None:
+            ids = torch.where(null[..., None], nulls, ids)
+        return torch.cat([ids, slot], dim=-1)
+
     def vector(self, actions: Tensor | None, null: Tensor | None, lead: tuple) -> Tensor:
         """Embedding mode: the action vector ``[*lead, D]`` added at the slot (``null`` true,
         or no ``actions``: the null vector)."""
@@ -60,7 +81,7 @@ class ActionEncoder(nn.Module):
     ) -> Tensor:
         """Input embeddings ``[B, S, D]`` of whole steps (``SequenceLayout.build``), with the
         action vectors added at the slots in embedding mode."""
-        ids, roles = self.layout.build(tokens, actions, null, future)
+        ids, roles = self.layout.build(tokens, self.ids(actions, null, tokens.shape[0]), future)
         x = embed(ids, roles)  # [B, S, D]
         if self.layout.mode == "embedding":
             b, t = actions.shape[:2]
@@ -75,7 +96,7 @@ class ActionEncoder(nn.Module):
     ) -> Tensor:
         """Input embeddings ``[B, K + 1, D]`` of ``A_t S_t`` for ``action`` ``[B, ...]``
         (``None``: the null action)."""
-        ids = self.layout.action_slot_ids(action, None, b)  # [B, K + 1]
+        ids = self.ids(action, None, b)  # [B, K + 1]
         x = embed(ids, self.layout.action_slot_roles(device))  # [B, K + 1, D]
         if self.layout.mode == "embedding":
             extra = torch.zeros_like(x)

@@ -120,6 +120,27 @@ class _Schedule:
         pres.sort(key=lambda p: p[0])
         return pending, toks, pres
 
+    def sources(
+        self, toks: list[tuple[int, int, int | None, bool]], placeholder: bool
+    ) -> list[int]:
+        """Where each fed token's id lies in the buffer ``[frame before | frame 0 | …]``: its
+        own, or for a placeholder the previous frame's token at that place if sampled (the
+        frame before the first: if given), else the newest token of its row."""
+        h, w = self.height, self.width
+        n = h * w
+        src = []
+        for g, c, _, is_placeholder in toks:
+            f, r = divmod(g, h)
+            if not is_placeholder:
+                src.append((f + 1) * n + r * w + c)
+            elif f > 0 and self.count[g - h] > c:
+                src.append(f * n + r * w + c)
+            elif f == 0 and placeholder:
+                src.append(r * w + c)
+            else:
+                src.append((f + 1) * n + r * w + self.count[g] - 1)
+        return src
+
 
 def cross_frame_diagonal_decode(
     feed: CrossFrameFeedFn,
@@ -176,17 +197,7 @@ def cross_frame_diagonal_decode(
     toks: list[tuple[int, int, int | None, bool]] = []
     pres: list[tuple[int, int | None]] = [(0, 0)]
     while toks or pres:
-        src = []
-        for g, c, _, is_placeholder in toks:
-            f, r = divmod(g, h)
-            if not is_placeholder:
-                src.append((f + 1) * n + r * w + c)
-            elif f > 0 and sched.count[g - h] > c:  # the previous frame's token, if sampled
-                src.append(f * n + r * w + c)
-            elif f == 0 and placeholder is not None:
-                src.append(r * w + c)
-            else:
-                src.append((f + 1) * n + r * w + sched.count[g] - 1)
+        src = sched.sources(toks, placeholder is not None)
         s = len(toks)
         rows = [p for _, _, p, _ in toks if p is not None] + [p for _, p in pres if p is not None]
         pick = [i for i, t in enumerate(toks) if t[2] is not None]

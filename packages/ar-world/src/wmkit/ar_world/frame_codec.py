@@ -15,8 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from wmkit.ar_world.layout import SequenceLayout
-from wmkit.core import ActionSpec, Latents, Tokenizer, check_video, follow_device, load_pretrained
+from wmkit.core import Latents, Tokenizer, check_video, follow_device, load_pretrained
 
 __all__ = ["FrameCodec", "load_tokenizer"]
 
@@ -33,30 +32,6 @@ class FrameCodec:
         self.tokenizer = tokenizer
         self.frame_size = frame_size
         self.compressive = hasattr(tokenizer, "future_tokens_shape")
-
-    def layout(
-        self, action_spec: ActionSpec, action_mode: str, context_frames: int | None, max_frames: int
-    ) -> SequenceLayout:
-        """The sequence layout of the tokenizer's grids (compressive: ``T0 = context_frames``,
-        default the tokenizer's ``default_context_frames``, else 1)."""
-        tok = self.tokenizer
-        shape = tok.tokens_shape(1, *self.frame_size)
-        if len(shape) != 3:
-            raise ValueError(f"tokenizer.tokens_shape(1, H, W) must be (1, h, w); got {shape}")
-        compressive: dict[str, Any] = {}
-        if self.compressive:
-            t0 = context_frames or getattr(tok, "default_context_frames", None) or 1
-            if not 1 <= t0 < max_frames:
-                raise ValueError(f"context_frames must be in [1, max_frames - 1]; got {t0}")
-            fshape = tok.future_tokens_shape(t0 + 1, *self.frame_size, t0)
-            compressive = {
-                "future_grid": (fshape[1], fshape[2]),
-                "future_vocab_size": tok.future_vocab_size,
-                "context_steps": t0,
-            }
-        return SequenceLayout(
-            (shape[1], shape[2]), tok.vocab_size, action_spec, action_mode, **compressive
-        )
 
     def check(self, frames: Tensor, name: str) -> None:
         check_video(frames, name)

@@ -116,40 +116,15 @@ class SequenceLayout:
             return t * self.context_step_len
         return self.t0 * self.context_step_len + (t - self.t0) * self.step_len
 
-    def action_slot_ids(self, actions: Tensor | None, null: Tensor | None, batch: int) -> Tensor:
-        """Ids of ``A_t S_t`` for actions ``[*B, *action_shape]`` → ``[*B, K + 1]``.
-
-        ``actions=None`` (or ``null`` true) gives the null action ids.
-        """
-        device = self.action_offsets.device if actions is None else actions.device
-        lead = (
-            (batch,)
-            if actions is None
-            else actions.shape[: actions.ndim - len(self.spec.action_shape)]
-        )
-        slot = torch.full((*lead, 1), self.slot_id, dtype=torch.long, device=device)
-        if self.k == 0:
-            return slot
-        nulls = self.action_null.to(device).expand(*lead, self.k)
-        if actions is None:
-            return torch.cat([nulls, slot], dim=-1)
-        ids = self.spec.to_tokens(actions) + self.action_offsets.to(device)  # [*B, K]
-        if null is not None:
-            ids = torch.where(null[..., None], nulls, ids)
-        return torch.cat([ids, slot], dim=-1)
-
     # ------------------------------------------------------------------ whole sequences
     def build(
-        self,
-        tokens: Tensor,
-        actions: Tensor | None,
-        null: Tensor | None = None,
-        future: Tensor | None = None,
+        self, tokens: Tensor, action_ids: Tensor, future: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Frame tokens ``[B, T, h, w]`` and actions ``[B, T, ...]`` → ids ``[B, S]`` and
-        roles ``[S]``, every step ending with its action and slot. Compressive: ``tokens``
-        are the ``T0`` context steps ``[B, T0, ch, cw]`` and ``future`` the rest
-        ``[B, T - T0, h, w]``; ``actions`` cover all ``T`` steps."""
+        """Frame tokens ``[B, T, h, w]`` and each step's action and slot ids ``[B, T, K + 1]``
+        (``ActionEncoder.ids``) → ids ``[B, S]`` and roles ``[S]``, every step ending with its
+        action and slot. Compressive: ``tokens`` are the ``T0`` context steps ``[B, T0, ch,
+        cw]`` and ``future`` the rest ``[B, T - T0, h, w]``; ``action_ids`` cover all ``T``
+        steps."""
         b, tc = tokens.shape[:2]
         if self.compressive and tc != self.t0:
             raise ValueError(f"expected {self.t0} context steps; got {tc}")
@@ -161,12 +136,8 @@ class SequenceLayout:
             tf = future.shape[1]
             parts.append(future.reshape(b, tf, self.n) + self.future_offset)
             roles.append(self.frame_roles(tokens.device).expand(tf, -1))
-        t = tc + (0 if future is None else future.shape[1])
-        acts = self.action_slot_ids(actions, null, b) if actions is not None else None
-        if acts is None:
-            acts = self.action_slot_ids(None, None, b)[:, None].expand(b, t, self.k + 1)
         tail = self.action_slot_roles(tokens.device)
-        ids = [torch.cat([f, acts[:, i : i + f.shape[1]]], dim=-1).flatten(1)
+        ids = [torch.cat([f, action_ids[:, i : i + f.shape[1]]], dim=-1).flatten(1)
                for i, f in zip((0, tc), parts)]  # fmt: skip
         role = [torch.cat([r, tail.expand(r.shape[0], -1)], dim=-1).flatten() for r in roles]
         return torch.cat(ids, dim=1), torch.cat(role)

@@ -1,12 +1,12 @@
 """`ARWorldModelModule`: trains an injected :class:`ARWorldModel` with next-token
 cross-entropy on frame tokens plus reward (MSE) and done (BCE) losses at the slots.
 
-Batches are core's dicts: ``frames`` ``[B, T, C, H, W]`` (encoded on the fly by the frozen
-tokenizer) or ``tokens`` ``[B, T, h, w]`` (from a :mod:`~wmkit.ar_world.token_cache`), with
-``actions`` ``[B, T, ...]``, ``rewards`` and optionally ``dones`` ``[B, T]``. Precision, DDP/
-FSDP, checkpointing and resuming are Lightning's (``--trainer.precision bf16-mixed``,
-``--trainer.strategy fsdp``); gradient checkpointing is the network's
-``gradient_checkpointing`` argument.
+Batches are core's :class:`~wmkit.core.Batch` (or the dicts it is made from): ``frames``
+``[B, T, C, H, W]`` (encoded on the fly by the frozen tokenizer) or ``tokens`` ``[B, T, h, w]``
+(from a :mod:`~wmkit.ar_world.token_cache`), with ``actions`` ``[B, T, ...]``, ``rewards`` and
+optionally ``dones`` ``[B, T]``. Precision, DDP/FSDP, checkpointing and resuming are
+Lightning's (``--trainer.precision bf16-mixed``, ``--trainer.strategy fsdp``); gradient
+checkpointing is the transformer's ``gradient_checkpointing`` argument.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from wmkit.ar_world.world_model import ARWorldModel
+from wmkit.core import Batch
 
 __all__ = ["ARWorldModelModule"]
 
@@ -75,20 +76,21 @@ class ARWorldModelModule(L.LightningModule):
         self.save_hyperparameters(ignore=["model"])
         self.model = model
 
-    def _tokens(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
-        if "tokens" in batch:
-            future = batch.get("future_tokens")
-            return batch["tokens"].long(), None if future is None else future.long()
-        return self.model.encode_clip(batch["frames"])
+    def _tokens(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
+        if batch.tokens is not None:
+            future = batch.future_tokens
+            return batch.tokens.long(), None if future is None else future.long()
+        return self.model.encode_clip(batch.frames)
 
-    def losses(self, batch: dict[str, Tensor], train: bool = False) -> dict[str, Tensor]:
+    def losses(self, batch: Batch | dict[str, Tensor], train: bool = False) -> dict[str, Tensor]:
         """Loss terms and metrics for one batch (``train`` enables action dropout and goals)."""
-        (tokens, future), actions = self._tokens(batch), batch["actions"]
-        rewards = batch["rewards"].float()
-        dones = batch.get("dones", torch.zeros_like(rewards)).float()
+        batch = Batch.coerce(batch, require=("actions", "rewards"))
+        (tokens, future), actions = self._tokens(batch), batch.actions
+        rewards = batch.rewards.float()
+        dones = torch.zeros_like(rewards) if batch.dones is None else batch.dones.float()
         # False on the padded step of a clip that ends on an episode's final observation
         # (ClipDataset): that frame is a target, but it has no reward or done of its own
-        mask = batch.get("step_mask")
+        mask = batch.step_mask
         mask = torch.ones_like(rewards, dtype=torch.bool) if mask is None else mask.bool()
         b = tokens.shape[0]
         t = tokens.shape[1] + (0 if future is None else future.shape[1])
@@ -133,15 +135,15 @@ class ARWorldModelModule(L.LightningModule):
             "done_bce": done,
         }
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> Tensor:
         losses = self.losses(batch, train=True)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True)
         return losses["loss"]
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> None:
         self.log_dict({f"val/{k}": v for k, v in self.losses(batch).items()})
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> None:
         self.log_dict({f"test/{k}": v for k, v in self.losses(batch).items()})
 
     def configure_optimizers(self):

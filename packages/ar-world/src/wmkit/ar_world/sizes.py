@@ -8,7 +8,9 @@ device).
 
 from __future__ import annotations
 
-__all__ = ["SIZES"]
+from typing import Any
+
+__all__ = ["SIZES", "transformer_spec"]
 
 SIZES: dict[str, dict[str, int]] = {
     "tiny": {"dim": 32, "depth": 2, "heads": 2, "ffn_multiple": 32},
@@ -17,3 +19,14 @@ SIZES: dict[str, dict[str, int]] = {
     "700M": {"dim": 1536, "depth": 24, "heads": 24, "ffn_multiple": 256},
     "1.2B": {"dim": 2048, "depth": 24, "heads": 32, "ffn_multiple": 256},
 }
+
+
+def transformer_spec(size: str = "tiny", gradient_checkpointing: bool = False) -> dict[str, Any]:
+    """``{"class_path", "init_args"}`` of the :class:`~wmkit.ar_world.transformer.Transformer`
+    of a named size, as ``ARWorldModel(transformer=...)`` takes it."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {sorted(SIZES)}; got {size!r}")
+    return {
+        "class_path": "wmkit.ar_world.transformer.Transformer",
+        "init_args": {**SIZES[size], "gradient_checkpointing": gradient_checkpointing},
+    }

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from wmkit.core import ActionSpec, Tokenizer, load_pretrained
+from wmkit.core import ActionSpec, Batch, Tokenizer, load_pretrained
 from wmkit.core.data.resumable_loader import ResumableLoader, ResumableShuffleSampler
 
 __all__ = ["TokenCacheDataModule", "build_token_cache"]
@@ -102,15 +102,21 @@ def _encode_split(
         "tokens": [], "actions": [], "rewards": [], "dones": [], "step_mask": []
     }  # fmt: skip
     grid: list[int] = []
-    for batch in loader:
-        tokens = tok.encode(batch["frames"].to(device)).values.cpu()  # [B, T, h, w]
+    for raw in loader:
+        batch = Batch.coerce(raw, require=("frames", "actions", "rewards"))
+        tokens = tok.encode(batch.frames.to(device)).values.cpu()  # [B, T, h, w]
         grid = list(tokens.shape[2:])
         parts["tokens"].append(tokens.to(torch.int32))
-        parts["actions"].append(batch["actions"])
-        parts["rewards"].append(batch["rewards"].float())
-        parts["dones"].append(batch.get("dones", torch.zeros_like(batch["rewards"])).float())
-        mask = batch.get("step_mask", torch.ones_like(batch["rewards"], dtype=torch.bool))
-        parts["step_mask"].append(mask.bool())
+        parts["actions"].append(batch.actions)
+        rewards = batch.rewards.float()
+        parts["rewards"].append(rewards)
+        parts["dones"].append(
+            torch.zeros_like(rewards) if batch.dones is None else batch.dones.float()
+        )
+        mask = batch.step_mask
+        parts["step_mask"].append(
+            torch.ones_like(rewards, dtype=torch.bool) if mask is None else mask.bool()
+        )
     if not parts["tokens"]:
         raise ValueError(f"the {split} loader yielded no batches")
     final = out / f"{split}.safetensors"

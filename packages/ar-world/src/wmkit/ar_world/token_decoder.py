@@ -14,10 +14,10 @@ tokenizer (``ARWorldModel.run``, ``embed_ids``, ``anchor``, ``finish_frame``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from wmkit.ar_world.cuda_graphs import GraphedDecoder
 from wmkit.ar_world.kv_cache import KVCache
@@ -25,6 +25,7 @@ from wmkit.ar_world.sampling import Sampler
 from wmkit.ar_world.state import ARState
 from wmkit.ar_world.transformer import Transformer
 from wmkit.core import Rollout, StepOutput, StepwiseRolloutMixin
+from wmkit.core.components import init_config
 
 if TYPE_CHECKING:
     from wmkit.ar_world.raster_decoding import FeedFn
@@ -53,6 +54,12 @@ class TokenDecoder:
             ``> 1`` strengthens the action's effect, ``0`` ignores it. The branches share the
             history (the real past actions); the null branch is dropped after each step. Not
             with ``cuda_graphs``. Costs a doubled batch per pass.
+        refresh_keep: frames kept when the window is full and the cache is refreshed
+            (default ``max_frames // 2``, MineWorld's reference frames).
+        compile_decoding: run cached passes on a static KV cache through ``torch.compile``
+            (``Transformer.compile_decoding``; what ``cuda_graphs`` captures). Same outputs.
+
+    A decoder serves one model (it holds that model's captured graphs).
     """
 
     def __init__(
@@ -63,6 +70,8 @@ class TokenDecoder:
         use_cache: bool = True,
         cuda_graphs: bool = False,
         guidance_scale: float = 1.0,
+        refresh_keep: int | None = None,
+        compile_decoding: bool = False,
     ) -> None:
         if cuda_graphs and not use_cache:
             raise ValueError("cuda_graphs=True needs use_cache=True (graphs replay cached passes)")
@@ -76,7 +85,40 @@ class TokenDecoder:
         self.sampler = Sampler(temperature, top_k, top_p)
         self.use_cache, self.cuda_graphs = use_cache, cuda_graphs
         self.guidance_scale = float(guidance_scale)
+        self.refresh_keep, self.compile_decoding = refresh_keep, compile_decoding
         self.graphed: GraphedDecoder | None = None
+
+    @property
+    def temperature(self) -> float:
+        return self.sampler.temperature
+
+    @property
+    def top_k(self) -> int | None:
+        return self.sampler.top_k
+
+    @property
+    def top_p(self) -> float:
+        return self.sampler.top_p
+
+    def to_config(self) -> dict[str, Any]:
+        """``{"class_path", "init_args"}`` this decoder is rebuilt from (``config.json``)."""
+        return init_config(self, TokenDecoder)
+
+    def attach(self, transformer: nn.Module, max_frames: int) -> None:
+        """Check this decoder against a model's window of ``max_frames`` frames and prepare
+        its ``transformer`` (``compile_decoding``)."""
+        self.frames_kept(max_frames)
+        if self.compile_decoding:
+            transformer.compile_decoding()
+
+    def frames_kept(self, max_frames: int) -> int:
+        """Frames a window refresh keeps (``refresh_keep``, default ``max_frames // 2``)."""
+        keep = max_frames // 2 if self.refresh_keep is None else self.refresh_keep
+        if not 1 <= keep < max_frames:
+            raise ValueError(
+                f"refresh_keep must be in [1, max_frames - 1]; got {self.refresh_keep}"
+            )
+        return keep
 
     # ------------------------------------------------------------------ the cache
     def release(self) -> None:
@@ -153,7 +195,9 @@ class TokenDecoder:
             model.anchor(state, torch.stack(state.recent_frames[-t0:], dim=1))
             self.prefill(model, state)
         elif len(state.prefix_tokens) + len(state.tokens) >= model.max_frames:
-            keep = min(model.refresh_keep, model.max_frames - len(state.prefix_tokens) - 1)
+            keep = min(
+                self.frames_kept(model.max_frames), model.max_frames - len(state.prefix_tokens) - 1
+            )
             keep = max(keep, 1)
             state.tokens = state.tokens[-keep:]
             state.actions = state.actions[len(state.actions) - (keep - 1) :] if keep > 1 else []

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from wmkit.ar_world.kv_cache import KVCache
+from wmkit.core.components import init_config
 
 __all__ = [
     "RMSNorm",
@@ -188,9 +189,14 @@ class Transformer(nn.Module):
         hidden = ffn_hidden_size(dim, ffn_multiple)
         self.blocks = nn.ModuleList(Block(dim, heads, hidden, rope_base) for _ in range(depth))
         self.norm = RMSNorm(dim)
-        self.heads, self.head_dim = heads, dim // heads
+        self.dim, self.depth, self.heads, self.head_dim = dim, depth, heads, dim // heads
+        self.ffn_multiple, self.rope_base = ffn_multiple, rope_base
         self.gradient_checkpointing = gradient_checkpointing
         self._compiled: Callable | None = None
+
+    def to_config(self) -> dict:
+        """``{"class_path", "init_args"}`` this transformer is rebuilt from (``config.json``)."""
+        return init_config(self)
 
     @property
     def compiled_decoding(self) -> bool:

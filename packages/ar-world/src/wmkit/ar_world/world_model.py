@@ -21,19 +21,22 @@ per-frame layout.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from wmkit.ar_world.action_encoder import ActionEncoder, rename_action_keys
-from wmkit.ar_world.decoders import make_decoder
+from wmkit.ar_world.context_state import compressive_state, context_state
 from wmkit.ar_world.frame_codec import FrameCodec, load_tokenizer
+from wmkit.ar_world.legacy_config import upgrade_flat_config
+from wmkit.ar_world.raster_decoding import RasterDecoder
 from wmkit.ar_world.sampling import Sampler
-from wmkit.ar_world.sizes import SIZES
+from wmkit.ar_world.sizes import transformer_spec
 from wmkit.ar_world.state import ARState, ARWorldModelOutput
 from wmkit.ar_world.token_decoder import TokenDecoder
-from wmkit.ar_world.transformer import Transformer, merge_gate_up
+from wmkit.ar_world.token_layout import TokenLayout
+from wmkit.ar_world.transformer import merge_gate_up
 from wmkit.core import (
     ActionSpec,
     PretrainedMixin,
@@ -41,9 +44,9 @@ from wmkit.core import (
     StepOutput,
     StepwiseRolloutMixin,
     WorldState,
-    check_video,
     check_world_model_inputs,
 )
+from wmkit.core.components import build_component, record_components
 
 __all__ = ["TOKENIZER_SUBDIR", "ARState", "ARWorldModel", "ARWorldModelOutput"]
 
@@ -52,7 +55,11 @@ TOKENIZER_SUBDIR = "tokenizer"
 
 
 class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
-    """Llama-style decoder over ``[frame tokens][action tokens][slot]`` steps.
+    """Llama-style decoder over ``[frame tokens][action tokens][slot]`` steps, composed of a
+    transformer, a sequence layout and a decoding strategy passed in.
+
+    Each component is an object or its ``{"class_path", "init_args"}``
+    (:mod:`~wmkit.ar_world.components`); ``save_pretrained`` records each as the latter.
 
     Args:
         action_spec: the actions it takes.
@@ -61,34 +68,25 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             subdirectory ``tokenizer/`` and records ``"./tokenizer"``, which
             ``from_pretrained`` resolves against the model's directory.
         frame_size: ``(H, W)`` of the frames.
-        size: named transformer size (``wmkit.ar_world.SIZES``).
-        action_mode: ``"tokens"`` (MineWorld) or ``"embedding"`` (iVideoGPT); see
-            ``ActionEncoder``.
+        transformer: the network over input embeddings ``[B, S, D]`` (default: the ``tiny``
+            :class:`~wmkit.ar_world.transformer.Transformer`); another network needs what
+            ``Transformer`` has: ``dim``, ``forward(x, positions, cache)``, ``new_cache``,
+            ``compiled_decoding`` and ``compile_decoding``.
+        layout: the sequence layout (default :class:`~wmkit.ar_world.token_layout.TokenLayout`
+            with action tokens).
+        decoder: how ``step`` and ``rollout`` draw a frame's tokens, with the KV cache, window
+            refresh, action guidance and CUDA graphs (default
+            :class:`~wmkit.ar_world.raster_decoding.RasterDecoder`).
         max_frames: context window in frames (the training clip length).
-        refresh_keep: frames kept when the window is full and the cache is refreshed
-            (default ``max_frames // 2``, MineWorld's reference frames).
-        decoding: ``"raster"`` (``RasterDecoder``) or ``"diagonal"`` (``DiagonalDecoder``).
-        window: diagonal decoding: most rows decoded at once.
-        offset: diagonal decoding: lag in tokens between a row and the row above.
-        use_cache: decode with the KV cache (``False``: recompute the window; raster only).
-        temperature: sampling temperature (``0``: greedy, deterministic).
-        top_k: sample among the ``top_k`` most likely tokens.
-        top_p: nucleus sampling threshold.
-        gradient_checkpointing: recompute blocks in the backward pass.
-        context_frames: compressive tokenizers only: ``T0`` context steps (default: the
-            tokenizer's ``default_context_frames``, else 1).
-        cross_frame: diagonal decoding only: in ``rollout``, start the next frame before the
-            current one ends (``CrossFrameDecoder``).
-        cuda_graphs: replay decoding passes as CUDA graphs on a static KV cache
-            (``TokenDecoder``); one live state at a time.
-        compile_decoding: run cached passes on a static KV cache through ``torch.compile``
-            (``Transformer.compile_decoding``; what ``cuda_graphs`` captures). Same outputs.
-        guidance_scale: action guidance (``TokenDecoder``; ``1``: off), trained by
-            ``ARWorldModelModule(action_dropout=...)``; not with ``cross_frame`` or
-            ``cuda_graphs``.
     """
 
     frozen_components = ("tokenizer",)  # saved in tokenizer/ (PretrainedMixin)
+
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The flat arguments of 0.1.x (``size``, ``action_mode``, ``decoding``, ``window``,
+        ``temperature``, ...) as ``transformer``, ``layout`` and ``decoder`` specs."""
+        return upgrade_flat_config(config)
 
     @classmethod
     def upgrade_state_dict(cls, state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -101,56 +99,41 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         action_spec: ActionSpec,
         tokenizer: str | nn.Module,
         frame_size: tuple[int, int] = (16, 16),
-        size: str = "tiny",
-        action_mode: Literal["tokens", "embedding"] = "tokens",
+        transformer: dict[str, Any] | nn.Module | None = None,
+        layout: dict[str, Any] | TokenLayout | None = None,
+        decoder: dict[str, Any] | TokenDecoder | None = None,
         max_frames: int = 8,
-        refresh_keep: int | None = None,
-        decoding: Literal["raster", "diagonal"] = "raster",
-        window: int = 4,
-        offset: int = 1,
-        use_cache: bool = True,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float = 1.0,
-        gradient_checkpointing: bool = False,
-        context_frames: int | None = None,
-        cross_frame: bool = False,
-        cuda_graphs: bool = False,
-        compile_decoding: bool = False,
-        guidance_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        if size not in SIZES:
-            raise ValueError(f"size must be one of {sorted(SIZES)}; got {size!r}")
-        self.decoder: TokenDecoder = make_decoder(
-            decoding, window, offset, cross_frame, temperature=temperature, top_k=top_k,
-            top_p=top_p, use_cache=use_cache, cuda_graphs=cuda_graphs,
-            guidance_scale=guidance_scale,
-        )  # fmt: skip
         if max_frames < 2:
             raise ValueError(f"max_frames must be >= 2; got {max_frames}")
-        keep = max_frames // 2 if refresh_keep is None else refresh_keep
-        if not 1 <= keep < max_frames:
-            raise ValueError(f"refresh_keep must be in [1, max_frames - 1]; got {refresh_keep}")
+        specs = {
+            "transformer": transformer_spec() if transformer is None else transformer,
+            "layout": TokenLayout() if layout is None else layout,
+            "decoder": RasterDecoder() if decoder is None else decoder,
+        }
+        net = build_component(specs["transformer"], nn.Module, "transformer")
+        if not isinstance(getattr(net, "dim", None), int):
+            raise ValueError(f"the transformer {type(net).__name__} has no int dim (its width)")
+        token_layout = build_component(specs["layout"], TokenLayout, "layout")
+        self.decoder: TokenDecoder = build_component(specs["decoder"], TokenDecoder, "decoder")
+        self.decoder.attach(net, max_frames)
+        if self._hub_mixin_config is not None:  # what save_pretrained writes
+            built = {"transformer": net, "layout": token_layout, "decoder": self.decoder}
+            self._hub_mixin_config = record_components(self._hub_mixin_config, specs, built)
         action_spec = ActionSpec.coerce(action_spec, "ARWorldModel action_spec")
         self._action_spec = action_spec
         self.__dict__["tokenizer"] = load_tokenizer(tokenizer)  # frozen, not a submodule
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.codec = FrameCodec(self.tokenizer, self.frame_size)
         self.compressive = self.codec.compressive
-        self.layout = self.codec.layout(action_spec, action_mode, context_frames, max_frames)
-        self.max_frames, self.refresh_keep = max_frames, keep
-        cfg = SIZES[size]
-        dim = cfg["dim"]
+        self.layout = token_layout.build(self.codec, action_spec, max_frames)
+        self.max_frames = max_frames
+        dim = net.dim
         self.embed = nn.Embedding(self.layout.num_ids, dim)
         self.role = nn.Embedding(self.layout.num_roles, dim)
         self.action_encoder = ActionEncoder(self.layout, dim)
-        self.transformer = Transformer(
-            dim, cfg["depth"], cfg["heads"], cfg["ffn_multiple"],
-            gradient_checkpointing=gradient_checkpointing,
-        )  # fmt: skip
-        if compile_decoding:
-            self.transformer.compile_decoding()
+        self.transformer = net
         self.frame_head = nn.Linear(dim, self.layout.vocab_size, bias=False)
         self.reward_head = nn.Linear(dim, 1)
         self.done_head = nn.Linear(dim, 1)
@@ -169,6 +152,11 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     @property
     def sampler(self) -> Sampler:
         return self.decoder.sampler
+
+    @property
+    def refresh_keep(self) -> int:
+        """Frames the decoder keeps when the window is full."""
+        return self.decoder.frames_kept(self.max_frames)
 
     def _apply(self, fn: Any, recurse: bool = True) -> ARWorldModel:  # move the tokenizer too
         super()._apply(fn, recurse)
@@ -245,9 +233,6 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         ``state`` (its KV cache, or its recomputed window)."""
         return self.decoder.run(self.transformer, state, x, positions)
 
-    def _tokens_for(self, frames: Tensor, name: str) -> list[Tensor]:
-        return list(self.encode_frames(frames, name).unbind(1))
-
     @torch.no_grad()
     def reset(
         self,
@@ -271,65 +256,17 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             prompt_actions: the demonstration's ``[B, Tp - 1, ...]`` actions.
         """
         check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
-        if self.compressive:
-            if goal_frame is not None or prompt_frames is not None:
-                raise ValueError(
-                    "goal_frame and prompt_frames need a per-frame tokenizer; this world model "
-                    "uses a compressive one"
-                )
-            return self._reset_compressive(context_frames, context_actions)
-        b = context_frames.shape[0]
-        prefix_tokens: list[Tensor] = []
-        prefix_actions: list[Tensor | None] = []
-        if goal_frame is not None:
-            check_video(goal_frame.unsqueeze(1), "goal_frame")
-            prefix_tokens += self._tokens_for(goal_frame.unsqueeze(1), "goal_frame")
-            prefix_actions.append(None)
-        if prompt_frames is not None:
-            check_world_model_inputs(self.action_spec, prompt_frames, None, prompt_actions)
-            tp = prompt_frames.shape[1]
-            prefix_tokens += self._tokens_for(prompt_frames, "prompt_frames")
-            pa = prompt_actions
-            prefix_actions += [pa[:, i] if pa is not None else None for i in range(tp - 1)]
-            prefix_actions.append(None)
-        if len(prefix_tokens) >= self.max_frames - 1:
-            raise ValueError(
-                f"goal/prompt take {len(prefix_tokens)} frames; max_frames is {self.max_frames}"
+        if not self.compressive:
+            state = context_state(
+                self, context_frames, context_actions, goal_frame, prompt_frames, prompt_actions
             )
-        room = self.max_frames - len(prefix_tokens)
-        tokens = self._tokens_for(context_frames, "context_frames")
-        t0 = len(tokens)
-        acts: list[Tensor | None] = [
-            context_actions[:, i] if context_actions is not None else None for i in range(t0 - 1)
-        ]
-        keep = min(t0, room)
-        state = ARState(
-            t=t0,
-            frames=context_frames[:, -1:],
-            prefix_tokens=[p.expand(b, -1, -1) for p in prefix_tokens],
-            prefix_actions=prefix_actions,
-            tokens=tokens[t0 - keep :],
-            actions=acts[t0 - keep :],
-        )
-        self.decoder.prefill(self, state)
-        return state
-
-    def _reset_compressive(self, context_frames: Tensor, context_actions: Tensor | None) -> ARState:
-        t0 = self.layout.t0
-        self.codec.check(context_frames, "context_frames")
-        if context_frames.shape[1] < t0:
+        elif goal_frame is not None or prompt_frames is not None:
             raise ValueError(
-                f"context_frames must have at least context_frames = {t0} frames (the "
-                f"compressive layout's context); got {context_frames.shape[1]}"
+                "goal_frame and prompt_frames need a per-frame tokenizer; this world model "
+                "uses a compressive one"
             )
-        frames = context_frames[:, -t0:]
-        total = context_frames.shape[1]
-        acts: list[Tensor | None] = [
-            context_actions[:, i] if context_actions is not None else None
-            for i in range(total - t0, total - 1)
-        ]
-        state = ARState(t=total, frames=context_frames[:, -1:], actions=acts)
-        self.anchor(state, frames)
+        else:
+            state = compressive_state(self, context_frames, context_actions)
         self.decoder.prefill(self, state)
         return state
 

@@ -3,7 +3,9 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from wmkit.core.action_spec import ActionKind, ActionSpec
+from wmkit.core.batch import Batch
 from wmkit.core.cli import Command
+from wmkit.core.components import build_component, init_config
 from wmkit.core.devices import follow_device
 from wmkit.core.pretrained import (
     PretrainedLoadError,
@@ -40,6 +42,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "ActionKind",
     "ActionSpec",
+    "Batch",
     "Command",
     "LatentActionModel",
     "Latents",
@@ -52,11 +55,13 @@ __all__ = [
     "WorldModel",
     "WorldState",
     "__version__",
+    "build_component",
     "check_frames",
     "check_video",
     "check_world_model_inputs",
     "follow_device",
     "frame_grid",
+    "init_config",
     "load_pretrained",
     "make_stage",
     "read_video",

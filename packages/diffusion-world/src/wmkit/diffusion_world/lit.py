@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from wmkit.core import Batch
 from wmkit.diffusion_world.world_model import DiffusionWorldModel
 
 __all__ = ["DiffusionForcingModule", "psnr"]
@@ -75,7 +76,7 @@ class DiffusionForcingModule(L.LightningModule):
         if gradient_checkpointing:
             model.set_gradient_checkpointing(True)
 
-    def _head_losses(self, batch: dict[str, Tensor], latents: Tensor) -> dict[str, Tensor]:
+    def _head_losses(self, batch: Batch, latents: Tensor) -> dict[str, Tensor]:
         """``reward_mse`` / ``done_bce`` of the heads the model has, for the targets the batch
         has (``latents``: the batch's frames encoded)."""
         out = {}
@@ -83,19 +84,19 @@ class DiffusionForcingModule(L.LightningModule):
             (self.model.reward_head, "rewards", "reward_mse", self.model.reward_loss),
             (self.model.done_head, "dones", "done_bce", self.model.done_loss),
         ):
-            if head is None or batch.get(key) is None:
+            target = getattr(batch, key)
+            if head is None or target is None:
                 continue
-            if batch.get("actions") is None:
+            if batch.actions is None:
                 head_name = name.split("_")[0]
-                raise ValueError(
-                    f"the {head_name} head needs batch['actions'] beside batch['{key}']"
-                )
-            out[name] = loss_fn(batch["frames"], batch["actions"], batch[key], latents)
+                raise ValueError(f"the {head_name} head needs batch actions beside batch {key}")
+            out[name] = loss_fn(batch.frames, batch.actions, target, latents)
         return out
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        latents = self.model.encode(batch["frames"])  # once for the loss and the heads
-        out = self.model.loss(batch["frames"], batch.get("actions"), latents)
+    def training_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> Tensor:
+        batch = Batch.coerce(batch, require=("frames",))
+        latents = self.model.encode(batch.frames)  # once for the loss and the heads
+        out = self.model.loss(batch.frames, batch.actions, latents)
         loss = out.loss
         logs = {f"train/{k}": v for k, v in out.logs.items()}
         heads = self._head_losses(batch, latents)
@@ -114,9 +115,7 @@ class DiffusionForcingModule(L.LightningModule):
         self.log_dict(logs)
         return loss
 
-    def _generated_head_losses(
-        self, batch: dict[str, Tensor], latents: Tensor
-    ) -> dict[str, Tensor]:
+    def _generated_head_losses(self, batch: Batch, latents: Tensor) -> dict[str, Tensor]:
         """:meth:`DiffusionWorldModel.generated_head_losses` on its own random stream (seeded by
         the run's seed, the step and the rank), so turning it on leaves the diffusion network's
         noise draws, and so its training, exactly as they were."""
@@ -125,11 +124,12 @@ class DiffusionForcingModule(L.LightningModule):
             seed = torch.initial_seed() + 1_000_003 * (self.global_step + 1) + self.global_rank
             torch.manual_seed(seed % 2**63)
             return self.model.generated_head_losses(
-                batch["frames"], batch["actions"], batch.get("rewards"), batch.get("dones"), latents
+                batch.frames, batch.actions, batch.rewards, batch.dones, latents
             )
 
-    def _evaluate(self, batch: dict[str, Tensor], split: str) -> None:
-        frames, actions = batch["frames"], batch.get("actions")
+    def _evaluate(self, batch: Batch | dict[str, Tensor], split: str) -> None:
+        batch = Batch.coerce(batch, require=("frames",))
+        frames, actions = batch.frames, batch.actions
         latents = self.model.encode(frames)
         out = self.model.loss(frames, actions, latents)
         logs = {f"{split}/loss": out.loss}
@@ -143,10 +143,10 @@ class DiffusionForcingModule(L.LightningModule):
             logs[f"{split}/psnr_copy_last"] = psnr(copy, target).mean()
         self.log_dict(logs, batch_size=frames.shape[0])
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
     def configure_optimizers(self) -> dict | torch.optim.Optimizer:

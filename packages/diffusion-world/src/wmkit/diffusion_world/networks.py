@@ -10,11 +10,11 @@ diffusers networks (:func:`causal_diffusers_network`, Vid2World's causalization)
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from torch import nn
 
+from wmkit.core.components import build_component
 from wmkit.diffusion_world.causal_layers import TemporalConvRule
 from wmkit.diffusion_world.causalize import SVD_UNET_SIZES, causalize, load_diffusers_network
 from wmkit.diffusion_world.dit import DIT_SIZES
@@ -40,20 +40,9 @@ DIFFUSERS_NETWORKS = {
 _SIZES = {"svd_unet": SVD_UNET_SIZES, "unet3d": UNET3D_SIZES, "wan": WAN_SIZES}
 
 
-def build_network(spec: dict[str, Any]) -> nn.Module:
+def build_network(spec: dict[str, Any] | nn.Module) -> nn.Module:
     """The network of ``spec = {"class_path": "pkg.module.Name", "init_args": {...}}``."""
-    if not isinstance(spec, dict) or "class_path" not in spec:
-        raise ValueError(
-            f"network must be a dict with 'class_path' (and 'init_args'); got {spec!r}"
-        )
-    module, _, name = spec["class_path"].rpartition(".")
-    try:
-        target = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ValueError(
-            f"network class_path {spec['class_path']!r} cannot be imported: {e}"
-        ) from e
-    return target(**spec.get("init_args", {}))
+    return build_component(spec, nn.Module, "network")
 
 
 def causal_diffusers_network(

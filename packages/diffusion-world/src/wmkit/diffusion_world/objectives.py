@@ -17,13 +17,13 @@ config by its ``class_path`` (:meth:`Objective.to_config`, :func:`build_objectiv
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from wmkit.core.components import build_component
 from wmkit.diffusion_world.edm import (
     EDMNextFrameSampler,
     edm_scalings,
@@ -101,18 +101,7 @@ class Objective:
 
 def build_objective(spec: Objective | dict[str, Any]) -> Objective:
     """An :class:`Objective` from itself or its config ``{"class_path", "init_args"}``."""
-    if isinstance(spec, Objective):
-        return spec
-    if not isinstance(spec, dict) or "class_path" not in spec:
-        raise ValueError(
-            "objective must be an Objective or a dict with 'class_path' (and 'init_args'); "
-            f"got {spec!r}"
-        )
-    module, _, name = spec["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    if not (isinstance(cls, type) and issubclass(cls, Objective)):
-        raise ValueError(f"objective class_path {spec['class_path']!r} is not an Objective")
-    return cls(**spec.get("init_args", {}))
+    return build_component(spec, Objective, "objective")
 
 
 @dataclass

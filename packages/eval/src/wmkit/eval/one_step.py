@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from wmkit.core.batch import Batch
 from wmkit.core.protocols import WorldModel
 from wmkit.core.video import check_video
 from wmkit.eval.heads import HeadScores
@@ -54,18 +55,17 @@ def score_heads_one_step(
     for i, batch in enumerate(batches):
         if max_batches is not None and i >= max_batches:
             break
-        if "frames" not in batch or "actions" not in batch:
-            raise KeyError(f"each batch needs 'frames' and 'actions'; got keys {sorted(batch)}")
-        frames, actions = batch["frames"], batch["actions"]
-        check_video(frames, "batch['frames']")
+        batch = Batch.coerce(batch, require=("frames", "actions"))
+        frames, actions = batch.frames, batch.actions
+        check_video(frames, "batch frames")
         if frames.shape[1] < context + 1 or actions.shape[1] < context:
             raise ValueError(
                 f"clips must have at least context + 1 = {context + 1} frames and {context} "
                 f"actions; got {frames.shape[1]} frames, {actions.shape[1]} actions"
             )
         keep = torch.ones(frames.shape[0], dtype=torch.bool)
-        if batch.get("step_mask") is not None:
-            keep = batch["step_mask"][:, context - 1].bool().cpu()
+        if batch.step_mask is not None:
+            keep = batch.step_mask[:, context - 1].bool().cpu()
         if not keep.any():
             continue
         frames, actions = frames[keep], actions[keep]
@@ -77,11 +77,8 @@ def score_heads_one_step(
             frames[:, :context], actions[:, context - 1 : context], ctx_actions
         )
         step = slice(context - 1, context)  # reward/done t follow action t
-        targets = {
-            k: batch[k][keep][:, step] if batch.get(k) is not None else None
-            for k in ("rewards", "dones")
-        }
-        scores.update([out.rewards], [out.dones], targets["rewards"], targets["dones"])
+        targets = [None if t is None else t[keep][:, step] for t in (batch.rewards, batch.dones)]
+        scores.update([out.rewards], [out.dones], *targets)
         scored += int(keep.sum())
     out = {k: v for k, v in scores.compute().items() if not k.endswith("_per_step")}
     return {**out, "transitions": scored}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
-from wmkit.core import Tokenizer
+from wmkit.core import Batch, Tokenizer
 from wmkit.eval.baselines import tokenizer_reconstruction
 from wmkit.eval.frame_metrics import (
     frame_lpips,
@@ -45,7 +45,7 @@ def evaluate_reconstruction(
     for i, batch in enumerate(batches):
         if max_batches is not None and i >= max_batches:
             break
-        clip = batch["frames"].to(device)
+        clip = Batch.coerce(batch, require=("frames",)).frames.to(device)
         recon = tokenizer_reconstruction(tokenizer, clip, clip.shape[1])
         sums["mse"] += frame_mse(recon, clip).sum().item()
         sums["psnr_mean"] += frame_psnr(recon, clip).sum().item()

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from wmkit.core.batch import Batch
 from wmkit.core.protocols import Tokenizer, WorldModel
 from wmkit.core.video import check_video
 from wmkit.eval.baselines import CopyLastFrame, tokenizer_reconstruction
@@ -160,11 +161,9 @@ class RolloutEvaluation:
         return "\n".join(rows)
 
 
-def _split(batch: Mapping[str, Tensor], context: int, horizon: int) -> tuple[Tensor, ...]:
-    if "frames" not in batch or "actions" not in batch:
-        raise KeyError(f"each batch needs 'frames' and 'actions'; got keys {sorted(batch)}")
-    frames, actions = batch["frames"], batch["actions"]
-    check_video(frames, "batch['frames']")
+def _split(batch: Batch, context: int, horizon: int) -> tuple[Tensor, ...]:
+    frames, actions = batch.frames, batch.actions
+    check_video(frames, "batch frames")
     need = context + horizon
     if frames.shape[1] < need or actions.shape[1] < need - 1:
         raise ValueError(
@@ -181,7 +180,7 @@ def _split(batch: Mapping[str, Tensor], context: int, horizon: int) -> tuple[Ten
 @torch.no_grad()
 def evaluate_rollouts(
     world_model: WorldModel,
-    batches: Iterable[Mapping[str, Tensor]],
+    batches: Iterable[Batch | Mapping[str, Tensor]],
     *,
     context: int,
     horizon: int,
@@ -243,8 +242,9 @@ def evaluate_rollouts(
     for i, batch in enumerate(batches):
         if max_batches is not None and i >= max_batches:
             break
+        batch = Batch.coerce(batch, require=("frames", "actions"))
         if device is not None:
-            batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+            batch = batch.to(device)
         clip, ctx, ctx_actions, step_actions, target = _split(batch, context, horizon)
         preds: dict[str, Tensor] = {}
         rollouts = []
@@ -256,8 +256,8 @@ def evaluate_rollouts(
         head_scores.update(
             [r.rewards for r in rollouts],
             [r.dones for r in rollouts],
-            batch["rewards"][:, steps] if batch.get("rewards") is not None else None,
-            batch["dones"][:, steps] if batch.get("dones") is not None else None,
+            batch.rewards[:, steps] if batch.rewards is not None else None,
+            batch.dones[:, steps] if batch.dones is not None else None,
         )
         preds["copy_last_frame"] = copy_last.rollout(ctx, step_actions, ctx_actions).frames
         if tokenizer is not None:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
+from wmkit.core import Batch
 from wmkit.latent_action.latent_action_model import LatentActionAutoencoder
 from wmkit.latent_action.quantizer import code_statistics
 
@@ -75,8 +76,10 @@ class LatentActionModule(L.LightningModule):
         net.requires_grad_(False)
         return net.eval()
 
-    def _losses(self, batch: dict[str, Tensor], shuffled: bool = False) -> dict[str, Tensor]:
-        frames = batch["frames"]
+    def _losses(
+        self, batch: Batch | dict[str, Tensor], shuffled: bool = False
+    ) -> dict[str, Tensor]:
+        frames = Batch.coerce(batch, require=("frames",)).frames
         out = self.model(frames)
         target, current = frames[:, 1:], frames[:, :-1]
         recon = F.mse_loss(out.predicted, target)
@@ -106,15 +109,15 @@ class LatentActionModule(L.LightningModule):
         logs["loss"] = loss
         return logs
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> Tensor:
         losses = self._losses(batch)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True)
         return losses["loss"]
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> None:
         self.log_dict({f"val/{k}": v for k, v in self._losses(batch, shuffled=True).items()})
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> None:
         self.log_dict({f"test/{k}": v for k, v in self._losses(batch, shuffled=True).items()})
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

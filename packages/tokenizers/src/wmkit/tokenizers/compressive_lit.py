@@ -22,6 +22,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from wmkit.core import Batch
 from wmkit.tokenizers.compressive import CompressiveTokenizer
 from wmkit.tokenizers.lit_mixin import TokenizerLitMixin
 from wmkit.tokenizers.losses import perceptual_distance
@@ -122,8 +123,8 @@ class CompressiveModule(TokenizerLitMixin, L.LightningModule):
         losses["loss"] = total + out.loss
         return losses, {"out": out}
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        frames = batch["frames"]
+    def training_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> Tensor:
+        frames = Batch.coerce(batch, require=("frames",)).frames
         context = self.sample_context(frames.shape[1])
         losses, extra = self._losses(frames, context)
         self.train_steps += 1
@@ -133,8 +134,8 @@ class CompressiveModule(TokenizerLitMixin, L.LightningModule):
         self.log("train/loss_total", losses["loss"].detach(), prog_bar=True)
         return losses["loss"]
 
-    def _evaluate(self, batch: dict[str, Tensor], batch_idx: int, split: str) -> None:
-        frames = batch["frames"]
+    def _evaluate(self, batch: Batch | dict[str, Tensor], batch_idx: int, split: str) -> None:
+        frames = Batch.coerce(batch, require=("frames",)).frames
         t = frames.shape[1]
         t0 = self.hparams.eval_context_frames or max(1, t // 2)
         t0 = min(t0, t - 1) if t > 1 else 1

@@ -30,6 +30,7 @@ from safetensors.torch import load_model
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from wmkit.core import Batch
 from wmkit.tokenizers.discriminator import PatchDiscriminator3D
 from wmkit.tokenizers.lit_mixin import TokenizerLitMixin
 from wmkit.tokenizers.losses import (
@@ -117,8 +118,8 @@ class VidTokModule(TokenizerLitMixin, L.LightningModule):
         """The EMA tokenizer when EMA is on, else the trained one."""
         return self.ema.module if self.ema is not None else self.tokenizer  # type: ignore[return-value]
 
-    def _clip(self, batch: dict[str, Tensor]) -> Tensor:
-        frames = batch["frames"]
+    def _clip(self, batch: Batch | dict[str, Tensor]) -> Tensor:
+        frames = Batch.coerce(batch, require=("frames",)).frames
         t = self.tokenizer.temporal_compression
         n = 1 + (frames.shape[1] - 1) // t * t
         return frames[:, :n]
@@ -150,7 +151,7 @@ class VidTokModule(TokenizerLitMixin, L.LightningModule):
         return losses
 
     # ------------------------------------------------------------------ training
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> Tensor:
         opts = self.optimizers()
         opt_g, opt_d = (opts[0], opts[1]) if isinstance(opts, list) else (opts, None)
         frames = self._clip(batch)
@@ -179,7 +180,9 @@ class VidTokModule(TokenizerLitMixin, L.LightningModule):
         )
         return losses["loss"]
 
-    def _evaluate(self, batch: dict[str, Tensor], batch_idx: int, split: str) -> dict[str, Tensor]:
+    def _evaluate(
+        self, batch: Batch | dict[str, Tensor], batch_idx: int, split: str
+    ) -> dict[str, Tensor]:
         frames = self._clip(batch)
         tok = self.eval_tokenizer
         out = tok(frames, sample_posterior=False)

@@ -23,6 +23,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from wmkit.core import Batch
 from wmkit.tokenizers.lit_mixin import TokenizerLitMixin
 from wmkit.tokenizers.metrics import psnr, ssim
 from wmkit.tokenizers.patch_vq import PatchVQTokenizer
@@ -88,8 +89,8 @@ class PatchVQModule(TokenizerLitMixin, L.LightningModule):
         tok.codebook.data.copy_(codebook)
         tok.fitted.fill_(True)
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        frames = batch["frames"]
+    def training_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> Tensor:
+        frames = Batch.coerce(batch, require=("frames",)).frames
         if not bool(self.tokenizer.fitted):
             self._seed_codebook(frames)
         out = self.tokenizer(frames)
@@ -119,8 +120,8 @@ class PatchVQModule(TokenizerLitMixin, L.LightningModule):
         tok.codebook.data[dead[: worst.numel()]] = x[worst]
         self.log("train/reseeded_codes", float(worst.numel()))
 
-    def _evaluate(self, batch: dict[str, Tensor], batch_idx: int, split: str) -> None:
-        frames = batch["frames"]
+    def _evaluate(self, batch: Batch | dict[str, Tensor], batch_idx: int, split: str) -> None:
+        frames = Batch.coerce(batch, require=("frames",)).frames
         if not bool(self.tokenizer.fitted):  # validation before the first training step
             return
         tok = self.tokenizer

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from wmkit.core.batch import Batch
 from wmkit.core.testing.moving_squares import moving_squares
 from wmkit.core.testing.toys import ToyWorldModel
 from wmkit.core.video import to_float_video
@@ -103,8 +104,9 @@ class ToyWorldModelModule(L.LightningModule):
         self.save_hyperparameters(ignore=["model"])
         self.model = model
 
-    def _losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        frames, actions, rewards = batch["frames"], batch["actions"], batch["rewards"]
+    def _losses(self, batch: Batch | dict[str, Tensor]) -> dict[str, Tensor]:
+        batch = Batch.coerce(batch, require=("frames", "actions", "rewards"))
+        frames, actions, rewards = batch.frames, batch.actions, batch.rewards
         pred, reward = self.model(frames[:, :-1], actions[:, :-1])
         target = frames[:, 1:]
         frame_loss = F.mse_loss(pred, target)
@@ -117,15 +119,15 @@ class ToyWorldModelModule(L.LightningModule):
             "copy_last_mse": copy_last,
         }
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> Tensor:
         losses = self._losses(batch)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True)
         return losses["loss"]
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> None:
         self.log_dict({f"val/{k}": v for k, v in self._losses(batch).items()})
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> None:
         self.log_dict({f"test/{k}": v for k, v in self._losses(batch).items()})
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

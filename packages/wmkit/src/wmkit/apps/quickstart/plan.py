@@ -258,6 +258,8 @@ class QuickstartPlan:
         ``latent_scale``)."""
         if self.world == "diffusion":
             return self._diffusion_config(action_spec, latent_scale)
+        from wmkit.ar_world.sizes import transformer_spec
+
         return {
             "seed_everything": self.seed,
             "trainer": self._trainer("world", self.world_steps),
@@ -273,14 +275,19 @@ class QuickstartPlan:
                             "action_spec": action_spec,
                             "tokenizer": str(self.out / "tokenizer"),
                             "frame_size": [self.resolution, self.resolution],
-                            "size": self.world_model_size,
-                            "action_mode": "tokens",
+                            "transformer": transformer_spec(self.world_model_size),
+                            "layout": {
+                                "class_path": "wmkit.ar_world.TokenLayout",
+                                "init_args": {
+                                    "action_mode": "tokens",
+                                    "context_frames": self.context,
+                                },
+                            },
+                            "decoder": {
+                                "class_path": "wmkit.ar_world.DiagonalDecoder",
+                                "init_args": {"window": 4, "temperature": 1.0, "top_k": 1},
+                            },
                             "max_frames": self.clip_length,
-                            "context_frames": self.context,
-                            "decoding": "diagonal",
-                            "window": 4,
-                            "temperature": 1.0,
-                            "top_k": 1,
                         },
                     },
                 },
