@@ -16,9 +16,10 @@ import torch
 from wmkit.apps.play.bindings import InputState
 from wmkit.apps.play.cli import _parser as play_parser
 from wmkit.apps.play.cli import build_session
+from wmkit.ar_world import IVideoGPTWorldModel
 from wmkit.ar_world.convert_ivideogpt import convert_ivideogpt
 from wmkit.ar_world.sampling import Sampler
-from wmkit.core import ActionSpec, load_pretrained, to_float_video
+from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.data.episode_store import EpisodeWriter
 from wmkit.core.testing import moving_squares
 from wmkit.eval.cli import main as eval_main
@@ -99,8 +100,9 @@ def test_play_steps_a_converted_model_with_keys(tmp_path, converted, episodes):
 @torch.no_grad()
 def test_goal_conditioned_prediction_through_the_python_api(converted, episodes):
     """The model-zoo page's snippet: ``rollout(context, actions, goal_frame=goal)``."""
-    world = load_pretrained(converted / "oxe-64-goal-cond" / "world")
-    world.decoder.sampler = Sampler(temperature=0.0)
+    world = IVideoGPTWorldModel.from_pretrained(
+        converted / "oxe-64-goal-cond" / "world", temperature=0.0
+    )
     clip = to_float_video(moving_squares(1, 8, 64, seed=3).frames)  # [1, 8, 3, 64, 64]
     context, goal = clip[:, :1], clip[:, -1]  # the goal takes one of the two context slots
     advance = torch.zeros(1, 3, dtype=torch.long)
