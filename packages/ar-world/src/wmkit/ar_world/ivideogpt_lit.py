@@ -11,7 +11,9 @@ action-free one given the data's ``action_spec`` gets iVideoGPT's zero-initialis
 ``action_linear``, so action-free pre-training carries over to action-conditioned prediction.
 
 Batches are core's dicts (``frames`` ``[B, T, C, H, W]`` in [-1, 1], ``actions`` ``[B, T, A]``);
-clips longer than the model's ``max_frames`` (the segment length) are cut to it. Optimiser and
+clips longer than the model's ``max_frames`` (the segment length) are cut to it. A
+goal-conditioned model (action-free) trains on clips whose last frame is moved to the front
+as the goal. Optimiser and
 schedule are :class:`~wmkit.ar_world.lit.ARWorldModelModule`'s (AdamW, warm-up, optional cosine).
 
 Where we differ from ``train_gpt.py``: no attention dropout (its config has 0.1), no colour
@@ -69,7 +71,9 @@ class IVideoGPTFinetuneModule(ARWorldModelModule):
 
     def encode_clip(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         """Frames ``[B, T, C, H, W]`` in [-1, 1] → context ids ``[B, T0, h, w]`` and raw dynamics
-        ids ``[B, T - T0, h', w']`` from the frozen tokenizer."""
+        ids ``[B, T - T0, h', w']`` from the frozen tokenizer. A goal-conditioned model's clip
+        is rearranged as ``predict.py`` does: its last frame first, as the goal, then the
+        others in time order (that frame is a goal, not a target)."""
         model, t0 = self.model, self.model.layout.context_frames
         if frames.ndim != 5 or frames.shape[1] < t0 + 1:
             raise ValueError(
@@ -77,6 +81,8 @@ class IVideoGPTFinetuneModule(ARWorldModelModule):
                 f"one future frame); got {tuple(frames.shape)}"
             )
         frames = frames[:, : model.max_frames]
+        if model.goal_conditioned:  # the clip's last frame is the goal, placed first
+            frames = torch.cat([frames[:, -1:], frames[:, :-1]], dim=1)
         with torch.no_grad():
             latents = model.tokenizer.encode(frames, context_frames=t0)
         return latents.values.long(), latents.future.long()
