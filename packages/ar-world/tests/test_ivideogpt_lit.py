@@ -150,3 +150,24 @@ def test_metaworld_config_takes_metaworld_actions(tmp_path, act_free):
     args["pretrained"] = str(act_free)  # the released model there; the tiny fixture here
     module = IVideoGPTFinetuneModule(**args)
     assert module.model.action_spec == spec
+
+
+def test_fit_fine_tunes_a_goal_conditioned_model_on_frames_only(tmp_path, episodes):
+    convert_ivideogpt(PARITY / "oxe-64-goal-cond", tmp_path / "goal", max_frames=5)
+    export = tmp_path / "export"
+    argv = [
+        "fit", "-c", str(CONFIGS / "ivideogpt-finetune-tiny.yaml"), *QUIET,
+        f"--model.init_args.pretrained={tmp_path / 'goal' / 'world'}",
+        "--model.init_args.action_spec=null", f"--data.init_args.path={episodes}",
+        "--data.init_args.with_steps=false",  # its actions are not the model's: frames only
+        "--trainer.max_steps=2", f"--trainer.default_root_dir={tmp_path}",
+        f"--export_dir={export}",
+    ]  # fmt: skip
+    assert command.run(argv) == 0
+    tuned = load_pretrained(export)
+    assert tuned.goal_conditioned and not tuned.action_conditioned
+    before = load_pretrained(tmp_path / "goal" / "world").transformer.state_dict()
+    changed = [
+        k for k, v in tuned.transformer.state_dict().items() if not torch.equal(v, before[k])
+    ]
+    assert changed  # it trained
