@@ -150,6 +150,7 @@ def test_metaworld_config_takes_metaworld_actions(tmp_path, act_free):
     args["pretrained"] = str(act_free)  # the released model there; the tiny fixture here
     module = IVideoGPTFinetuneModule(**args)
     assert module.model.action_spec == spec
+    assert module.hparams["export_dir"] == args["export_dir"]  # where ExportPretrained writes
 
 
 def test_fit_fine_tunes_a_goal_conditioned_model_on_frames_only(tmp_path, episodes):
