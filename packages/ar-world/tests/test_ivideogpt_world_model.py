@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ivideogpt_cases import (
     ACT_COND,
     CASES,
+    PARITY,
     RecordedTokenizer,
     case_json,
     io,
@@ -27,6 +28,7 @@ from ivideogpt_cases import (
 from wmkit.ar_world.ivideogpt_layout import IVideoGPTLayout
 from wmkit.ar_world.ivideogpt_world_model import IVideoGPTWorldModel
 from wmkit.ar_world.llama import LlamaConfig
+from wmkit.ar_world.sampling import Sampler
 from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import ToyCompressiveTokenizer, WorldModelTests, moving_squares
 
@@ -173,3 +175,45 @@ def test_a_cloned_state_branches_without_touching_the_original():
     torch.manual_seed(3)
     assert torch.equal(model.step(state, act).frame, expected)
     assert (branch.t, state.t) == (4, 3)
+
+
+class DecodeOnly:
+    """A tokenizer without ``decode_context``/``decode_future``: the world model falls back to
+    ``decode`` of the context and the frame at every step."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def __getattr__(self, name: str):
+        if name in ("decode_context", "decode_future"):
+            raise AttributeError(name)
+        return getattr(self.tokenizer, name)
+
+
+@needs_fixtures
+@pytest.mark.parametrize("case", ["vp2-robosuite-64-act-cond", "oxe-64-act-free"])
+@torch.no_grad()
+def test_decoding_the_context_once_gives_the_frames_of_decoding_it_every_step(tmp_path, case):
+    from wmkit.ar_world.convert_ivideogpt import convert_ivideogpt
+
+    model = convert_ivideogpt(PARITY / case, max_frames=4).world  # 2 frames, then re-anchor
+    model.decoder.sampler = Sampler(temperature=0.0)
+    plain = IVideoGPTWorldModel(
+        DecodeOnly(model.tokenizer), model.transformer.config, model.layout,
+        action_spec=model._spec, max_frames=4, temperature=0.0,
+    )  # fmt: skip
+    plain.transformer.load_state_dict(model.transformer.state_dict())
+    assert model.caches_context and not plain.caches_context
+    frames = video(case)[:, :2]
+    acts = torch.linspace(-0.9, 0.9, 5 * 4).reshape(1, 5, 4)
+    if not model.action_conditioned:
+        acts = torch.zeros(1, 5, dtype=torch.long)
+    calls = []
+    decode_context = model.tokenizer.decode_context
+    model.tokenizer.decode_context = lambda ids: calls.append(1) or decode_context(ids)
+    try:
+        cached = model.rollout(frames, acts).frames
+    finally:
+        del model.tokenizer.decode_context
+    assert len(calls) == 3  # once per context: reset, and re-anchoring after steps 2 and 4
+    torch.testing.assert_close(cached, plain.rollout(frames, acts).frames, rtol=0, atol=0)

@@ -184,6 +184,13 @@ def test_an_action_spec_mismatch_stops_fit_and_test_naming_both(tmp_path):
         check_action_specs(SimpleNamespace(action_spec=spec), SimpleNamespace(action_spec=bounds))
     check_action_specs(SimpleNamespace(action_spec=spec), SimpleNamespace(model=None))
     check_action_specs(SimpleNamespace(), SimpleNamespace(action_spec=spec))
+    frames_only = SimpleNamespace(action_spec=spec, hparams={"with_steps": False})
+    check_action_specs(frames_only, SimpleNamespace(action_spec=bounds))  # no actions to compare
+    with pytest.raises(ValueError, match="do not match"):
+        check_action_specs(
+            SimpleNamespace(action_spec=spec, hparams={"with_steps": True}),
+            SimpleNamespace(action_spec=bounds),
+        )
 
 
 def test_checkpoints_are_read_as_weights_only(tmp_path, monkeypatch):

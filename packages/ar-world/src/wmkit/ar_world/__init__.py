@@ -8,7 +8,9 @@ from wmkit.ar_world.cross_frame_decoding import CrossFrameDecoder, cross_frame_d
 from wmkit.ar_world.diagonal_decoding import DiagonalDecoder, diagonal_decode
 from wmkit.ar_world.frame_codec import FrameCodec
 from wmkit.ar_world.ivideogpt_decoding import IVideoGPTDecoder
+from wmkit.ar_world.ivideogpt_finetune import finetune_start
 from wmkit.ar_world.ivideogpt_layout import IVideoGPTLayout
+from wmkit.ar_world.ivideogpt_lit import IVideoGPTFinetuneModule
 from wmkit.ar_world.ivideogpt_transformer import IVideoGPTTransformer
 from wmkit.ar_world.ivideogpt_world_model import IVideoGPTState, IVideoGPTWorldModel
 from wmkit.ar_world.kv_cache import KVCache
@@ -34,6 +36,7 @@ __all__ = [
     "DiagonalDecoder",
     "FrameCodec",
     "IVideoGPTDecoder",
+    "IVideoGPTFinetuneModule",
     "IVideoGPTLayout",
     "IVideoGPTState",
     "IVideoGPTTransformer",
@@ -49,5 +52,6 @@ __all__ = [
     "Transformer",
     "cross_frame_diagonal_decode",
     "diagonal_decode",
+    "finetune_start",
     "raster_decode",
 ]

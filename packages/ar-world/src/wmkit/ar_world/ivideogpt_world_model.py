@@ -18,8 +18,11 @@ The three released kinds are one class:
 Where we differ from ``predict.py``: it generates a fixed segment at once; here frames come one
 ``step`` at a time from one KV cache, and when the sequence reaches ``max_frames`` (the
 training segment length) the newest frames are re-encoded as the context and decoding goes
-on, so a rollout can be longer than the segment. Context actions are not used: iVideoGPT's
-sequence has no action before the first future frame's.
+on, so a rollout can be longer than the segment. A tokenizer with ``decode_context`` /
+``decode_future`` (``IVideoGPTTokenizer``) decodes the context once per context and each new
+frame from those cached features, as the original's ``detokenize`` decodes a whole segment at
+once; any other tokenizer decodes context and frame with ``decode`` at every step. Context
+actions are not used: iVideoGPT's sequence has no action before the first future frame's.
 """
 
 from __future__ import annotations
@@ -66,13 +69,15 @@ class IVideoGPTState(WorldState):
     goal: Tensor | None = None
     recent: list[Tensor] = field(default_factory=list)
     context_ids: Tensor | None = None
+    decoded_context: Any = None
     generated: int = 0
     cursor: IVideoGPTCursor | None = None
 
     def clone(self) -> IVideoGPTState:
         return IVideoGPTState(
             t=self.t, frames=self.frames, extra=dict(self.extra), goal=self.goal,
-            recent=list(self.recent), context_ids=self.context_ids, generated=self.generated,
+            recent=list(self.recent), context_ids=self.context_ids,
+            decoded_context=self.decoded_context, generated=self.generated,
             cursor=None if self.cursor is None else self.cursor.clone(),
         )  # fmt: skip
 
@@ -207,9 +212,21 @@ class IVideoGPTWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self.layout.check_context(ids, "the tokenizer's context ids")
         return ids
 
-    def decode_future(self, context_ids: Tensor, grid: Tensor) -> Tensor:
+    @property
+    def caches_context(self) -> bool:
+        """The tokenizer decodes the context once for many future frames (``decode_context``
+        and ``decode_future``, as ``IVideoGPTTokenizer``)."""
+        return hasattr(self.tokenizer, "decode_context") and hasattr(
+            self.tokenizer, "decode_future"
+        )
+
+    def decode_future(self, context_ids: Tensor, grid: Tensor, decoded: Any = None) -> Tensor:
         """One future frame's raw dynamics ids ``[B, h', w']`` → frame ``[B, C, H, W]`` in
-        [-1, 1], decoded against ``context_ids`` ``[B, T0, h, w]``."""
+        [-1, 1], decoded against ``context_ids`` ``[B, T0, h, w]``, or against ``decoded``,
+        their ``tokenizer.decode_context`` (the same frame without decoding the context)."""
+        if decoded is not None:
+            frame = self.tokenizer.decode_future(decoded, grid[:, None])[:, -1]  # [0, 1] scale
+            return (frame * 2 - 1).clamp(-1, 1)
         latents = Latents(
             values=context_ids,
             kind="discrete",
@@ -276,6 +293,8 @@ class IVideoGPTWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         """Encode the goal and the newest frames as the context and prefill it."""
         frames = ([state.goal] if state.goal is not None else []) + state.recent
         state.context_ids = self.encode_context(torch.stack(frames, dim=1))
+        if self.caches_context:
+            state.decoded_context = self.tokenizer.decode_context(state.context_ids)
         future = self.max_frames - self.layout.context_frames
         state.cursor = self.decoder.start(self.transformer, self.layout, state.context_ids, future)
         state.generated = 0
@@ -295,7 +314,7 @@ class IVideoGPTWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             self._anchor(state)  # the sequence is full: the newest frames are the context
         act = action if self.action_conditioned else None
         grid = self.decoder.next_frame(self.transformer, self.layout, state.cursor, act)
-        frame = self.decode_future(state.context_ids, grid)  # [B, C, H, W]
+        frame = self.decode_future(state.context_ids, grid, state.decoded_context)  # [B, C, H, W]
         state.generated += 1
         state.t += 1
         state.frames = frame[:, None]

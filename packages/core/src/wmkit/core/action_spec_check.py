@@ -11,7 +11,8 @@ Specs are compared with :meth:`ActionSpec.check_compatible` (kind, shape, per-co
 vocabulary, continuous bounds; display names do not count). The model's spec is its
 LightningModule's ``action_spec`` or, as in every wmkit stage, that of the network it holds
 in ``model``; the data's is the datamodule's ``action_spec``. Where either is missing (a
-tokenizer or latent-action stage, a folder of videos) there is nothing to compare.
+tokenizer or latent-action stage, a folder of videos), or the datamodule's batches carry no
+actions (``with_steps=False``), there is nothing to compare.
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ def _show(spec: ActionSpec, other: ActionSpec) -> str:
 def check_action_specs(datamodule: Any, module: Any) -> None:
     """Raise ``ValueError`` naming both specs when ``datamodule``'s actions are not ``module``'s.
 
-    Does nothing when either side has no action spec.
+    Does nothing when either side has no action spec, or when the datamodule yields no
+    actions (``with_steps=False``: frames only, as an action-free model fine-tunes on them).
     """
     model_spec = module_action_spec(module)
     if model_spec is None:  # checked first: a model without actions never reads the data's
+        return
+    if not dict(getattr(datamodule, "hparams", None) or {}).get("with_steps", True):
         return
     data_spec = getattr(datamodule, "action_spec", None)
     if not isinstance(data_spec, ActionSpec):
