@@ -1,5 +1,9 @@
 """Models saved by wmkit-diffusion-world 0.1.x (``fixtures/v0_1/``, made by ``v0_1_outputs.py``)
-still load, and give bit-identical rollouts, steps and training losses under the same seeds."""
+still load, and give the same rollouts, steps and training losses under the same seeds.
+
+Outputs are bit-identical on the CPU that recorded the fixtures; another CPU's kernels round
+floats differently (a few ulps, amplified through the sampler's steps to at most ~5e-6 here),
+so floats are compared to 1e-5 and everything else exactly."""
 
 import sys
 from pathlib import Path
@@ -22,4 +26,9 @@ def test_v0_1_directory_loads_with_identical_outputs(case):
     got = outputs(model)
     assert sorted(got) == sorted(expected)
     for key, value in expected.items():
-        assert torch.equal(got[key], value), f"{case}: {key} differs"
+        if value.is_floating_point():
+            torch.testing.assert_close(
+                got[key], value, rtol=0, atol=1e-5, msg=lambda m: f"{case}: {key} differs: {m}"
+            )
+        else:
+            assert torch.equal(got[key], value), f"{case}: {key} differs"
