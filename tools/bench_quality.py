@@ -23,6 +23,7 @@ import argparse
 import json
 import shlex
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -48,8 +49,8 @@ COLUMNS = [
     "PSNR/frame model", "PSNR/frame copy-last",
     "SSIM model", "SSIM copy-last",
     "LPIPS model", "LPIPS copy-last",
-    "beats copy-last (all four)", "ΔPSNR controllability",
-    "record (s)", "train (s)", "evaluate (s)",
+    "beats copy-last (all four)", "model − copy-last (PSNR, PSNR/frame, SSIM, LPIPS)",
+    "ΔPSNR controllability", "record (s)", "train (s)", "evaluate (s)",
 ]  # fmt: skip
 
 
@@ -117,6 +118,17 @@ def _fmt(value: Any, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def margins(row: dict[str, Any]) -> str:
+    """Model minus copy-last on each image measure, to more digits than the figures: a win
+    or loss too small to show in them is still visible."""
+    cells = []
+    for k, spec in (("psnr", "+.3f"), ("psnr_frame_mean", "+.3f"), ("ssim", "+.4f"),
+                    ("lpips", "+.5f")):  # fmt: skip
+        model, base = row[k], row[f"copy_last_{k}"]
+        cells.append("–" if model is None or base is None else format(model - base, spec))
+    return " / ".join(cells)
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table: one row per data × world × seed (a failed run says why)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -131,9 +143,44 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 _fmt(r["psnr_frame_mean"], ".2f"), _fmt(r["copy_last_psnr_frame_mean"], ".2f"),
                 _fmt(r["ssim"], ".3f"), _fmt(r["copy_last_ssim"], ".3f"),
                 _fmt(r["lpips"], ".4f"), _fmt(r["copy_last_lpips"], ".4f"),
-                "yes" if r["beats_copy_last"] else "no", f"{r['delta_psnr']:+.2f}",
+                "yes" if r["beats_copy_last"] else "no", margins(r), f"{r['delta_psnr']:+.2f}",
                 _fmt(r.get("record_s"), ".0f"), f"{r['train_s']:.0f}", f"{r['evaluate_s']:.0f}",
             ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _spread(values: list[float], spec: str) -> str:
+    ordered = sorted(values)
+    median = statistics.median(ordered)
+    if ordered[0] == ordered[-1]:
+        return format(median, spec)
+    return f"{median:{spec}} ({ordered[0]:{spec}} – {ordered[-1]:{spec}})"
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """Median (min – max) over seeds per data × world, for runs of several seeds; failed runs
+    are left out and counted."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["data"], r["world"]), []).append(r)
+    head = ["data", "world", "seeds (failed)", "PSNR model", "PSNR copy-last",
+            "SSIM model", "SSIM copy-last", "ΔPSNR controllability",
+            "beats copy-last (all four)", "train (s)"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (data, world), group in groups.items():
+        ok = [r for r in group if "error" not in r]
+        cells = [data, world, f"{len(group)} ({len(group) - len(ok)})"]
+        if ok:
+            cells += [
+                _spread([r[k] for r in ok], spec)
+                for k, spec in (("psnr", ".2f"), ("copy_last_psnr", ".2f"), ("ssim", ".3f"),
+                                ("copy_last_ssim", ".3f"), ("delta_psnr", "+.2f"))
+            ]  # fmt: skip
+            cells += [f"{sum(r['beats_copy_last'] for r in ok)}/{len(ok)} seeds",
+                      _spread([r["train_s"] for r in ok], ".0f")]  # fmt: skip
+        else:
+            cells += ["–"] * (len(head) - 3)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -248,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{p.world_steps} world-model steps, evaluated on {p.context} context + {p.horizon} "
           f"predicted frames); {info['hardware']}; {info['date']}\n")  # fmt: skip
     print(markdown(rows))
+    if len(args.seeds) > 1:
+        print(f"\nover seeds {', '.join(map(str, args.seeds))}: median (min – max)\n")
+        print(summary(rows))
     for env, reason in skipped.items():
         print(f"\nskipped {env}: simulator not installed ({reason})")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -74,7 +74,8 @@ def test_tiny_run_on_crafter_and_a_never_seen_dataset_prints_every_column(tool, 
             assert 5 < row[f"{prefix}psnr"] < 80 and 5 < row[f"{prefix}psnr_frame_mean"] < 80
             assert -1 <= row[f"{prefix}ssim"] <= 1
             assert row[f"{prefix}lpips"] is None or 0 <= row[f"{prefix}lpips"] <= 1
-        assert isinstance(row["beats_copy_last"], bool) and "copy-last" in row["verdict"]
+        assert isinstance(row["beats_copy_last"], bool) and "copy last frame" in row["verdict"]
+        assert row["verdict"].startswith("world model beats") == row["beats_copy_last"]
         assert math.isfinite(row["delta_psnr"])
         assert row["train_s"] == pytest.approx(row["tokenizer_s"] + row["world_s"])
         assert row["tokenizer_s"] > 0 and row["world_s"] > 0 and row["evaluate_s"] > 0
@@ -127,3 +128,27 @@ def test_bad_arguments_are_refused(tool, capsys, argv, message):
     with pytest.raises(SystemExit):
         tool.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def _row(seed, psnr, beats, **more):
+    figures = {"psnr": psnr, "copy_last_psnr": 20.0, "psnr_frame_mean": 25.0,
+               "copy_last_psnr_frame_mean": 26.0, "ssim": 0.8, "copy_last_ssim": 0.85,
+               "lpips": None, "copy_last_lpips": None, "beats_copy_last": beats,
+               "delta_psnr": 0.5 * seed, "record_s": 3.0, "train_s": 10.0 + seed,
+               "evaluate_s": 1.0}  # fmt: skip
+    return {"data": "atari", "world": "ar", "seed": seed, **figures, **more}
+
+
+def test_tables_show_failures_missing_lpips_and_the_spread_over_seeds(tool):
+    rows = [_row(0, 21.0, True), _row(1, 23.0, False), _row(2, 22.0, True),
+            {"data": "atari", "world": "ar", "seed": 3, "error": "record: boom"}]  # fmt: skip
+    table = tool.markdown(rows).splitlines()
+    assert len(table) == 2 + 4
+    assert table[2].startswith("| atari | ar | 0 | 21.00 | 20.00 | 25.00 | 26.00 | 0.800 | ")
+    # LPIPS not measured; the differences to copy-last to more digits
+    assert "| – | – | yes | +1.000 / -1.000 / -0.0500 / – | +0.00 | 3 | 10 | 1 |" in table[2]
+    assert "| failed: record: boom |" in table[5]
+    assert all(len(line.split(" | ")) == len(tool.COLUMNS) for line in table[2:])
+    spread = tool.summary(rows).splitlines()[2]
+    assert spread.startswith("| atari | ar | 4 (1) | 22.00 (21.00 – 23.00) | 20.00 | ")
+    assert "| +0.50 (+0.00 – +1.00) | 2/3 seeds | 11 (10 – 12) |" in spread
