@@ -10,7 +10,8 @@ episode length and resolution, the env's own exploration policy; Crafter's ``exp
 quickstart uses, Atari's ``--game``), trains the quickstart recipe on them exactly as
 ``wmkit quickstart --data <recording>`` does (:func:`wmkit.apps.quickstart.run_quickstart`)
 and prints one row per env × world × seed: PSNR of the mean MSE, mean per-frame PSNR, SSIM and
-LPIPS of the model and of copy-last-frame, whether the model beats copy-last on all four,
+LPIPS of the model, of copy-last-frame and of the tokenizer's reconstruction (the
+ceiling), whether the model beats copy-last on all four,
 controllability (ΔPSNR of true over random actions) and the training time. ``--data DIR`` adds
 a dataset wmkit did not record (a LeRobot dataset, a wmkit dataset, a video folder). An env
 whose simulator is not installed is skipped with the reason printed. The raw numbers go to
@@ -50,7 +51,8 @@ COLUMNS = [
     "SSIM model", "SSIM copy-last",
     "LPIPS model", "LPIPS copy-last",
     "beats copy-last (all four)", "model − copy-last (PSNR, PSNR/frame, SSIM, LPIPS)",
-    "ΔPSNR controllability", "record (s)", "train (s)", "evaluate (s)",
+    "tokenizer ceiling (PSNR, PSNR/frame, SSIM, LPIPS)", "ΔPSNR controllability",
+    "record (s)", "train (s)", "evaluate (s)",
 ]  # fmt: skip
 
 
@@ -104,6 +106,7 @@ def train(plan: QuickstartPlan) -> dict[str, Any]:
     return {
         **{k: m.get(k) for k in IMAGE},
         **{f"copy_last_{k}": m.get(f"copy_last_{k}") for k in IMAGE},
+        **{f"reconstruction_{k}": m.get(f"reconstruction_{k}") for k in IMAGE},
         "beats_copy_last": bool(m["beats_copy_last"]),
         "verdict": m["verdict"],
         "delta_psnr": m["delta_psnr"],
@@ -129,6 +132,12 @@ def margins(row: dict[str, Any]) -> str:
     return " / ".join(cells)
 
 
+def ceiling(row: dict[str, Any]) -> str:
+    """The tokenizer's reconstruction of the predicted frames: the best the model could do."""
+    specs = {"psnr": ".2f", "psnr_frame_mean": ".2f", "ssim": ".3f", "lpips": ".4f"}
+    return " / ".join(_fmt(row.get(f"reconstruction_{k}"), specs[k]) for k in IMAGE)
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table: one row per data × world × seed (a failed run says why)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -143,7 +152,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 _fmt(r["psnr_frame_mean"], ".2f"), _fmt(r["copy_last_psnr_frame_mean"], ".2f"),
                 _fmt(r["ssim"], ".3f"), _fmt(r["copy_last_ssim"], ".3f"),
                 _fmt(r["lpips"], ".4f"), _fmt(r["copy_last_lpips"], ".4f"),
-                "yes" if r["beats_copy_last"] else "no", margins(r), f"{r['delta_psnr']:+.2f}",
+                "yes" if r["beats_copy_last"] else "no", margins(r), ceiling(r),
+                f"{r['delta_psnr']:+.2f}",
                 _fmt(r.get("record_s"), ".0f"), f"{r['train_s']:.0f}", f"{r['evaluate_s']:.0f}",
             ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")

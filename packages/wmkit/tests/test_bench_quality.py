@@ -70,7 +70,7 @@ def test_tiny_run_on_crafter_and_a_never_seen_dataset_prints_every_column(tool, 
     for row in (crafter, game):
         assert "error" not in row, row.get("error")
         assert (row["world"], row["seed"]) == ("diffusion", 0)
-        for prefix in ("", "copy_last_"):
+        for prefix in ("", "copy_last_", "reconstruction_"):
             assert 5 < row[f"{prefix}psnr"] < 80 and 5 < row[f"{prefix}psnr_frame_mean"] < 80
             assert -1 <= row[f"{prefix}ssim"] <= 1
             assert row[f"{prefix}lpips"] is None or 0 <= row[f"{prefix}lpips"] <= 1
@@ -134,6 +134,8 @@ def _row(seed, psnr, beats, **more):
     figures = {"psnr": psnr, "copy_last_psnr": 20.0, "psnr_frame_mean": 25.0,
                "copy_last_psnr_frame_mean": 26.0, "ssim": 0.8, "copy_last_ssim": 0.85,
                "lpips": None, "copy_last_lpips": None, "beats_copy_last": beats,
+               "reconstruction_psnr": 29.0, "reconstruction_psnr_frame_mean": 30.0,
+               "reconstruction_ssim": 0.9, "reconstruction_lpips": None,
                "delta_psnr": 0.5 * seed, "record_s": 3.0, "train_s": 10.0 + seed,
                "evaluate_s": 1.0}  # fmt: skip
     return {"data": "atari", "world": "ar", "seed": seed, **figures, **more}
@@ -145,8 +147,9 @@ def test_tables_show_failures_missing_lpips_and_the_spread_over_seeds(tool):
     table = tool.markdown(rows).splitlines()
     assert len(table) == 2 + 4
     assert table[2].startswith("| atari | ar | 0 | 21.00 | 20.00 | 25.00 | 26.00 | 0.800 | ")
-    # LPIPS not measured; the differences to copy-last to more digits
-    assert "| – | – | yes | +1.000 / -1.000 / -0.0500 / – | +0.00 | 3 | 10 | 1 |" in table[2]
+    # LPIPS not measured; the differences to copy-last to more digits; the tokenizer's ceiling
+    margins, ceiling = "+1.000 / -1.000 / -0.0500 / –", "29.00 / 30.00 / 0.900 / –"
+    assert f"| – | – | yes | {margins} | {ceiling} | +0.00 | 3 | 10 | 1 |" in table[2]
     assert "| failed: record: boom |" in table[5]
     assert all(len(line.split(" | ")) == len(tool.COLUMNS) for line in table[2:])
     spread = tool.summary(rows).splitlines()[2]
