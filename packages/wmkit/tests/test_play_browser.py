@@ -19,6 +19,7 @@ from wmkit.apps.play.server import create_app
 from wmkit.apps.play.session import PlaySession
 from wmkit.core import ActionSpec
 from wmkit.core.cli import main as wmkit_main
+from wmkit.core.data.envs.atari import rom_available
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
@@ -169,15 +170,6 @@ PARITY = Path(os.environ.get("WMKIT_PARITY_DIR", REPO.parent / "shared" / "parit
 AGENT = PARITY / "atari" / "agent.pt"
 
 
-def _has_mspacman() -> bool:
-    try:
-        from ale_py import roms
-
-        return Path(roms.get_rom_path("ms_pacman")).is_file()
-    except Exception:  # no ale-py, or no ROM: the synthetic dataset stands in
-        return False
-
-
 def _synthetic_dataset(root: Path) -> Path:
     from wmkit.core.data.episode_store import EpisodeWriter
 
@@ -221,7 +213,7 @@ def test_converted_diamond_agent_drives_then_the_person(tmp_path):
     assert wmkit_main(["convert", "diamond", str(AGENT), "--out", str(out)]) == 0
     args = ["--world", str(out / "world"), "--policy", str(out / "policy"), "--greedy",
             "--context", "4", "--record-dir", str(tmp_path / "rec")]  # fmt: skip
-    if _has_mspacman():
+    if rom_available("MsPacman"):
         args += ["--env", "atari", "--game", "MsPacman"]
     else:
         args += ["--data", str(_synthetic_dataset(tmp_path / "data"))]

@@ -238,7 +238,7 @@ def evaluate_rollouts(
                 f"shorter than I3D's minimum of {MIN_FRAMES}"
             )
     kept: dict[str, list[Tensor]] = {}
-    head_scores = HeadScores(horizon)
+    head_scores = HeadScores(horizon, getattr(world_model, "reward_transform", "identity"))
     num_clips = 0
     for i, batch in enumerate(batches):
         if max_batches is not None and i >= max_batches:
