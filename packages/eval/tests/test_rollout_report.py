@@ -284,8 +284,14 @@ def test_cli_weights_idm_and_rollout(tmp_path, monkeypatch, squares):
 def test_sign_reward_models_are_scored_on_the_reward_sign():
     """A model that says ``reward_transform = "sign"`` (DIAMOND) is compared with the sign of
     the recorded rewards, which may be any size (Atari's raw scores)."""
-    from wmkit.eval.heads import HeadScores, describe_heads
+    from wmkit.eval.heads import HeadScores, describe_heads, reward_transform_of
 
+    class SignModel:
+        reward_transform = "sign"
+
+    assert (
+        reward_transform_of(SignModel()) == "sign" and reward_transform_of(object()) == "identity"
+    )
     real = torch.tensor([[10.0, 0.0, -5.0], [50.0, 1.0, 0.0]])
     pred = torch.tensor([[1.0, 0.0, -1.0], [1.0, 1.0, 0.0]])
     sign = HeadScores(3, "sign")

@@ -25,10 +25,16 @@ from torch import Tensor
 
 from wmkit.eval.frame_metrics import PerStepMean
 
-__all__ = ["REWARD_TRANSFORMS", "HeadScores", "describe_heads"]
+__all__ = ["REWARD_TRANSFORMS", "HeadScores", "describe_heads", "reward_transform_of"]
 
 #: what a world model's ``reward_transform`` may say its reward head predicts
 REWARD_TRANSFORMS = ("identity", "sign")
+
+
+def reward_transform_of(world_model: Any) -> str:
+    """What ``world_model``'s reward head predicts: its ``reward_transform`` attribute
+    (``"sign"`` for DIAMOND), else ``"identity"``."""
+    return str(getattr(world_model, "reward_transform", "identity"))
 
 
 class HeadScores:
