@@ -5,6 +5,8 @@ when wmkit-agents is missing), unknown parts named, both directories loadable by
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 
 import pytest
@@ -14,6 +16,7 @@ from wmkit.core import ActionSpec, WorldModel, load_pretrained
 from wmkit.core.cli import main as wmkit_main
 from wmkit.diffusion_world.convert_diamond import (
     CSGO_PRESETS,
+    REWARD_END_CLASS,
     convert_diamond_agent,
     diamond_network_config,
     read_diamond_checkpoint,
@@ -131,6 +134,14 @@ def test_convert_tiny_agent_round_trips(tmp_path, capsys, multi_hot):
     assert (b.rewards is not None) == (not multi_hot)
     if not multi_hot:
         assert torch.equal(b.rewards, a.rewards) and torch.equal(b.dones, a.dones)
+        # the reward/end model is saved as JSON class_path/init_args and round-trips
+        config = json.loads((tmp_path / "out" / "world" / "config.json").read_text())
+        assert config["reward_end"] == {
+            "class_path": REWARD_END_CLASS,
+            "init_args": {"config": dataclasses.asdict(TINY_REW_END)},
+        }
+        loaded.save_pretrained(tmp_path / "again")
+        assert json.loads((tmp_path / "again" / "config.json").read_text()) == config
         policy = load_pretrained(tmp_path / "out" / "policy")
         want = {k[len("actor_critic.") :]: v for k, v in state.items() if "actor_critic." in k}
         assert set(policy.state_dict()) == set(want)

@@ -44,6 +44,7 @@ from wmkit.diffusion_world.diamond.world_model import DiamondWorldModel
 __all__ = [
     "CSGO_PRESETS",
     "OTHER_PARTS",
+    "REWARD_END_CLASS",
     "WORLD_PARTS",
     "ConvertedDiamond",
     "command",
