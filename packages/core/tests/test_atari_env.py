@@ -4,7 +4,7 @@ last two screens, area resize), the minimal action set, life-loss ends, and a re
 import numpy as np
 import pytest
 
-from wmkit.core.data.envs.atari import area_resize, rom_id
+from wmkit.core.data.envs.atari import area_resize, rom_available, rom_id
 from wmkit.core.data.episode_store import EpisodeStore
 from wmkit.core.data.record import command as record_command
 
@@ -57,6 +57,14 @@ def test_area_resize_is_the_area_mean_rounded():
 @pytest.fixture(scope="module")
 def ale():
     return pytest.importorskip("ale_py")
+
+
+def test_rom_available_says_which_games_can_start(ale):
+    from wmkit.core.data.envs.atari import AtariEnv
+
+    assert not rom_available("NoSuchGame")
+    if rom_available("MsPacman"):  # then an env of it starts
+        assert AtariEnv(64, "ALE/MsPacman-v5").action_spec.n == 9
 
 
 def test_area_resize_equals_opencv_on_atari_screens(ale):

@@ -1,8 +1,13 @@
 """``wmkit convert diamond``: tensors-only reading, architectures inferred from shapes, the
-other agent parts named, DIR/world loadable by path. (Parity with the released code:
-``test_diamond_parity.py``.)"""
+reward/end model into DIR/world and the actor-critic into DIR/policy (or skipped with a note
+when wmkit-agents is missing), unknown parts named, both directories loadable by path.
+(Parity with the released code: ``test_diamond_parity.py``.)"""
 
 from __future__ import annotations
+
+import dataclasses
+import json
+import sys
 
 import pytest
 import torch
@@ -11,12 +16,18 @@ from wmkit.core import ActionSpec, WorldModel, load_pretrained
 from wmkit.core.cli import main as wmkit_main
 from wmkit.diffusion_world.convert_diamond import (
     CSGO_PRESETS,
+    REWARD_END_CLASS,
     convert_diamond_agent,
     diamond_network_config,
     read_diamond_checkpoint,
     split_agent_state,
 )
-from wmkit.diffusion_world.diamond import DIAMOND_NETWORK_SIZES, DiamondWorldModel
+from wmkit.diffusion_world.diamond import (
+    DIAMOND_NETWORK_SIZES,
+    DiamondRewardEnd,
+    DiamondWorldModel,
+    RewardEndConfig,
+)
 
 TINY = {**DIAMOND_NETWORK_SIZES["tiny"], "depths": [1, 2], "attn_depths": [0, 1]}
 
@@ -31,9 +42,15 @@ class _RunsCode:
         return (type(self.marker).touch, (self.marker,))
 
 
+TINY_REW_END = RewardEndConfig(
+    num_actions=5, lstm_dim=8, img_size=20, cond_channels=8, depths=[1, 1], channels=[4, 4],
+    attn_depths=[0, 0],
+)  # fmt: skip
+
+
 def _tiny_agent(multi_hot: bool = False) -> tuple[DiamondWorldModel, dict]:
-    """A tiny random world and a DIAMOND-style agent state dict holding it, plus the parts
-    this converter leaves to others and an unknown one."""
+    """A tiny random world and a DIAMOND-style agent state dict holding it, plus (discrete,
+    the Atari layout) a tiny reward/end model and actor-critic, and an unknown part."""
     torch.manual_seed(0)
     spec = ActionSpec.multi_discrete([2] * 6) if multi_hot else ActionSpec.discrete(5)
     upsampler = None
@@ -48,9 +65,17 @@ def _tiny_agent(multi_hot: bool = False) -> tuple[DiamondWorldModel, dict]:
         noise_previous_obs=multi_hot,
         upsampler=upsampler,
     )
+    if not multi_hot:
+        world.rew_end_model = DiamondRewardEnd(TINY_REW_END)
+        with torch.no_grad():  # DIAMOND's LSTM init is near-uniform; make the heads speak
+            for p in world.rew_end_model.head.parameters():
+                p.normal_()
     state = dict(world.state_dict())
-    state["actor_critic.actor_linear.weight"] = torch.zeros(5, 4)
-    state["rew_end_model.head.0.weight"] = torch.zeros(3, 4)
+    if not multi_hot:
+        from wmkit.agents.diamond_actor_critic import DiamondActorCritic
+
+        net = DiamondActorCritic(5, lstm_dim=8, img_size=20, channels=[4, 8], down=[1, 1])
+        state.update({f"actor_critic.{k}": v for k, v in net.state_dict().items()})
     state["optimizer.step"] = torch.zeros(())
     return world, state
 
@@ -83,9 +108,10 @@ def test_convert_tiny_agent_round_trips(tmp_path, capsys, multi_hot):
     torch.save(state, path)
     assert wmkit_main(["convert", "diamond", str(path), "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
-    assert "1 actor_critic.*, the policy (wmkit-agents)" in printed
-    assert "1 rew_end_model.*, the reward/termination model" in printed
-    assert "1 optimizer.*, unknown part, ignored" in printed
+    assert "not converted: 1 optimizer.*, unknown part, ignored" in printed
+    assert ("reward/end model" in printed) == (not multi_hot)
+    assert ("policy: converted" in printed) == (not multi_hot)
+    assert (tmp_path / "out" / "policy").is_dir() == (not multi_hot)
     loaded = load_pretrained(tmp_path / "out" / "world")
     assert isinstance(loaded, DiamondWorldModel) and isinstance(loaded, WorldModel)
     assert loaded.action_spec == world.action_spec
@@ -101,9 +127,53 @@ def test_convert_tiny_agent_round_trips(tmp_path, capsys, multi_hot):
     frames = torch.rand(1, 2, 3, 20, 20) * 2 - 1
     actions = world.action_spec.sample((1, 2), generator=torch.Generator().manual_seed(1))
     torch.manual_seed(3)
-    a = world.rollout(frames, actions).frames
+    a = world.rollout(frames, actions)
     torch.manual_seed(3)
-    assert torch.equal(loaded.rollout(frames, actions).frames, a)
+    b = loaded.rollout(frames, actions)
+    assert torch.equal(b.frames, a.frames)
+    assert (b.rewards is not None) == (not multi_hot)
+    if not multi_hot:
+        assert torch.equal(b.rewards, a.rewards) and torch.equal(b.dones, a.dones)
+        # the reward/end model is saved as JSON class_path/init_args and round-trips
+        config = json.loads((tmp_path / "out" / "world" / "config.json").read_text())
+        assert config["reward_end"] == {
+            "class_path": REWARD_END_CLASS,
+            "init_args": {"config": dataclasses.asdict(TINY_REW_END)},
+        }
+        loaded.save_pretrained(tmp_path / "again")
+        assert json.loads((tmp_path / "again" / "config.json").read_text()) == config
+        policy = load_pretrained(tmp_path / "out" / "policy")
+        want = {k[len("actor_critic.") :]: v for k, v in state.items() if "actor_critic." in k}
+        assert set(policy.state_dict()) == set(want)
+        assert all(torch.equal(policy.state_dict()[k], v) for k, v in want.items())
+
+
+def test_policy_is_skipped_with_a_note_without_wmkit_agents(tmp_path, capsys, monkeypatch):
+    """diffusion-world does not depend on wmkit-agents: without it the world model still
+    converts and the message names the package to install."""
+    _, state = _tiny_agent()
+    path = tmp_path / "agent.pt"
+    torch.save(state, path)
+    monkeypatch.setitem(sys.modules, "wmkit.agents.diamond_actor_critic", None)  # not importable
+    converted = convert_diamond_agent(state, tmp_path / "a")
+    assert converted.policy is None and "actor_critic" in converted.skipped
+    assert converted.notes and "pip install wmkit-agents" in converted.notes[0]
+    assert wmkit_main(["convert", "diamond", str(path), "--out", str(tmp_path / "b")]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped the policy" in printed and "pip install wmkit-agents" in printed
+    assert "actor_critic.*, the policy (install wmkit-agents" in printed
+    for out in ("a", "b"):
+        assert (tmp_path / out / "world" / "config.json").is_file()
+        assert not (tmp_path / out / "policy").exists()
+    assert load_pretrained(tmp_path / "b" / "world").rew_end_model is not None
+
+
+def test_reward_end_and_policy_can_be_left_out(tmp_path):
+    _, state = _tiny_agent()
+    converted = convert_diamond_agent(state, tmp_path, reward_end=False, policy=False)
+    assert converted.world.rew_end_model is None and converted.policy is None
+    assert set(converted.skipped) == {"actor_critic", "rew_end_model", "optimizer"}
+    assert not (tmp_path / "policy").exists()
 
 
 def test_network_config_is_read_off_the_shapes():
@@ -129,6 +199,14 @@ def test_reward_end_needs_its_tensors():
     state = {k: v for k, v in state.items() if not k.startswith("rew_end_model.")}
     with pytest.raises(ValueError, match="no rew_end_model"):
         convert_diamond_agent(state, reward_end={"class_path": "wmkit.x.Y", "init_args": {}})
+    _, state = _tiny_agent()
+    del state["rew_end_model.lstm.weight_hh_l0"]
+    with pytest.raises(ValueError, match="rew_end_model: not a DIAMOND reward/end state dict"):
+        convert_diamond_agent(state)
+    _, state = _tiny_agent()
+    del state["actor_critic.actor_linear.weight"]
+    with pytest.raises(ValueError, match="not a DIAMOND actor-critic"):
+        convert_diamond_agent(state)
 
 
 def test_agent_yaml_settings_are_used(tmp_path):

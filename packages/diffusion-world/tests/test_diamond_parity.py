@@ -71,6 +71,7 @@ def cases(tmp_path_factory) -> dict:
         convert_diamond_agent(state, target, agent_config=config, source=str(case / "agent.pt"))
         world = load_pretrained(target / "world")
         out[name] = {
+            "root": target,
             "io": load_file(str(case / "io.safetensors")),
             "config": config,
             "state": state,
@@ -242,32 +243,107 @@ def test_atari_world_step_reproduces_the_sampler(cases):
         state, io["denoiser.prev_act"][:, 3], generator=torch.Generator().manual_seed(123)
     )
     assert_quantised(step.frame, io["sampler.next_obs"], "world step frame")
-    assert step.reward is None and step.done is None  # no reward/end model attached
+    assert step.reward.shape == (2,) and step.done.shape == (2,)  # the reward/end model's
     assert torch.equal(step.state.obs[:, -1], step.frame)
     assert torch.equal(step.state.actions, io["denoiser.prev_act"][:, 1:])
 
 
+def _saved_keys(directory: Path) -> set[str]:
+    with safe_open(str(directory / "model.safetensors"), framework="pt") as f:
+        return set(f.keys())
+
+
 @pytest.mark.parametrize("name", ["atari", "csgo"])
 def test_converted_keys_are_the_released_ones(cases, name):
-    """The converted directory holds exactly the released ``denoiser.*`` / ``upsampler.*``
-    keys; built at the released widths (meta device), every key has the released shape."""
+    """``DIR/world`` (``denoiser.*``, ``upsampler.*``, ``rew_end_model.*``) and ``DIR/policy``
+    (``actor_critic.*``, prefix stripped) together hold exactly the released keys; built at
+    the released widths (meta device), every key has the released shape."""
     released = json.loads((PARITY / name / "released_shapes.json").read_text())
-    shapes = {
-        k: tuple(v)
-        for k, v in released["state_dict_shapes"].items()
-        if k.partition(".")[0] in ("denoiser", "upsampler")
-    }
-    with safe_open(str(cases[name]["dir"] / "model.safetensors"), framework="pt") as f:
-        saved = set(f.keys())
-    assert saved == set(shapes)
+    shapes = {k: tuple(v) for k, v in released["state_dict_shapes"].items()}
+    world_shapes = {k: v for k, v in shapes.items() if not k.startswith("actor_critic.")}
+    policy_shapes = {k.removeprefix("actor_critic."): v for k, v in shapes.items()
+                     if k.startswith("actor_critic.")}  # fmt: skip
+    root = cases[name]["root"]
+    assert _saved_keys(root / "world") == set(world_shapes)
+    assert (root / "policy").is_dir() == bool(policy_shapes)
+    if policy_shapes:
+        assert _saved_keys(root / "policy") == set(policy_shapes)
     meta_state = {k: torch.empty(v, device="meta") for k, v in shapes.items()}
     kwargs = diamond_world_config(meta_state, agent_config=released["agent_config"])
+    assert ("reward_end" in kwargs) == (name == "atari")
     with torch.device("meta"):
         world = DiamondWorldModel(**kwargs)
     built = {k: tuple(v.shape) for k, v in world.state_dict().items()}
-    assert built == shapes
+    assert built == world_shapes
     params = sum(v.numel() for v in world.state_dict().values())
-    assert params == sum(torch.Size(s).numel() for s in shapes.values())
+    assert params == sum(torch.Size(s).numel() for s in world_shapes.values())
+    if policy_shapes:
+        from wmkit.agents.diamond_actor_critic import actor_critic_from_released
+
+        with torch.device("meta"):
+            policy = actor_critic_from_released(
+                {k: torch.empty(v) for k, v in policy_shapes.items()}
+            )
+        assert {k: tuple(v.shape) for k, v in policy.state_dict().items()} == policy_shapes
+
+
+@torch.no_grad()
+def test_atari_reward_end_burn_in_and_step_match_the_original(cases, monkeypatch):
+    """The converted world's reward/end model, stepped as DIAMOND's ``WorldModelEnv`` steps
+    it: ``reset`` on n = 4 frames and their first 3 actions burns the LSTM in on those 3
+    transitions from a zero state (upstream: ``predict_rew_end(obs[:, :-1], act[:, :-1],
+    obs[:, 1:])`` on the spawn segment), then ``step`` with the 4th action reads the
+    transition (last conditioning frame, action, generated frame) from that state. The
+    sampler is replaced by one returning ``rew_end.frames[:, 4]`` so that the transition is
+    the recorded one: the logits, the carried (h, c) and the reward/done draws then follow
+    the original code's outputs."""
+    io, world = cases["atari"]["io"], cases["atari"]["world"]
+    frames, act = io["rew_end.frames"], io["rew_end.act"]  # [2, 5, 3, 64, 64], [2, 4]
+    state = world.reset(frames[:, :4], act[:, :3])
+    h, c = state.rew_end_state
+    assert_raw(h[0], io["rew_end.one_at_a_time.h"][:, 2], "burn-in h")
+    assert_raw(c[0], io["rew_end.one_at_a_time.c"][:, 2], "burn-in c")
+
+    class _Recorded:
+        next_obs = frames[:, 4]
+
+    monkeypatch.setattr(world.sampler, "sample", lambda *a, **k: _Recorded())
+    seen = []
+    hook = world.rew_end_model.register_forward_hook(lambda m, i, o: seen.append(o))
+    try:
+        out = world.step(state, act[:, 3], generator=torch.Generator().manual_seed(7))
+    finally:
+        hook.remove()
+    logits_rew, logits_end, (h, c) = seen[0]
+    assert_raw(logits_rew[:, 0], io["rew_end.all_at_once.logits_rew"][:, 3], "step logits_rew")
+    assert_raw(logits_end[:, 0], io["rew_end.all_at_once.logits_end"][:, 3], "step logits_end")
+    assert_raw(out.state.rew_end_state[0][0], io["rew_end.one_at_a_time.h"][:, 3], "step h")
+    assert_raw(out.state.rew_end_state[1][0], io["rew_end.one_at_a_time.c"][:, 3], "step c")
+    assert_raw(h, io["rew_end.all_at_once.h"], "step h vs all-at-once")
+    g = torch.Generator().manual_seed(7)
+    want_rew = torch.multinomial(
+        io["rew_end.all_at_once.logits_rew"][:, 3].softmax(-1), 1, generator=g
+    )
+    want_end = torch.multinomial(
+        io["rew_end.all_at_once.logits_end"][:, 3].softmax(-1), 1, generator=g
+    )
+    assert torch.equal(out.reward, want_rew[:, 0].float() - 1)
+    assert torch.equal(out.done, want_end[:, 0].float())
+
+
+@torch.no_grad()
+def test_atari_policy_dir_reproduces_the_actor_critic(cases):
+    """``DIR/policy`` loaded by path reproduces ``actor_critic.*`` step by step from the zero
+    state on ``rew_end.frames[:, 1:]``."""
+    io = cases["atari"]["io"]
+    policy = load_pretrained(cases["atari"]["root"] / "policy")
+    frames = io["rew_end.frames"][:, 1:]
+    state = None
+    for t in range(frames.shape[1]):
+        out = policy.predict(frames[:, t], state)
+        state = out.state
+        assert_raw(out.logits, io["actor_critic.logits_act"][:, t], f"logits step {t}")
+        assert_raw(out.value, io["actor_critic.val"][:, t], f"value step {t}")
 
 
 def test_reloaded_world_round_trips(cases, tmp_path):

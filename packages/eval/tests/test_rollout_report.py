@@ -272,3 +272,27 @@ def test_cli_weights_idm_and_rollout(tmp_path, monkeypatch, squares):
     with pytest.raises(ValueError, match=r"mismatched actions of .*discrete\(n=6\)"):
         main(["rollout", "--world", str(tmp_path / "w6"), "--data", str(tmp_path / "data"),
               "--split", "all", "--context", "2", "--horizon", "4", "--out", str(out)])  # fmt: skip
+
+
+def test_sign_reward_models_are_scored_on_the_reward_sign():
+    """A model that says ``reward_transform = "sign"`` (DIAMOND) is compared with the sign of
+    the recorded rewards, which may be any size (Atari's raw scores)."""
+    from wmkit.eval.heads import HeadScores, describe_heads, reward_transform_of
+
+    class SignModel:
+        reward_transform = "sign"
+
+    assert (
+        reward_transform_of(SignModel()) == "sign" and reward_transform_of(object()) == "identity"
+    )
+    real = torch.tensor([[10.0, 0.0, -5.0], [50.0, 1.0, 0.0]])
+    pred = torch.tensor([[1.0, 0.0, -1.0], [1.0, 1.0, 0.0]])
+    sign = HeadScores(3, "sign")
+    sign.update([pred], [None], real, None)
+    assert sign.compute()["reward_mse"] == 0.0
+    assert "of the reward's sign" in describe_heads(sign.compute())[0]
+    raw = HeadScores(3)
+    raw.update([pred], [None], real, None)
+    assert raw.compute()["reward_mse"] == pytest.approx(((pred - real) ** 2).mean().item())
+    with pytest.raises(ValueError, match="reward_transform must be one of"):
+        HeadScores(3, "log")

@@ -1,15 +1,25 @@
-"""`wmkit play` in a real browser: headless Chromium (Debian's) driven by Playwright."""
+"""`wmkit play` in a real browser: headless Chromium (Debian's) driven by Playwright, on a
+scripted world and on a converted DIAMOND agent."""
 
 import asyncio
 import contextlib
+import os
 import shutil
 import threading
+import time
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from aiohttp import web
 
+from wmkit.apps.play.cli import _parser, build_session
 from wmkit.apps.play.server import create_app
 from wmkit.apps.play.session import PlaySession
+from wmkit.core import ActionSpec
+from wmkit.core.cli import main as wmkit_main
+from wmkit.core.data.envs.atari import rom_available
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
@@ -153,3 +163,100 @@ def test_the_agent_drives_then_tab_hands_control_to_the_person(world, context, t
         page.keyboard.press("Tab")
         page.wait_for_function("document.getElementById('driver').textContent === 'agent'")
         browser.close()
+
+
+REPO = Path(__file__).resolve().parents[3]
+PARITY = Path(os.environ.get("WMKIT_PARITY_DIR", REPO.parent / "shared" / "parity")) / "diamond"
+AGENT = PARITY / "atari" / "agent.pt"
+
+
+def _synthetic_dataset(root: Path) -> Path:
+    from wmkit.core.data.episode_store import EpisodeWriter
+
+    rng = np.random.default_rng(0)
+    writer = EpisodeWriter(root, action_spec=ActionSpec.discrete(9), fps=15, env="synthetic")
+    for _ in range(3):
+        frames = rng.integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
+        writer.add_episode(frames, rng.integers(0, 9, 8), np.zeros(8), np.zeros(8, bool))
+    writer.close()
+    return root
+
+
+class _Logged:
+    """The policy, recording what it returned."""
+
+    def __init__(self, policy) -> None:
+        self.policy, self.returned = policy, []
+        self.num_actions = policy.num_actions
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        out = self.policy(obs)
+        self.returned.append(int(out[0]))
+        return out
+
+
+@pytest.mark.skipif(not AGENT.is_file(), reason=f"DIAMOND parity fixture not at {AGENT}")
+def test_converted_diamond_agent_drives_then_the_person(tmp_path):
+    """``wmkit convert diamond`` on the parity fixture's ``agent.pt`` (64x64 frames, 9 actions,
+    random weights), then ``wmkit play --world DIR/world --policy DIR/policy``: the agent
+    drives (each applied action is the greedy policy's on the frame on screen), Tab hands
+    control to the person, whose held key reaches the world model. Context frames come
+    from MsPacman (``--env atari --game MsPacman``) when ale-py has its ROM, else from a
+    small synthetic dataset (``--data``)."""
+    from playwright.sync_api import sync_playwright
+
+    torch.set_num_threads(1)
+    out = tmp_path / "mspacman"
+    assert wmkit_main(["convert", "diamond", str(AGENT), "--out", str(out)]) == 0
+    args = ["--world", str(out / "world"), "--policy", str(out / "policy"), "--greedy",
+            "--context", "4", "--record-dir", str(tmp_path / "rec")]  # fmt: skip
+    if rom_available("MsPacman"):
+        args += ["--env", "atari", "--game", "MsPacman"]
+    else:
+        args += ["--data", str(_synthetic_dataset(tmp_path / "data"))]
+    session, bindings = build_session(_parser().parse_args(args))
+    assert session.driver == "agent" and session.source == "model"
+    policy = session.policy = _Logged(session.policy)
+    world_step, applied = session.world.step, []
+
+    def step(state, action, generator=None):
+        applied.append((session.driver, int(action[0])))
+        return world_step(state, action, generator)
+
+    session.world.step = step
+    keys = {
+        k: int(v) for k, v in bindings.components[0].keys.items() if len(k) == 1 or "Arrow" in k
+    }
+
+    start = time.monotonic()
+    with _serve(create_app(session, bindings, fps=10)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(20000)
+        page.goto(url)
+        page.wait_for_function("document.getElementById('driver').textContent === 'agent'")
+        page.click("#screen")
+        page.wait_for_function("parseInt(document.getElementById('t').textContent) >= 3")
+        by_agent = [a for d, a in applied if d == "agent"]
+        assert len(by_agent) >= 3
+        # greedy: each applied action is the one the policy returned on the frame on screen
+        assert by_agent == policy.returned[: len(by_agent)]
+        assert session.world.rew_end_model is not None and session.last_reward in (-1, 0, 1)
+        # the person takes over and holds a key whose action the agent was not choosing
+        key, action = next((k, a) for k, a in keys.items() if a not in by_agent[-3:])
+        page.keyboard.press("Tab")
+        page.wait_for_function("document.getElementById('driver').textContent === 'person'")
+        page.keyboard.down(key)
+        deadline = time.monotonic() + 15
+        while ("person", action) not in applied and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        page.keyboard.up(key)
+        assert ("person", action) in applied
+        page.screenshot(path=str(tmp_path / "mspacman.png"))
+        browser.close()
+    if session.env is not None:
+        session.env.close()
+    assert time.monotonic() - start < 60

@@ -319,9 +319,21 @@ class DiamondPolicy:
     def num_actions(self) -> int:
         return self.network.num_actions
 
-    def reset(self) -> None:
-        self.state = None
-        self.last = None
+    def reset(self, done: np.ndarray | Tensor | None = None) -> None:
+        """Back to the zero LSTM state: every environment's (``done=None``), or only those
+        where ``done`` (bool ``[B]``) is set, as DIAMOND zeroes the state of the imagined
+        environments that ended while the others run on (e.g. after a ``VecEnv`` step)."""
+        if done is None or self.state is None:
+            self.state = None
+            self.last = None
+            return
+        mask = torch.as_tensor(np.asarray(done), dtype=torch.bool, device=self.device)
+        if mask.shape != (self.state[0].shape[0],):
+            raise ValueError(
+                f"done must be bool [B] = [{self.state[0].shape[0]}]; got shape {tuple(mask.shape)}"
+            )
+        keep = (~mask).float()[:, None]  # [B, 1]
+        self.state = (self.state[0] * keep, self.state[1] * keep)
 
     def _to_input(self, obs: np.ndarray | Tensor) -> Tensor:
         net = self.network

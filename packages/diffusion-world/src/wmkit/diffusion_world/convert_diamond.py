@@ -6,12 +6,15 @@ A DIAMOND agent file is one flat state dict whose first dotted component names t
 - ``denoiser.*`` and (CS:GO) ``upsampler.*``: the world model, converted here into
   ``DIR/world``, a :class:`~wmkit.diffusion_world.diamond.DiamondWorldModel` directory
   (keys are kept as they are: the world model's submodules have the released names);
-- ``rew_end_model.*``: the reward/termination model, built elsewhere
-  (``wmkit.diffusion_world.diamond.reward_end``) and attached by passing its
-  ``{"class_path", "init_args"}`` as ``reward_end`` to :func:`convert_diamond_agent`, which
-  then loads these tensors into the world model too; without it they are reported, not
-  converted;
-- ``actor_critic.*``: the policy, which belongs to wmkit-agents; reported, not converted.
+- ``rew_end_model.*`` (Atari): the reward/termination model, a
+  :class:`~wmkit.diffusion_world.diamond.DiamondRewardEnd` whose sizes are read off the
+  shapes (:meth:`~wmkit.diffusion_world.diamond.RewardEndConfig.from_state_dict`), loaded
+  strictly into ``DIR/world`` too (its ``{"class_path", "init_args"}`` is saved in the world's
+  ``config.json``, so the world's steps return reward and done);
+- ``actor_critic.*`` (Atari): the policy, a ``wmkit.agents.DiamondActorCritic`` written to
+  ``DIR/policy`` (``wmkit play --policy DIR/policy``). It belongs to wmkit-agents, which this
+  package does not depend on: it is imported only here, and without it the policy is
+  skipped with a message naming the package to install.
 
 The file is read as tensors only (``torch.load(weights_only=True)``); architectures are
 inferred from the tensor shapes (``num_actions`` from ``denoiser.inner_model.act_emb.0.weight``).
@@ -23,21 +26,25 @@ YAML (``--config``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from wmkit.core import ActionSpec
 from wmkit.core.convert import load_tensor_checkpoint
+from wmkit.diffusion_world.diamond.reward_end import RewardEndConfig
 from wmkit.diffusion_world.diamond.upsampling import FAST_UPSAMPLING
 from wmkit.diffusion_world.diamond.world_model import DiamondWorldModel
 
 __all__ = [
     "CSGO_PRESETS",
     "OTHER_PARTS",
+    "REWARD_END_CLASS",
     "WORLD_PARTS",
     "ConvertedDiamond",
     "command",
@@ -46,6 +53,7 @@ __all__ = [
     "diamond_network_config",
     "diamond_world_config",
     "read_diamond_checkpoint",
+    "reward_end_component",
     "split_agent_state",
 ]
 
@@ -53,9 +61,14 @@ __all__ = [
 WORLD_PARTS = ("denoiser", "upsampler")
 #: the other parts of a DIAMOND agent, and where they belong
 OTHER_PARTS = {
-    "rew_end_model": "the reward/termination model (attach it with reward_end=)",
-    "actor_critic": "the policy (wmkit-agents)",
+    "rew_end_model": "the reward/termination model (not attached: reward_end=False)",
+    "actor_critic": "the policy (install wmkit-agents to convert it)",
 }
+#: the reward/end model class the converter attaches to the world model
+REWARD_END_CLASS = "wmkit.diffusion_world.diamond.reward_end.DiamondRewardEnd"
+#: the agents package and module holding DIAMOND's actor-critic
+AGENTS_PACKAGE = "wmkit-agents"
+_ACTOR_CRITIC_MODULE = "wmkit.agents.diamond_actor_critic"
 _ATARI_SAMPLER = {
     "num_steps_denoising": 3, "sigma_min": 2e-3, "sigma_max": 5.0, "rho": 7.0, "order": 1,
     "s_churn": 0.0, "s_tmin": 0.0, "s_tmax": None, "s_noise": 1.0,
@@ -76,13 +89,16 @@ CSGO_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 @dataclass
 class ConvertedDiamond:
     """What :func:`convert_diamond_agent` produced: the ``world`` model, its ``config`` (the
-    ``DiamondWorldModel`` arguments), the tensors left to other converters or ignored by
-    prefix (``skipped``), and a one-line ``summary``."""
+    ``DiamondWorldModel`` arguments), the ``policy`` (a ``wmkit.agents.DiamondActorCritic``,
+    or ``None``), the tensors not converted, by prefix (``skipped``), a one-line ``summary``
+    and ``notes`` (lines for the user: what was skipped and why)."""
 
     world: DiamondWorldModel
     config: dict[str, Any]
+    policy: nn.Module | None = None
     skipped: dict[str, list[str]] = field(default_factory=dict)
     summary: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 def read_diamond_checkpoint(path: str | Path) -> dict[str, Tensor]:
@@ -195,7 +211,7 @@ def diamond_world_config(
     agent_config: Mapping[str, Any] | None = None,
     preset: str = "fast",
     actions: str = "auto",
-    reward_end: dict[str, Any] | None = None,
+    reward_end: dict[str, Any] | bool | None = None,
     source: str = "agent",
 ) -> dict[str, Any]:
     """The :class:`~wmkit.diffusion_world.diamond.DiamondWorldModel` arguments for a DIAMOND
@@ -244,11 +260,42 @@ def diamond_world_config(
             "sampler": up_sampler or dict(FAST_UPSAMPLING),
             "factor": int(up_cfg.get("upsampling_factor") or 5),
         }
-    if reward_end is not None:
+    if reward_end is None and "rew_end_model" in parts:
+        reward_end = reward_end_component(parts["rew_end_model"], f"{source}: rew_end_model")
+    if reward_end:
         if "rew_end_model" not in parts:
             raise ValueError(f"{source}: reward_end given but the file has no rew_end_model.*")
         kwargs["reward_end"] = reward_end
     return kwargs
+
+
+def reward_end_component(part: Mapping[str, Tensor], source: str = "rew_end_model") -> dict:
+    """The ``{"class_path", "init_args"}`` (JSON-serialisable) of the
+    :class:`~wmkit.diffusion_world.diamond.DiamondRewardEnd` that a released
+    ``rew_end_model.*`` state dict (prefix stripped) was built with, read off its shapes."""
+    try:
+        config = RewardEndConfig.from_state_dict(dict(part))
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from e
+    return {"class_path": REWARD_END_CLASS, "init_args": {"config": dataclasses.asdict(config)}}
+
+
+def _convert_policy(
+    part: Mapping[str, Tensor], img_size: int, source: str
+) -> tuple[nn.Module | None, str]:
+    """The actor-critic built by wmkit-agents (imported here only), or ``None`` and why."""
+    try:
+        module = importlib.import_module(_ACTOR_CRITIC_MODULE)
+    except ImportError:
+        return None, (
+            f"skipped the policy ({len(part)} actor_critic.* tensors): it needs the "
+            f"{AGENTS_PACKAGE} package (pip install {AGENTS_PACKAGE}), then convert again"
+        )
+    try:
+        policy = module.actor_critic_from_released(dict(part), img_size=img_size)
+    except (ValueError, RuntimeError) as e:
+        raise ValueError(f"{source}: actor_critic.* is not a DIAMOND actor-critic: {e}") from e
+    return policy.eval(), ""
 
 
 def convert_diamond_agent(
@@ -258,11 +305,12 @@ def convert_diamond_agent(
     agent_config: Mapping[str, Any] | None = None,
     preset: str = "fast",
     actions: str = "auto",
-    reward_end: dict[str, Any] | None = None,
+    reward_end: dict[str, Any] | bool | None = None,
+    policy: bool = True,
     source: str = "agent",
 ) -> ConvertedDiamond:
-    """Build the world model of a DIAMOND agent state dict and, with ``out``, save it to
-    ``out/world``.
+    """Build the world model (with its reward/end model) and the policy of a DIAMOND agent
+    state dict and, with ``out``, save them to ``out/world`` and ``out/policy``.
 
     Args:
         state: the agent's flat state dict (``denoiser.*``, ``upsampler.*``, ...).
@@ -271,15 +319,18 @@ def convert_diamond_agent(
             mapping, as in the parity fixtures, is unwrapped); ``None``: released defaults.
         preset: CS:GO's sampler preset (``fast`` or ``higher_quality``).
         actions: ``discrete``, ``multi_hot`` or ``auto`` (multi-hot for the CS:GO branch).
-        reward_end: ``{"class_path", "init_args"}`` of the reward/termination model; its
-            weights are then read from ``rew_end_model.*``.
+        reward_end: ``None``: a :class:`~wmkit.diffusion_world.diamond.DiamondRewardEnd` read
+            off ``rew_end_model.*`` when the file has it; ``False``: leave it out; a
+            ``{"class_path", "init_args"}``: that module, loaded from ``rew_end_model.*``.
+        policy: convert ``actor_critic.*`` (needs wmkit-agents; skipped with a note if it is
+            not installed).
         source: the file's name, for messages.
     """
     kwargs = diamond_world_config(
         state, agent_config=agent_config, preset=preset, actions=actions,
         reward_end=reward_end, source=source,
     )  # fmt: skip
-    converted_parts = [*WORLD_PARTS, *(["rew_end_model"] if reward_end is not None else [])]
+    converted_parts = [*WORLD_PARTS, *(["rew_end_model"] if "reward_end" in kwargs else [])]
     world = DiamondWorldModel(**kwargs)
     weights = {k: v for k, v in state.items() if k.partition(".")[0] in converted_parts}
     try:
@@ -287,9 +338,21 @@ def convert_diamond_agent(
     except RuntimeError as e:
         raise ValueError(f"{source} does not match the inferred world model: {e}") from e
     world.eval()
+    parts = split_agent_state(state)
+    actor_critic, notes = None, []
+    if policy and "actor_critic" in parts:
+        img_size = 64  # Atari's frames; the reward/end model's LSTM width tells it exactly
+        if "reward_end" in kwargs and kwargs["reward_end"].get("class_path") == REWARD_END_CLASS:
+            img_size = int(kwargs["reward_end"]["init_args"]["config"]["img_size"])
+        actor_critic, note = _convert_policy(parts["actor_critic"], img_size, source)
+        if actor_critic is not None:
+            converted_parts.append("actor_critic")
+        else:
+            notes.append(note)
     if out is not None:
         world.save_pretrained(Path(out) / "world")
-    parts = split_agent_state(state)
+        if actor_critic is not None:
+            actor_critic.save_pretrained(Path(out) / "policy")  # type: ignore[operator]
     skipped = {p: sorted(parts[p]) for p in parts if p not in converted_parts}
     names = "; ".join(
         f"{len(keys)} {p}.*, {OTHER_PARTS.get(p, 'unknown part, ignored')}"
@@ -298,12 +361,16 @@ def convert_diamond_agent(
     net = kwargs["network"]
     game = "CS:GO" if net["noise_cond_embedding"] else "Atari"
     num_actions = world.denoiser.inner_model.num_actions
+    extras = ", upsampler" if "upsampler" in kwargs else ""
+    extras += ", reward/end model" if "reward_end" in kwargs else ""
+    n_policy = len(parts["actor_critic"]) if actor_critic is not None else 0
     summary = (
         f"diamond world ({game}, {num_actions} actions, n={net['num_steps_conditioning']}, "
-        f"channels {net['channels']}{', upsampler' if 'upsampler' in kwargs else ''}): "
-        f"converted {len(weights)} tensors; not converted: {names or 'nothing'}"
+        f"channels {net['channels']}{extras}): converted {len(weights)} tensors"
+        + (f"; policy: converted {n_policy} actor_critic.* tensors" if n_policy else "")
+        + f"; not converted: {names or 'nothing'}"
     )
-    return ConvertedDiamond(world, kwargs, skipped, summary)
+    return ConvertedDiamond(world, kwargs, actor_critic, skipped, summary, notes)
 
 
 def convert_diamond(
@@ -327,8 +394,8 @@ def command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="wmkit convert diamond",
         description="Convert a released eloialonso/diamond agent (.pt, read as tensors only) "
-        "into a DiamondWorldModel directory DIR/world (denoiser and CS:GO upsampler; the "
-        "reward/end model and the policy are reported, not converted).",
+        "into DIR/world, a DiamondWorldModel (denoiser, CS:GO upsampler, Atari reward/end "
+        "model), and DIR/policy, the Atari actor-critic (needs wmkit-agents).",
     )
     parser.add_argument("checkpoint", help="the agent .pt (e.g. atari_100k/models/Breakout.pt)")
     parser.add_argument("--out", required=True, help="output directory (world model in DIR/world)")
@@ -339,5 +406,11 @@ def command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     converted = convert_diamond(args.checkpoint, args.out, args.config, args.preset, args.actions)
     print(converted.summary)
+    for note in converted.notes:
+        print(note)
     print(f"wrote {Path(args.out) / 'world'} (load with wmkit.core.load_pretrained)")
+    if converted.policy is not None:
+        print(
+            f"wrote {Path(args.out) / 'policy'} (wmkit play --policy {Path(args.out) / 'policy'})"
+        )
     return 0

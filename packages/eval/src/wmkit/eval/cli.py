@@ -52,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                    "config's, else 0)")  # fmt: skip
     r.add_argument("--tokenizer", help="tokenizer directory, for the reconstruction ceiling")
     r.add_argument("--idm", help="inverse-dynamics model directory (wmkit eval idm)")
-    r.add_argument("--context", type=int, default=2)
+    r.add_argument("--context", type=int, default=None,
+                   help="context frames (default: the model's own, e.g. DIAMOND's n = 4 "
+                   "conditioning frames, else 2)")  # fmt: skip
     r.add_argument("--horizon", type=int, default=8)
     r.add_argument("--split", choices=["train", "val", "test", "all"], default="test")
     r.add_argument("--frame-skip", type=int, help="default: the config's, else 1")
@@ -160,6 +162,8 @@ def _rollout(args: argparse.Namespace) -> int:
     world = load_pretrained(args.world, map_location=args.device)
     if not isinstance(world, WorldModel):
         raise TypeError(f"{args.world} holds a {type(world).__name__}, not a wmkit WorldModel")
+    if args.context is None:
+        args.context = default_context(world)
     opts = _data_options(args)
     source, dataset = _clips(opts, args.split, args.context + args.horizon)
     if source.action_spec is None:
@@ -190,6 +194,7 @@ def _rollout(args: argparse.Namespace) -> int:
         )  # fmt: skip
     info = {
         "world model": args.world, "data": opts["path"], "config": args.config,
+        "context": args.context,
         "split": f"{args.split} of {list(opts['split'])}, seed {opts['split_seed']}",
         "tokenizer": args.tokenizer, "idm": args.idm, "device": args.device,
     }  # fmt: skip
@@ -201,6 +206,13 @@ def _rollout(args: argparse.Namespace) -> int:
         print(line.replace("**", ""))
     print(f"report: {files['report.html']}")
     return 0
+
+
+def default_context(world: Any) -> int:
+    """The context length a model is made for: its ``num_steps_conditioning`` (DIAMOND's
+    conditioning frames), else 2."""
+    n = getattr(world, "num_steps_conditioning", None)
+    return int(n) if isinstance(n, int) and n >= 1 else 2
 
 
 def _lpips(choice: str, device: str) -> Any:

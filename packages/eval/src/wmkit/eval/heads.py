@@ -11,7 +11,9 @@ clip's recorded ``rewards`` and ``dones``: reward ``t`` and done ``t`` follow ac
 - Terminations: accuracy, and precision and recall of the predicted ends (``done > 0.5``),
   with the number of real ends (without any, precision and recall are undefined: ``None``).
 
-Measured only when the batches carry the targets and the model predicts them.
+Measured only when the batches carry the targets and the model predicts them. A model that
+predicts the sign of the reward (DIAMOND, trained on clipped rewards, says so with
+``reward_transform = "sign"``) is scored against the sign of the recorded rewards.
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ from torch import Tensor
 
 from wmkit.eval.frame_metrics import PerStepMean
 
-__all__ = ["HeadScores", "describe_heads"]
+__all__ = ["REWARD_TRANSFORMS", "HeadScores", "describe_heads", "reward_transform_of"]
+
+#: what a world model's ``reward_transform`` may say its reward head predicts
+REWARD_TRANSFORMS = ("identity", "sign")
+
+
+def reward_transform_of(world_model: Any) -> str:
+    """What ``world_model``'s reward head predicts: its ``reward_transform`` attribute
+    (``"sign"`` for DIAMOND), else ``"identity"``."""
+    return str(getattr(world_model, "reward_transform", "identity"))
 
 
 class HeadScores:
@@ -31,10 +42,17 @@ class HeadScores:
 
     Args:
         horizon: generated steps per rollout.
+        reward_transform: ``identity``, or ``sign`` for a model that predicts the reward's
+            sign (the recorded rewards are then compared by their sign).
     """
 
-    def __init__(self, horizon: int) -> None:
+    def __init__(self, horizon: int, reward_transform: str = "identity") -> None:
+        if reward_transform not in REWARD_TRANSFORMS:
+            raise ValueError(
+                f"reward_transform must be one of {REWARD_TRANSFORMS}; got {reward_transform!r}"
+            )
         self.horizon = horizon
+        self.reward_transform = reward_transform
         self.reward_mse = PerStepMean(horizon)
         self.reward_mse_zero = PerStepMean(horizon)
         self.done_correct = PerStepMean(horizon)
@@ -52,6 +70,8 @@ class HeadScores:
         none). Samples of a stochastic model are averaged."""
         if rewards is not None and predicted_rewards and None not in predicted_rewards:
             real = self._check(rewards, "rewards")
+            if self.reward_transform == "sign":
+                real = real.sign()
             err = torch.stack([(p.float().to(real.device) - real) ** 2 for p in predicted_rewards])
             self.reward_mse.update(err.mean(0))
             self.reward_mse_zero.update(real**2)
@@ -79,6 +99,7 @@ class HeadScores:
             out["reward_mse"] = self.reward_mse.overall()
             out["reward_mse_per_step"] = self.reward_mse.compute().tolist()
             out["reward_mse_zero"] = self.reward_mse_zero.overall()
+            out["reward_transform"] = self.reward_transform
         if self.done_correct.count > 0:
             out["done_accuracy"] = self.done_correct.overall()
             out["done_real_ends"] = self.tp + self.fn
@@ -89,7 +110,10 @@ class HeadScores:
 
 
 def _reward_line(h: dict[str, Any], where: str) -> str:
-    return f"reward MSE {where}: **{h['reward_mse']:.4g}** (always 0: {h['reward_mse_zero']:.4g})"
+    of = " (of the reward's sign)" if h.get("reward_transform") == "sign" else ""
+    return (
+        f"reward MSE{of} {where}: **{h['reward_mse']:.4g}** (always 0: {h['reward_mse_zero']:.4g})"
+    )
 
 
 def _done_line(h: dict[str, Any], where: str) -> str:

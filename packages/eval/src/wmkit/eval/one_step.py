@@ -25,7 +25,7 @@ from torch import Tensor
 from wmkit.core.batch import Batch
 from wmkit.core.protocols import WorldModel
 from wmkit.core.video import check_video
-from wmkit.eval.heads import HeadScores
+from wmkit.eval.heads import HeadScores, reward_transform_of
 
 __all__ = ["score_heads_one_step"]
 
@@ -50,7 +50,7 @@ def score_heads_one_step(
     """
     if context < 1:
         raise ValueError(f"context must be >= 1; got {context}")
-    scores = HeadScores(1)
+    scores = HeadScores(1, reward_transform_of(world_model))
     scored = 0
     for i, batch in enumerate(batches):
         if max_batches is not None and i >= max_batches:

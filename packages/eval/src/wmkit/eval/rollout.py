@@ -44,7 +44,7 @@ from wmkit.eval.frame_metrics import (
     psnr_from_mse,
 )
 from wmkit.eval.fvd import FrechetVideoDistance
-from wmkit.eval.heads import HeadScores
+from wmkit.eval.heads import HeadScores, reward_transform_of
 from wmkit.eval.i3d import MIN_FRAMES
 from wmkit.eval.idm import InverseDynamicsModel, idm_accuracy
 
@@ -237,7 +237,7 @@ def evaluate_rollouts(
                 f"shorter than I3D's minimum of {MIN_FRAMES}"
             )
     kept: dict[str, list[Tensor]] = {}
-    head_scores = HeadScores(horizon)
+    head_scores = HeadScores(horizon, reward_transform_of(world_model))
     num_clips = 0
     for i, batch in enumerate(batches):
         if max_batches is not None and i >= max_batches:

@@ -72,6 +72,10 @@ class DiamondWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
             ``{"class_path", "init_args"}``; ``None``: none (steps return no reward or done).
     """
 
+    #: the reward head predicts the reward's sign (DIAMOND trains on clipped rewards); an
+    #: evaluator compares it with the sign of recorded rewards
+    reward_transform = "sign"
+
     def __init__(
         self,
         action_spec: ActionSpec,

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +38,7 @@ import numpy as np
 from wmkit.core.action_spec import ActionSpec
 from wmkit.core.data.envs.base import ExplorationPolicy, RecordableEnv, StickyRandomPolicy
 
-__all__ = ["AtariEnv", "area_resize", "rom_id"]
+__all__ = ["AtariEnv", "area_resize", "rom_available", "rom_id"]
 
 _ATARI_HZ = 60.0
 
@@ -59,6 +61,20 @@ def rom_id(game: str) -> str:
     name = re.sub(r"(NoFrameskip)?(-v\d+)?$", "", name)
     name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
     return name.lower()
+
+
+def rom_available(game: str) -> bool:
+    """Whether ale-py is installed with the ROM of ``game`` (named as :func:`rom_id` reads
+    it), so that an ``AtariEnv`` of it can start."""
+    try:
+        from ale_py import roms
+
+        with warnings.catch_warnings():  # ale-py warns of games it does not know
+            warnings.simplefilter("ignore")
+            path = roms.get_rom_path(rom_id(game))
+        return path is not None and Path(path).is_file()
+    except (ImportError, AttributeError, KeyError, TypeError, OSError):
+        return False
 
 
 @functools.cache
