@@ -260,3 +260,12 @@ def test_no_benchmark_table_of_a_readme_is_missing_from_the_site():
     assert not missing, "copy these measured rows onto docs/benchmarks/<package>.md:\n" + "\n".join(
         missing
     )
+
+
+def test_package_readmes_stay_short():
+    """A package README says what the package is, how to install and use it, and links to the
+    site; the lab notes live on the benchmark pages (at most ~150 lines)."""
+    readmes = sorted((ROOT / "packages").glob("*/README.md"))
+    assert len(readmes) >= 8
+    long = {p.parent.name: n for p in readmes if (n := len(p.read_text().splitlines())) > 150}
+    assert not long, f"package READMEs over 150 lines: {long}"
