@@ -28,7 +28,11 @@ def test_v0_1_directory_loads_with_identical_outputs(case):
     for key, value in expected.items():
         if value.is_floating_point():
             torch.testing.assert_close(
-                got[key], value, rtol=0, atol=1e-5, msg=lambda m, key=key: f"{case}: {key} differs: {m}"
+                got[key],
+                value,
+                rtol=0,
+                atol=1e-5,
+                msg=lambda m, key=key: f"{case}: {key} differs: {m}",
             )
         else:
             assert torch.equal(got[key], value), f"{case}: {key} differs"
