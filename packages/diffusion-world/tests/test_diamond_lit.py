@@ -12,7 +12,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from wmkit.core.testing import check_loss_decreases, cpu_trainer
+from wmkit.core.testing import check_config_runs, check_loss_decreases, cpu_trainer
 from wmkit.diffusion_world.convert_diamond import convert_diamond_agent, read_diamond_checkpoint
 from wmkit.diffusion_world.diamond import DIAMOND_NETWORK_SIZES, DiamondWorldModel
 from wmkit.diffusion_world.diamond.lit import DiamondModule
@@ -182,3 +182,13 @@ def test_converted_fixture_fine_tunes_through_the_module():
     after = world.state_dict()
     for part in ("denoiser.", "rew_end_model."):
         assert any(not torch.equal(v, after[k]) for k, v in before.items() if k.startswith(part))
+
+
+def test_upsampler_config_trains_both_stages(tmp_path):
+    config = Path(__file__).resolve().parents[1] / "configs" / "diamond-upsampler-tiny.yaml"
+    (fit,) = check_config_runs(config, tmp_path, subcommands=("fit",))
+    assert fit.model.components == ["denoiser", "upsampler"]
+    assert fit.model.model.upsampling_factor == 5
+    metrics = fit.trainer.callback_metrics
+    for key in ("train/denoiser_loss", "train/upsampler_loss", "val/psnr"):
+        assert torch.isfinite(metrics[key]), key
