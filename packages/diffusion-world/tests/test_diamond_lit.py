@@ -192,3 +192,20 @@ def test_upsampler_config_trains_both_stages(tmp_path):
     metrics = fit.trainer.callback_metrics
     for key in ("train/denoiser_loss", "train/upsampler_loss", "val/psnr"):
         assert torch.isfinite(metrics[key]), key
+
+
+def test_max_grad_norms_clip_each_part_on_its_own():
+    torch.manual_seed(0)
+    world = tiny_world()
+    module = DiamondModule(world, max_grad_norms={"rew_end_model": 1e-3})
+    module.losses(batch())["loss"].backward()
+
+    def norm(part: torch.nn.Module) -> float:
+        grads = [p.grad for p in part.parameters() if p.grad is not None]
+        return float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+
+    den_before = norm(world.denoiser)
+    assert norm(world.rew_end_model) > 1e-3
+    module.on_before_optimizer_step(None)
+    assert norm(world.rew_end_model) <= 1e-3 * (1 + 1e-4)
+    assert norm(world.denoiser) == den_before  # not clipped: no norm given for it
