@@ -149,9 +149,13 @@ class DiffusionForcingModule(L.LightningModule):
     def test_step(self, batch: Batch | dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimiser updates (subclasses training part of the model narrow it)."""
+        return list(self.model.parameters())
+
     def configure_optimizers(self) -> dict | torch.optim.Optimizer:
         opt = torch.optim.AdamW(
-            self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+            self.trainable_parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
         warm = self.hparams.warmup_steps
         if warm <= 0:
