@@ -2,6 +2,7 @@
 
     uv run python tools/bench_ivideogpt.py --device cpu --size tiny --repeats 1
     uv run python tools/bench_ivideogpt.py --device cuda --size 138m 436m --repeats 5
+    uv run python tools/bench_ivideogpt.py --size 138m --mode cache --decoding raster,diagonal
 
 The released transformers (``LLAMA_SIZES``: 138M, and the 436M "medium") with random
 weights (speed does not depend on the values), built as ``wmkit convert ivideogpt`` builds
@@ -17,8 +18,16 @@ top-k 100 as ``predict.py`` does, in one of two modes:
 - ``prefill``: a fresh cache for every frame, prefilling the whole sequence so far, as the
   released action-conditioned ``generate`` recomputes the prefix for each frame.
 
-Next-frame latency is the time of one frame's ``n + 1`` decoding passes (median over the
-frames of all repeats, with min–max); frames/s is its inverse. The tokenizer is not timed
+and in one of two orders (``--decoding``, comma- or space-separated):
+
+- ``raster``: the release's order, one id per pass (``n + 1`` passes per frame with the slot);
+- ``diagonal``: MineWorld's diagonal decoding of the 4×4 future grid (``--window`` rows in
+  flight, each ``--offset`` ids behind the row above; an approximation of the raster-trained
+  model, see ``wmkit.ar_world.ivideogpt_decoding``), fewer passes per frame.
+
+Next-frame latency is the time of one frame's decoding passes (median over the frames of all
+repeats, with min–max); frames/s is its inverse; "passes" counts the transformer's forward
+passes per frame (the prefill mode's re-prefill included). The tokenizer is not timed
 (it is another package's and runs once per frame in either mode). Times follow a warm-up
 rollout and synchronise CUDA.
 
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -56,6 +66,7 @@ SIZES = {
     ),
 }
 MODES = ["cache", "prefill"]
+DECODINGS = ["raster", "diagonal"]
 
 
 def _sync(device: str) -> None:
@@ -77,9 +88,9 @@ def rollout_times(
     frames: int,
     batch: int,
     device: str,
+    decoder: IVideoGPTDecoder,
 ) -> tuple[float, list[float]]:
     """Prefill time and each frame's decoding time of one rollout of ``frames`` frames."""
-    decoder = IVideoGPTDecoder(Sampler(temperature=1.0, top_k=100))
     context = torch.randint(0, layout.context_vocab_size, (batch, 2, *layout.context_grid))
     context = context.to(device)
     dim = model.action_dim
@@ -113,6 +124,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", nargs="+", default=["138m"], choices=list(SIZES))
     parser.add_argument("--mode", nargs="+", default=MODES, choices=MODES)
+    parser.add_argument(
+        "--decoding", nargs="+", default=["raster"], help="raster, diagonal (comma-separated ok)"
+    )
+    parser.add_argument("--window", type=int, default=4, help="diagonal: rows in flight")
+    parser.add_argument("--offset", type=int, default=1, help="diagonal: lag between rows")
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--frames", type=int, default=14, help="future frames per rollout")
     parser.add_argument("--batch", type=int, default=1)
@@ -120,6 +136,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "results" / "bench_ivideogpt.json"))
     args = parser.parse_args()
+    decodings = [d for item in args.decoding for d in item.split(",") if d]
+    bad = sorted(set(decodings) - set(DECODINGS))
+    if bad or not decodings:
+        parser.error(f"--decoding takes {DECODINGS}; got {args.decoding}")
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     rows = []
     for size in args.size:
@@ -127,17 +147,26 @@ def main() -> None:
         torch.manual_seed(0)
         model = IVideoGPTTransformer(config, args.action_dim or None)
         model = model.to(device=args.device, dtype=dtype).eval()
-        for mode in args.mode:
+        passes = [0]
+        model.llm.register_forward_hook(lambda *_, n=passes: n.__setitem__(0, n[0] + 1))
+        for mode, decoding in itertools.product(args.mode, decodings):
+            decoder = IVideoGPTDecoder(
+                Sampler(temperature=1.0, top_k=100), decoding=decoding,
+                window=args.window, offset=args.offset,
+            )  # fmt: skip
+            bench = (model, layout, mode, args.frames, args.batch, args.device, decoder)
             with torch.no_grad():
-                rollout_times(model, layout, mode, 2, args.batch, args.device)  # warm-up
-                runs = [
-                    rollout_times(model, layout, mode, args.frames, args.batch, args.device)
-                    for _ in range(args.repeats)
-                ]
+                rollout_times(*bench[:3], 2, *bench[4:])  # warm-up
+                passes[0] = 0
+                runs = [rollout_times(*bench) for _ in range(args.repeats)]
+            per_frame = (passes[0] - args.repeats) / (args.repeats * args.frames)  # no prefill
             frame_times = [t for _, ts in runs for t in ts]
             latency = statistics.median(frame_times)
             rows.append({
-                "size": size, "mode": mode, "device": args.device, "dtype": args.dtype,
+                "size": size, "mode": mode, "decoding": decoding,
+                "window": args.window if decoding == "diagonal" else None,
+                "offset": args.offset if decoding == "diagonal" else None,
+                "passes_per_frame": per_frame, "device": args.device, "dtype": args.dtype,
                 "batch": args.batch, "frames": args.frames, "action_dim": args.action_dim,
                 "params": sum(p.numel() for p in model.parameters()),
                 "prefill_ms": 1e3 * statistics.median(p for p, _ in runs),
@@ -148,11 +177,18 @@ def main() -> None:
             })  # fmt: skip
     hardware = _hardware(args.device)
     print(f"iVideoGPT transformer, next-frame decoding ({hardware}, {args.dtype})\n")
-    print("| size | mode | params | prefill ms | next-frame ms (min–max) | frames/s | tokens/s |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| size | mode | decoding | passes/frame | params | prefill ms | next-frame ms (min–max) "
+        "| frames/s | tokens/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        order = r["decoding"]
+        if order == "diagonal":
+            order += f" (window {r['window']}, offset {r['offset']})"
         print(
-            f"| {r['size']} | {r['mode']} | {r['params'] / 1e6:.1f}M | {r['prefill_ms']:.1f} | "
+            f"| {r['size']} | {r['mode']} | {order} | {r['passes_per_frame']:.3g} | "
+            f"{r['params'] / 1e6:.1f}M | {r['prefill_ms']:.1f} | "
             f"{r['latency_ms']:.1f} ({r['latency_min_ms']:.1f}–{r['latency_max_ms']:.1f}) | "
             f"{r['frames_per_s']:.2f} | {r['tokens_per_s']:.0f} |"
         )

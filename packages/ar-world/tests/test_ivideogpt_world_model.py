@@ -217,3 +217,33 @@ def test_decoding_the_context_once_gives_the_frames_of_decoding_it_every_step(tm
         del model.tokenizer.decode_context
     assert len(calls) == 3  # once per context: reset, and re-anchoring after steps 2 and 4
     torch.testing.assert_close(cached, plain.rollout(frames, acts).frames, rtol=0, atol=0)
+
+
+@torch.no_grad()
+def test_diagonal_decoding_is_an_option_saved_in_the_config(tmp_path):
+    import json
+
+    from wmkit.core import load_pretrained
+
+    model = tiny(SPEC, temperature=0.0, decoding="diagonal", window=2, offset=1)
+    frames, actions = clip()
+    acts = actions[:, 2:5].clamp(-1, 1)
+    out = model.rollout(frames[:, :2], acts).frames  # 3 steps: re-anchors after step 2
+    assert out.shape == (2, 3, *frames.shape[2:])
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["decoding"], config["window"], config["offset"]) == ("diagonal", 2, 1)
+    loaded = load_pretrained(tmp_path).eval()
+    assert (loaded.decoder.decoding, loaded.decoder.window) == ("diagonal", 2)
+    torch.testing.assert_close(loaded.rollout(frames[:, :2], acts).frames, out, rtol=0, atol=0)
+    raster = tiny(SPEC, temperature=0.0, decoding="diagonal", window=2, offset=2)  # a row = 2
+    plain = tiny(SPEC, temperature=0.0)
+    assert plain.decoder.decoding == "raster"
+    torch.testing.assert_close(
+        raster.rollout(frames[:, :2], acts).frames,
+        plain.rollout(frames[:, :2], acts).frames,
+        rtol=0,
+        atol=0,
+    )
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        tiny(SPEC, decoding="zigzag")

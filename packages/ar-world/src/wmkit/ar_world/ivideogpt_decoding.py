@@ -13,6 +13,16 @@ Ids are drawn from the whole vocabulary; the caller clamps future slots into the
 range (:meth:`IVideoGPTLayout.parse_future`). Where we differ: upstream recomputes the whole
 prefix for every action-conditioned frame; we keep one KV cache across frames
 (``use_cache=False`` recomputes, to check that the two agree).
+
+``decoding="diagonal"`` draws a future frame's ``h' × w'`` grid along anti-diagonals with
+MineWorld's diagonal decoding (Guo et al. 2025, §3.3; the shared schedule is
+:func:`~wmkit.ar_world.diagonal_decoding.diagonal_decode`): row ``r`` starts ``offset``
+tokens behind row ``r - 1``, at most ``window`` rows at once, so one forward pass yields
+several ids. It is an approximation: the released models were trained in raster order only
+(as MineWorld's were), and a row's first id is predicted with a placeholder (the previous
+future frame's id there, else the newest id of the row above) where raster order has the
+real last id of the row above. With ``offset = w'`` (or ``window = 1``) each row starts
+after the row above has ended and the schedule is raster order, id for id.
 """
 
 from __future__ import annotations
@@ -22,12 +32,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from wmkit.ar_world.diagonal_decoding import diagonal_decode
 from wmkit.ar_world.ivideogpt_layout import IVideoGPTLayout
 from wmkit.ar_world.ivideogpt_transformer import IVideoGPTTransformer
 from wmkit.ar_world.kv_cache import KVCache
 from wmkit.ar_world.sampling import Sampler
 
-__all__ = ["IVideoGPTCursor", "IVideoGPTDecoder"]
+__all__ = ["DECODINGS", "IVideoGPTCursor", "IVideoGPTDecoder"]
+
+DECODINGS = ("raster", "diagonal")
+"""The orders a future frame's ids can be drawn in (``IVideoGPTDecoder(decoding=...)``)."""
 
 
 @dataclass
@@ -57,11 +71,30 @@ class IVideoGPTDecoder:
     Args:
         sampler: how ids are drawn (``Sampler(temperature=0)``: greedy).
         use_cache: keep a KV cache (``False``: recompute the whole sequence for every id).
+        decoding: ``"raster"`` (the release's order) or ``"diagonal"`` (see the module
+            docstring; needs ``use_cache=True``, since ids arrive out of order).
+        window: diagonal decoding: most rows of a future grid decoded at once.
+        offset: diagonal decoding: ids a row must have before the row below starts.
     """
 
-    def __init__(self, sampler: Sampler, use_cache: bool = True) -> None:
+    def __init__(
+        self,
+        sampler: Sampler,
+        use_cache: bool = True,
+        decoding: str = "raster",
+        window: int = 4,
+        offset: int = 1,
+    ) -> None:
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {DECODINGS}; got {decoding!r}")
+        if decoding == "diagonal" and not use_cache:
+            raise ValueError("decoding='diagonal' needs use_cache=True (ids arrive out of order)")
+        if int(window) < 1 or int(offset) < 1:
+            raise ValueError(f"window and offset must be >= 1; got {window}, {offset}")
         self.sampler = sampler
         self.use_cache = use_cache
+        self.decoding = decoding
+        self.window, self.offset = int(window), int(offset)
 
     def _feed(self, model: IVideoGPTTransformer, cursor: IVideoGPTCursor, x: Tensor) -> None:
         """Append input embeddings ``x`` ``[B, S, D]`` and set the next id's logits."""
@@ -117,14 +150,44 @@ class IVideoGPTDecoder:
         x = model.llm.embed(slot)  # [B, 1, D]
         if action is not None:
             x = x + model.action_embeddings(action)[:, None]
-        tokens = [slot]
         self._feed(model, cursor, x)
-        for _ in range(layout.future_tokens):
-            token = self.sampler(cursor.logits)[:, None]  # [B, 1]
-            tokens.append(token)
-            self._feed(model, cursor, model.llm.embed(token))
-        cursor.ids = torch.cat([cursor.ids, *tokens], dim=1)
-        return layout.future_grid_of(torch.cat(tokens[1:], dim=1))
+        if self.decoding == "diagonal":
+            ids = self._diagonal_frame(model, layout, cursor)  # [B, n]
+        else:
+            tokens = []
+            for _ in range(layout.future_tokens):
+                token = self.sampler(cursor.logits)[:, None]  # [B, 1]
+                tokens.append(token)
+                self._feed(model, cursor, model.llm.embed(token))
+            ids = torch.cat(tokens, dim=1)
+        cursor.ids = torch.cat([cursor.ids, slot, ids], dim=1)
+        return layout.future_grid_of(ids)
+
+    def _diagonal_frame(
+        self, model: IVideoGPTTransformer, layout: IVideoGPTLayout, cursor: IVideoGPTCursor
+    ) -> Tensor:
+        """The ``n`` ids ``[B, n]`` of the frame whose slot was just fed, along
+        anti-diagonals; leaves the cache holding the whole frame and ``cursor.logits`` at the
+        output of its last id (what predicts the next slot)."""
+        h, w = layout.future_grid
+        b, n = cursor.ids.shape[0], layout.future_tokens
+        start = cursor.ids.shape[1] + 1  # the frame's first id follows its slot
+        previous = None
+        if cursor.ids.shape[1] > layout.prelude_length:  # the last future frame's ids
+            previous = cursor.ids[:, -n:].reshape(b, h, w)
+        last: list[Tensor] = []
+
+        def feed(ids: Tensor, index: Tensor) -> Tensor:
+            x = model.llm.embed(ids)  # [B, S, D]
+            out = model.llm(embeds=x, positions=start + index, cache=cursor.cache)
+            last[:] = [out[:, -1]]  # the final pass feeds the grid's last id, last
+            return out  # [B, S, V]
+
+        grid = diagonal_decode(
+            feed, cursor.logits, h, w, self.sampler, self.window, self.offset, previous
+        )  # [B, h, w]
+        cursor.logits = last[0]
+        return grid.reshape(b, n)
 
     def generate(
         self,

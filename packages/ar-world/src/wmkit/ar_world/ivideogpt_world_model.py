@@ -99,6 +99,12 @@ class IVideoGPTWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         temperature: sampling temperature (``0``: greedy).
         top_k: sample among the ``top_k`` most likely ids (``None``: all); upstream uses 100.
         use_cache: decode with the KV cache (``False``: recompute the sequence for every id).
+        decoding: order of a future frame's ids: ``"raster"`` (the release's) or
+            ``"diagonal"`` (MineWorld's diagonal decoding, fewer passes per frame; an
+            approximation of the raster-trained model, see ``ivideogpt_decoding``).
+        window: diagonal decoding: most rows of a future grid in flight.
+        offset: diagonal decoding: lag in ids between a row and the row above
+            (``offset`` = the grid's width is raster order).
     """
 
     frozen_components = ("tokenizer",)  # saved in tokenizer/ (PretrainedMixin)
@@ -115,6 +121,9 @@ class IVideoGPTWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         temperature: float = 1.0,
         top_k: int | None = 100,
         use_cache: bool = True,
+        decoding: str = "raster",
+        window: int = 4,
+        offset: int = 1,
     ) -> None:
         super().__init__()
         llama = LlamaConfig(**llama) if isinstance(llama, dict) else llama
@@ -150,7 +159,9 @@ class IVideoGPTWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         self.__dict__["tokenizer"] = load_tokenizer(tokenizer)  # frozen, not a submodule
         self._check_tokenizer()
         self.transformer = IVideoGPTTransformer(llama, action_dim)
-        self.decoder = IVideoGPTDecoder(Sampler(temperature, top_k), use_cache)
+        self.decoder = IVideoGPTDecoder(
+            Sampler(temperature, top_k), use_cache, decoding, window, offset
+        )
 
     def _check_tokenizer(self) -> None:
         """The tokenizer's grids and vocabularies, where it exposes them, must be the layout's."""
