@@ -85,6 +85,26 @@ class _CarryOptimizerState(L.Callback):
         self.states = [copy.deepcopy(opt.state_dict()) for opt in trainer.optimizers]
 
 
+def _world_model_net(world_model: L.LightningModule, model_attr: str) -> WorldModel:
+    """The ``WorldModel`` network MBPO imagines with: ``world_model.<model_attr>`` of the
+    LightningModule it fine-tunes; a clear TypeError when either is not what MBPO needs."""
+    if not isinstance(world_model, L.LightningModule):
+        raise TypeError(f"world_model must be a LightningModule; got {type(world_model).__name__}")
+    net = getattr(world_model, model_attr, None)
+    if not isinstance(net, WorldModel):
+        raise TypeError(
+            f"world_model.{model_attr} must be a wmkit.core.WorldModel; got {type(net).__name__}"
+        )
+    return net
+
+
+def _check_at_least_one(**counts: int) -> None:
+    """Raise a ValueError naming the first of ``counts`` (argument name → value) below 1."""
+    for name, value in counts.items():
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1; got {value}")
+
+
 class MBPO:
     """MBPO with any world model trained through its LightningModule and an SB3 learner.
 
@@ -153,16 +173,7 @@ class MBPO:
         seed: int = 0,
         device: str = "cpu",
     ) -> None:
-        if not isinstance(world_model, L.LightningModule):
-            raise TypeError(
-                f"world_model must be a LightningModule; got {type(world_model).__name__}"
-            )
-        net = getattr(world_model, model_attr, None)
-        if not isinstance(net, WorldModel):
-            raise TypeError(
-                f"world_model.{model_attr} must be a wmkit.core.WorldModel; got "
-                f"{type(net).__name__}"
-            )
+        net = _world_model_net(world_model, model_attr)
         if algorithm not in _ALGORITHMS:
             raise ValueError(f"algorithm must be one of {_ALGORITHMS}; got {algorithm!r}")
         self.real_env = make_real_env(env, resolution, **(env_kwargs or {}))
@@ -172,10 +183,14 @@ class MBPO:
                 f"{self.real_env.action_spec.describe()}"
             )
         net.action_spec.check_compatible(self.real_env.action_spec, "world model vs env actions")
-        for name in ("context_length", "rollout_horizon", "rollout_batch", "model_clip_length",
-                     "real_steps_per_iter", "batch_size"):  # fmt: skip
-            if int(locals()[name]) < 1:
-                raise ValueError(f"{name} must be >= 1; got {locals()[name]}")
+        _check_at_least_one(
+            context_length=context_length,
+            rollout_horizon=rollout_horizon,
+            rollout_batch=rollout_batch,
+            model_clip_length=model_clip_length,
+            real_steps_per_iter=real_steps_per_iter,
+            batch_size=batch_size,
+        )
         if model_clip_length < 2:
             raise ValueError(f"model_clip_length must be >= 2; got {model_clip_length}")
         self.module, self.world_model = world_model, net

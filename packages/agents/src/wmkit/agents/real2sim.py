@@ -77,6 +77,112 @@ def pairwise_agreement(real: Sequence[float], model: Sequence[float]) -> float:
     return float(np.mean([np.sign(r[i] - r[j]) == np.sign(m[i] - m[j]) for i, j in pairs]))
 
 
+def _threshold_success(real_env: RealEnv) -> Callable[[np.ndarray], bool] | None:
+    """The default success test: the episode's best reward reaches the env's
+    ``success_threshold``; ``None`` (success not measured) when the env has none."""
+    if not hasattr(real_env, "success_threshold"):
+        return None
+    thr = float(real_env.success_threshold)  # type: ignore[attr-defined]
+
+    def success_fn(rewards: np.ndarray) -> bool:
+        return bool(len(rewards) and rewards.max() >= thr)
+
+    return success_fn
+
+
+def _real_episode(
+    policy: Policy, real_env: RealEnv, seed: int, context_length: int, steps: int
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Run ``policy`` in ``real_env`` from ``seed``: the first ``context_length`` frames
+    ``[T0, H, W, C]`` and the actions between them (the model's context), and the rewards of
+    the up to ``steps`` steps after them (the real return to compare with)."""
+    policy.reset()
+    frame = real_env.reset(int(seed))
+    frames, actions, rewards = [frame], [], []
+    for t in range(context_length - 1 + steps):
+        action = np.asarray(policy(frame[None]))[0]
+        frame, reward, done = real_env.step(action)
+        if t < context_length - 1:
+            actions.append(action)
+            frames.append(frame)
+        else:
+            rewards.append(reward)
+        if done or getattr(real_env, "truncated", False):
+            break
+    if len(frames) < context_length:
+        raise ValueError(
+            f"the real episode of seed {seed} ended before {context_length} context "
+            "frames were collected; use a shorter context_length"
+        )
+    return np.stack(frames[:context_length]), actions, np.asarray(rewards, float)
+
+
+def _imagined_rewards(
+    policy: Policy,
+    world_model: WorldModel,
+    ctx_frames: list[np.ndarray],
+    ctx_actions: list[list[np.ndarray]],
+    context_length: int,
+    steps: int,
+    reward_fn: RewardFn | None,
+    device: str | None,
+) -> np.ndarray:
+    """Run ``policy`` for ``steps`` steps in ``world_model`` from the real contexts (one per
+    seed, all at once); returns the imagined rewards ``[S, steps]``."""
+    spec = world_model.action_spec
+    n = len(ctx_frames)
+    video = to_float_video(np.stack(ctx_frames))  # [S, T0, C, H, W]
+    acts = None
+    if context_length > 1:
+        acts = actions_to_torch(spec, np.stack([np.stack(a) for a in ctx_actions]),
+                                n * (context_length - 1)).reshape(
+            n, context_length - 1, *spec.action_shape)  # fmt: skip
+    core = Imagination(world_model, ClipContexts(video, acts), n, reward_fn,
+                       None, steps, device)  # fmt: skip
+    rng = np.random.default_rng(0)
+    policy.reset()
+    obs = core.start(video, acts, rng)
+    model_rewards = []
+    with torch.no_grad():
+        for _ in range(steps):
+            obs, reward, _, _ = core.step(policy(obs), rng)
+            model_rewards.append(reward)
+    return np.stack(model_rewards, axis=1)  # [S, steps]
+
+
+def _score_policy(
+    name: str,
+    policy: Policy,
+    real_env: RealEnv,
+    world_model: WorldModel,
+    seeds: Sequence[int],
+    context_length: int,
+    steps: int,
+    reward_fn: RewardFn | None,
+    success_fn: Callable[[np.ndarray], bool] | None,
+    device: str | None,
+) -> PolicyScore:
+    """One policy's mean return and success over ``seeds``, in the real env and in the model
+    started from the same real contexts."""
+    real_returns, real_succ, ctx_frames, ctx_actions = [], [], [], []
+    for seed in seeds:
+        frames, actions, r = _real_episode(policy, real_env, seed, context_length, steps)
+        ctx_frames.append(frames)
+        ctx_actions.append(actions)
+        real_returns.append(r.sum())
+        real_succ.append(success_fn(r) if success_fn else float("nan"))
+    mr = _imagined_rewards(policy, world_model, ctx_frames, ctx_actions, context_length, steps,
+                           reward_fn, device)  # fmt: skip
+    model_succ = [success_fn(x) for x in mr] if success_fn else [float("nan")]
+    return PolicyScore(
+        name=name,
+        real_return=float(np.mean(real_returns)),
+        model_return=float(mr.sum(axis=1).mean()),
+        real_success=float(np.mean(real_succ)),
+        model_success=float(np.mean(model_succ)),
+    )
+
+
 def evaluate_policies(
     policies: Mapping[str, Policy],
     real_env: RealEnv,
@@ -112,66 +218,23 @@ def evaluate_policies(
     steps = horizon or real_env.max_steps - context_length + 1
     if steps < 1:
         raise ValueError(f"horizon must be >= 1; got {steps}")
-    if success_fn is None and hasattr(real_env, "success_threshold"):
-        thr = float(real_env.success_threshold)  # type: ignore[attr-defined]
-
-        def success_fn(rewards: np.ndarray) -> bool:
-            return bool(len(rewards) and rewards.max() >= thr)
-
-    scores = []
-    for name, policy in policies.items():
-        real_returns, real_succ, ctx_frames, ctx_actions = [], [], [], []
-        for seed in seeds:
-            policy.reset()
-            frame = real_env.reset(int(seed))
-            frames, actions, rewards = [frame], [], []
-            for t in range(context_length - 1 + steps):
-                action = np.asarray(policy(frame[None]))[0]
-                frame, reward, done = real_env.step(action)
-                if t < context_length - 1:
-                    actions.append(action)
-                    frames.append(frame)
-                else:
-                    rewards.append(reward)
-                if done or getattr(real_env, "truncated", False):
-                    break
-            if len(frames) < context_length:
-                raise ValueError(
-                    f"the real episode of seed {seed} ended before {context_length} context "
-                    "frames were collected; use a shorter context_length"
-                )
-            ctx_frames.append(np.stack(frames[:context_length]))
-            ctx_actions.append(actions)
-            r = np.asarray(rewards, float)
-            real_returns.append(r.sum())
-            real_succ.append(success_fn(r) if success_fn else float("nan"))
-        video = to_float_video(np.stack(ctx_frames))  # [S, T0, C, H, W]
-        acts = None
-        if context_length > 1:
-            acts = actions_to_torch(spec, np.stack([np.stack(a) for a in ctx_actions]),
-                                    len(seeds) * (context_length - 1)).reshape(
-                len(seeds), context_length - 1, *spec.action_shape)  # fmt: skip
-        core = Imagination(world_model, ClipContexts(video, acts), len(seeds), reward_fn,
-                           None, steps, device)  # fmt: skip
-        rng = np.random.default_rng(0)
-        policy.reset()
-        obs = core.start(video, acts, rng)
-        model_rewards = []
-        with torch.no_grad():
-            for _ in range(steps):
-                obs, reward, _, _ = core.step(policy(obs), rng)
-                model_rewards.append(reward)
-        mr = np.stack(model_rewards, axis=1)  # [S, steps]
-        model_succ = [success_fn(x) for x in mr] if success_fn else [float("nan")]
-        scores.append(
-            PolicyScore(
-                name=name,
-                real_return=float(np.mean(real_returns)),
-                model_return=float(mr.sum(axis=1).mean()),
-                real_success=float(np.mean(real_succ)),
-                model_success=float(np.mean(model_succ)),
-            )
+    if success_fn is None:
+        success_fn = _threshold_success(real_env)
+    scores = [
+        _score_policy(
+            name,
+            policy,
+            real_env,
+            world_model,
+            seeds,
+            context_length,
+            steps,
+            reward_fn,
+            success_fn,
+            device,
         )
+        for name, policy in policies.items()
+    ]
     real = np.array([s.real_return for s in scores])
     model = np.array([s.model_return for s in scores])
     return Real2SimReport(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -47,118 +47,22 @@ from wmkit.eval.fvd import FrechetVideoDistance
 from wmkit.eval.heads import HeadScores, reward_transform_of
 from wmkit.eval.i3d import MIN_FRAMES
 from wmkit.eval.idm import InverseDynamicsModel, idm_accuracy
+from wmkit.eval.rollout_evaluation import (
+    HIGHER_IS_BETTER,
+    IMAGE_MEASURES,
+    METHOD_LABELS,
+    METRIC_LABELS,
+    RolloutEvaluation,
+)
 
-__all__ = ["IMAGE_MEASURES", "METHOD_LABELS", "RolloutEvaluation", "evaluate_rollouts"]
-
-METHOD_LABELS = {
-    "model": "world model",
-    "copy_last_frame": "copy last frame",
-    "tokenizer_recon": "tokenizer reconstruction (ceiling)",
-}
-HIGHER_IS_BETTER = {
-    "psnr": True,
-    "psnr_frame_mean": True,
-    "ssim": True,
-    "lpips": False,
-    "fvd": False,
-}
-METRIC_LABELS = {"psnr_frame_mean": "PSNR/frame"}
-# The standard image measures a world model is compared on (DESIGN.md §7): it "beats" a
-# baseline only when it is better on every one of them.
-IMAGE_MEASURES = ("psnr", "psnr_frame_mean", "ssim", "lpips")
-
-
-@dataclass
-class RolloutEvaluation:
-    """Results of :func:`evaluate_rollouts`.
-
-    Attributes:
-        context, horizon, num_clips, num_samples: the setting.
-        per_step: ``method → metric → [horizon]`` means per step.
-        overall: ``method → metric → value`` (per-frame means; ``fvd`` per clip set).
-        controllability: ``delta_psnr`` (mean), ``delta_psnr_per_step``, ``psnr_true``,
-            ``psnr_other``, ``action_mode`` and, with an IDM, ``idm_accuracy`` per method.
-        videos: a few clips for the report, ``name → [K, context + horizon, C, H, W]``
-            (ground truth, each method, the model under other actions).
-        notes: why something was not measured.
-        heads: the model's predicted rewards and terminations against the recorded ones
-            (:class:`~wmkit.eval.heads.HeadScores`; empty when not measured).
-    """
-
-    context: int
-    horizon: int
-    num_clips: int
-    num_samples: int
-    per_step: dict[str, dict[str, list[float]]]
-    overall: dict[str, dict[str, float]]
-    controllability: dict[str, Any]
-    videos: dict[str, Tensor] = field(repr=False)
-    notes: list[str] = field(default_factory=list)
-    heads: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able results (no videos)."""
-        out = asdict(self)
-        out.pop("videos")
-        return out
-
-    def comparison(self, baseline: str = "copy_last_frame") -> dict[str, bool | None]:
-        """Per image measure (:data:`IMAGE_MEASURES`): whether the model is strictly better
-        than ``baseline``; ``None`` where either was not measured."""
-        if baseline not in self.overall:
-            raise KeyError(f"no baseline {baseline!r}; measured: {sorted(self.overall)}")
-        model, base = self.overall["model"], self.overall[baseline]
-        out: dict[str, bool | None] = {}
-        for m in IMAGE_MEASURES:
-            if m not in model or m not in base:
-                out[m] = None
-            else:
-                better = model[m] > base[m] if HIGHER_IS_BETTER[m] else model[m] < base[m]
-                out[m] = bool(better)
-        return out
-
-    def beats(self, baseline: str = "copy_last_frame") -> bool:
-        """True only when the model is better than ``baseline`` on every image measure, all of
-        them measured."""
-        return all(v is True for v in self.comparison(baseline).values())
-
-    def verdict(self, baseline: str = "copy_last_frame") -> str:
-        """One line: whether the model beats ``baseline`` on all image measures, and if not,
-        where it wins, where it loses and what was not measured."""
-        label = METHOD_LABELS.get(baseline, baseline)
-        comparison = self.comparison(baseline)
-        names = {m: METRIC_LABELS.get(m, m.upper()) for m in comparison}
-        if self.beats(baseline):
-            return f"world model beats {label} on all {len(comparison)} image measures"
-        parts = []
-        for outcome, word in ((True, "better"), (False, "worse"), (None, "not measured")):
-            which = [names[m] for m, v in comparison.items() if v is outcome]
-            if which:
-                parts.append(f"{word} on {', '.join(which)}")
-        return f"world model does NOT beat {label} on all image measures: " + "; ".join(parts)
-
-    def markdown_table(self) -> str:
-        """Overall metrics per method as a Markdown table (arrows say which way is better)."""
-        metrics = [
-            m
-            for m in ("psnr", "psnr_frame_mean", "ssim", "lpips", "fvd")
-            if any(m in v for v in self.overall.values())
-        ]
-        head = [
-            "method",
-            *[
-                f"{METRIC_LABELS.get(m, m.upper())} {'↑' if HIGHER_IS_BETTER[m] else '↓'}"
-                for m in metrics
-            ],
-        ]
-        rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for method, values in self.overall.items():
-            cells = [METHOD_LABELS.get(method, method)]
-            for m in metrics:
-                v = values.get(m)
-                cells.append("–" if v is None else f"{v:.4g}" if m == "fvd" else f"{v:.4f}")
-            rows.append("| " + " | ".join(cells) + " |")
-        return "\n".join(rows)
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "IMAGE_MEASURES",
+    "METHOD_LABELS",
+    "METRIC_LABELS",
+    "RolloutEvaluation",
+    "evaluate_rollouts",
+]
 
 
 def _split(batch: Batch, context: int, horizon: int) -> tuple[Tensor, ...]:
@@ -175,6 +79,219 @@ def _split(batch: Batch, context: int, horizon: int) -> tuple[Tensor, ...]:
     ctx_actions = actions[:, : context - 1] if context > 1 else None
     step_actions = actions[:, context - 1 : need - 1]  # action t follows frame t
     return frames, ctx, ctx_actions, step_actions, frames[:, context:]
+
+
+@dataclass
+class _Running:
+    """Every running measure of one :func:`evaluate_rollouts` call, updated clip batch by clip
+    batch and turned into the result at the end (one object instead of a dozen loop locals).
+
+    ``acc``: ``method → metric → PerStepMean`` of the image measures; ``ctrl``: the ΔPSNR MSEs
+    under true and other actions; ``idm_acc``: IDM accuracy per source (empty without an IDM);
+    ``fvd``: one FVD per method (``None`` when not measured); ``kept``: report clips per label.
+    """
+
+    methods: list[str]
+    names: list[str]
+    acc: dict[str, dict[str, PerStepMean]]
+    ctrl: dict[str, PerStepMean]
+    idm_acc: dict[str, PerStepMean]
+    fvd: dict[str, FrechetVideoDistance] | None
+    heads: HeadScores
+    notes: list[str]
+    kept: dict[str, list[Tensor]] = field(default_factory=dict)
+    num_clips: int = 0
+
+
+def _start(
+    world_model: WorldModel,
+    *,
+    context: int,
+    horizon: int,
+    with_tokenizer: bool,
+    with_lpips: bool,
+    fvd_extractor: Callable[[Tensor], Tensor] | None,
+    fvd_feature_dim: int,
+    with_idm: bool,
+) -> _Running:
+    """Empty accumulators for the methods and measures this call will report; FVD is only set
+    up when clips are long enough for I3D (else a note says why it is missing)."""
+    methods = ["model", "copy_last_frame"] + (["tokenizer_recon"] if with_tokenizer else [])
+    names = ["mse", "psnr_frame_mean", "ssim"] + (["lpips"] if with_lpips else [])
+    notes: list[str] = []
+    fvd = None
+    if fvd_extractor is not None:
+        if context + horizon >= MIN_FRAMES:
+            fvd = {
+                m: FrechetVideoDistance(fvd_extractor, feature_dim=fvd_feature_dim) for m in methods
+            }
+        else:
+            notes.append(
+                f"FVD not computed: clips of context + horizon = {context + horizon} frames are "
+                f"shorter than I3D's minimum of {MIN_FRAMES}"
+            )
+    return _Running(
+        methods=methods,
+        names=names,
+        acc={m: {n: PerStepMean(horizon) for n in names} for m in methods},
+        ctrl={k: PerStepMean(horizon) for k in ("true", "other", "delta_frame_mean")},
+        idm_acc=(
+            {k: PerStepMean(horizon) for k in ("real", "model", "copy_last_frame")}
+            if with_idm
+            else {}
+        ),
+        fvd=fvd,
+        heads=HeadScores(horizon, reward_transform_of(world_model)),
+        notes=notes,
+    )
+
+
+def _update_image_measures(
+    run: _Running,
+    samples: list[Tensor],
+    preds: dict[str, Tensor],
+    target: Tensor,
+    lpips: Callable[[Tensor, Tensor], Tensor] | None,
+) -> None:
+    """Per-step MSE, per-frame PSNR, SSIM (and LPIPS) of every method against ``target``; the
+    model's are averaged over its ``samples`` before they enter the running mean."""
+    fns = (("mse", frame_mse), ("psnr_frame_mean", frame_psnr), ("ssim", frame_ssim))
+    for name, fn in fns:
+        run.acc["model"][name].update(torch.stack([fn(p, target) for p in samples]).mean(0))
+        for m in run.methods[1:]:
+            run.acc[m][name].update(fn(preds[m], target))
+    if lpips is not None:
+        run.acc["model"]["lpips"].update(
+            torch.stack([frame_lpips(p, target, lpips) for p in samples]).mean(0)
+        )
+        for m in run.methods[1:]:
+            run.acc[m]["lpips"].update(frame_lpips(preds[m], target, lpips))
+
+
+def _keep_videos(
+    run: _Running,
+    clip: Tensor,
+    ctx: Tensor,
+    preds: dict[str, Tensor],
+    frames_other: Tensor,
+    keep_videos: int,
+) -> None:
+    """Keep the first clips (up to ``keep_videos``) of ground truth, each method and the
+    model under other actions, on the CPU, for the report."""
+    if sum(v.shape[0] for v in run.kept.get("ground truth", [])) >= keep_videos:
+        return
+    k = keep_videos
+    run.kept.setdefault("ground truth", []).append(clip[:k].cpu())
+    for m in run.methods:
+        run.kept.setdefault(METHOD_LABELS[m], []).append(torch.cat([ctx, preds[m]], 1)[:k].cpu())
+    run.kept.setdefault("world model, other actions", []).append(
+        torch.cat([ctx, frames_other], 1)[:k].cpu()
+    )
+
+
+def _image_results(
+    run: _Running,
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, float]]]:
+    """``per_step`` and ``overall`` of every method: PSNR of the mean MSE beside each running
+    mean, and FVD (which needs at least two clips, else a note)."""
+    per_step: dict[str, dict[str, list[float]]] = {}
+    overall: dict[str, dict[str, float]] = {}
+    for m in run.methods:
+        mse = run.acc[m]["mse"]
+        per_step[m] = {"psnr": psnr_from_mse(mse.compute()).tolist()}
+        overall[m] = {"psnr": float(psnr_from_mse(mse.overall()))}
+        for n in run.names:
+            per_step[m][n] = run.acc[m][n].compute().tolist()
+            overall[m][n] = run.acc[m][n].overall()
+    if run.fvd is not None:
+        if run.num_clips >= 2:
+            for m in run.methods:
+                overall[m]["fvd"] = float(run.fvd[m].compute())
+        else:
+            run.notes.append("FVD not computed: it needs at least 2 clips")
+    return per_step, overall
+
+
+def _controllability_results(run: _Running, action_mode: str) -> dict[str, Any]:
+    """ΔPSNR overall and per step (PSNR of mean MSE under true minus other actions), and the
+    IDM accuracies when an IDM was given."""
+    ctrl = run.ctrl
+    psnr_true, psnr_other = (psnr_from_mse(ctrl[k].overall()) for k in ("true", "other"))
+    per_step_delta = psnr_from_mse(ctrl["true"].compute()) - psnr_from_mse(ctrl["other"].compute())
+    controllability: dict[str, Any] = {
+        "action_mode": action_mode,
+        "delta_psnr": float(psnr_true - psnr_other),
+        "delta_psnr_per_step": per_step_delta.tolist(),
+        "psnr_true": float(psnr_true),
+        "psnr_other": float(psnr_other),
+        "delta_psnr_frame_mean": ctrl["delta_frame_mean"].overall(),
+    }
+    if run.idm_acc:
+        controllability["idm_accuracy"] = {k: v.overall() for k, v in run.idm_acc.items()}
+        controllability["idm_accuracy_per_step"] = {
+            k: v.compute().tolist() for k, v in run.idm_acc.items()
+        }
+    return controllability
+
+
+def _score_batch(
+    run: _Running,
+    world_model: WorldModel,
+    copy_last: CopyLastFrame,
+    batch: Batch | Mapping[str, Tensor],
+    *,
+    context: int,
+    horizon: int,
+    tokenizer: Tokenizer | None,
+    lpips: Callable[[Tensor, Tensor], Tensor] | None,
+    idm: InverseDynamicsModel | None,
+    num_samples: int,
+    action_mode: Literal["shuffle", "random"],
+    seed: int,
+    keep_videos: int,
+    device: str | torch.device | None,
+) -> None:
+    """Roll the model out ``num_samples`` times on one batch of clips (seed ``seed + s`` each),
+    roll out the baselines, and add every measure of this batch to ``run``."""
+    batch = Batch.coerce(batch, require=("frames", "actions"))
+    if device is not None:
+        batch = batch.to(device)
+    clip, ctx, ctx_actions, step_actions, target = _split(batch, context, horizon)
+    rollouts = []
+    for s in range(num_samples):
+        torch.manual_seed(seed + s)
+        rollouts.append(world_model.rollout(ctx, step_actions, ctx_actions))
+    samples = [r.frames for r in rollouts]
+    steps = slice(context - 1, context - 1 + horizon)  # reward/done t follow action t
+    run.heads.update(
+        [r.rewards for r in rollouts],
+        [r.dones for r in rollouts],
+        batch.rewards[:, steps] if batch.rewards is not None else None,
+        batch.dones[:, steps] if batch.dones is not None else None,
+    )
+    preds = {"copy_last_frame": copy_last.rollout(ctx, step_actions, ctx_actions).frames}
+    if tokenizer is not None:
+        preds["tokenizer_recon"] = tokenizer_reconstruction(tokenizer, clip, horizon)
+    _update_image_measures(run, samples, preds, target, lpips)
+    preds["model"] = samples[0]
+    c = delta_psnr(
+        world_model, ctx, step_actions, target, context_actions=ctx_actions,
+        predicted=samples[0], mode=action_mode, seed=seed,
+    )  # fmt: skip
+    run.ctrl["true"].update(c.mse_true)
+    run.ctrl["other"].update(c.mse_other)
+    run.ctrl["delta_frame_mean"].update(c.delta)
+    last = ctx[:, -1:]
+    if idm is not None:
+        run.idm_acc["real"].update(idm_accuracy(idm, torch.cat([last, target], 1), step_actions))
+        for m in ("model", "copy_last_frame"):
+            run.idm_acc[m].update(idm_accuracy(idm, torch.cat([last, preds[m]], 1), step_actions))
+    if run.fvd is not None:
+        for m in run.methods:
+            run.fvd[m].update(clip, real=True)
+            run.fvd[m].update(torch.cat([ctx, preds[m]], 1), real=False)
+    _keep_videos(run, clip, ctx, preds, c.frames_other, keep_videos)
+    run.num_clips += clip.shape[0]
 
 
 @torch.no_grad()
@@ -219,135 +336,42 @@ def evaluate_rollouts(
             f"{num_samples}"
         )
     copy_last = CopyLastFrame(world_model.action_spec)
-    methods = ["model", "copy_last_frame"] + (["tokenizer_recon"] if tokenizer is not None else [])
-    names = ["mse", "psnr_frame_mean", "ssim"] + (["lpips"] if lpips is not None else [])
-    acc = {m: {n: PerStepMean(horizon) for n in names} for m in methods}
-    ctrl = {k: PerStepMean(horizon) for k in ("true", "other", "delta_frame_mean")}
-    idm_acc = {k: PerStepMean(horizon) for k in ("real", "model", "copy_last_frame")} if idm else {}
-    notes: list[str] = []
-    fvd = None
-    if fvd_extractor is not None:
-        if context + horizon >= MIN_FRAMES:
-            fvd = {
-                m: FrechetVideoDistance(fvd_extractor, feature_dim=fvd_feature_dim) for m in methods
-            }
-        else:
-            notes.append(
-                f"FVD not computed: clips of context + horizon = {context + horizon} frames are "
-                f"shorter than I3D's minimum of {MIN_FRAMES}"
-            )
-    kept: dict[str, list[Tensor]] = {}
-    head_scores = HeadScores(horizon, reward_transform_of(world_model))
-    num_clips = 0
+    run = _start(
+        world_model,
+        context=context,
+        horizon=horizon,
+        with_tokenizer=tokenizer is not None,
+        with_lpips=lpips is not None,
+        fvd_extractor=fvd_extractor,
+        fvd_feature_dim=fvd_feature_dim,
+        with_idm=idm is not None,
+    )
     for i, batch in enumerate(batches):
         if max_batches is not None and i >= max_batches:
             break
-        batch = Batch.coerce(batch, require=("frames", "actions"))
-        if device is not None:
-            batch = batch.to(device)
-        clip, ctx, ctx_actions, step_actions, target = _split(batch, context, horizon)
-        preds: dict[str, Tensor] = {}
-        rollouts = []
-        for s in range(num_samples):
-            torch.manual_seed(seed + s)
-            rollouts.append(world_model.rollout(ctx, step_actions, ctx_actions))
-        samples = [r.frames for r in rollouts]
-        steps = slice(context - 1, context - 1 + horizon)  # reward/done t follow action t
-        head_scores.update(
-            [r.rewards for r in rollouts],
-            [r.dones for r in rollouts],
-            batch.rewards[:, steps] if batch.rewards is not None else None,
-            batch.dones[:, steps] if batch.dones is not None else None,
-        )
-        preds["copy_last_frame"] = copy_last.rollout(ctx, step_actions, ctx_actions).frames
-        if tokenizer is not None:
-            preds["tokenizer_recon"] = tokenizer_reconstruction(tokenizer, clip, horizon)
-        fns = (("mse", frame_mse), ("psnr_frame_mean", frame_psnr), ("ssim", frame_ssim))
-        for name, fn in fns:
-            acc["model"][name].update(torch.stack([fn(p, target) for p in samples]).mean(0))
-            for m in methods[1:]:
-                acc[m][name].update(fn(preds[m], target))
-        if lpips is not None:
-            acc["model"]["lpips"].update(
-                torch.stack([frame_lpips(p, target, lpips) for p in samples]).mean(0)
-            )
-            for m in methods[1:]:
-                acc[m]["lpips"].update(frame_lpips(preds[m], target, lpips))
-        preds["model"] = samples[0]
-        c = delta_psnr(
-            world_model, ctx, step_actions, target, context_actions=ctx_actions,
-            predicted=samples[0], mode=action_mode, seed=seed,
+        _score_batch(
+            run, world_model, copy_last, batch, context=context, horizon=horizon,
+            tokenizer=tokenizer, lpips=lpips, idm=idm, num_samples=num_samples,
+            action_mode=action_mode, seed=seed, keep_videos=keep_videos, device=device,
         )  # fmt: skip
-        ctrl["true"].update(c.mse_true)
-        ctrl["other"].update(c.mse_other)
-        ctrl["delta_frame_mean"].update(c.delta)
-        last = ctx[:, -1:]
-        if idm is not None:
-            idm_acc["real"].update(idm_accuracy(idm, torch.cat([last, target], 1), step_actions))
-            for m in ("model", "copy_last_frame"):
-                idm_acc[m].update(idm_accuracy(idm, torch.cat([last, preds[m]], 1), step_actions))
-        if fvd is not None:
-            for m in methods:
-                fvd[m].update(clip, real=True)
-                fvd[m].update(torch.cat([ctx, preds[m]], 1), real=False)
-        if sum(v.shape[0] for v in kept.get("ground truth", [])) < keep_videos:
-            k = keep_videos
-            kept.setdefault("ground truth", []).append(clip[:k].cpu())
-            for m in methods:
-                kept.setdefault(METHOD_LABELS[m], []).append(
-                    torch.cat([ctx, preds[m]], 1)[:k].cpu()
-                )
-            kept.setdefault("world model, other actions", []).append(
-                torch.cat([ctx, c.frames_other], 1)[:k].cpu()
-            )
-        num_clips += clip.shape[0]
-    if num_clips == 0:
+    if run.num_clips == 0:
         raise ValueError("batches yielded no clips")
 
-    per_step: dict[str, dict[str, list[float]]] = {}
-    overall: dict[str, dict[str, float]] = {}
-    for m in methods:
-        mse = acc[m]["mse"]
-        per_step[m] = {"psnr": psnr_from_mse(mse.compute()).tolist()}
-        overall[m] = {"psnr": float(psnr_from_mse(mse.overall()))}
-        for n in names:
-            per_step[m][n] = acc[m][n].compute().tolist()
-            overall[m][n] = acc[m][n].overall()
-    if fvd is not None:
-        if num_clips >= 2:
-            for m in methods:
-                overall[m]["fvd"] = float(fvd[m].compute())
-        else:
-            notes.append("FVD not computed: it needs at least 2 clips")
-    psnr_true, psnr_other = (psnr_from_mse(ctrl[k].overall()) for k in ("true", "other"))
-    per_step_delta = psnr_from_mse(ctrl["true"].compute()) - psnr_from_mse(ctrl["other"].compute())
-    controllability: dict[str, Any] = {
-        "action_mode": action_mode,
-        "delta_psnr": float(psnr_true - psnr_other),
-        "delta_psnr_per_step": per_step_delta.tolist(),
-        "psnr_true": float(psnr_true),
-        "psnr_other": float(psnr_other),
-        "delta_psnr_frame_mean": ctrl["delta_frame_mean"].overall(),
-    }
-    if idm is not None:
-        controllability["idm_accuracy"] = {k: v.overall() for k, v in idm_acc.items()}
-        controllability["idm_accuracy_per_step"] = {
-            k: v.compute().tolist() for k, v in idm_acc.items()
-        }
-    videos = {k: torch.cat(v)[:keep_videos] for k, v in kept.items()}
+    per_step, overall = _image_results(run)
+    controllability = _controllability_results(run, action_mode)
     for m in overall.values():
         for k, v in m.items():
             if isinstance(v, float) and not math.isfinite(v):
-                notes.append(f"{k} is not finite")
+                run.notes.append(f"{k} is not finite")
     return RolloutEvaluation(
         context=context,
         horizon=horizon,
-        num_clips=num_clips,
+        num_clips=run.num_clips,
         num_samples=num_samples,
         per_step=per_step,
         overall=overall,
         controllability=controllability,
-        videos=videos,
-        notes=notes,
-        heads=head_scores.compute(),
+        videos={k: torch.cat(v)[:keep_videos] for k, v in run.kept.items()},
+        notes=run.notes,
+        heads=run.heads.compute(),
     )

@@ -17,11 +17,11 @@ same command run again after a crash goes on after the last complete episode.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from wmkit.core.action_spec import ActionSpec
+from wmkit.core.data.episode_loop import write_episodes
 from wmkit.core.data.open_source import SourceKind, detect_kind, open_source
 from wmkit.core.data.source import EpisodeSource
 
@@ -89,8 +89,6 @@ def import_dataset(
         episodes_per_shard: episodes per atomic shard (what a crash can lose at most).
         progress: show a tqdm progress bar.
     """
-    from tqdm.auto import tqdm
-
     from wmkit.core.data.episode_store import EpisodeWriter
 
     if frame_format not in ("npz", "video"):
@@ -114,34 +112,33 @@ def import_dataset(
     start = writer.num_episodes
     if start > total:
         raise ValueError(f"{out} holds {start} episodes but {src} has only {total}")
-    bar = tqdm(total=total, initial=start, unit="ep", desc=f"import {root.name}",
-               disable=not progress)  # fmt: skip
-    frames_done, t0 = 0, time.perf_counter()
-    try:
-        for i in range(start, total):
-            n = source.episode_length(i)
-            frames = source.read_frames(i, 0, n)
-            steps = source.read_steps(i, 0, n) if spec is not None else {}
-            origin: dict[str, Any] = {"source_episode": i}
-            if kind == "lerobot":
-                origin["episode_index"] = source.episode_indices[i]  # type: ignore[attr-defined]
-            else:
-                origin["file"] = str(source.paths[i].relative_to(root))  # type: ignore[attr-defined]
-            try:
-                writer.add_episode(
-                    frames, steps.get("actions"), steps.get("rewards"), steps.get("dones"),
-                    info=origin,
-                )  # fmt: skip
-            except ValueError as e:
-                hint = "" if resolution else " (pass a resolution to give every episode one size)"
-                raise ValueError(f"cannot import episode {i} of {src}: {e}{hint}") from e
-            frames_done += n
-            bar.update(1)
-            bar.set_postfix(frames_per_s=f"{frames_done / (time.perf_counter() - t0):.0f}")
-    except KeyboardInterrupt:
-        writer.close()  # keep the complete episodes; rerun to resume
-        raise
-    finally:
-        bar.close()
-    writer.close()
+
+    def add_episode(i: int) -> int:
+        n = source.episode_length(i)
+        frames = source.read_frames(i, 0, n)
+        steps = source.read_steps(i, 0, n) if spec is not None else {}
+        origin = _origin(source, kind, root, i)
+        try:
+            writer.add_episode(
+                frames, steps.get("actions"), steps.get("rewards"), steps.get("dones"),
+                info=origin,
+            )  # fmt: skip
+        except ValueError as e:
+            hint = "" if resolution else " (pass a resolution to give every episode one size)"
+            raise ValueError(f"cannot import episode {i} of {src}: {e}{hint}") from e
+        return n
+
+    write_episodes(writer, add_episode, start=start, total=total, initial=start,
+                   desc=f"import {root.name}", rate="frames_per_s", progress=progress)  # fmt: skip
     return Path(out)
+
+
+def _origin(source: EpisodeSource, kind: str, root: Path, i: int) -> dict[str, Any]:
+    """Where episode ``i`` came from, kept as its ``info``: the LeRobot episode index, or the
+    video file relative to the imported folder."""
+    origin: dict[str, Any] = {"source_episode": i}
+    if kind == "lerobot":
+        origin["episode_index"] = source.episode_indices[i]  # type: ignore[attr-defined]
+    else:
+        origin["file"] = str(source.paths[i].relative_to(root))  # type: ignore[attr-defined]
+    return origin

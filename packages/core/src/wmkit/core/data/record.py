@@ -22,15 +22,18 @@ import contextlib
 import json
 import os
 import sys
-import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from wmkit.core.cli import Command
 from wmkit.core.data.envs import ENVS, ExplorationPolicy, RecordableEnv, make_env
+from wmkit.core.data.episode_loop import write_episodes
+
+if TYPE_CHECKING:
+    from wmkit.core.data.episode_store import EpisodeWriter
 
 __all__ = ["command", "episode_seed", "make_policy", "record", "record_episode"]
 
@@ -151,10 +154,6 @@ def record(
         env_kwargs: env options (``task``, ``camera``, ``scenario``, ...).
         progress: show a tqdm progress bar.
     """
-    from tqdm.auto import tqdm
-
-    from wmkit.core.data.episode_store import EpisodeWriter
-
     if episodes < 0:
         raise ValueError(f"episodes must be >= 0; got {episodes}")
     episode_seed(seed, 0)  # validates seed
@@ -165,48 +164,62 @@ def record(
     env = make_env(env_name, resolution, **kwargs)
     try:
         pol = make_policy(env, policy)
-        writer = EpisodeWriter(
-            out,
-            action_spec=env.action_spec,
-            fps=env.fps,
-            env=env_name,
-            env_kwargs=env.env_kwargs,
-            policy=pol.describe(),
-            seed=int(seed),
-            frame_format=frame_format,  # type: ignore[arg-type]
-            crf=crf,
-            episodes_per_shard=episodes_per_shard,
-            extra={"simulator_versions": _simulator_versions(env_name)},
+        writer = _open_writer(
+            out, env, env_name, pol, seed, resolution, frame_format, crf, episodes_per_shard
         )
-        stored = writer.settings["resolution"]
-        if stored is not None and list(stored) != [int(resolution)] * 2:
-            raise ValueError(
-                f"{out} holds {stored[0]}x{stored[1]} frames; resume it with resolution "
-                f"{stored[0]} or record {resolution}x{resolution} into a new directory"
-            )
+
+        def add_episode(i: int) -> int:
+            s = episode_seed(seed, i)
+            ep = record_episode(env, pol, s)
+            writer.add_episode(ep["frames"], ep["actions"], ep["rewards"], ep["dones"],
+                               seed=s, info={"return": float(ep["rewards"].sum())},
+                               final_frame=ep["final_frame"])  # fmt: skip
+            return len(ep["actions"])
+
         start = writer.num_episodes
-        bar = tqdm(total=episodes, initial=min(start, episodes), unit="ep",
-                   desc=f"record {env_name}", disable=not progress)  # fmt: skip
-        steps, t0 = 0, time.perf_counter()
-        try:
-            for i in range(start, episodes):
-                s = episode_seed(seed, i)
-                ep = record_episode(env, pol, s)
-                writer.add_episode(ep["frames"], ep["actions"], ep["rewards"], ep["dones"],
-                                   seed=s, info={"return": float(ep["rewards"].sum())},
-                                   final_frame=ep["final_frame"])  # fmt: skip
-                steps += len(ep["actions"])
-                bar.update(1)
-                bar.set_postfix(steps_per_s=f"{steps / (time.perf_counter() - t0):.0f}")
-        except KeyboardInterrupt:
-            writer.close()  # keep the complete episodes; rerun to resume
-            raise
-        finally:
-            bar.close()
-        writer.close()
+        write_episodes(writer, add_episode, start=start, total=episodes,
+                       initial=min(start, episodes), desc=f"record {env_name}",
+                       rate="steps_per_s", progress=progress)  # fmt: skip
     finally:
         env.close()
     return out
+
+
+def _open_writer(
+    out: Path,
+    env: RecordableEnv,
+    env_name: str,
+    policy: ExplorationPolicy,
+    seed: int,
+    resolution: int,
+    frame_format: str,
+    crf: int | None,
+    episodes_per_shard: int,
+) -> EpisodeWriter:
+    """The writer of a recording into ``out``, its manifest naming the env, policy, seed and
+    simulator versions; refuses to resume a dataset recorded at another resolution."""
+    from wmkit.core.data.episode_store import EpisodeWriter
+
+    writer = EpisodeWriter(
+        out,
+        action_spec=env.action_spec,
+        fps=env.fps,
+        env=env_name,
+        env_kwargs=env.env_kwargs,
+        policy=policy.describe(),
+        seed=int(seed),
+        frame_format=frame_format,  # type: ignore[arg-type]
+        crf=crf,
+        episodes_per_shard=episodes_per_shard,
+        extra={"simulator_versions": _simulator_versions(env_name)},
+    )
+    stored = writer.settings["resolution"]
+    if stored is not None and list(stored) != [int(resolution)] * 2:
+        raise ValueError(
+            f"{out} holds {stored[0]}x{stored[1]} frames; resume it with resolution "
+            f"{stored[0]} or record {resolution}x{resolution} into a new directory"
+        )
+    return writer
 
 
 # ---------------------------------------------------------------------------------------- CLI

@@ -209,6 +209,44 @@ class _Player:
                 await self.save_recording(ws)
 
 
+async def _read_messages(ws: web.WebSocketResponse, player: _Player) -> None:
+    """Hand each text message of the client to ``player`` until the socket closes; a bad
+    message or a binary one is answered with an error and the session goes on."""
+    async for raw in ws:
+        if raw.type == WSMsgType.TEXT:
+            try:
+                await player.handle(ws, parse_message(raw.data))
+            except (ProtocolError, ValueError) as e:
+                await ws.send_json({"type": "error", "message": str(e)})
+        elif raw.type == WSMsgType.BINARY:
+            reply = {"type": "error", "message": "binary messages are not accepted"}
+            await ws.send_json(reply)
+        elif raw.type == WSMsgType.ERROR:
+            break
+
+
+async def _wind_down(
+    player: _Player,
+    session: PlaySession,
+    loop_task: asyncio.Task | None,
+    busy: asyncio.Lock,
+) -> None:
+    """End a client's session: stop its frame loop, wait for a clip being saved, stop a
+    recording, and free the one-client ``busy`` lock for the next client."""
+    if loop_task is not None:
+        loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError, RuntimeError):
+            await loop_task
+    try:
+        if player.saving is not None:
+            with contextlib.suppress(ConnectionResetError, RuntimeError):
+                await player.saving
+        if session.recording is not None:
+            await asyncio.to_thread(session.stop_recording)
+    finally:
+        busy.release()
+
+
 def create_app(
     session: PlaySession,
     bindings: Bindings | None = None,
@@ -260,32 +298,9 @@ def create_app(
         try:
             await player.send_frame(ws, await player.call(session.reset))
             loop_task = asyncio.create_task(player.run_loop(ws))
-            async for raw in ws:
-                if raw.type == WSMsgType.TEXT:
-                    try:
-                        await player.handle(ws, parse_message(raw.data))
-                    except (ProtocolError, ValueError) as e:
-                        await ws.send_json({"type": "error", "message": str(e)})
-                elif raw.type == WSMsgType.BINARY:
-                    reply = {"type": "error", "message": "binary messages are not accepted"}
-                    await ws.send_json(reply)
-                elif raw.type == WSMsgType.ERROR:
-                    break
+            await _read_messages(ws, player)
         finally:
-            if loop_task is not None:
-                loop_task.cancel()
-                with contextlib.suppress(
-                    asyncio.CancelledError, ConnectionResetError, RuntimeError
-                ):
-                    await loop_task
-            try:
-                if player.saving is not None:
-                    with contextlib.suppress(ConnectionResetError, RuntimeError):
-                        await player.saving
-                if session.recording is not None:
-                    await asyncio.to_thread(session.stop_recording)
-            finally:
-                busy.release()
+            await _wind_down(player, session, loop_task, busy)
         return ws
 
     app.router.add_get("/", index)

@@ -98,17 +98,16 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
     out = plan.out
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out / "quickstart_state.json", plan)
-    configs = {
-        "tokenizer": out / "configs" / "tokenizer.yaml",
-        "world": out / "configs" / "world.yaml",
-    }
     result = QuickstartResult(
         out=out,
         dataset=plan.dataset,
         tokenizer_dir=out / "tokenizer",
         world_dir=out / "world",
         report_dir=out / "report",
-        configs=configs,
+        configs={
+            "tokenizer": out / "configs" / "tokenizer.yaml",
+            "world": out / "configs" / "world.yaml",
+        },
     )
     torch.manual_seed(plan.seed)
     if not plan.device.startswith("cuda"):
@@ -116,8 +115,18 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
         # gain, and on a shared machine 2 threads measured 25x slower than 1 (0.25 vs 6.4 s
         # per tokenizer step).
         torch.set_num_threads(plan.threads)
+    _data_step(plan, state, log)
+    _tokenizer_step(plan, state, result, log)
+    if _world_step(plan, state, result, log):
+        _evaluate_step(plan, state, result, log)
+        result.metrics = state.data["done"]["evaluate"]
+    result.durations = dict(state.data["durations"])
+    return result
 
-    # 1. data ----------------------------------------------------------------------------
+
+def _data_step(plan: QuickstartPlan, state: _State, log: Callable[[str], None]) -> None:
+    """Step 1: use the given dataset, or record ``plan.episodes`` episodes of ``plan.env``
+    (skipped when a previous run finished it; ``record`` itself resumes a partial one)."""
     if plan.data is not None:
         log(f"[1/4] training on {plan.dataset} ({plan.data_kind}) at {plan.resolution}²")
     elif not state.done("record"):
@@ -142,24 +151,37 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
     else:
         log(f"[1/4] dataset ready: {plan.dataset}")
 
-    # 2. tokenizer -------------------------------------------------------------------------
-    _write_yaml(configs["tokenizer"], plan.tokenizer_config())
-    if not state.done("tokenizer"):
-        log(f"[2/4] training the tokenizer: wmkit tokenizer fit -c {configs['tokenizer']}")
-        start = time.perf_counter()
-        _fit(configs["tokenizer"], out / "checkpoints" / "tokenizer", result.tokenizer_dir, log)
-        if not (result.tokenizer_dir / "config.json").is_file():
-            raise RuntimeError(f"the tokenizer stage did not export {result.tokenizer_dir}")
-        info = {}
-        if plan.world == "diffusion":
-            info["latent_scale"] = latent_scale(plan, result.tokenizer_dir)
-        state.finish("tokenizer", time.perf_counter() - start, **info)
-    else:
-        log(f"[2/4] tokenizer ready: {result.tokenizer_dir}")
 
-    # 3. world model --------------------------------------------------------------------
+def _tokenizer_step(
+    plan: QuickstartPlan, state: _State, result: QuickstartResult, log: Callable[[str], None]
+) -> None:
+    """Step 2: write the tokenizer config and train (or resume) it; for a diffusion world
+    model, also measure the latent scale its config needs and keep it in the state."""
+    configs = result.configs
+    _write_yaml(configs["tokenizer"], plan.tokenizer_config())
+    if state.done("tokenizer"):
+        log(f"[2/4] tokenizer ready: {result.tokenizer_dir}")
+        return
+    log(f"[2/4] training the tokenizer: wmkit tokenizer fit -c {configs['tokenizer']}")
+    start = time.perf_counter()
+    _fit(configs["tokenizer"], plan.out / "checkpoints" / "tokenizer", result.tokenizer_dir, log)
+    if not (result.tokenizer_dir / "config.json").is_file():
+        raise RuntimeError(f"the tokenizer stage did not export {result.tokenizer_dir}")
+    info = {}
+    if plan.world == "diffusion":
+        info["latent_scale"] = latent_scale(plan, result.tokenizer_dir)
+    state.finish("tokenizer", time.perf_counter() - start, **info)
+
+
+def _world_step(
+    plan: QuickstartPlan, state: _State, result: QuickstartResult, log: Callable[[str], None]
+) -> bool:
+    """Step 3: write the world-model config and train (or resume) it. Returns ``False``
+    (after saying why) when the dataset has no actions, so there is no world model to train
+    or evaluate."""
     from wmkit.core.data.open_source import open_source
 
+    configs = result.configs
     options = plan.data_options()
     spec = open_source(
         plan.dataset, options.get("kind", "auto"), **options.get("source_kwargs", {})
@@ -170,8 +192,7 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
             "a latent-action model on it (wmkit latent-action fit) to get actions, or use a "
             "dataset with actions"
         )
-        result.durations = dict(state.data["durations"])
-        return result
+        return False
     tokenizer_info = state.data["done"]["tokenizer"]
     scale = tokenizer_info.get("latent_scale", 1.0) if isinstance(tokenizer_info, dict) else 1.0
     _write_yaml(configs["world"], plan.world_config(spec.to_dict(), latent_scale=scale))
@@ -179,25 +200,29 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
         stage = "diffusion-world" if plan.world == "diffusion" else "ar-world"
         log(f"[3/4] training the world model: wmkit {stage} fit -c {configs['world']}")
         start = time.perf_counter()
-        _fit(configs["world"], out / "checkpoints" / "world", result.world_dir, log)
+        _fit(configs["world"], plan.out / "checkpoints" / "world", result.world_dir, log)
         if not (result.world_dir / "config.json").is_file():
             raise RuntimeError(f"the world-model stage did not export {result.world_dir}")
         state.finish("world", time.perf_counter() - start)
     else:
         log(f"[3/4] world model ready: {result.world_dir}")
+    return True
 
-    # 4. evaluation ---------------------------------------------------------------------
-    if not state.done("evaluate"):
-        log(
-            f"[4/4] evaluating rollouts on held-out episodes ({plan.context} context frames, "
-            f"{plan.horizon} predicted)"
-        )
-        start = time.perf_counter()
-        metrics = _evaluate(plan, result)
-        state.finish("evaluate", time.perf_counter() - start, **metrics)
-    result.metrics = state.data["done"]["evaluate"]
-    result.durations = dict(state.data["durations"])
-    return result
+
+def _evaluate_step(
+    plan: QuickstartPlan, state: _State, result: QuickstartResult, log: Callable[[str], None]
+) -> None:
+    """Step 4: evaluate rollouts on held-out episodes, unless a previous run did; the metrics
+    are kept in the state, which is where the result reads them from."""
+    if state.done("evaluate"):
+        return
+    log(
+        f"[4/4] evaluating rollouts on held-out episodes ({plan.context} context frames, "
+        f"{plan.horizon} predicted)"
+    )
+    start = time.perf_counter()
+    metrics = _evaluate(plan, result)
+    state.finish("evaluate", time.perf_counter() - start, **metrics)
 
 
 def latent_scale(plan: QuickstartPlan, tokenizer_dir: Path, batches: int = 8) -> float:
