@@ -1,5 +1,7 @@
 """``wmkit convert``: lists the converter families packages register and dispatches."""
 
+import pytest
+
 from wmkit.core import convert as convert_module
 from wmkit.core.cli import main
 
@@ -41,3 +43,16 @@ def test_installed_families_are_discovered():
     assert list(convert_module.discover_converters()) == sorted(
         convert_module.discover_converters()
     )
+
+
+def test_released_tokenizer_readers_are_found_by_family(tmp_path):
+    from importlib.metadata import entry_points
+
+    from wmkit.core.convert import RELEASED_TOKENIZER_GROUP, load_released_tokenizer
+
+    names = {ep.name for ep in entry_points(group=RELEASED_TOKENIZER_GROUP)}
+    assert "ivideogpt" in names  # registered by wmkit-tokenizers
+    with pytest.raises(ImportError, match=r"no reader for released 'nosuch'.*ivideogpt"):
+        load_released_tokenizer("nosuch", tmp_path)
+    with pytest.raises(FileNotFoundError):  # the registered reader runs on the folder
+        load_released_tokenizer("ivideogpt", tmp_path / "missing")

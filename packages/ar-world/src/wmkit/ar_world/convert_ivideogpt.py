@@ -39,6 +39,7 @@ from wmkit.ar_world.ivideogpt_transformer import released_action_dim
 from wmkit.ar_world.ivideogpt_world_model import IVideoGPTWorldModel
 from wmkit.ar_world.llama import LlamaConfig
 from wmkit.core import ActionSpec
+from wmkit.core.convert import load_released_tokenizer
 
 __all__ = [
     "PICKLE_SUFFIXES",
@@ -132,15 +133,9 @@ def world_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def _released_tokenizer(folder: Path) -> Any:
-    try:
-        from wmkit.tokenizers.convert_ivideogpt import load_released_tokenizer
-    except ImportError as e:
-        raise ImportError(
-            "converting the iVideoGPT tokenizer needs wmkit-tokenizers with "
-            f"wmkit.tokenizers.convert_ivideogpt ({e}); install wmkit-tokenizers (or pip "
-            "install wmkit)"
-        ) from e
-    return load_released_tokenizer(folder)
+    """The released tokenizer, read by wmkit-tokenizers' registered ``ivideogpt`` reader (the
+    package that owns it; ar-world does not import it)."""
+    return load_released_tokenizer("ivideogpt", folder)
 
 
 def convert_ivideogpt(

@@ -20,10 +20,23 @@ from pathlib import Path
 from typing import Any
 
 from wmkit.core.cli import Command, load_command
+from wmkit.core.protocols import Tokenizer
 
-__all__ = ["CONVERTER_GROUP", "command", "discover_converters", "load_tensor_checkpoint", "run"]
+__all__ = [
+    "CONVERTER_GROUP",
+    "RELEASED_TOKENIZER_GROUP",
+    "command",
+    "discover_converters",
+    "load_released_tokenizer",
+    "load_tensor_checkpoint",
+    "run",
+]
 
 CONVERTER_GROUP = "wmkit.converters"
+#: entry-point group of released-tokenizer readers: family name → ``load(folder) -> Tokenizer``.
+#: A converter in one package (e.g. ar-world's iVideoGPT world model) reads the tokenizer that
+#: another package owns through it, so packages still meet only through core.
+RELEASED_TOKENIZER_GROUP = "wmkit.released_tokenizers"
 
 
 def load_tensor_checkpoint(path: str | Path, what: str = "checkpoint") -> Any:
@@ -58,6 +71,20 @@ def discover_converters() -> dict[str, EntryPoint]:
     for ep in entry_points(group=CONVERTER_GROUP):
         found.setdefault(ep.name, ep)
     return dict(sorted(found.items()))
+
+
+def load_released_tokenizer(family: str, folder: str | Path) -> Tokenizer:
+    """The released tokenizer of ``family`` in ``folder``, read by the reader that the package
+    owning it registers under :data:`RELEASED_TOKENIZER_GROUP` (e.g. wmkit-tokenizers'
+    ``ivideogpt``)."""
+    readers = {ep.name: ep for ep in entry_points(group=RELEASED_TOKENIZER_GROUP)}
+    if family not in readers:
+        installed = ", ".join(sorted(readers)) or "none"
+        raise ImportError(
+            f"no reader for released {family!r} tokenizers is installed (installed: {installed}); "
+            "install wmkit-tokenizers (or pip install wmkit)"
+        )
+    return readers[family].load()(Path(folder))
 
 
 def _usage(families: dict[str, EntryPoint]) -> str:
