@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from wmkit.ar_world.frame_codec import FrameCodec, load_tokenizer
+from wmkit.ar_world.frozen_tokenizer import FrozenTokenizerMixin
 from wmkit.ar_world.ivideogpt_decoding import IVideoGPTCursor, IVideoGPTDecoder
 from wmkit.ar_world.ivideogpt_layout import IVideoGPTLayout
 from wmkit.ar_world.ivideogpt_transformer import IVideoGPTTransformer
@@ -82,7 +83,7 @@ class IVideoGPTState(WorldState):
         )  # fmt: skip
 
 
-class IVideoGPTWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
+class IVideoGPTWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     """iVideoGPT's interactive world model (see the module docstring).
 
     Args:
@@ -188,18 +189,6 @@ class IVideoGPTWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     @property
     def action_conditioned(self) -> bool:
         return self._spec is not None
-
-    def _apply(self, fn: Any, recurse: bool = True) -> IVideoGPTWorldModel:  # tokenizer too
-        super()._apply(fn, recurse)
-        if isinstance(self.tokenizer, nn.Module):
-            self.tokenizer._apply(fn, recurse)
-        return self
-
-    def train(self, mode: bool = True) -> IVideoGPTWorldModel:
-        super().train(mode)
-        if isinstance(self.tokenizer, nn.Module):
-            self.tokenizer.eval()  # frozen
-        return self
 
     def forward(
         self, context_ids: Tensor, future_ids: Tensor, actions: Tensor | None = None

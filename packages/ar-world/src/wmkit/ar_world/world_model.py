@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from wmkit.ar_world.action_encoder import ActionEncoder, rename_action_keys
 from wmkit.ar_world.context_state import compressive_state, context_state
 from wmkit.ar_world.frame_codec import FrameCodec, load_tokenizer
+from wmkit.ar_world.frozen_tokenizer import FrozenTokenizerMixin
 from wmkit.ar_world.legacy_config import upgrade_flat_config
 from wmkit.ar_world.raster_decoding import RasterDecoder
 from wmkit.ar_world.sampling import Sampler
@@ -54,7 +55,7 @@ TOKENIZER_SUBDIR = "tokenizer"
 """``save_pretrained`` writes the frozen tokenizer here, beside the world model's files."""
 
 
-class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
+class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRolloutMixin):
     """Llama-style decoder over ``[frame tokens][action tokens][slot]`` steps, composed of a
     transformer, a sequence layout and a decoding strategy passed in.
 
@@ -158,17 +159,9 @@ class ARWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         """Frames the decoder keeps when the window is full."""
         return self.decoder.frames_kept(self.max_frames)
 
-    def _apply(self, fn: Any, recurse: bool = True) -> ARWorldModel:  # move the tokenizer too
-        super()._apply(fn, recurse)
+    def _apply(self, fn: Any, recurse: bool = True) -> ARWorldModel:
+        super()._apply(fn, recurse)  # the tokenizer moves too (FrozenTokenizerMixin)
         self.decoder.release()  # captured graphs point at the old parameters
-        if isinstance(self.tokenizer, nn.Module):
-            self.tokenizer._apply(fn, recurse)
-        return self
-
-    def train(self, mode: bool = True) -> ARWorldModel:
-        super().train(mode)
-        if isinstance(self.tokenizer, nn.Module):
-            self.tokenizer.eval()  # frozen
         return self
 
     def embed_ids(self, ids: Tensor, roles: Tensor) -> Tensor:
