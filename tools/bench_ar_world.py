@@ -41,7 +41,7 @@ from ar_world_bench.speed import cross_frame_speed, print_cross_frame, print_spe
 from ar_world_bench.toy_quality import print_quality, quality
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--size", default=None, help="model size (default: tiny; crafter: small)")
@@ -85,6 +85,13 @@ def main() -> None:
     if args.out is None:
         suffix = "" if args.part == "all" else f"_{args.part}"
         args.out = f"results/bench_ar_world{suffix}.json"
+    if args.part == "gpu" and not args.device.startswith("cuda"):
+        p.error("--part gpu needs --device cuda")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     hardware = (
         torch.cuda.get_device_name(0)
@@ -96,8 +103,6 @@ def main() -> None:
     cross_rows = cross_frame_speed(args) if part in ("all", "cross_frame") else []
     qual = quality(args) if part in ("all", "quality") else None
     craft = crafter_quality(args) if part == "crafter" else None
-    if part == "gpu" and not args.device.startswith("cuda"):
-        p.error("--part gpu needs --device cuda")
     gpu_rows = gpu_speed(args) if part == "gpu" else []
     train_rows = gpu_train(args) if part == "gpu" and not args.skip_train else []
     prof_rows = gpu_profile(args) if part == "gpu" and args.profile else []
