@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -74,13 +75,18 @@ def write_video(
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         if gop is not None:
             stream.codec_context.gop_size = int(gop)
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _encode(container, stream, frames)
     os.replace(tmp, path)
     return path
+
+
+def _encode(container: Any, stream: Any, frames: np.ndarray) -> None:
+    """Encode ``uint8 [T, H, W, 3]`` frames into ``stream`` and flush it into ``container``."""
+    for frame in frames:
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
 
 
 def write_gif(path: str | os.PathLike, frames: np.ndarray | Tensor, fps: float = 10.0) -> Path:
@@ -93,11 +99,7 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray | Tensor, fps: float =
         stream = container.add_stream("gif", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "rgb8"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _encode(container, stream, frames)
     os.replace(tmp, path)
     return path
 
