@@ -19,7 +19,7 @@ from torch import Tensor
 
 from wmkit.core.video import check_frames
 
-__all__ = ["read_video", "write_gif", "write_video"]
+__all__ = ["first_video_stream", "read_video", "write_gif", "write_video"]
 
 
 def _as_frames(frames: np.ndarray | Tensor) -> np.ndarray:
@@ -104,6 +104,15 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray | Tensor, fps: float =
     return path
 
 
+def first_video_stream(container: Any, path: Path) -> tuple[Any, Fraction | None]:
+    """The first video stream of an open ``av`` ``container`` (read from ``path``) and its
+    frame rate, ``None`` when the header has none; a ValueError when there is no video."""
+    if not container.streams.video:
+        raise ValueError(f"{path} has no video stream")
+    stream = container.streams.video[0]
+    return stream, stream.average_rate or stream.base_rate
+
+
 def read_video(
     path: str | os.PathLike, start: int = 0, num_frames: int | None = None
 ) -> tuple[np.ndarray, float]:
@@ -121,10 +130,7 @@ def read_video(
     out: list[np.ndarray] = []
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path} has no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.base_rate
+            stream, rate = first_video_stream(container, path)
             fps = float(rate or 0.0)
             origin = stream.start_time or 0
             seekable = bool(rate) and stream.time_base is not None and start > 0
