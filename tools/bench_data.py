@@ -35,6 +35,7 @@ import numpy as np
 from wmkit.core.data.envs import make_env
 from wmkit.core.data.episode_store import EpisodeStore, EpisodeWriter
 from wmkit.core.data.record import episode_seed, make_policy, record_episode
+from wmkit.eval import hardware_info
 
 ENV_OPTIONS = {
     "crafter": ("crafter", {}),
@@ -54,14 +55,7 @@ def _fmt(s: dict[str, float], digits: int = 0) -> str:
 
 
 def _hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = hardware_info("cpu")["cpu"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()}, load average {load:.1f} at start"
 

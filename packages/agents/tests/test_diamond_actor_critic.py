@@ -5,8 +5,6 @@ says) and acts as a wmkit-agents ``Policy``."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,16 +18,12 @@ from wmkit.agents.diamond_actor_critic import (
     actor_critic_from_released,
 )
 from wmkit.core import load_pretrained
+from wmkit.core.testing import needs_parity, parity_dir
 
-REPO = Path(__file__).resolve().parents[3]
-PARITY = Path(os.environ.get("WMKIT_PARITY_DIR", REPO.parent / "shared" / "parity")) / "diamond"
+PARITY = parity_dir("diamond")
 ATOL = 1e-5
 
-needs_fixtures = pytest.mark.skipif(
-    not (PARITY / "atari").is_dir(),
-    reason=f"DIAMOND parity fixtures not found at {PARITY} (a clone without ../shared; "
-    "set WMKIT_PARITY_DIR to the directory holding diamond/)",
-)
+needs_fixtures = needs_parity("diamond", "atari")
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ heads, and the ``DIR/policy`` agent acts in it, as DIAMOND trains its actor-crit
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +15,11 @@ from safetensors.torch import load_file
 from wmkit.agents import ClipContexts, WorldModelEnv, WorldModelVecEnv
 from wmkit.agents.diamond_actor_critic import DiamondPolicy
 from wmkit.core import load_pretrained
+from wmkit.core.testing import needs_parity, parity_dir
 
-REPO = Path(__file__).resolve().parents[3]
-PARITY = Path(os.environ.get("WMKIT_PARITY_DIR", REPO.parent / "shared" / "parity")) / "diamond"
+PARITY = parity_dir("diamond")
 
-pytestmark = pytest.mark.skipif(
-    not (PARITY / "atari").is_dir(), reason=f"DIAMOND parity fixtures not found at {PARITY}"
-)
+pytestmark = needs_parity("diamond", "atari")
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,7 @@ thuml/iVideoGPT code with random weights; see that README) and helpers to load t
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
@@ -16,19 +13,15 @@ from wmkit.ar_world.ivideogpt_layout import IVideoGPTLayout
 from wmkit.ar_world.ivideogpt_transformer import IVideoGPTTransformer, released_action_dim
 from wmkit.ar_world.llama import LlamaConfig
 from wmkit.core import Latents
+from wmkit.core.testing import needs_parity, parity_dir
 
-REPO = Path(__file__).resolve().parents[3]
-PARITY = Path(os.environ.get("WMKIT_PARITY_DIR", REPO.parent / "shared" / "parity")) / "ivideogpt"
+PARITY = parity_dir("ivideogpt")
 ACT_COND = ["bair-64-act-cond", "vp2-robosuite-64-act-cond"]
 ACTION_FREE = ["oxe-64-act-free", "oxe-64-goal-cond"]
 CASES = ACT_COND + ACTION_FREE
 LOGITS_ATOL = 1e-4
 
-needs_fixtures = pytest.mark.skipif(
-    not PARITY.is_dir(),
-    reason=f"iVideoGPT parity fixtures not found at {PARITY} (a clone without ../shared; "
-    "set WMKIT_PARITY_DIR to the directory holding ivideogpt/)",
-)
+needs_fixtures = needs_parity("ivideogpt")
 
 
 def case_json(name: str) -> dict:

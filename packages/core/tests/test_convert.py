@@ -56,3 +56,14 @@ def test_released_tokenizer_readers_are_found_by_family(tmp_path):
         load_released_tokenizer("nosuch", tmp_path)
     with pytest.raises(FileNotFoundError):  # the registered reader runs on the folder
         load_released_tokenizer("ivideogpt", tmp_path / "missing")
+
+
+def test_converter_parser_takes_the_source_and_a_required_out(capsys):
+    parser = convert_module.converter_parser(
+        "toy", "Convert a toy checkpoint.", "checkpoint", "the .pt", "output directory"
+    )
+    args = parser.parse_args(["a.pt", "--out", "dir"])
+    assert (args.checkpoint, args.out) == ("a.pt", "dir")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["a.pt"])
+    assert "--out" in capsys.readouterr().err and parser.prog == "wmkit convert toy"

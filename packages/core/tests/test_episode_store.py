@@ -14,20 +14,18 @@ def _episodes(n=5, continuous=False, seed=0):
     return eps, lengths
 
 
+def _squares_writer(root, action_spec, fps=10, **kw):
+    """An ``EpisodeWriter`` of the moving-squares settings (2 episodes a shard, chunks of 4)."""
+    settings = {"episodes_per_shard": 2, "chunk": 4, **kw}
+    return EpisodeWriter(root, action_spec=action_spec, fps=fps, env="squares",
+                         env_kwargs={"size": 16}, policy={"name": "sticky"}, seed=0,
+                         **settings)  # fmt: skip
+
+
 def _write(root, n=5, frame_format="video", per_shard=2, continuous=False, close=True, **kw):
     eps, lengths = _episodes(n, continuous)
-    writer = EpisodeWriter(
-        root,
-        action_spec=eps.action_spec,
-        fps=10,
-        env="squares",
-        env_kwargs={"size": 16},
-        policy={"name": "sticky"},
-        seed=0,
-        frame_format=frame_format,
-        episodes_per_shard=per_shard,
-        chunk=4,
-        **kw,
+    writer = _squares_writer(
+        root, eps.action_spec, frame_format=frame_format, episodes_per_shard=per_shard, **kw
     )
     for i in range(n):
         t = lengths[i]
@@ -130,17 +128,7 @@ def test_resume_after_kill_keeps_complete_shards(tmp_path):
     _write(root, n=3, per_shard=2, close=False)  # "killed": episode 2 only in .tmp-000001
     assert (root / "shards" / ".tmp-000001").is_dir()
     eps, lengths = _episodes(5)
-    writer = EpisodeWriter(
-        root,
-        action_spec=eps.action_spec,
-        fps=10,
-        env="squares",
-        env_kwargs={"size": 16},
-        policy={"name": "sticky"},
-        seed=0,
-        episodes_per_shard=2,
-        chunk=4,
-    )
+    writer = _squares_writer(root, eps.action_spec)
     assert writer.num_episodes == 2 and not (root / "shards" / ".tmp-000001").exists()
     for i in range(2, 5):
         t = lengths[i]
@@ -154,29 +142,9 @@ def test_resume_after_kill_keeps_complete_shards(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path):
     _write(tmp_path / "d", n=1)
     with pytest.raises(ValueError, match=r"different settings \(fps: fps=10.0 vs 30.0\)"):
-        EpisodeWriter(
-            tmp_path / "d",
-            action_spec=_episodes(1)[0].action_spec,
-            fps=30,
-            env="squares",
-            env_kwargs={"size": 16},
-            policy={"name": "sticky"},
-            seed=0,
-            episodes_per_shard=2,
-            chunk=4,
-        )
+        _squares_writer(tmp_path / "d", _episodes(1)[0].action_spec, fps=30)
     with pytest.raises(ValueError, match="different settings"):
-        EpisodeWriter(
-            tmp_path / "d",
-            action_spec=ActionSpec.discrete(6),
-            fps=10,
-            env="squares",
-            env_kwargs={"size": 16},
-            policy={"name": "sticky"},
-            seed=0,
-            episodes_per_shard=2,
-            chunk=4,
-        )
+        _squares_writer(tmp_path / "d", ActionSpec.discrete(6))
 
 
 def test_bad_episode_input(tmp_path):

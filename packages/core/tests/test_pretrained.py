@@ -330,3 +330,17 @@ def test_from_pretrained_loads_onto_the_gpu(tmp_path):
     Net(width=4).save_pretrained(tmp_path / "net")
     net = Net.from_pretrained(tmp_path / "net", map_location="cuda")
     assert all(p.is_cuda for p in net.parameters()) and net.scale.is_cuda
+
+
+def test_read_json_object_names_the_file(tmp_path):
+    from wmkit.core.pretrained import read_json_object
+
+    path = tmp_path / "config.json"
+    path.write_text('{"a": 1}')
+    assert read_json_object(path) == {"a": 1}
+    path.write_text("[1, 2]")
+    with pytest.raises(PretrainedLoadError, match="config.json must hold a JSON object"):
+        read_json_object(path, PretrainedLoadError)
+    path.write_text("{oops")
+    with pytest.raises(ValueError, match="config.json is not valid JSON"):
+        read_json_object(path)

@@ -49,3 +49,31 @@ def write_flat_config(directory, **flat) -> None:
     saved = json.loads(path.read_text())
     keep = ("_wmkit_class", "_wmkit_format", "action_spec")
     path.write_text(json.dumps({**{k: saved[k] for k in keep}, **flat}))
+
+
+def check_pretrained_network(
+    net: nn.Module, folder, load, inputs, action_spec, network: type, wrong: str
+) -> nn.Module:
+    """``net`` saved to ``folder`` and read back by ``load(folder)`` gives the same
+    causalized outputs on ``inputs`` (``x, timesteps``); ``folder`` as the
+    ``pretrained_network`` of a world model builds a ``network`` (the causalized class) on it,
+    and as that of a ``wrong`` one (``"unet3d"``, ``"svd_unet"``) fails naming the class
+    ``wrong`` needs. Returns the loaded network."""
+    import copy
+
+    import pytest
+
+    from wmkit.diffusion_world import causalize
+
+    net.save_pretrained(folder)
+    loaded = load(folder)
+    x, ts = inputs
+    with torch.no_grad():
+        assert torch.equal(causalize(copy.deepcopy(net))(x, ts), causalize(loaded.eval())(x, ts))
+    needs = {"svd_unet": "UNetSpatioTemporalConditionModel", "unet3d": "UNet3DConditionModel"}
+    with pytest.raises(ValueError, match=f"expected a {needs[wrong]}"):
+        flat_model(action_spec, network=wrong, pretrained_network=str(folder))
+    name = {"CausalUNet3D": "unet3d", "CausalWanTransformer": "wan"}[network.__name__]
+    model = flat_model(action_spec, network=name, image_size=8, pretrained_network=str(folder))
+    assert isinstance(model.network, network)
+    return loaded

@@ -25,7 +25,7 @@ from wmkit.diffusion_world import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import flat_model, network_inputs, randomised
+from diffusion_helpers import check_pretrained_network, flat_model, network_inputs, randomised
 
 RULES = ["shift", "masked", "extrapolative"]
 SPEC = ActionSpec.discrete(5)
@@ -128,21 +128,14 @@ def test_extrapolative_transfer_is_exact_on_linear_input_for_every_temporal_conv
 
 
 def test_pretrained_unet3d_loads_from_a_local_path(tmp_path):
-    unet = _unet(seed=3)
-    unet.save_pretrained(tmp_path / "unet3d")
-    loaded = load_diffusers_unet(tmp_path / "unet3d")
+    folder = tmp_path / "unet3d"
+    loaded = check_pretrained_network(
+        _unet(seed=3), folder, load_diffusers_unet, network_inputs()[:2], SPEC, CausalUNet3D,
+        "svd_unet",
+    )  # fmt: skip
     assert isinstance(loaded, UNet3DConditionModel)
-    x, ts, _ = network_inputs()
-    with torch.no_grad():
-        assert torch.equal(causalize(unet)(x, ts), causalize(loaded.eval())(x, ts))
     with pytest.raises(ValueError, match="expected a UNetSpatioTemporalConditionModel"):
-        load_diffusers_unet(tmp_path / "unet3d", expected="UNetSpatioTemporalConditionModel")
-    with pytest.raises(ValueError, match="expected a UNetSpatioTemporalConditionModel"):
-        flat_model(SPEC, network="svd_unet", pretrained_network=str(tmp_path / "unet3d"))
-    model = flat_model(
-        SPEC, network="unet3d", image_size=8, pretrained_network=str(tmp_path / "unet3d")
-    )
-    assert isinstance(model.network, CausalUNet3D)
+        load_diffusers_unet(folder, expected="UNetSpatioTemporalConditionModel")
 
 
 def test_bad_inputs_and_cross_attention_temporal_transformers_fail_clearly():

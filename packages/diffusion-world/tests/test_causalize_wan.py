@@ -25,7 +25,7 @@ from wmkit.diffusion_world import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import flat_model, network_inputs
+from diffusion_helpers import check_pretrained_network, flat_model, network_inputs
 
 SPEC = ActionSpec.discrete(5)
 TOKENS = 16  # 8x8 frames in 2x2 patches
@@ -132,18 +132,13 @@ def test_per_frame_timesteps_change_that_frame_and_later_ones_only():
 
 
 def test_pretrained_wan_loads_from_a_local_path(tmp_path):
-    wan = _wan(seed=3)
-    wan.save_pretrained(tmp_path / "transformer")
-    loaded = load_diffusers_network(tmp_path / "transformer", expected="WanTransformer3DModel")
-    x, ts, _ = _inputs(t=3)
-    with torch.no_grad():
-        assert torch.equal(causalize(copy.deepcopy(wan))(x, ts), causalize(loaded.eval())(x, ts))
-    with pytest.raises(ValueError, match="expected a UNet3DConditionModel"):
-        flat_model(SPEC, network="unet3d", pretrained_network=str(tmp_path / "transformer"))
-    model = flat_model(
-        SPEC, network="wan", image_size=8, pretrained_network=str(tmp_path / "transformer")
-    )
-    assert isinstance(model.network, CausalWanTransformer)
+    def load(folder):
+        return load_diffusers_network(folder, expected="WanTransformer3DModel")
+
+    check_pretrained_network(
+        _wan(seed=3), tmp_path / "transformer", load, _inputs(t=3)[:2], SPEC,
+        CausalWanTransformer, "unet3d",
+    )  # fmt: skip
 
 
 def test_bad_inputs_and_unsupported_wan_variants_fail_clearly():

@@ -6,22 +6,20 @@ the reward/end model's predictions scored (rewards by their sign)."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
 from wmkit.core.cli import main as wmkit_main
 from wmkit.core.data.envs.atari import rom_available
+from wmkit.core.testing import needs_parity, parity_dir
 from wmkit.diffusion_world.convert_diamond import convert_diamond
 
-REPO = Path(__file__).resolve().parents[3]
-PARITY = Path(os.environ.get("WMKIT_PARITY_DIR", REPO.parent / "shared" / "parity")) / "diamond"
+PARITY = parity_dir("diamond")
 AGENT = PARITY / "atari" / "agent.pt"
 
 
-@pytest.mark.skipif(not AGENT.is_file(), reason=f"DIAMOND parity fixture not at {AGENT}")
+@needs_parity("diamond", "atari", "agent.pt")
 @pytest.mark.skipif(
     not rom_available("MsPacman"), reason="ale-py with the MsPacman ROM is not installed"
 )

@@ -4,7 +4,6 @@ converted DIAMOND fixture fine-tunes through the module."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,18 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from wmkit.core.testing import check_config_runs, check_loss_decreases, cpu_trainer
+from wmkit.core.testing import (
+    check_config_runs,
+    check_loss_decreases,
+    cpu_trainer,
+    needs_parity,
+    parity_dir,
+)
 from wmkit.diffusion_world.convert_diamond import convert_diamond_agent, read_diamond_checkpoint
 from wmkit.diffusion_world.diamond import DIAMOND_NETWORK_SIZES, DiamondWorldModel
 from wmkit.diffusion_world.diamond.lit import DiamondModule
 
-REPO = Path(__file__).resolve().parents[3]
-PARITY = Path(os.environ.get("WMKIT_PARITY_DIR", REPO.parent / "shared" / "parity")) / "diamond"
+PARITY = parity_dir("diamond")
 
 REW_END = {
     "class_path": "wmkit.diffusion_world.diamond.DiamondRewardEnd",
@@ -154,7 +158,7 @@ def test_upsampler_trains_on_pairs_made_from_full_resolution_frames():
     assert set(logs) == {"loss", "denoiser_loss", "upsampler_loss"}
 
 
-@pytest.mark.skipif(not PARITY.is_dir(), reason=f"DIAMOND parity fixtures not found at {PARITY}")
+@needs_parity("diamond")
 def test_converted_fixture_fine_tunes_through_the_module():
     torch.manual_seed(0)
     state = read_diamond_checkpoint(PARITY / "atari" / "agent.pt")

@@ -7,7 +7,6 @@ fixtures' README)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from wmkit.core import WorldModel, load_pretrained
+from wmkit.core.testing import needs_parity, parity_dir
 from wmkit.diffusion_world.convert_diamond import (
     convert_diamond_agent,
     diamond_world_config,
@@ -30,17 +30,12 @@ from wmkit.diffusion_world.diamond import (
     upsample_next_obs,
 )
 
-REPO = Path(__file__).resolve().parents[3]
-PARITY = Path(os.environ.get("WMKIT_PARITY_DIR", REPO.parent / "shared" / "parity")) / "diamond"
+PARITY = parity_dir("diamond")
 RAW_ATOL = 1e-5  # raw float outputs
 GRID = 2 / 255  # one step of the 8-bit grid, twice: what a flipped quantisation moves
 FLIP_FRACTION = 1e-3  # quantised outputs: at most this share of elements may move
 
-pytestmark = pytest.mark.skipif(
-    not PARITY.is_dir(),
-    reason=f"DIAMOND parity fixtures not found at {PARITY} (a clone without ../shared; "
-    "set WMKIT_PARITY_DIR to the directory holding diamond/)",
-)
+pytestmark = needs_parity("diamond")
 
 
 def assert_raw(got: torch.Tensor, want: torch.Tensor, what: str, atol: float = RAW_ATOL) -> None:

@@ -5,24 +5,18 @@ the fixtures' README for how, and for the 1e-5 tolerance used here)."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from wmkit.core.testing import needs_parity, parity_dir
 from wmkit.diffusion_world.diamond.reward_end import DiamondRewardEnd, RewardEndConfig
 
-REPO = Path(__file__).resolve().parents[3]
-PARITY = Path(os.environ.get("WMKIT_PARITY_DIR", REPO.parent / "shared" / "parity")) / "diamond"
+PARITY = parity_dir("diamond")
 ATOL = 1e-5
 
-needs_fixtures = pytest.mark.skipif(
-    not (PARITY / "atari").is_dir(),
-    reason=f"DIAMOND parity fixtures not found at {PARITY} (a clone without ../shared; "
-    "set WMKIT_PARITY_DIR to the directory holding diamond/)",
-)
+needs_fixtures = needs_parity("diamond", "atari")
 
 
 def _tiny(num_actions: int = 4) -> DiamondRewardEnd:

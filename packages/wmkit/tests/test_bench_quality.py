@@ -2,29 +2,23 @@
 never recorded, one table row per data × world × seed with the model beside copy-last-frame;
 an env without its simulator is skipped with the reason."""
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from wmkit.apps.quickstart import PRESETS, QuickstartPlan
-from wmkit.core.testing import write_lerobot_dataset
+from wmkit.core.testing import loaded_script, write_lerobot_dataset
 
 SCRIPT = Path(__file__).resolve().parents[3] / "tools" / "bench_quality.py"
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_quality"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_quality", None)
+    with loaded_script(SCRIPT) as module:
+        yield module
 
 
 def _lerobot(root: Path) -> Path:

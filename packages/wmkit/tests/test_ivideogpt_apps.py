@@ -6,7 +6,6 @@ one predicts toward a goal frame through the Python API (neither command takes a
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,11 @@ from wmkit.ar_world.convert_ivideogpt import convert_ivideogpt
 from wmkit.ar_world.sampling import Sampler
 from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.data.episode_store import EpisodeWriter
-from wmkit.core.testing import moving_squares
+from wmkit.core.testing import moving_squares, needs_parity, parity_dir
 from wmkit.eval.cli import main as eval_main
 
-REPO = Path(__file__).resolve().parents[3]
-PARITY = Path(os.environ.get("WMKIT_PARITY_DIR", REPO.parent / "shared" / "parity")) / "ivideogpt"
-pytestmark = pytest.mark.skipif(
-    not PARITY.is_dir(), reason=f"iVideoGPT parity fixtures not found at {PARITY}"
-)
+PARITY = parity_dir("ivideogpt")
+pytestmark = needs_parity("ivideogpt")
 SPEC = ActionSpec.continuous(4, -1.0, 1.0)
 
 

@@ -2,8 +2,6 @@
 the simulator under the given keys, the model column is the world model reset on the same
 real frame and stepped with the same actions, and the GIF holds one frame per step."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ from PIL import Image
 from wmkit.apps.play.bindings import default_bindings
 from wmkit.core import ActionSpec, load_pretrained, to_float_video
 from wmkit.core.data.envs import make_env
-from wmkit.core.testing import ToyWorldModel
+from wmkit.core.testing import ToyWorldModel, loaded_script
 
 SCRIPT = Path(__file__).resolve().parents[3] / "tools" / "make_play_gif.py"
 KEYS = "d*2,Space,ArrowDown,none"
@@ -23,12 +21,8 @@ CRAFTER = {"resolution": 32, "area": 32}  # a small world generates in ~0.15 s
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("make_play_gif", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_play_gif"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("make_play_gif", None)
+    with loaded_script(SCRIPT) as module:
+        yield module
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ scripted world and on a converted DIAMOND agent."""
 
 import asyncio
 import contextlib
-import os
 import shutil
 import threading
 import time
@@ -20,6 +19,7 @@ from wmkit.apps.play.session import PlaySession
 from wmkit.core import ActionSpec
 from wmkit.core.cli import main as wmkit_main
 from wmkit.core.data.envs.atari import rom_available
+from wmkit.core.testing import needs_parity, parity_dir
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
@@ -165,8 +165,7 @@ def test_the_agent_drives_then_tab_hands_control_to_the_person(world, context, t
         browser.close()
 
 
-REPO = Path(__file__).resolve().parents[3]
-PARITY = Path(os.environ.get("WMKIT_PARITY_DIR", REPO.parent / "shared" / "parity")) / "diamond"
+PARITY = parity_dir("diamond")
 AGENT = PARITY / "atari" / "agent.pt"
 
 
@@ -198,7 +197,7 @@ class _Logged:
         return out
 
 
-@pytest.mark.skipif(not AGENT.is_file(), reason=f"DIAMOND parity fixture not at {AGENT}")
+@needs_parity("diamond", "atari", "agent.pt")
 def test_converted_diamond_agent_drives_then_the_person(tmp_path):
     """``wmkit convert diamond`` on the parity fixture's ``agent.pt`` (64x64 frames, 9 actions,
     random weights), then ``wmkit play --world DIR/world --policy DIR/policy``: the agent

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from wmkit.core import PretrainedMixin
+from wmkit.core.nn_init import init_lstm
 
 __all__ = [
     "ActorCriticOutput",
@@ -102,20 +103,6 @@ class _Encoder(nn.Module):
         return self.encoder(x)
 
 
-def _init_lstm(lstm: nn.Module) -> None:
-    """DIAMOND's LSTM init: Xavier-uniform input weights, orthogonal recurrent weights, zero
-    biases except the forget gate's input bias at 1 (gate order i, f, g, o)."""
-    for name, p in lstm.named_parameters():
-        if "weight_ih" in name:
-            nn.init.xavier_uniform_(p)
-        elif "weight_hh" in name:
-            nn.init.orthogonal_(p)
-        else:
-            nn.init.zeros_(p)
-            if "bias_ih" in name:
-                nn.init.ones_(p[p.shape[0] // 4 : p.shape[0] // 2])
-
-
 class DiamondActorCritic(nn.Module, PretrainedMixin):
     """DIAMOND's actor-critic network (see the module docstring); defaults are the released
     Atari 100k agent's sizes.
@@ -167,7 +154,7 @@ class DiamondActorCritic(nn.Module, PretrainedMixin):
         for head in (self.critic_linear, self.actor_linear):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
-        _init_lstm(self.lstm)
+        init_lstm(self.lstm)
 
     def _check_obs(self, obs: Tensor) -> None:
         want = (self.img_channels, self.img_size, self.img_size)

@@ -25,10 +25,7 @@ equal real-environment steps.
 
 from __future__ import annotations
 
-import copy
-import logging
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +42,7 @@ from wmkit.agents.mixed_buffer import MixedReplayBuffer
 from wmkit.agents.policies import SB3Policy
 from wmkit.agents.real_env import RealEnv, RealGymEnv, make_real_env
 from wmkit.agents.rewards import FrameReward
-from wmkit.core import WorldModel
+from wmkit.agents.world_model_rounds import CarryOptimizerState, fit_round, world_model_net
 
 __all__ = ["MBPO", "MBPOResult"]
 
@@ -67,35 +64,6 @@ class MBPOResult:
 
     def to_dict(self) -> dict[str, list]:
         return asdict(self)
-
-
-class _CarryOptimizerState(L.Callback):
-    """Restores the optimisers' state at the start of each ``fit`` and saves it at the end,
-    so fine-tuning rounds continue one optimisation instead of restarting Adam's moments."""
-
-    def __init__(self) -> None:
-        self.states: list[dict[str, Any]] | None = None
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.states is not None and len(self.states) == len(trainer.optimizers):
-            for opt, state in zip(trainer.optimizers, self.states):
-                opt.load_state_dict(state)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.states = [copy.deepcopy(opt.state_dict()) for opt in trainer.optimizers]
-
-
-def _world_model_net(world_model: L.LightningModule, model_attr: str) -> WorldModel:
-    """The ``WorldModel`` network MBPO imagines with: ``world_model.<model_attr>`` of the
-    LightningModule it fine-tunes; a clear TypeError when either is not what MBPO needs."""
-    if not isinstance(world_model, L.LightningModule):
-        raise TypeError(f"world_model must be a LightningModule; got {type(world_model).__name__}")
-    net = getattr(world_model, model_attr, None)
-    if not isinstance(net, WorldModel):
-        raise TypeError(
-            f"world_model.{model_attr} must be a wmkit.core.WorldModel; got {type(net).__name__}"
-        )
-    return net
 
 
 def _check_at_least_one(**counts: int) -> None:
@@ -173,7 +141,7 @@ class MBPO:
         seed: int = 0,
         device: str = "cpu",
     ) -> None:
-        net = _world_model_net(world_model, model_attr)
+        net = world_model_net(world_model, model_attr)
         if algorithm not in _ALGORITHMS:
             raise ValueError(f"algorithm must be one of {_ALGORITHMS}; got {algorithm!r}")
         self.real_env = make_real_env(env, resolution, **(env_kwargs or {}))
@@ -217,7 +185,7 @@ class MBPO:
         self.buffer: MixedReplayBuffer = self.agent.replay_buffer  # type: ignore[assignment]
         self.real = EpisodeReplay(self.real_env.action_spec)
         self.rng = np.random.default_rng(seed)
-        self._optim_carry = _CarryOptimizerState()
+        self._optim_carry = CarryOptimizerState()
         self.real_steps = 0
         self._episode = 0
         self._model_trained = False
@@ -304,26 +272,7 @@ class MBPO:
         LightningModule; returns the last logged training loss (NaN if none was logged)."""
         loader = self.real.dataloader(self.model_clip_length, self.model_batch_size, steps,
                                       seed=int(self.rng.integers(2**31)))  # fmt: skip
-        accelerator = "gpu" if str(self.device).startswith("cuda") else "cpu"
-        log = logging.getLogger("lightning.pytorch")
-        level = log.level
-        log.setLevel(logging.WARNING)  # no "GPU available" banner every round
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                trainer = L.Trainer(
-                    max_epochs=1, accelerator=accelerator, devices=1, logger=False,
-                    enable_checkpointing=False, enable_progress_bar=False,
-                    enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                    callbacks=[self._optim_carry],
-                )  # fmt: skip
-                trainer.fit(self.module, train_dataloaders=loader)
-        finally:
-            log.setLevel(level)
-        self.module.eval()
-        metrics = trainer.callback_metrics
-        loss = metrics.get("train/loss", metrics.get("loss"))
-        return float(loss) if loss is not None else float("nan")
+        return fit_round(self.module, loader, self.device, self._optim_carry)
 
     @torch.no_grad()
     def imagine(self) -> int:

@@ -23,7 +23,6 @@ tokenizer) and ``transformer/{config.json, model.safetensors}`` (Llama). This mo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -39,7 +38,8 @@ from wmkit.ar_world.ivideogpt_transformer import released_action_dim
 from wmkit.ar_world.ivideogpt_world_model import IVideoGPTWorldModel
 from wmkit.ar_world.llama import LlamaConfig
 from wmkit.core import ActionSpec
-from wmkit.core.convert import load_released_tokenizer
+from wmkit.core.convert import converter_parser, load_released_tokenizer
+from wmkit.core.pretrained import read_json_object
 
 __all__ = [
     "PICKLE_SUFFIXES",
@@ -82,13 +82,7 @@ def refuse_pickles(folder: Path) -> None:
 def _json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing (expected a released iVideoGPT folder)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    return data
+    return read_json_object(path)
 
 
 def read_transformer(folder: Path) -> tuple[LlamaConfig, dict[str, Tensor]]:
@@ -229,14 +223,15 @@ def _link_tree(src: Path, dst: Path) -> None:
 
 def command(argv: list[str]) -> int:
     """convert a released iVideoGPT model folder (tokenizer/ + transformer/, safetensors)"""
-    parser = argparse.ArgumentParser(
-        prog="wmkit convert ivideogpt",
-        description="Convert a released thuml/iVideoGPT folder (tokenizer/ and transformer/, "
+    parser = converter_parser(
+        "ivideogpt",
+        "Convert a released thuml/iVideoGPT folder (tokenizer/ and transformer/, "
         "safetensors; pickle files are refused) into OUT/world (IVideoGPTWorldModel) and "
         "OUT/tokenizer.",
+        "folder",
+        "the released model folder",
+        "output directory",
     )
-    parser.add_argument("folder", help="the released model folder")
-    parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument(
         "--goal-conditioned", action=argparse.BooleanOptionalAction, default=None,
         help="the goal-conditioned release (default: when the folder name contains goal-cond)",

@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from wmkit.core.action_encoding import action_features, sample_actions
+from wmkit.core.action_validation import check_actions, check_spec_fields, spec_fields_from
+
 __all__ = ["ActionKind", "ActionSpec"]
 
 ActionKind = Literal["discrete", "multi_discrete", "continuous"]
-_KINDS = ("discrete", "multi_discrete", "continuous")
 
 
 @dataclass(frozen=True)
@@ -69,37 +71,7 @@ class ActionSpec:
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
-        if self.kind not in _KINDS:
-            raise ValueError(f"ActionSpec.kind must be one of {_KINDS}; got {self.kind!r}")
-        if self.kind == "discrete":
-            if self.n is None or int(self.n) < 1:
-                raise ValueError(f"a discrete ActionSpec needs n >= 1; got n={self.n!r}")
-        elif self.kind == "multi_discrete":
-            if not self.nvec or any(int(k) < 1 for k in self.nvec):
-                raise ValueError(
-                    f"a multi_discrete ActionSpec needs a non-empty nvec of positive ints; "
-                    f"got nvec={self.nvec!r}"
-                )
-        else:
-            if self.shape is None or any(int(s) < 1 for s in self.shape):
-                raise ValueError(
-                    f"a continuous ActionSpec needs a shape of positive ints; got {self.shape!r}"
-                )
-            size = math.prod(self.shape)
-            for bound in ("low", "high"):
-                value = getattr(self, bound)
-                if value is None or len(value) != size:
-                    raise ValueError(
-                        f"a continuous ActionSpec needs {bound} with {size} values "
-                        f"(one per component of shape {self.shape}); got {value!r}"
-                    )
-            if any(lo >= hi for lo, hi in zip(self.low, self.high)):  # type: ignore[arg-type]
-                raise ValueError(
-                    f"ActionSpec needs low < high per component; got low={self.low}, "
-                    f"high={self.high}"
-                )
-            if self.bins < 2:
-                raise ValueError(f"ActionSpec.bins must be >= 2; got {self.bins}")
+        check_spec_fields(self)
 
     @classmethod
     def discrete(cls, n: int, names: Sequence[str] | None = None) -> ActionSpec:
@@ -196,53 +168,7 @@ class ActionSpec:
         ``batch_dims`` is 2 for ``[B, T, ...]`` sequences and 1 for a single step ``[B, ...]``.
         Returns the tensor unchanged; raises ``TypeError``/``ValueError`` naming the problem.
         """
-        if not isinstance(actions, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor; got {type(actions).__name__}")
-        expected = ("B", "T")[:batch_dims] if batch_dims <= 2 else ("*",) * batch_dims
-        layout = "[" + ", ".join([*expected, *map(str, self.action_shape)]) + "]"
-        if actions.ndim != batch_dims + len(self.action_shape) or (
-            tuple(actions.shape[batch_dims:]) != self.action_shape
-        ):
-            raise ValueError(
-                f"{name} must be {layout} for {self.describe()}; got shape {tuple(actions.shape)}"
-            )
-        if self.kind == "continuous":
-            if not actions.is_floating_point():
-                raise TypeError(
-                    f"{name} must be a float tensor for {self.describe()}; got {actions.dtype}"
-                )
-            if not torch.isfinite(actions).all():
-                raise ValueError(f"{name} contains NaN or inf")
-            flat = actions.reshape(*actions.shape[:batch_dims], -1)
-            low = torch.tensor(self.low, dtype=flat.dtype, device=flat.device)
-            high = torch.tensor(self.high, dtype=flat.dtype, device=flat.device)
-            tol = 1e-6 * (high - low)
-            bad = (flat < low - tol) | (flat > high + tol)
-            if bad.any():
-                idx = bad.nonzero()[0].tolist()
-                raise ValueError(
-                    f"{name} out of range for {self.describe()}: value "
-                    f"{flat[tuple(idx)].item():.4g} at index {tuple(idx)} is outside "
-                    f"[{low[idx[-1]].item():.4g}, {high[idx[-1]].item():.4g}]"
-                )
-            return actions
-        if actions.is_floating_point() or actions.dtype == torch.bool or actions.is_complex():
-            raise TypeError(
-                f"{name} must be an integer tensor (torch.long) for {self.describe()}; "
-                f"got {actions.dtype}"
-            )
-        upper = torch.tensor(self.token_vocab_sizes, device=actions.device)
-        if self.kind == "discrete":
-            upper = upper[0]
-        bad = (actions < 0) | (actions >= upper)
-        if bad.any():
-            idx = tuple(bad.nonzero()[0].tolist())
-            limit = upper if upper.ndim == 0 else upper[idx[-1]]
-            raise ValueError(
-                f"{name} out of range for {self.describe()}: value {actions[idx].item()} at "
-                f"index {idx} is not in [0, {int(limit) - 1}]"
-            )
-        return actions
+        return check_actions(self, actions, name, batch_dims)
 
     def describe(self) -> str:
         """Short human-readable form, used in error messages."""
@@ -272,15 +198,7 @@ class ActionSpec:
         self, batch_shape: Sequence[int] = (), generator: torch.Generator | None = None
     ) -> Tensor:
         """Uniformly random actions of shape ``[*batch_shape, *action_shape]``."""
-        batch_shape = tuple(batch_shape)
-        if self.kind == "continuous":
-            u = torch.rand((*batch_shape, self.num_tokens), generator=generator)
-            low, high = torch.tensor(self.low), torch.tensor(self.high)
-            return (low + u * (high - low)).reshape(*batch_shape, *self.action_shape)
-        sizes = torch.tensor(self.token_vocab_sizes, dtype=torch.float64)
-        u = torch.rand((*batch_shape, len(sizes)), generator=generator, dtype=torch.float64)
-        ids = (u * sizes).floor().long().clamp_max(sizes.long() - 1)
-        return ids.reshape(*batch_shape, *self.action_shape)
+        return sample_actions(self, batch_shape, generator)
 
     # ----------------------------------------------------------------------------------
     # tokens
@@ -345,19 +263,7 @@ class ActionSpec:
     def features(self, actions: Tensor) -> Tensor:
         """Actions ``[*batch, *action_shape]`` → float ``[*batch, feature_dim]`` for a network's
         input: one-hot per discrete component, each continuous component rescaled to [-1, 1]."""
-        nb = actions.ndim - len(self.action_shape)
-        if self.kind == "continuous":
-            low, high = self._bounds(actions)
-            x = (actions.float() - low) / (high - low) * 2 - 1
-            return x.reshape(*actions.shape[:nb], -1)
-        ids = self.to_tokens(actions)  # [*batch, K]
-        return torch.cat(
-            [
-                torch.nn.functional.one_hot(ids[..., k], n).float()
-                for k, n in enumerate(self.token_vocab_sizes)
-            ],
-            dim=-1,
-        )
+        return action_features(self, actions)
 
     def _bounds(self, like: Tensor) -> tuple[Tensor, Tensor]:
         low = torch.tensor(self.low, dtype=torch.float32, device=like.device)
@@ -400,23 +306,11 @@ class ActionSpec:
         """
         if isinstance(value, ActionSpec):
             return value
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as e:
-                raise ValueError(
-                    f"{name} must be a JSON object of ActionSpec fields, e.g. "
-                    f'\'{{"kind": "discrete", "n": 15}}\'; got {value!r} ({e})'
-                ) from e
-        if not isinstance(value, Mapping):
-            raise TypeError(
-                f"{name} must be an ActionSpec, a mapping of its fields (kind, n, nvec, shape, "
-                f"low, high, bins, names) or a JSON string of one; got {type(value).__name__}"
-            )
+        fields = spec_fields_from(value, name)
         try:
-            return cls.from_dict(dict(value))
+            return cls.from_dict(fields)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{name}: {e}; got {dict(value)!r}") from e
+            raise ValueError(f"{name}: {e}; got {fields!r}") from e
 
     @classmethod
     def coerce_optional(cls, value: Any, name: str = "action_spec") -> ActionSpec | None:

@@ -17,7 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-__all__ = ["ENTRY_POINT_GROUP", "Command", "discover_commands", "load_command", "main"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Command",
+    "command_lines",
+    "discover_commands",
+    "dispatch",
+    "load_command",
+    "main",
+]
 
 ENTRY_POINT_GROUP = "wmkit.commands"
 
@@ -56,6 +64,42 @@ def load_command(ep: EntryPoint) -> Command:
     )
 
 
+def command_lines(commands: dict[str, EntryPoint]) -> list[str]:
+    """One ``  name  help`` line per command of a listing (``wmkit --help``, ``wmkit convert
+    --help``); a plug-in that fails to load shows why instead of breaking the listing."""
+    lines = []
+    for name, ep in commands.items():
+        try:
+            summary = load_command(ep).help
+        except Exception as e:  # a broken plug-in must not break the listing
+            summary = f"[failed to load {ep.value}: {type(e).__name__}: {e}]"
+        lines.append(f"  {name:<16}{summary}")
+    return lines
+
+
+def dispatch(
+    args: list[str],
+    commands: dict[str, EntryPoint],
+    usage: Callable[[], str],
+    unknown: Callable[[str, str], str],
+) -> int:
+    """Run the command ``args[0]`` names on ``args[1:]`` and return its exit code. No
+    arguments or ``-h``/``--help``/``help``: print ``usage()`` (exit 2 / 0). A name not in
+    ``commands``: print ``unknown(name, hint)`` to stderr, ``hint`` being `` Did you mean:
+    ...?`` with up to three close names or ``""`` (exit 2)."""
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in commands:
+        close = difflib.get_close_matches(name, list(commands), n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        print(unknown(name, hint), file=sys.stderr)
+        return 2
+    code = load_command(commands[name]).run(rest)
+    return int(code or 0)
+
+
 def _usage(commands: dict[str, EntryPoint]) -> str:
     lines = [
         "usage: wmkit <command> [args...]",
@@ -66,12 +110,7 @@ def _usage(commands: dict[str, EntryPoint]) -> str:
     ]
     if not commands:
         lines.append("  (none installed: install a wmkit package, e.g. pip install wmkit)")
-    for name, ep in commands.items():
-        try:
-            summary = load_command(ep).help
-        except Exception as e:  # a broken plug-in must not break `wmkit --help`
-            summary = f"[failed to load {ep.value}: {type(e).__name__}: {e}]"
-        lines.append(f"  {name:<16}{summary}")
+    lines += command_lines(commands)
     lines += ["", "Run `wmkit <command> --help` for a command's options."]
     return "\n".join(lines)
 
@@ -80,22 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wmkit`` console script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     commands = discover_commands()
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(_usage(commands))
-        return 0 if args else 2
-    name, rest = args[0], args[1:]
-    if name not in commands:
-        close = difflib.get_close_matches(name, list(commands), n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        known = ", ".join(commands) or "none"
-        print(
-            f"wmkit: unknown command {name!r}.{hint} Installed commands: {known}. "
-            "See `wmkit --help`.",
-            file=sys.stderr,
-        )
-        return 2
-    code = load_command(commands[name]).run(rest)
-    return int(code or 0)
+    known = ", ".join(commands) or "none"
+    return dispatch(
+        args,
+        commands,
+        lambda: _usage(commands),
+        lambda name, hint: (
+            f"wmkit: unknown command {name!r}.{hint} Installed commands: "
+            f"{known}. See `wmkit --help`."
+        ),
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,20 +12,20 @@ installing the package makes ``wmkit convert <name>`` appear::
 
 from __future__ import annotations
 
-import difflib
+import argparse
 import pickle
-import sys
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
-from wmkit.core.cli import Command, load_command
+from wmkit.core.cli import Command, command_lines, dispatch
 from wmkit.core.protocols import Tokenizer
 
 __all__ = [
     "CONVERTER_GROUP",
     "RELEASED_TOKENIZER_GROUP",
     "command",
+    "converter_parser",
     "discover_converters",
     "load_released_tokenizer",
     "load_tensor_checkpoint",
@@ -65,6 +65,17 @@ def load_tensor_checkpoint(path: str | Path, what: str = "checkpoint") -> Any:
         raise ValueError(f"cannot read {path} as a torch checkpoint: {e}") from e
 
 
+def converter_parser(
+    family: str, description: str, source: str, source_help: str, out_help: str
+) -> argparse.ArgumentParser:
+    """The ``wmkit convert <family>`` parser a converter adds its options to: the released
+    file or folder (positional ``source``) and ``--out DIR`` (required)."""
+    parser = argparse.ArgumentParser(prog=f"wmkit convert {family}", description=description)
+    parser.add_argument(source, help=source_help)
+    parser.add_argument("--out", required=True, help=out_help)
+    return parser
+
+
 def discover_converters() -> dict[str, EntryPoint]:
     """Installed converter families by name (loaded lazily, on use)."""
     found: dict[str, EntryPoint] = {}
@@ -99,12 +110,7 @@ def _usage(families: dict[str, EntryPoint]) -> str:
         lines.append(
             "  (none installed: converters come with wmkit packages, e.g. wmkit-tokenizers)"
         )
-    for name, ep in families.items():
-        try:
-            summary = load_command(ep).help
-        except Exception as e:  # a broken plug-in must not break the listing
-            summary = f"[failed to load {ep.value}: {type(e).__name__}: {e}]"
-        lines.append(f"  {name:<16}{summary}")
+    lines += command_lines(families)
     lines += ["", "Run `wmkit convert <family> --help` for a family's options."]
     return "\n".join(lines)
 
@@ -112,20 +118,15 @@ def _usage(families: dict[str, EntryPoint]) -> str:
 def run(argv: list[str]) -> int:
     """Dispatch ``argv`` (``<family> ...``) to the family's converter; returns the exit code."""
     families = discover_converters()
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_usage(families))
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    if name not in families:
-        close = difflib.get_close_matches(name, list(families), n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        print(
+    return dispatch(
+        argv,
+        families,
+        lambda: _usage(families),
+        lambda name, hint: (
             f"wmkit convert: unknown family {name!r}.{hint} Installed: "
-            f"{', '.join(families) or 'none'}. See `wmkit convert --help`.",
-            file=sys.stderr,
-        )
-        return 2
-    return int(load_command(families[name]).run(rest) or 0)
+            f"{', '.join(families) or 'none'}. See `wmkit convert --help`."
+        ),
+    )
 
 
 command = Command(help="convert a published checkpoint (see `wmkit convert --help`)", run=run)

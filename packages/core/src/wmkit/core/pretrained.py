@@ -53,6 +53,7 @@ __all__ = [
     "PretrainedLoadError",
     "PretrainedMixin",
     "load_pretrained",
+    "read_json_object",
     "resolve_model_class",
 ]
 
@@ -66,6 +67,18 @@ T = TypeVar("T", bound="PretrainedMixin")
 
 class PretrainedLoadError(ValueError):
     """A pretrained directory exists but does not hold what the class needs."""
+
+
+def read_json_object(path: Path, error: type[ValueError] = ValueError) -> dict[str, Any]:
+    """The JSON object (a dict) in the UTF-8 file ``path``; ``error`` (a ValueError) naming
+    the file when it is not valid JSON or holds something other than an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise error(f"{path} must hold a JSON object")
+    return data
 
 
 def _qualname(cls: type) -> str:
@@ -174,12 +187,7 @@ class PretrainedMixin(PyTorchModelHubMixin, library_name="wmkit", tags=["wmkit"]
         for path in (config_path, weights_path):
             if not path.is_file():
                 raise FileNotFoundError(f"{path.name} is missing from {directory}")
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise PretrainedLoadError(f"{config_path} is not valid JSON: {e}") from e
-        if not isinstance(config, dict):
-            raise PretrainedLoadError(f"{config_path} must hold a JSON object")
+        config = read_json_object(config_path, PretrainedLoadError)
         saved_class = config.get("_wmkit_class")
         if saved_class is not None and saved_class.rsplit(".", 1)[-1] != cls.__name__:
             raise PretrainedLoadError(

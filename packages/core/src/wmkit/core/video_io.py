@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -18,7 +19,7 @@ from torch import Tensor
 
 from wmkit.core.video import check_frames
 
-__all__ = ["read_video", "write_gif", "write_video"]
+__all__ = ["first_video_stream", "read_video", "write_gif", "write_video"]
 
 
 def _as_frames(frames: np.ndarray | Tensor) -> np.ndarray:
@@ -74,13 +75,18 @@ def write_video(
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         if gop is not None:
             stream.codec_context.gop_size = int(gop)
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _encode(container, stream, frames)
     os.replace(tmp, path)
     return path
+
+
+def _encode(container: Any, stream: Any, frames: np.ndarray) -> None:
+    """Encode ``uint8 [T, H, W, 3]`` frames into ``stream`` and flush it into ``container``."""
+    for frame in frames:
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
 
 
 def write_gif(path: str | os.PathLike, frames: np.ndarray | Tensor, fps: float = 10.0) -> Path:
@@ -93,13 +99,18 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray | Tensor, fps: float =
         stream = container.add_stream("gif", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "rgb8"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _encode(container, stream, frames)
     os.replace(tmp, path)
     return path
+
+
+def first_video_stream(container: Any, path: Path) -> tuple[Any, Fraction | None]:
+    """The first video stream of an open ``av`` ``container`` (read from ``path``) and its
+    frame rate, ``None`` when the header has none; a ValueError when there is no video."""
+    if not container.streams.video:
+        raise ValueError(f"{path} has no video stream")
+    stream = container.streams.video[0]
+    return stream, stream.average_rate or stream.base_rate
 
 
 def read_video(
@@ -119,10 +130,7 @@ def read_video(
     out: list[np.ndarray] = []
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path} has no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.base_rate
+            stream, rate = first_video_stream(container, path)
             fps = float(rate or 0.0)
             origin = stream.start_time or 0
             seekable = bool(rate) and stream.time_base is not None and start > 0

@@ -67,7 +67,12 @@ from wmkit.diffusion_world.causal_layers import (
     FramePositionTimesteps,
     TemporalConvRule,
 )
-from wmkit.diffusion_world.diffusers_network import CausalDiffusersNetwork, checked_network_input
+from wmkit.diffusion_world.diffusers_network import (
+    CausalDiffusersNetwork,
+    checked_network_input,
+    unet_blocks,
+    unet_time_embedding,
+)
 from wmkit.diffusion_world.unet3d import CausalUNet3D
 from wmkit.diffusion_world.wan import CausalWanTransformer
 
@@ -219,53 +224,17 @@ class CausalSVDUNet(CausalDiffusersNetwork):
         unet = self.unet
         sample = checked_network_input(sample, timesteps, cond, unet.config.in_channels, "UNet")
         b, t, _, h, w = sample.shape
-        up_factor = 2**unet.num_upsamplers
-        forward_upsample_size = any(s % up_factor for s in (h, w))
-        upsample_size = None
 
-        t_emb = unet.time_proj(timesteps.reshape(-1)).to(sample.dtype)  # [(B T), C0]
-        emb = unet.time_embedding(t_emb)  # [(B T), E]
+        emb = unet_time_embedding(unet, sample, timesteps)  # [(B T), E]
         if added_time_ids is not None:  # SVD's fps / motion / noise-aug ids, per clip
             aug = unet.add_time_proj(added_time_ids.flatten()).reshape(b, -1).to(emb.dtype)
             emb = emb + repeat(unet.add_embedding(aug), "b e -> (b t) e", t=t)
-        if cond is not None:
-            emb = emb + self.cond_proj(rearrange(cond, "b t d -> (b t) d"))  # [(B T), E]
-        if encoder_hidden_states is None:
-            encoder_hidden_states = self.context.expand(b, -1, -1)
-        ehs = repeat(encoder_hidden_states, "b n d -> (b t) n d", t=t)  # [(B T), N, D]
+        emb = self._add_cond(emb, cond)  # [(B T), E]
+        ehs = self._frame_context(encoder_hidden_states, b, t)  # [(B T), N, D]
         x = unet.conv_in(rearrange(sample, "b t c h w -> (b t) c h w"))  # [(B T), C1, H, W]
         indicator = torch.zeros(b, t, dtype=x.dtype, device=x.device)
-
-        res = (x,)
-        for block in unet.down_blocks:
-            kwargs = {"encoder_hidden_states": ehs} if _cross(block) else {}
-            x, block_res = block(
-                hidden_states=x, temb=emb, image_only_indicator=indicator, **kwargs
-            )
-            res += block_res
-        x = unet.mid_block(
-            hidden_states=x, temb=emb, encoder_hidden_states=ehs, image_only_indicator=indicator
-        )
-        for i, block in enumerate(unet.up_blocks):
-            skips = res[-len(block.resnets) :]
-            res = res[: -len(block.resnets)]
-            if i < len(unet.up_blocks) - 1 and forward_upsample_size:
-                upsample_size = res[-1].shape[2:]
-            kwargs = {"encoder_hidden_states": ehs} if _cross(block) else {}
-            x = block(
-                hidden_states=x,
-                temb=emb,
-                res_hidden_states_tuple=skips,
-                upsample_size=upsample_size,
-                image_only_indicator=indicator,
-                **kwargs,
-            )
-        x = unet.conv_out(unet.conv_act(unet.conv_norm_out(x)))  # [(B T), C, H, W]
+        x = unet_blocks(unet, x, emb, ehs, (h, w), image_only_indicator=indicator)
         return rearrange(x, "(b t) c h w -> b t c h w", b=b)
-
-
-def _cross(block: nn.Module) -> bool:
-    return bool(getattr(block, "has_cross_attention", False))
 
 
 def _causal_temporal_attention(model: nn.Module) -> None:

@@ -24,11 +24,16 @@ from typing import Any
 
 import torch
 from diffusers import UNet3DConditionModel
-from einops import rearrange, repeat
+from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from wmkit.diffusion_world.diffusers_network import CausalDiffusersNetwork, checked_network_input
+from wmkit.diffusion_world.diffusers_network import (
+    CausalDiffusersNetwork,
+    checked_network_input,
+    unet_blocks,
+    unet_time_embedding,
+)
 
 __all__ = ["UNET3D_SIZES", "CausalUNet3D", "tiny_unet3d_config"]
 
@@ -116,49 +121,11 @@ class CausalUNet3D(CausalDiffusersNetwork):
         unet = self.unet
         sample = checked_network_input(sample, timesteps, cond, unet.config.in_channels, "UNet")
         b, t, _, h, w = sample.shape
-        up_factor = 2**unet.num_upsamplers
-        forward_upsample_size = any(s % up_factor for s in (h, w))
-        upsample_size = None
 
-        # the change from diffusers: one timestep per frame instead of one repeated per sample
-        t_emb = unet.time_proj(timesteps.reshape(-1)).to(sample.dtype)  # [(B T), C0]
-        emb = unet.time_embedding(t_emb)  # [(B T), E]
-        if cond is not None:
-            emb = emb + self.cond_proj(rearrange(cond, "b t d -> (b t) d"))  # [(B T), E]
-        if encoder_hidden_states is None:
-            encoder_hidden_states = self.context.expand(b, -1, -1)
-        ehs = repeat(encoder_hidden_states, "b n d -> (b t) n d", t=t)  # [(B T), N, D]
+        emb = self._add_cond(unet_time_embedding(unet, sample, timesteps), cond)  # [(B T), E]
+        ehs = self._frame_context(encoder_hidden_states, b, t)  # [(B T), N, D]
 
         x = unet.conv_in(rearrange(sample, "b t c h w -> (b t) c h w"))  # [(B T), C1, H, W]
         x = self._run(unet.transformer_in, x, num_frames=t, return_dict=False)[0]
-        res = (x,)
-        for block in unet.down_blocks:
-            kwargs = {"encoder_hidden_states": ehs} if _cross(block) else {}
-            x, block_res = self._run(block, hidden_states=x, temb=emb, num_frames=t, **kwargs)
-            res += block_res
-        x = self._run(
-            unet.mid_block, x, emb, encoder_hidden_states=ehs, num_frames=t
-        )  # [(B T), C, h', w']
-        for i, block in enumerate(unet.up_blocks):
-            skips = res[-len(block.resnets) :]
-            res = res[: -len(block.resnets)]
-            if i < len(unet.up_blocks) - 1 and forward_upsample_size:
-                upsample_size = res[-1].shape[2:]
-            kwargs = {"encoder_hidden_states": ehs} if _cross(block) else {}
-            x = self._run(
-                block,
-                hidden_states=x,
-                temb=emb,
-                res_hidden_states_tuple=skips,
-                upsample_size=upsample_size,
-                num_frames=t,
-                **kwargs,
-            )
-        if unet.conv_norm_out is not None:
-            x = unet.conv_act(unet.conv_norm_out(x))
-        x = unet.conv_out(x)  # [(B T), C, H, W]
+        x = unet_blocks(unet, x, emb, ehs, (h, w), self._run, num_frames=t)  # [(B T), C, H, W]
         return rearrange(x, "(b t) c h w -> b t c h w", b=b)
-
-
-def _cross(block: nn.Module) -> bool:
-    return bool(getattr(block, "has_cross_attention", False))

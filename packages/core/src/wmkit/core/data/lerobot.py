@@ -21,57 +21,32 @@ faster still.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wmkit.core.action_spec import ActionSpec
 from wmkit.core.data.frame_cache import FrameCache
+from wmkit.core.data.lerobot_meta import (
+    LeRobotEpisode,
+    frame_hw,
+    infer_action_spec,
+    read_episodes,
+    read_info,
+    stats_extremes,
+    to_numpy,
+)
 from wmkit.core.data.source import StepData
 from wmkit.core.data.video_folder import read_clip
 
 __all__ = ["LeRobotSource"]
 
-_SUPPORTED = ("v2.0", "v2.1", "v3.0")
 _CACHED_FILES = 16
-
-
-@dataclass(frozen=True)
-class _Episode:
-    index: int  # LeRobot's episode_index
-    length: int
-    data_path: Path
-    video_path: Path
-    video_offset: int  # first frame of this episode in its (shared, v3.0) mp4
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
-
-
-def _to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A (possibly nested list) arrow column → ``[rows, *inner]`` numpy array."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    rows = len(arr)
-    while (
-        pa.types.is_list(arr.type)
-        or pa.types.is_large_list(arr.type)
-        or (pa.types.is_fixed_size_list(arr.type))
-    ):
-        arr = arr.flatten()
-    values = arr.to_numpy(zero_copy_only=False)
-    return values.reshape(rows, -1) if rows else values.reshape(0, 0)
 
 
 class LeRobotSource:
@@ -122,19 +97,9 @@ class LeRobotSource:
         if cache_mb < 0:
             raise ValueError(f"cache_mb must be >= 0; got {cache_mb}")
         self._frame_cache = FrameCache(int(cache_mb * 2**20))
+        info = read_info(self.root)
         info_path = self.root / "meta" / "info.json"
-        if not info_path.is_file():
-            raise FileNotFoundError(f"no LeRobot dataset at {self.root}: {info_path} is missing")
-        info = _read_json(info_path)
-        self.version = str(info.get("codebase_version", ""))
-        if self.version not in _SUPPORTED:
-            raise ValueError(
-                f"unsupported LeRobot codebase_version {self.version!r} in {info_path}; "
-                f"supported: {', '.join(_SUPPORTED)}"
-            )
-        for key in ("fps", "features", "data_path", "video_path"):
-            if key not in info:
-                raise ValueError(f"{info_path} has no {key!r} entry")
+        self.version = str(info["codebase_version"])
         if resolution is not None and resolution < 1:
             raise ValueError(f"resolution must be >= 1 or None; got {resolution}")
         self.resolution = resolution
@@ -163,7 +128,7 @@ class LeRobotSource:
         self.reward_key = reward_key if reward_key in self.features else None
         self.done_key = done_key if done_key in self.features else None
         self._info = info
-        self._episodes = self._load_v2() if self.version.startswith("v2.") else self._load_v3()
+        self._episodes = read_episodes(self.root, info, camera_key)
         if not self._episodes:
             raise ValueError(f"LeRobot dataset {self.root} has no episodes")
         self._files: OrderedDict[Path, dict[str, np.ndarray]] = OrderedDict()
@@ -179,130 +144,22 @@ class LeRobotSource:
             )
 
     # ----------------------------------------------------------------------------------
-    # metadata
-    def _load_v2(self) -> list[_Episode]:
-        path = self.root / "meta" / "episodes.jsonl"
-        if not path.is_file():
-            raise FileNotFoundError(f"LeRobot {self.version} episode list {path} is missing")
-        rows = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path} line {n} is not valid JSON: {e}") from e
-        chunks = int(self._info.get("chunks_size", 1000))
-        episodes = []
-        for row in sorted(rows, key=lambda r: int(r["episode_index"])):
-            idx = int(row["episode_index"])
-            names = {"episode_chunk": idx // chunks, "episode_index": idx}
-            episodes.append(
-                _Episode(
-                    index=idx,
-                    length=int(row["length"]),
-                    data_path=self.root / self._info["data_path"].format(**names),
-                    video_path=self.root
-                    / self._info["video_path"].format(video_key=self.camera_key, **names),
-                    video_offset=0,
-                )
-            )
-        return episodes
-
-    def _load_v3(self) -> list[_Episode]:
-        files = sorted((self.root / "meta" / "episodes").glob("*/*.parquet"))
-        if not files:
-            raise FileNotFoundError(
-                f"LeRobot v3.0 episode metadata is missing: no parquet files under "
-                f"{self.root / 'meta' / 'episodes'}"
-            )
-        video = f"videos/{self.camera_key}/"
-        columns = [
-            "episode_index",
-            "length",
-            "data/chunk_index",
-            "data/file_index",
-            video + "chunk_index",
-            video + "file_index",
-            video + "from_timestamp",
-        ]
-        episodes = []
-        for path in files:
-            names = set(pq.read_schema(path).names)
-            missing = [c for c in columns if c not in names]
-            if missing:
-                raise ValueError(f"LeRobot episode metadata {path} lacks columns {missing}")
-            table = pq.read_table(path, columns=columns).to_pydict()
-            for i in range(len(table["episode_index"])):
-                data = self._info["data_path"].format(
-                    chunk_index=int(table["data/chunk_index"][i]),
-                    file_index=int(table["data/file_index"][i]),
-                )
-                mp4 = self._info["video_path"].format(
-                    video_key=self.camera_key,
-                    chunk_index=int(table[video + "chunk_index"][i]),
-                    file_index=int(table[video + "file_index"][i]),
-                )
-                episodes.append(
-                    _Episode(
-                        index=int(table["episode_index"][i]),
-                        length=int(table["length"][i]),
-                        data_path=self.root / data,
-                        video_path=self.root / mp4,
-                        video_offset=round(float(table[video + "from_timestamp"][i]) * self._fps),
-                    )
-                )
-        return sorted(episodes, key=lambda e: e.index)
-
+    # action spec
     def _action_extremes(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-component min and max of the action column: ``meta/stats.json`` if it has
         them at the right size, else a scan of every data file."""
         size = math.prod(self._action_shape)
-        stats_path = self.root / "meta" / "stats.json"
-        if stats_path.is_file():
-            stats = _read_json(stats_path).get(self.action_key, {})
-            if "min" in stats and "max" in stats:
-                low = np.asarray(stats["min"], np.float64).reshape(-1)
-                high = np.asarray(stats["max"], np.float64).reshape(-1)
-                if low.size == size and high.size == size:
-                    return low, high
+        extremes = stats_extremes(self.root, self.action_key, size)
+        if extremes is not None:
+            return extremes
         seen = [self._file_columns(p)[self.action_key] for p in self._data_paths()]
         values = np.concatenate(seen).astype(np.float64).reshape(-1, size)
         return values.min(axis=0), values.max(axis=0)
 
     def _infer_spec(self) -> ActionSpec:
-        """The action spec the column's feature describes.
-
-        An integer column (``int*``/``uint*`` dtype) of non-negative values holds choices: of
-        shape ``[1]`` or ``[]`` it is ``discrete`` with ``n`` = max + 1 (names from the
-        feature's ``names`` when they are ``n`` strings, one per choice), wider it is
-        ``multi_discrete`` with ``nvec`` = max + 1 per component. Anything else is
-        ``continuous`` over the observed box (a component whose min equals its max gets
-        ``[v - 0.5, v + 0.5]`` so the box is never empty), named by ``names`` when they are
-        one string per component.
-        """
-        size = math.prod(self._action_shape)
-        feature = self.features[self.action_key]
+        """The action spec the column's feature describes (``infer_action_spec``)."""
         low, high = self._action_extremes()
-        names = feature.get("names")
-        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-            names = None
-        dtype = str(feature.get("dtype", ""))
-        if dtype.startswith(("int", "uint")) and low.min() >= 0:
-            counts = [int(h) + 1 for h in high]
-            if size == 1:
-                n = counts[0]
-                return ActionSpec.discrete(n, names if names and len(names) == n else None)
-            return ActionSpec.multi_discrete(
-                counts, names if names and len(names) == size else None
-            )
-        flat = high <= low
-        low, high = np.where(flat, low - 0.5, low), np.where(flat, high + 0.5, high)
-        return ActionSpec.continuous(
-            self._action_shape,
-            low=low.tolist(),
-            high=high.tolist(),
-            names=names if names and len(names) == size else None,
-        )
+        return infer_action_spec(self.features[self.action_key], self._action_shape, low, high)
 
     def _data_paths(self) -> list[Path]:
         return list(dict.fromkeys(e.data_path for e in self._episodes))
@@ -321,13 +178,13 @@ class LeRobotSource:
         wanted = [self.action_key, self.reward_key, self.done_key, "episode_index"]
         columns = [c for c in dict.fromkeys(wanted) if c is not None and c in names]
         table = pq.read_table(path, columns=columns)
-        out = {c: _to_numpy(table.column(c)) for c in columns}
+        out = {c: to_numpy(table.column(c)) for c in columns}
         self._files[path] = out
         if len(self._files) > _CACHED_FILES:
             self._files.popitem(last=False)
         return out
 
-    def _episode_rows(self, episode: _Episode) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def _episode_rows(self, episode: LeRobotEpisode) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The columns of ``episode``'s data file and the episode's row numbers in it."""
         columns = self._file_columns(episode.data_path)
         rows = self._rows.get(episode.index)
@@ -362,7 +219,7 @@ class LeRobotSource:
     def __len__(self) -> int:
         return len(self._episodes)
 
-    def _episode(self, episode: int, start: int, stop: int) -> _Episode:
+    def _episode(self, episode: int, start: int, stop: int) -> LeRobotEpisode:
         if not 0 <= episode < len(self._episodes):
             raise IndexError(
                 f"episode {episode} out of range; {self.root} has {len(self._episodes)} episodes"
@@ -386,7 +243,7 @@ class LeRobotSource:
                 f"{ep.index}) is missing"
             )
         shape = self.features[self.camera_key].get("shape", (0, 0, 3))
-        h, w = (self.resolution,) * 2 if self.resolution else _hw(shape)
+        h, w = (self.resolution,) * 2 if self.resolution else frame_hw(shape)
         if start == stop:
             return np.zeros((0, h, w, 3), np.uint8)
         frames = self._frame_cache.get(episode)
@@ -422,11 +279,3 @@ class LeRobotSource:
         if self.done_key is not None and self.done_key in columns:
             out["dones"] = columns[self.done_key][rows, 0].astype(bool)
         return out
-
-
-def _hw(shape: Any) -> tuple[int, int]:
-    """(H, W) of a LeRobot video feature shape, which is ``[H, W, C]`` or ``[C, H, W]``."""
-    shape = tuple(int(s) for s in shape)
-    if len(shape) == 3 and shape[0] in (1, 3) and shape[-1] not in (1, 3):
-        return shape[1], shape[2]
-    return shape[0], shape[1]

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from wmkit.core.action_spec import ActionSpec
 from wmkit.core.data.source import StepData
-from wmkit.core.video_io import read_video
+from wmkit.core.video_io import first_video_stream, read_video
 
 __all__ = ["VIDEO_SUFFIXES", "VideoFolderSource", "probe_video", "read_clip", "resize_frames"]
 
@@ -60,10 +60,7 @@ def probe_video(path: str | os.PathLike) -> tuple[int, float, int, int]:
         raise FileNotFoundError(f"no video file at {path}")
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path} has no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.base_rate
+            stream, rate = first_video_stream(container, path)
             if not rate:
                 raise ValueError(f"{path} has no frame rate in its header")
             count = int(stream.frames or 0)

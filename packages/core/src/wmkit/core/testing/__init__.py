@@ -15,7 +15,9 @@ from wmkit.core.testing.conformance import (
 from wmkit.core.testing.decoding import count_decoded_frames
 from wmkit.core.testing.lerobot_dataset import write_lerobot_dataset
 from wmkit.core.testing.moving_squares import MovingSquaresEpisodes, moving_squares
+from wmkit.core.testing.parity import needs_parity, parity_dir
 from wmkit.core.testing.readme import readme_examples, run_readme_examples
+from wmkit.core.testing.scripts import loaded_script
 from wmkit.core.testing.suites import LatentActionModelTests, TokenizerTests, WorldModelTests
 from wmkit.core.testing.toys import ToyCompressiveTokenizer, ToyTokenizer, ToyWorldModel
 from wmkit.core.testing.training import check_loss_decreases, cpu_trainer
@@ -41,7 +43,10 @@ __all__ = [
     "check_world_model",
     "count_decoded_frames",
     "cpu_trainer",
+    "loaded_script",
     "moving_squares",
+    "needs_parity",
+    "parity_dir",
     "readme_examples",
     "run_readme_examples",
     "write_lerobot_dataset",

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from wmkit.core.nn_init import init_lstm
 from wmkit.diffusion_world.diamond.blocks import Downsample, ResBlocks
 
 __all__ = [
@@ -184,21 +185,6 @@ class RewardEndLoss(NamedTuple):
     loss: Tensor
     loss_rew: Tensor
     loss_end: Tensor
-
-
-def init_lstm(lstm: nn.Module) -> None:
-    """DIAMOND's LSTM init: Xavier-uniform input weights, orthogonal recurrent weights, zero
-    biases except the forget gate's input bias at 1 (gate order i, f, g, o)."""
-    for name, p in lstm.named_parameters():
-        if "weight_ih" in name:
-            nn.init.xavier_uniform_(p)
-        elif "weight_hh" in name:
-            nn.init.orthogonal_(p)
-        elif "bias" in name:
-            nn.init.zeros_(p)
-            if "bias_ih" in name:
-                n = p.shape[0]
-                nn.init.ones_(p[n // 4 : n // 2])
 
 
 class RewardEndEncoder(nn.Module):
