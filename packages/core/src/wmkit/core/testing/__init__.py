@@ -17,6 +17,7 @@ from wmkit.core.testing.lerobot_dataset import write_lerobot_dataset
 from wmkit.core.testing.moving_squares import MovingSquaresEpisodes, moving_squares
 from wmkit.core.testing.readme import readme_examples, run_readme_examples
 from wmkit.core.testing.suites import LatentActionModelTests, TokenizerTests, WorldModelTests
+from wmkit.core.testing.toy_latent_steps import ToyLatentStepWorldModel, ToyVideoTokenizer
 from wmkit.core.testing.toys import ToyCompressiveTokenizer, ToyTokenizer, ToyWorldModel
 from wmkit.core.testing.training import check_loss_decreases, cpu_trainer
 
@@ -25,7 +26,9 @@ __all__ = [
     "MovingSquaresEpisodes",
     "TokenizerTests",
     "ToyCompressiveTokenizer",
+    "ToyLatentStepWorldModel",
     "ToyTokenizer",
+    "ToyVideoTokenizer",
     "ToyWorldModel",
     "WorldModelTests",
     "assert_same",
