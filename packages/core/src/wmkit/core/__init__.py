@@ -23,6 +23,7 @@ from wmkit.core.protocols import (
     WorldState,
 )
 from wmkit.core.stage import make_stage, run_stage
+from wmkit.core.streaming import StreamingDecoder, streamed_frames
 from wmkit.core.video import (
     check_frames,
     check_video,
@@ -51,6 +52,7 @@ __all__ = [
     "Rollout",
     "StepOutput",
     "StepwiseRolloutMixin",
+    "StreamingDecoder",
     "Tokenizer",
     "WorldModel",
     "WorldState",
@@ -68,6 +70,7 @@ __all__ = [
     "resize_video",
     "resolve_model_class",
     "run_stage",
+    "streamed_frames",
     "to_float_video",
     "to_uint8_frames",
     "write_gif",
