@@ -21,8 +21,9 @@ class ARWorldModelOutput:
     Attributes:
         frame_logits: ``[B, T - 1, n, V]``, logits of the tokens of frames ``1 … T - 1``
             (compressive: ``[B, T - T0, n, V_f]``, the future frames).
-        reward: ``[B, T]`` predicted reward of each step's action.
-        done_logits: ``[B, T]`` logits of each step ending the episode.
+        reward: ``[B, T]`` predicted reward of each step's action (``k``-frame latent steps:
+            ``[B, T, k]``, the reward of each of the step's ``k`` actions).
+        done_logits: ``[B, T]`` logits of each step ending the episode (``[B, T, k]``).
     """
 
     frame_logits: Tensor

@@ -229,7 +229,8 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
         t = self.layout.check_tokens(tokens, future_tokens)
         b = tokens.shape[0]
         if t > self.max_frames:
-            raise ValueError(f"clip has {t} frames but max_frames is {self.max_frames}")
+            steps = "frames" if self.frames_per_step == 1 else "latents"
+            raise ValueError(f"clip has {t} {steps} but max_frames is {self.max_frames}")
         self.layout.spec.validate(actions, name="actions")
         if tuple(actions.shape[:2]) != (b, t):
             raise ValueError(f"actions must be [B, T, ...] = {(b, t)}; got {tuple(actions.shape)}")
