@@ -20,7 +20,13 @@ from wmkit.ar_world import (
 )
 from wmkit.ar_world.latent_steps import latent_clip
 from wmkit.ar_world.lit import ARWorldModelModule
-from wmkit.core import ActionSpec, BufferedState, step_action_spec, to_float_video
+from wmkit.core import (
+    ActionSpec,
+    BufferedState,
+    StreamingDecoder,
+    step_action_spec,
+    to_float_video,
+)
 from wmkit.core.testing import (
     ToyCompressiveTokenizer,
     ToyVideoTokenizer,
@@ -52,6 +58,19 @@ def _squares(length: int, continuous: bool = False, seed: int = 0):
     return to_float_video(eps.frames), torch.from_numpy(eps.actions), eps
 
 
+def _record_decode_next(tokenizer) -> list[tuple[torch.Tensor, bool]]:
+    """Wrap ``tokenizer.decode_next`` to record each call's latents and whether it started
+    the video."""
+    calls, decode_next = [], tokenizer.decode_next
+
+    def recorded(latents, stream=None):
+        calls.append((latents, stream is None))
+        return decode_next(latents, stream)
+
+    tokenizer.decode_next = recorded
+    return calls
+
+
 @pytest.mark.parametrize(
     ("mode", "spec", "decoder"),
     [
@@ -75,23 +94,17 @@ def test_stream_decodes_one_latent_per_step_and_matches_window_decode():
     spec = ActionSpec.discrete(5)
     model = _model(spec)
     context, actions, _ = _squares(9)
-    seen = []
-    decode_next = model.tokenizer.decode_next
-
-    def spy(latents, stream=None):
-        seen.append((tuple(latents.shape), stream is None))
-        return decode_next(latents, stream)
-
-    model.tokenizer.decode_next = spy
+    calls = _record_decode_next(model.tokenizer)
     torch.manual_seed(0)
     streamed = model.rollout(context[:, :5], actions[:, 4:12])
+    seen = [(tuple(z.shape), starts) for z, starts in calls]
     assert seen == [((2, 2, 2, 2), True), ((2, 1, 2, 2), False), ((2, 1, 2, 2), False)]
 
     class NoStream(ToyVideoTokenizer):
         decode_next = None  # type: ignore[assignment]
 
     plain = _model(spec, tokenizer=NoStream(K, patch=8, levels=2, kind="discrete"))
-    assert not hasattr(plain.tokenizer, "decode_next") or plain.tokenizer.decode_next is None
+    assert not isinstance(plain.tokenizer, StreamingDecoder)  # decodes the kept window
     torch.manual_seed(0)
     windowed = plain.rollout(context[:, :5], actions[:, 4:12])
     torch.testing.assert_close(windowed.frames, streamed.frames, rtol=0, atol=0)
@@ -198,3 +211,12 @@ def test_over_a_tiny_random_vidtok_fsq_4x_saved_and_loaded_by_path(tmp_path):
     assert model.frames_per_step == K and model.layout.h == model.layout.w == 2
     context, actions, _ = _squares(5)
     check_world_model(model, context, actions[:, :K])
+
+    calls = _record_decode_next(model.tokenizer)  # the context's latents, then one per step
+    torch.manual_seed(0)
+    rollout = model.rollout(
+        context, spec.sample((2, 3 * K), generator=torch.Generator().manual_seed(2))
+    )
+    assert [(z.shape[1], starts) for z, starts in calls] == [(2, True)] + [(1, False)] * 3
+    whole = model.tokenizer.decode(torch.cat([z for z, _ in calls], 1)).clamp(-1, 1)  # history
+    torch.testing.assert_close(rollout.frames, whole[:, 5:], rtol=0, atol=1e-5)

@@ -24,7 +24,10 @@ A generated latent is decoded with the tokenizer's ``decode_next`` (core's
 ``StreamingDecoder``): its stream, started on the context at ``reset``, rides in the
 :class:`~wmkit.ar_world.state.ARState`, so a rollout never decodes its history again and a
 cloned state decodes its own continuation. A tokenizer without ``decode_next`` decodes the
-window of latents the state keeps and takes its last ``k`` frames.
+window of latents the state keeps and takes its last ``k`` frames: exact where latents decode
+independently, an approximation for a decoder that remembers earlier latents (the window's
+first latent decodes as a video's first). A ``decode_next`` that refuses (VidTok's look-ahead
+``temporal_upsample="trilinear"``) raises its error at ``reset``.
 
 Where we differ: MineWorld (Guo et al. 2025) and iVideoGPT (Wu et al. 2024) are per-frame
 (one frame's tokens and one action per step). Not supported with ``k > 1`` (clear errors):
