@@ -53,6 +53,14 @@ def _model(spec: ActionSpec, mode: str = "tokens", tokenizer=None, **kw) -> ARWo
     ).eval()  # fmt: skip
 
 
+def _lively(model: ARWorldModel) -> ARWorldModel:
+    """Large random weights: a freshly initialised model barely reads its actions, so that a
+    causality or guidance check would pass whatever the actions did."""
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    return model
+
+
 def _squares(length: int, continuous: bool = False, seed: int = 0):
     eps = moving_squares(2, length, 16, continuous=continuous, seed=seed)
     return to_float_video(eps.frames), torch.from_numpy(eps.actions), eps
@@ -81,7 +89,7 @@ def _record_decode_next(tokenizer) -> list[tuple[torch.Tensor, bool]]:
 def test_k4_model_passes_world_model_conformance(mode, spec, decoder):
     """Bit-exact causality per latent step, determinism, rollout == buffered steps (lag k - 1,
     new_frames), bad inputs, save/load with the tokenizer in tokenizer/."""
-    model = _model(spec, mode, decoder=decoder)
+    model = _lively(_model(spec, mode, decoder=decoder))
     assert model.frames_per_step == K and model.layout.spec == step_action_spec(spec, K)
     context, _, _ = _squares(6)  # trimmed to its last 1 + 4 frames: 2 latents
     actions = spec.sample((2, 6), generator=torch.Generator().manual_seed(1))  # 1.5 steps
@@ -134,6 +142,12 @@ def test_lit_groups_actions_nulls_the_last_chunk_and_checks_clip_length():
     torch.testing.assert_close(lit.losses(changed)["loss"], base["loss"], rtol=0, atol=0)
     changed["actions"][:, 7] = (actions[:, 7] + 1) % 5  # conditions latent 2
     assert lit.losses(changed)["token_ce"] != base["token_ce"]
+    cached = {
+        "tokens": model.encode_frames(frames),
+        "actions": actions,
+        "rewards": batch["rewards"],
+    }
+    torch.testing.assert_close(lit.losses(cached)["loss"], base["loss"], rtol=0, atol=0)
     with pytest.raises(ValueError, match="1 \\+ n·4"):
         lit.losses(dict(batch, frames=frames[:, :8]))
     with pytest.raises(ValueError, match="goal_prob"):
@@ -147,6 +161,38 @@ def test_lit_groups_actions_nulls_the_last_chunk_and_checks_clip_length():
     assert steps.null.tolist() == [[False, False, True]]
     assert steps.rewards[0].tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [0, 0, 0, 0]]
     assert steps.mask[0, :, 0].tolist() == [True, True, False]
+
+
+def test_training_lowers_the_loss_on_a_fixed_batch():
+    lit = ARWorldModelModule(_model(ActionSpec.discrete(5)).train(), lr=3e-3, action_dropout=0.0)
+    frames, actions, eps = _squares(9)
+    batch = {"frames": frames, "actions": actions, "rewards": torch.from_numpy(eps.rewards)}
+    opt = torch.optim.AdamW(lit.model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(25):
+        loss = lit.losses(batch, train=True)["loss"]
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.7 * first
+
+
+def test_action_guidance_runs_on_latent_steps():
+    """Guidance scale 0 draws the first latent from the null chunk alone: its frames do not
+    depend on the actions; scale 1 (off) they do."""
+    context, _, _ = _squares(5)
+    spec = ActionSpec.discrete(5)
+    a = spec.sample((2, K), generator=torch.Generator().manual_seed(1))
+    b = (a + 1) % 5
+    for scale, same in ((0.0, True), (1.0, False)):
+        model = _model(spec, decoder=RasterDecoder(guidance_scale=scale))
+        _lively(model)
+        frames = []
+        for acts in (a, b):
+            torch.manual_seed(0)
+            frames.append(model.rollout(context, acts).frames)
+        assert torch.equal(*frames) == same
 
 
 def test_unsupported_combinations_are_refused():
