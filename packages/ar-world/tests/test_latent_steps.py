@@ -23,12 +23,14 @@ from wmkit.ar_world.lit import ARWorldModelModule
 from wmkit.core import (
     ActionSpec,
     BufferedState,
+    LatentStepModel,
     StreamingDecoder,
     step_action_spec,
     to_float_video,
 )
 from wmkit.core.testing import (
     ToyCompressiveTokenizer,
+    ToyTokenizer,
     ToyVideoTokenizer,
     check_config_runs,
     check_world_model,
@@ -193,6 +195,19 @@ def test_action_guidance_runs_on_latent_steps():
             torch.manual_seed(0)
             frames.append(model.rollout(context, acts).frames)
         assert torch.equal(*frames) == same
+
+
+def test_a_per_frame_model_is_a_latent_step_model_with_k_1():
+    torch.manual_seed(0)
+    model = ARWorldModel(ActionSpec.discrete(5), ToyTokenizer(patch=4, levels=2), max_frames=4)
+    assert isinstance(model.eval(), LatentStepModel) and model.frames_per_step == 1
+    context, actions, _ = _squares(2)
+    torch.manual_seed(0)
+    step = model.step(model.reset(context), actions[:, 0])
+    torch.manual_seed(0)
+    latent = model.step_latent(model.reset(context), actions[:, :1])
+    torch.testing.assert_close(latent.frames[:, 0], step.frame, rtol=0, atol=0)
+    torch.testing.assert_close(latent.rewards[:, 0], step.reward, rtol=0, atol=0)
 
 
 def test_unsupported_combinations_are_refused():
