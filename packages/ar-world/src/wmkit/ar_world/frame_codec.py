@@ -90,9 +90,11 @@ class FrameCodec:
         return self.tokenizer.decode(latents)[:, -1].clamp(-1, 1)
 
 
-def load_tokenizer(tokenizer: str | os.PathLike | nn.Module) -> Any:
+def load_tokenizer(tokenizer: str | os.PathLike | nn.Module, latent_steps: bool = False) -> Any:
     """``tokenizer`` (or the directory it was saved to), checked to be discrete and per-frame,
-    and frozen."""
+    and frozen. ``latent_steps``: a causal tokenizer with temporal compression ``k > 1`` is
+    accepted too if it is not compressive (one grid of ids per latent; the model's sequence
+    steps are then latent steps, :mod:`wmkit.ar_world.latent_steps`)."""
     if isinstance(tokenizer, str | os.PathLike):
         tokenizer = load_pretrained(tokenizer)
     if not isinstance(tokenizer, Tokenizer):
@@ -104,10 +106,15 @@ def load_tokenizer(tokenizer: str | os.PathLike | nn.Module) -> Any:
         raise ValueError(
             f"tokenizer must be discrete with a vocab_size; got kind {tokenizer.kind!r}"
         )
-    if tokenizer.temporal_compression != 1:
+    k = tokenizer.temporal_compression
+    if k != 1 and not latent_steps:
         raise ValueError(
-            "ARWorldModel needs a per-frame tokenizer (temporal_compression 1); got "
-            f"{tokenizer.temporal_compression}"
+            f"this world model needs a per-frame tokenizer (temporal_compression 1); got {k}"
+        )
+    if k != 1 and hasattr(tokenizer, "future_tokens_shape"):
+        raise ValueError(
+            f"a compressive tokenizer (context/future tokens) with temporal_compression {k} is "
+            "not supported: use a per-frame compressive tokenizer or a per-latent one"
         )
     if isinstance(tokenizer, nn.Module):
         tokenizer.requires_grad_(False).eval()

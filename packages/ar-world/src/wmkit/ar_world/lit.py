@@ -7,6 +7,12 @@ Batches are core's :class:`~wmkit.core.Batch` (or the dicts it is made from): ``
 optionally ``dones`` ``[B, T]``. Precision, DDP/FSDP, checkpointing and resuming are
 Lightning's (``--trainer.precision bf16-mixed``, ``--trainer.strategy fsdp``); gradient
 checkpointing is the transformer's ``gradient_checkpointing`` argument.
+
+With a tokenizer of temporal compression ``k > 1`` a clip has ``T = 1 + n·k`` frames (or
+``1 + n`` latents of ids from a token cache) and its actions, rewards and dones are grouped by
+latent step (:func:`~wmkit.ar_world.latent_steps.latent_clip`: each latent's chunk of ``k``
+actions conditions the next latent; the last latent's chunk, past the clip, is the null
+action and its rewards are no targets).
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from wmkit.ar_world.latent_steps import latent_clip
 from wmkit.ar_world.world_model import ARWorldModel
-from wmkit.core import Batch
+from wmkit.core import Batch, num_latent_steps
 
 __all__ = ["ARWorldModelModule"]
 
@@ -44,7 +51,7 @@ class ARWorldModelModule(L.LightningModule):
             model also runs from frames alone (``reset`` without context actions).
         goal_prob: probability of a batch being goal-conditioned: the clip's last frame is
             placed first, followed by a null action (iVideoGPT's rearrangement); per-frame
-            tokenizers only.
+            tokenizers only (not with temporal compression ``k > 1`` either).
         token_noise: in training, replace each *input* frame token by a random id with this
             probability (the targets stay clean): the model learns to predict from imperfect
             frames, as it must in a rollout of its own predictions (noise augmentation against
@@ -73,6 +80,11 @@ class ARWorldModelModule(L.LightningModule):
             raise ValueError(f"min_lr_ratio must be in [0, 1]; got {min_lr_ratio}")
         if not 0.0 <= token_noise < 1.0:
             raise ValueError(f"token_noise must be in [0, 1); got {token_noise}")
+        if goal_prob > 0 and model.frames_per_step > 1:
+            raise ValueError(
+                "goal_prob > 0 needs a per-frame tokenizer; the model's tokenizer has "
+                f"temporal_compression {model.frames_per_step}"
+            )
         self.save_hyperparameters(ignore=["model"])
         self.model = model
 
@@ -80,6 +92,8 @@ class ARWorldModelModule(L.LightningModule):
         if batch.tokens is not None:
             future = batch.future_tokens
             return batch.tokens.long(), None if future is None else future.long()
+        if self.model.frames_per_step > 1:  # a clear error before the tokenizer's
+            num_latent_steps(batch.frames.shape[1], self.model.frames_per_step, "clip")
         return self.model.encode_clip(batch.frames)
 
     def losses(self, batch: Batch | dict[str, Tensor], train: bool = False) -> dict[str, Tensor]:
@@ -94,12 +108,21 @@ class ARWorldModelModule(L.LightningModule):
         mask = torch.ones_like(rewards, dtype=torch.bool) if mask is None else mask.bool()
         b = tokens.shape[0]
         t = tokens.shape[1] + (0 if future is None else future.shape[1])
-        actions = actions[:, :t]
-        rewards, dones, mask = rewards[:, :t], dones[:, :t], mask[:, :t]
         hp = self.hparams
         null = None
+        if self.model.frames_per_step > 1:  # t latents; rewards [B, t, k]
+            steps = latent_clip(
+                self.model.action_encoder, t, self.model.frames_per_step, actions, rewards,
+                dones, mask,
+            )  # fmt: skip
+            actions, null = steps.actions, steps.null
+            rewards, dones, mask = steps.rewards, steps.dones, steps.mask
+        else:
+            actions = actions[:, :t]
+            rewards, dones, mask = rewards[:, :t], dones[:, :t], mask[:, :t]
         if train and hp.action_dropout > 0:
-            null = torch.rand(b, t, device=tokens.device) < hp.action_dropout
+            drop = torch.rand(b, t, device=tokens.device) < hp.action_dropout
+            null = drop if null is None else null | drop
         frame_from = 0
         goal = train and hp.goal_prob > 0 and t < self.model.max_frames and future is None
         if goal and torch.rand(()) < hp.goal_prob:

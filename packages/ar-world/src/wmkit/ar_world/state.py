@@ -4,6 +4,7 @@ between decoding steps."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor
 
@@ -20,8 +21,9 @@ class ARWorldModelOutput:
     Attributes:
         frame_logits: ``[B, T - 1, n, V]``, logits of the tokens of frames ``1 … T - 1``
             (compressive: ``[B, T - T0, n, V_f]``, the future frames).
-        reward: ``[B, T]`` predicted reward of each step's action.
-        done_logits: ``[B, T]`` logits of each step ending the episode.
+        reward: ``[B, T]`` predicted reward of each step's action (``k``-frame latent steps:
+            ``[B, T, k]``, the reward of each of the step's ``k`` actions).
+        done_logits: ``[B, T]`` logits of each step ending the episode (``[B, T, k]``).
     """
 
     frame_logits: Tensor
@@ -36,6 +38,11 @@ class ARState(WorldState):
 
     ``step`` updates the cache in place: keep using the returned state, or ``clone()`` one to
     branch (planning).
+
+    With a temporally compressing tokenizer (``k``-frame latent steps,
+    :mod:`wmkit.ar_world.latent_steps`) the tokens are latents' grids, ``t`` counts frames and
+    ``stream`` is the tokenizer's ``decode_next`` stream after the latents decoded so far (an
+    immutable value: a clone shares it and decodes its own continuation).
     """
 
     prefix_tokens: list[Tensor] = field(default_factory=list)
@@ -47,6 +54,7 @@ class ARState(WorldState):
     pos: int = 0
     context_frames: Tensor | None = None
     recent_frames: list[Tensor] = field(default_factory=list)
+    stream: Any = None
 
     def clone(self) -> ARState:
         cache = None
@@ -71,4 +79,5 @@ class ARState(WorldState):
             pos=self.pos,
             context_frames=self.context_frames,
             recent_frames=list(self.recent_frames),
+            stream=self.stream,
         )

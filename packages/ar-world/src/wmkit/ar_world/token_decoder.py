@@ -212,7 +212,9 @@ class TokenDecoder:
         raise NotImplementedError
 
     def step(self, model: ARWorldModel, state: ARState, action: Tensor) -> StepOutput:
-        """Feed ``action`` and its slot, then decode the next frame (``ARWorldModel.step``)."""
+        """Feed ``action`` and its slot, then decode the next frame (``ARWorldModel.step``).
+        With ``k``-frame latent steps (``ARWorldModel.step_latent``) ``action`` is a latent's
+        chunk of ``k`` actions and ``frame``, ``reward`` and ``done`` hold its ``k`` frames."""
         b = state.tokens[-1].shape[0]
         self.refresh_window(model, state)
         layout = model.layout

@@ -2,12 +2,11 @@
 tokens (iVideoGPT, Wu et al. 2024; MineWorld, Guo et al. 2025), usable through
 ``wmkit.core.WorldModel``.
 
-Frames go through any frozen discrete ``wmkit.core.Tokenizer`` (per-frame: temporal
-compression 1); the transformer predicts the next frame's tokens in the order its decoder
-strategy draws them (``RasterDecoder``, ``DiagonalDecoder``, ``CrossFrameDecoder``), and a
-reward and done at each step's slot. Where an action enters the sequence is the
-``ActionEncoder``'s business; the order of ids, roles and positions is the
-``SequenceLayout``'s.
+Frames go through any frozen discrete ``wmkit.core.Tokenizer``; the transformer predicts the
+next frame's tokens in the order its decoder strategy draws them (``RasterDecoder``,
+``DiagonalDecoder``, ``CrossFrameDecoder``), and a reward and done at each step's slot. Where
+an action enters the sequence is the ``ActionEncoder``'s business; the order of ids, roles and
+positions is the ``SequenceLayout``'s.
 
 A *compressive* tokenizer (iVideoGPT: ``encode(video, context_frames=T0)`` gives ``N`` tokens
 per context frame in ``Latents.values`` and ``n < N`` per future frame in ``Latents.future``;
@@ -17,6 +16,11 @@ decoded from its tokens together with the context tokens and the observed contex
 (``Latents.context_frames``). When the window is full the newest ``T0`` frames become the new
 context (re-encoded), so play goes on forever. Goal and video-prompt prefixes need the
 per-frame layout.
+
+A causal tokenizer with temporal compression ``k > 1`` (VidTok FSQ 4x) makes each sequence
+step a latent of ``k`` frames, conditioned on the ``k`` actions before it together
+(:mod:`~wmkit.ar_world.latent_steps`; MineWorld and iVideoGPT are per-frame): ``step`` buffers
+actions and serves one frame per call, ``k - 1`` actions behind (:mod:`wmkit.core.latent_steps`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ from wmkit.ar_world.action_encoder import ActionEncoder, rename_action_keys
 from wmkit.ar_world.context_state import compressive_state, context_state
 from wmkit.ar_world.frame_codec import FrameCodec, load_tokenizer
 from wmkit.ar_world.frozen_tokenizer import FrozenTokenizerMixin
+from wmkit.ar_world.latent_steps import (
+    check_latent_decoder,
+    decode_latent,
+    latent_context_state,
+    step_latent,
+)
 from wmkit.ar_world.legacy_config import upgrade_flat_config
 from wmkit.ar_world.raster_decoding import RasterDecoder
 from wmkit.ar_world.sampling import Sampler
@@ -40,12 +50,18 @@ from wmkit.ar_world.token_layout import TokenLayout
 from wmkit.ar_world.transformer import merge_gate_up
 from wmkit.core import (
     ActionSpec,
+    BufferedState,
+    LatentStep,
     PretrainedMixin,
     Rollout,
     StepOutput,
     StepwiseRolloutMixin,
     WorldState,
+    buffered_rollout,
+    buffered_step,
     check_world_model_inputs,
+    start_buffered,
+    step_action_spec,
 )
 from wmkit.core.components import build_component, record_components
 
@@ -64,10 +80,12 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
 
     Args:
         action_spec: the actions it takes.
-        tokenizer: a frozen discrete per-frame tokenizer, or the directory it was saved to
-            (loaded with ``wmkit.core.load_pretrained``). ``save_pretrained`` saves it in the
-            subdirectory ``tokenizer/`` and records ``"./tokenizer"``, which
-            ``from_pretrained`` resolves against the model's directory.
+        tokenizer: a frozen discrete tokenizer, or the directory it was saved to (loaded with
+            ``wmkit.core.load_pretrained``): per-frame, or causal with temporal compression
+            ``k`` and one grid per latent (then each step is a latent of ``k`` frames).
+            ``save_pretrained`` saves it in the subdirectory ``tokenizer/`` and records
+            ``"./tokenizer"``, which ``from_pretrained`` resolves against the model's
+            directory.
         frame_size: ``(H, W)`` of the frames.
         transformer: the network over input embeddings ``[B, S, D]`` (default: the ``tiny``
             :class:`~wmkit.ar_world.transformer.Transformer`); another network needs what
@@ -78,7 +96,8 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
         decoder: how ``step`` and ``rollout`` draw a frame's tokens, with the KV cache, window
             refresh, action guidance and CUDA graphs (default
             :class:`~wmkit.ar_world.raster_decoding.RasterDecoder`).
-        max_frames: context window in frames (the training clip length).
+        max_frames: context window in sequence steps (the training clip length): frames, or
+            latents with ``k > 1`` (a clip of ``1 + (max_frames - 1)·k`` frames).
     """
 
     frozen_components = ("tokenizer",)  # saved in tokenizer/ (PretrainedMixin)
@@ -124,11 +143,13 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
             self._hub_mixin_config = record_components(self._hub_mixin_config, specs, built)
         action_spec = ActionSpec.coerce(action_spec, "ARWorldModel action_spec")
         self._action_spec = action_spec
-        self.__dict__["tokenizer"] = load_tokenizer(tokenizer)  # frozen, not a submodule
+        self.__dict__["tokenizer"] = load_tokenizer(tokenizer, latent_steps=True)  # frozen
+        k = self.frames_per_step
+        check_latent_decoder(self.decoder, k)
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.codec = FrameCodec(self.tokenizer, self.frame_size)
         self.compressive = self.codec.compressive
-        self.layout = token_layout.build(self.codec, action_spec, max_frames)
+        self.layout = token_layout.build(self.codec, step_action_spec(action_spec, k), max_frames)
         self.max_frames = max_frames
         dim = net.dim
         self.embed = nn.Embedding(self.layout.num_ids, dim)
@@ -136,8 +157,8 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
         self.action_encoder = ActionEncoder(self.layout, dim)
         self.transformer = net
         self.frame_head = nn.Linear(dim, self.layout.vocab_size, bias=False)
-        self.reward_head = nn.Linear(dim, 1)
-        self.done_head = nn.Linear(dim, 1)
+        self.reward_head = nn.Linear(dim, k)  # a latent step's k rewards
+        self.done_head = nn.Linear(dim, k)
         self.apply(_init_weights)
         self._register_load_state_dict_pre_hook(_rename_old_keys)  # Lightning checkpoints
 
@@ -145,6 +166,11 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
     @property
     def action_spec(self) -> ActionSpec:
         return self._action_spec
+
+    @property
+    def frames_per_step(self) -> int:
+        """Frames per sequence step: the tokenizer's temporal compression ``k``."""
+        return int(self.tokenizer.temporal_compression)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -193,7 +219,8 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
         Args:
             tokens: frame token ids ``long [B, T, h, w]`` (``encode_frames`` or a token cache);
                 compressive: the ``T0`` context frames' ids ``[B, T0, ch, cw]``.
-            actions: ``[B, T, *action_shape]``; action ``t`` follows frame ``t``.
+            actions: ``[B, T, *action_shape]``; action ``t`` follows frame ``t`` (``k > 1``:
+                each latent's chunk of ``k`` actions, ``step_action_spec``).
             null_actions: optional ``bool [B, T]``: replace those actions by the null action
                 (action dropout, so the model also works without context actions).
             future_tokens: compressive only: future frames' ids ``[B, T - T0, h, w]``
@@ -202,8 +229,9 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
         t = self.layout.check_tokens(tokens, future_tokens)
         b = tokens.shape[0]
         if t > self.max_frames:
-            raise ValueError(f"clip has {t} frames but max_frames is {self.max_frames}")
-        self.action_spec.validate(actions, name="actions")
+            steps = "frames" if self.frames_per_step == 1 else "latents"
+            raise ValueError(f"clip has {t} {steps} but max_frames is {self.max_frames}")
+        self.layout.spec.validate(actions, name="actions")
         if tuple(actions.shape[:2]) != (b, t):
             raise ValueError(f"actions must be [B, T, ...] = {(b, t)}; got {tuple(actions.shape)}")
         x = self.action_encoder.embed_sequence(
@@ -235,8 +263,9 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
         goal_frame: Tensor | None = None,
         prompt_frames: Tensor | None = None,
         prompt_actions: Tensor | None = None,
-    ) -> ARState:
-        """Encode and prefill the context.
+    ) -> ARState | BufferedState:
+        """Encode and prefill the context (``k > 1``: its last ``1 + n·k`` frames, in a
+        ``BufferedState``).
 
         Args:
             context_frames: ``[B, T0, C, H, W]`` in [-1, 1]; the last ``max_frames`` are kept.
@@ -249,6 +278,15 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
             prompt_actions: the demonstration's ``[B, Tp - 1, ...]`` actions.
         """
         check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
+        if self.frames_per_step > 1:
+            if goal_frame is not None or prompt_frames is not None:
+                raise ValueError(
+                    "goal_frame and prompt_frames need a per-frame tokenizer; this world model's "
+                    f"tokenizer has temporal_compression {self.frames_per_step}"
+                )
+            state = latent_context_state(self, context_frames, context_actions)
+            self.decoder.prefill(self, state)
+            return start_buffered(state, context_frames[:, context_frames.shape[1] - state.t :])
         if not self.compressive:
             state = context_state(
                 self, context_frames, context_actions, goal_frame, prompt_frames, prompt_actions
@@ -271,7 +309,10 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
 
     @torch.no_grad()
     def step(self, state: WorldState, action: Tensor) -> StepOutput:
-        """Take ``action`` ``[B, ...]`` after the last frame; returns the next frame."""
+        """Take ``action`` ``[B, ...]`` after the last frame; returns the next frame (``k > 1``:
+        ``buffered_step``, ``k - 1`` frames behind)."""
+        if self.frames_per_step > 1:
+            return buffered_step(self, state, action)  # type: ignore[arg-type]
         if not isinstance(state, ARState):
             raise TypeError(f"state must come from ARWorldModel.reset; got {type(state).__name__}")
         self.action_spec.validate(action, name="action", batch_dims=1)
@@ -285,14 +326,26 @@ class ARWorldModel(FrozenTokenizerMixin, nn.Module, PretrainedMixin, StepwiseRol
         self, context_frames: Tensor, actions: Tensor, context_actions: Tensor | None = None
     ) -> Rollout:
         """``reset`` then one frame per action ``[B, T, ...]`` (``CrossFrameDecoder``:
-        generated across frames)."""
+        generated across frames; ``k > 1``: whole latent steps, ``buffered_rollout``)."""
+        if self.frames_per_step > 1:
+            check_world_model_inputs(self.action_spec, context_frames, actions, context_actions)
+            state = self.reset(context_frames, context_actions)
+            return buffered_rollout(self, state, actions)  # type: ignore[arg-type]
         return self.decoder.rollout(self, context_frames, actions, context_actions)
+
+    @torch.no_grad()
+    def step_latent(self, state: WorldState, actions: Tensor) -> LatentStep:
+        """One sequence step after ``state`` (an ``ARState``, updated in place) under its ``k``
+        actions ``[B, k, ...]``: the latent's frames ``[B, k, C, H, W]``, rewards and dones."""
+        return step_latent(self, state, actions)  # type: ignore[arg-type]
 
     def finish_frame(self, state: ARState, grid: Tensor, action: Tensor) -> Tensor:
         """Append a complete frame's ids ``[B, h, w]`` (after ``action``) to the state and
-        decode it → frame ``[B, C, H, W]``."""
+        decode it → frame ``[B, C, H, W]`` (``k > 1``: a latent's frames ``[B, k, C, H, W]``)."""
         state.tokens.append(grid)
         state.actions.append(action)
+        if self.frames_per_step > 1:
+            return decode_latent(self, state, grid)
         t0 = self.layout.t0
         frame = self.codec.decode(grid, state.tokens[:t0], state.context_frames)  # [B, C, H, W]
         if self.compressive:  # the newest T0 frames: the next context when the window is full

@@ -7,6 +7,18 @@ from wmkit.core.batch import Batch
 from wmkit.core.cli import Command
 from wmkit.core.components import build_component, init_config
 from wmkit.core.devices import follow_device
+from wmkit.core.latent_steps import (
+    BufferedState,
+    LatentStep,
+    LatentStepModel,
+    buffered_rollout,
+    buffered_step,
+    group_actions,
+    num_latent_steps,
+    start_buffered,
+    step_action_spec,
+    trim_context,
+)
 from wmkit.core.pretrained import (
     PretrainedLoadError,
     PretrainedMixin,
@@ -23,6 +35,7 @@ from wmkit.core.protocols import (
     WorldState,
 )
 from wmkit.core.stage import make_stage, run_stage
+from wmkit.core.streaming import StreamingDecoder, streamed_frames
 from wmkit.core.video import (
     check_frames,
     check_video,
@@ -43,33 +56,45 @@ __all__ = [
     "ActionKind",
     "ActionSpec",
     "Batch",
+    "BufferedState",
     "Command",
     "LatentActionModel",
+    "LatentStep",
+    "LatentStepModel",
     "Latents",
     "PretrainedLoadError",
     "PretrainedMixin",
     "Rollout",
     "StepOutput",
     "StepwiseRolloutMixin",
+    "StreamingDecoder",
     "Tokenizer",
     "WorldModel",
     "WorldState",
     "__version__",
+    "buffered_rollout",
+    "buffered_step",
     "build_component",
     "check_frames",
     "check_video",
     "check_world_model_inputs",
     "follow_device",
     "frame_grid",
+    "group_actions",
     "init_config",
     "load_pretrained",
     "make_stage",
+    "num_latent_steps",
     "read_video",
     "resize_video",
     "resolve_model_class",
     "run_stage",
+    "start_buffered",
+    "step_action_spec",
+    "streamed_frames",
     "to_float_video",
     "to_uint8_frames",
+    "trim_context",
     "write_gif",
     "write_video",
 ]

@@ -108,12 +108,21 @@ class WorldState:
 @dataclass
 class StepOutput:
     """Result of one ``WorldModel.step``: the next frame ``[B, C, H, W]``, its predicted
-    reward ``[B]`` (``None`` if the model has no reward head) and the new state."""
+    reward ``[B]`` (``None`` if the model has no reward head) and the new state.
+
+    A model whose latent step spans ``k > 1`` frames (:mod:`wmkit.core.latent_steps`) serves
+    one frame per call, ``lag`` actions behind the action just taken (``k - 1`` once its
+    first latent step is complete), and sets ``new_frames`` ``[B, k, C, H, W]`` on the calls
+    that generate a latent step (the frames it will serve next). Per-frame models leave
+    ``new_frames`` ``None`` and ``lag`` 0: ``frame`` follows ``action``.
+    """
 
     frame: Tensor
     reward: Tensor | None
     state: WorldState
     done: Tensor | None = None
+    new_frames: Tensor | None = None
+    lag: int = 0
 
 
 @dataclass

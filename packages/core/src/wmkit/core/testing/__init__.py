@@ -18,7 +18,9 @@ from wmkit.core.testing.moving_squares import MovingSquaresEpisodes, moving_squa
 from wmkit.core.testing.parity import needs_parity, parity_dir
 from wmkit.core.testing.readme import readme_examples, run_readme_examples
 from wmkit.core.testing.scripts import loaded_script
+from wmkit.core.testing.streaming import check_streaming_decode
 from wmkit.core.testing.suites import LatentActionModelTests, TokenizerTests, WorldModelTests
+from wmkit.core.testing.toy_latent_steps import ToyLatentStepWorldModel, ToyVideoTokenizer
 from wmkit.core.testing.toys import ToyCompressiveTokenizer, ToyTokenizer, ToyWorldModel
 from wmkit.core.testing.training import check_loss_decreases, cpu_trainer
 
@@ -27,7 +29,9 @@ __all__ = [
     "MovingSquaresEpisodes",
     "TokenizerTests",
     "ToyCompressiveTokenizer",
+    "ToyLatentStepWorldModel",
     "ToyTokenizer",
+    "ToyVideoTokenizer",
     "ToyWorldModel",
     "WorldModelTests",
     "assert_same",
@@ -39,6 +43,7 @@ __all__ = [
     "check_protocol",
     "check_rejects",
     "check_save_load",
+    "check_streaming_decode",
     "check_tokenizer",
     "check_world_model",
     "count_decoded_frames",

@@ -237,7 +237,10 @@ def check_world_model(
 
     Protocol membership; ``rollout`` shapes, dtypes and range; determinism under a seed;
     ``rollout`` equal to ``reset`` + ``step`` (to ``atol``); causality in the actions (frame
-    ``t`` of a rollout does not depend on actions after ``t``); clear errors for actions of
+    ``t`` of a rollout does not depend on actions after ``t``; for a model with ``k``-frame
+    latent steps, ``frames_per_step = k``, the frames of latent steps before the one an action
+    conditions stay bit-identical, and ``step`` buffers and serves as
+    :mod:`wmkit.core.latent_steps` says); clear errors for actions of
     the wrong shape or dtype and for uint8 context frames; save/load round trip.
     """
     check_protocol(model, WorldModel)
@@ -253,6 +256,7 @@ def check_world_model(
                 f"rollout {name} has shape {tuple(value.shape)}; expected {(b, steps)}"
             )
 
+    k = int(getattr(model, "frames_per_step", 1))
     if causal and steps > 1:
 
         def gen(acts: Tensor) -> Tensor:
@@ -261,26 +265,21 @@ def check_world_model(
         def perturb(part: Tensor) -> Tensor:
             return spec.sample(part.shape[:2], generator=torch.Generator().manual_seed(7)).to(part)
 
+        # action t conditions latent step t // k: the frames of the steps before stay exact
         check_causality(
-            gen, actions, unaffected=lambda t: t, perturb=perturb, atol=1e-6, what="actions"
-        )
-
-    def stepwise() -> Tensor:
-        state = model.reset(context_frames)
-        frames = []
-        for t in range(steps):
-            step = model.step(state, actions[:, t])
-            _check_video_out(step.frame, (b, c, h, w), "step frame")
-            frames.append(step.frame)
-            state = step.state
-        return torch.stack(frames, 1)
+            gen, actions, unaffected=lambda t: t // k * k, perturb=perturb,
+            atol=1e-6 if k == 1 else 0.0, what="actions",
+        )  # fmt: skip
 
     torch.manual_seed(0)
     rolled = model.rollout(context_frames, actions).frames
     torch.manual_seed(0)
-    stepped = stepwise()
+    served, generated, lags = _stepwise(model, context_frames, actions, (b, c, h, w))
     if not stochastic:
-        assert_same(rolled, stepped, atol=atol, what="rollout vs reset+step")
+        if k == 1:
+            assert_same(rolled, served, atol=atol, what="rollout vs reset+step")
+        else:
+            _check_buffered(rolled, served, generated, lags, context_frames, k, atol)
 
     bad_shape = torch.zeros((b, steps, *spec.action_shape, 2), dtype=spec.dtype)
     check_rejects(lambda: model.rollout(context_frames, bad_shape), match="actions")
@@ -293,6 +292,56 @@ def check_world_model(
             model,  # type: ignore[arg-type]
             forward=lambda m: m.rollout(context_frames, actions).frames,  # type: ignore[operator]
         )
+
+
+def _stepwise(
+    model: WorldModel, context_frames: Tensor, actions: Tensor, frame_shape: tuple[int, ...]
+) -> tuple[Tensor, list[Tensor], list[int]]:
+    """``reset`` + one ``step`` per action: the served frames ``[B, T, ...]``, the
+    ``new_frames`` of the calls that generated some, and each call's ``lag``."""
+    state = model.reset(context_frames)
+    served, generated, lags = [], [], []
+    for t in range(actions.shape[1]):
+        step = model.step(state, actions[:, t])
+        _check_video_out(step.frame, frame_shape, "step frame")
+        served.append(step.frame)
+        lags.append(step.lag)
+        if step.new_frames is not None:
+            generated.append(step.new_frames)
+        state = step.state
+    return torch.stack(served, 1), generated, lags
+
+
+def _check_buffered(
+    rolled: Tensor,
+    served: Tensor,
+    generated: list[Tensor],
+    lags: list[int],
+    context_frames: Tensor,
+    k: int,
+    atol: float,
+) -> None:
+    """A model with ``k``-frame latent steps (:mod:`wmkit.core.latent_steps`): the latent
+    steps ``step`` generates are ``rollout``'s frames, and call ``c`` serves frame
+    ``c - (k - 1)`` (the last context frame before the first step is complete)."""
+    steps = served.shape[1]
+    whole = steps // k * k
+    expected_lags = [min(c + 1, k - 1) for c in range(steps)]
+    if lags != expected_lags:
+        raise AssertionError(f"step lags {lags}; a {k}-frame latent step gives {expected_lags}")
+    if len(generated) != steps // k:
+        raise AssertionError(
+            f"{steps} steps generated {len(generated)} latent steps (new_frames); expected "
+            f"{steps // k}"
+        )
+    if whole:
+        assert_same(
+            rolled[:, :whole], torch.cat(generated, 1), atol=atol,
+            what="rollout vs the new_frames of reset+step",
+        )  # fmt: skip
+    for c in range(steps):
+        want = context_frames[:, -1] if c < k - 1 else rolled[:, c - (k - 1)]
+        assert_same(want, served[:, c], atol=atol, what=f"frame served by step call {c}")
 
 
 @torch.no_grad()
