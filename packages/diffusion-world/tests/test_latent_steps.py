@@ -180,3 +180,12 @@ def test_tiny_4x_config_trains_through_the_cli_and_plays(tmp_path):
         served.append(out.frame)
         state = out.state
     assert torch.equal(torch.stack(served, 1)[:, K - 1 :], rolled[:, : acts.shape[1] - K + 1])
+
+
+def test_a_config_saved_without_frames_per_step_loads_per_frame(tmp_path):
+    model = DiffusionWorldModel(SPEC, sampling={"num_steps": 1})
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config.pop("frames_per_step") == 1
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))  # as 0.1.x wrote it
+    assert DiffusionWorldModel.from_pretrained(tmp_path / "m").frames_per_step == 1
