@@ -2,7 +2,8 @@
 ``AutoencoderKLWan`` encoding clips as video (4x temporal compression) and a tiny causalized
 ``WanTransformer3DModel`` in latent steps of 4 frames pass the k-aware conformance (tokenizer
 saved in ``tokenizer/``), train, and roll out frames equal to the VAE's decode of the whole
-latent video (the streamed ``decode_next`` never decodes the history again)."""
+latent video (the streamed ``decode_next`` never decodes the history again), and a kept state
+forks the VAE's decode stream."""
 
 import sys
 from pathlib import Path
@@ -88,3 +89,26 @@ def test_wan_latent_steps_need_the_vaes_video_latents():
     per_frame = DiffusersVAETokenizer("AutoencoderKLWan", vae_kwargs=WAN21, frame_wise=True)
     with pytest.raises(ValueError, match="temporal_compression must be 4"):
         model.set_tokenizer(per_frame)
+
+
+def test_a_kept_state_forks_the_wan_vaes_stream():
+    # the decode stream lives in the state: stepping one branch leaves a kept state intact
+    model = _model()
+    frames, actions = _data()
+    state = model.reset(frames[:, :5])
+    for t in range(4):
+        state = model.step(state, actions[:, 4 + t]).state
+    kept = state
+
+    def branch(acts: torch.Tensor) -> torch.Tensor:
+        torch.manual_seed(5)
+        s, new = kept, None
+        for t in range(4):
+            out = model.step(s, acts[:, t])
+            s, new = out.state, out.new_frames if out.new_frames is not None else new
+        return new
+
+    first = branch(actions[:, 8:12])
+    other = branch((actions[:, 8:12] + 1) % SPEC.n)
+    assert not torch.equal(first, other)
+    assert torch.equal(branch(actions[:, 8:12]), first)
