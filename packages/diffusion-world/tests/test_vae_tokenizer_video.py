@@ -1,11 +1,11 @@
 """Wan's VAE with its real 4x temporal compression (``DiffusersVAETokenizer``, default
 ``frame_wise=False``), on tiny random Wan 2.1- and Wan 2.2-style (residual, 2x2 patches) VAEs:
 ``1 + 4n`` frames encode to ``1 + n`` latents equal to diffusers' own ``vae.encode`` normalised
-per channel, causally; ``decode`` is diffusers' ``vae.decode``; ``decode_next`` in steps (one
-latent per call included) equals both and forks from a kept stream; per-frame tokenizers stream
-statelessly; a ``config.json`` saved before ``frame_wise`` existed loads per-frame; bad frame
-counts, VAEs without 4x temporal compression and foreign streams fail clearly. (Per-frame
-tokenizers' stateless ``decode_next``: ``test_vae_tokenizer.py``.)"""
+per channel, causally, passing the tokenizer conformance check; ``decode`` is diffusers'
+``vae.decode``; ``decode_next`` in steps (one latent per call included) equals both and forks
+from a kept stream; a ``config.json`` saved before ``frame_wise`` existed loads per-frame; bad
+frame counts, VAEs without 4x temporal compression and foreign streams fail clearly.
+(Per-frame tokenizers' stateless ``decode_next``: ``test_vae_tokenizer.py``.)"""
 
 import json
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from wmkit.core import StreamingDecoder, Tokenizer, load_pretrained
-from wmkit.core.testing import check_streaming_decode
+from wmkit.core.testing import check_streaming_decode, check_tokenizer
 from wmkit.diffusion_world import DiffusersVAETokenizer
 
 MEAN, STD = [0.1, 0.2, 0.0, -0.1], [1.5, 2.0, 1.0, 0.5]
@@ -71,6 +71,13 @@ def test_clips_encode_as_video_like_diffusers(name):
     changed[:, 5:] = 0.0  # frames of latent 2 only
     z2 = tok.encode(changed).values
     assert torch.equal(z2[:, :2], z[:, :2]) and (z2[:, 2] - z[:, 2]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_video_tokenizer_conforms(name):
+    """Shapes, determinism, causality over frames (latent j sees frames <= 4j), clear errors,
+    save/load."""
+    check_tokenizer(_tokenizer(name), _video(9, b=1))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -145,3 +152,19 @@ def test_bad_input_fails_clearly():
         per_frame.decode_next(per_frame.encode(_video(2)).values, stream)
     with pytest.raises(ValueError, match="at least one latent frame"):
         tok.decode_next(z[:, :0], stream)
+
+
+def test_real_wan_vae_configs_build_on_meta():
+    """Wan 2.1's VAE (diffusers' defaults) and Wan 2.2 TI2V-5B's (residual, 2x2 patches, 48
+    channels, 16x down) are video tokenizers with 4x temporal compression."""
+    wan22 = {
+        "base_dim": 160, "decoder_base_dim": 256, "z_dim": 48, "is_residual": True,
+        "patch_size": 2, "in_channels": 12, "out_channels": 12, "scale_factor_spatial": 16,
+        "latents_mean": [0.0] * 48, "latents_std": [1.0] * 48,
+    }  # fmt: skip
+    with torch.device("meta"):
+        wan21 = DiffusersVAETokenizer("AutoencoderKLWan")
+        assert wan21.tokens_shape(81, 480, 832) == (21, 16, 60, 104)
+        assert wan21.temporal_compression == 4
+        tok = DiffusersVAETokenizer("AutoencoderKLWan", vae_kwargs=wan22)
+        assert tok.tokens_shape(121, 704, 1280) == (31, 48, 44, 80)
