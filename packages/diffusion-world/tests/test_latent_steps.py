@@ -149,6 +149,8 @@ def test_latent_steps_refuse_what_they_do_not_support():
     frames, actions = _data()
     with pytest.raises(ValueError, match=r"\[B, 4, \.\.\.\] actions"):
         model.step_latent(model.reset(frames[:, :5]).inner, actions[:, :3])
+    with pytest.raises(TypeError, match="DiffusionState"):
+        model.step_latent(model.reset(frames[:, :5]), actions[:, :4])
     with pytest.raises(ValueError, match="frames_per_step must be 1"):
         model.sample_frame(frames, actions, 1)
     with pytest.raises(ValueError, match="attach one"):

@@ -139,6 +139,11 @@ class LatentStepsMixin:
         (sampled by the window sampler, with guidance and the history cache, as a frame at
         ``k = 1``), decoded to its ``k`` frames ``[B, k, C, H, W]``."""
         k, spec = self.frames_per_step, self.action_spec
+        if not isinstance(state, DiffusionState):
+            raise TypeError(
+                f"step_latent takes the model's DiffusionState (a BufferedState's inner); got "
+                f"{type(state).__name__}"
+            )
         spec.validate(actions, name="latent step actions")
         if actions.shape[1] != k or state.x is None or actions.shape[0] != state.x.shape[0]:
             raise ValueError(
