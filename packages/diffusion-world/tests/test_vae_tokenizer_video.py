@@ -144,6 +144,8 @@ def test_bad_input_fails_clearly():
         tok.decode_next(z[:, 1:], [None] * 3)
     with pytest.raises(ValueError, match="batch size 2; latents have batch 1"):
         tok.decode_next(z[:1, 1:], stream)
+    with pytest.raises(ValueError, match=r"made for \(4, 4\) latents; got \(2, 4\)"):
+        tok.decode_next(z[:, 1:, :, :2], stream)
     per_frame = _tokenizer("wan2.1", frame_wise=True)
     _, frame_stream = per_frame.decode_next(per_frame.encode(_video(2)).values)
     with pytest.raises(ValueError, match="another tokenizer or mode"):

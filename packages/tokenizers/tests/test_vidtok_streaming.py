@@ -92,6 +92,8 @@ def test_bad_streams_fail_clearly(tiny_kl, tiny_fsq):
         tiny_kl.decode_next(z[:, 1:], {"caches": ()})
     with pytest.raises(ValueError, match="batch size 2; latents have batch 1"):
         tiny_kl.decode_next(z[:1, 1:], stream)
+    with pytest.raises(ValueError, match=r"made for \(2, 2\) latents; got \(4, 4\)"):
+        tiny_kl.decode_next(tiny_kl.encode(_video(9, size=32)).values[:, 1:], stream)
     _, fsq_stream = tiny_fsq.decode_next(tiny_fsq.encode(_video(5)).values[:, :1])
     small = VidTokTokenizer("tiny", temporal_compression=1, temporal_mixing=False)
     _, small_stream = small.decode_next(small.encode(_video(2)).values[:, :1])

@@ -275,7 +275,7 @@ class DiffusersVAETokenizer(nn.Module, PretrainedMixin):
         z = self._raw_latents(latents)  # [B, c, n, h, w]
         convs = sum(isinstance(m, WanCausalConv3d) for m in self.vae.decoder.modules())
         if stream is not None:
-            self._check_stream(stream, convs, z.shape[0])
+            self._check_stream(stream, convs, z)
         done = 0 if stream is None else stream.latent_frames
         cache = [None] * convs if stream is None else list(stream.feat_cache)
         out = self._wan_decoder_steps(z, cache, starts=stream is None)  # [B, C, F, H, W]
@@ -306,7 +306,9 @@ class DiffusersVAETokenizer(nn.Module, PretrainedMixin):
             out = unpatchify(out, patch_size=self.vae.config.patch_size)
         return out
 
-    def _check_stream(self, stream: Any, convs: int, batch: int | None = None) -> None:
+    def _check_stream(self, stream: Any, convs: int, z: Tensor | None = None) -> None:
+        """``stream`` fits this decoder (``convs`` cached features) and latents ``z``
+        ``[B, c, n, h, w]``."""
         if not isinstance(stream, VAEStream):
             raise TypeError(
                 f"stream must be None or the VAEStream a decode_next call returned; got "
@@ -318,11 +320,17 @@ class DiffusersVAETokenizer(nn.Module, PretrainedMixin):
                 f"decoder needs {convs} ({'Wan video' if self._video else 'per-frame'} latents): "
                 "it comes from another tokenizer or mode"
             )
-        for cached in stream.feat_cache:
-            if isinstance(cached, Tensor) and batch is not None and cached.shape[0] != batch:
-                raise ValueError(
-                    f"stream was made for batch size {cached.shape[0]}; latents have batch {batch}"
-                )
+        if z is None or not convs:
+            return
+        first = stream.feat_cache[0]  # conv_in's, at the latents' size
+        if isinstance(first, Tensor) and first.shape[0] != z.shape[0]:
+            raise ValueError(
+                f"stream was made for batch size {first.shape[0]}; latents have batch {z.shape[0]}"
+            )
+        if isinstance(first, Tensor) and first.shape[-2:] != z.shape[-2:]:
+            raise ValueError(
+                f"stream was made for {tuple(first.shape[-2:])} latents; got {tuple(z.shape[-2:])}"
+            )
 
 
 def _check_wan_video_vae(config: Any) -> None:

@@ -141,7 +141,7 @@ class VidTokStreamingMixin:
             raise ValueError(f"latents must hold at least one latent frame; got {z.shape[2]}")
         parts = _streaming_parts(self.decoder)
         if stream is not None:
-            _check_stream(stream, parts, z.shape[0])
+            _check_stream(stream, parts, z)
         with streaming(self.decoder):
             for module, cache in zip(parts, () if stream is None else stream.caches, strict=False):
                 module._cache = cache
@@ -151,7 +151,8 @@ class VidTokStreamingMixin:
         return frames, VidTokStream(caches=caches, latent_frames=done + z.shape[2])
 
 
-def _check_stream(stream: Any, parts: list[StreamingModule], batch: int) -> None:
+def _check_stream(stream: Any, parts: list[StreamingModule], z: Tensor) -> None:
+    """``stream`` fits this decoder and latents ``z`` ``[B, C, n, h, w]``."""
     if not isinstance(stream, VidTokStream):
         raise TypeError(
             f"stream must be None or the VidTokStream a decode_next call returned; got "
@@ -163,7 +164,12 @@ def _check_stream(stream: Any, parts: list[StreamingModule], batch: int) -> None
             "modules: it comes from another VidTok"
         )
     for cache in stream.caches:
-        if cache is not None and cache.shape[0] != batch:
+        if cache is not None and cache.shape[0] != z.shape[0]:
             raise ValueError(
-                f"stream was made for batch size {cache.shape[0]}; latents have batch {batch}"
+                f"stream was made for batch size {cache.shape[0]}; latents have batch {z.shape[0]}"
             )
+    first = stream.caches[0] if stream.caches else None  # conv_in's, at the latents' size
+    if first is not None and first.shape[-2:] != z.shape[-2:]:
+        raise ValueError(
+            f"stream was made for {tuple(first.shape[-2:])} latents; got {tuple(z.shape[-2:])}"
+        )
