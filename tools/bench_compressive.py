@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_tokenizer import hardware, timed
+from bench_tokenizer import hardware, timed, train_steps
 
 from wmkit.tokenizers import CompressiveModule, CompressiveTokenizer, psnr, ssim
 
@@ -63,17 +63,13 @@ def run(args: argparse.Namespace) -> list[dict]:
         )
         opt = module.configure_optimizers()
         tok.train()
-        start, steps = time.perf_counter(), 0
-        while steps < args.train_steps:
-            for batch in data.train_dataloader():
-                frames = batch["frames"].to(args.device)
-                losses, _ = module._losses(frames, module.sample_context(frames.shape[1]))
-                opt.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                opt.step()
-                steps += 1
-                if steps == args.train_steps:
-                    break
+        start = time.perf_counter()
+
+        def loss_fn(frames: torch.Tensor) -> torch.Tensor:
+            frames = frames.to(args.device)
+            return module._losses(frames, module.sample_context(frames.shape[1]))[0]["loss"]  # noqa: B023
+
+        train_steps(data.train_dataloader, args.train_steps, loss_fn, opt)
         train_s = time.perf_counter() - start
         tok.eval()
         p, s = [], []

@@ -69,6 +69,21 @@ def timed(fn, device: str, repeats: int) -> list[float]:
     return out
 
 
+def train_steps(batches, steps: int, loss_fn, opt: torch.optim.Optimizer) -> None:
+    """``steps`` optimiser steps on ``loss_fn(frames)`` of successive training batches,
+    calling ``batches()`` for a new pass over the loader whenever one runs out."""
+    done = 0
+    while done < steps:
+        for batch in batches():
+            loss = loss_fn(batch["frames"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            if done == steps:
+                return
+
+
 def hardware(device: str) -> str:
     """The GPU's name, or the CPU's cores, architecture and torch threads."""
     if device.startswith("cuda"):
@@ -248,18 +263,11 @@ def bench_quality(args: argparse.Namespace) -> list[dict]:
             opt = module.configure_optimizers()[0]
             start = time.perf_counter()
             tok.train()
-            steps = 0
-            while steps < args.train_steps:
-                for batch in data.train_dataloader():
-                    frames = batch["frames"]
-                    out = tok(frames)
-                    loss = module._generator_losses(frames, out, adversarial=False)["loss"]
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    steps += 1
-                    if steps == args.train_steps:
-                        break
+
+            def loss_fn(frames: torch.Tensor) -> torch.Tensor:
+                return module._generator_losses(frames, tok(frames), adversarial=False)["loss"]  # noqa: B023
+
+            train_steps(data.train_dataloader, args.train_steps, loss_fn, opt)
             train_s = time.perf_counter() - start
             tok.eval()
             p, s = [], []
