@@ -297,7 +297,7 @@ def bench_quality(args: argparse.Namespace) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- main
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--size", default="small", help="tokenizer size for speed/memory")
@@ -313,14 +313,18 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "results" / "bench_tokenizer.json"))
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.probe:
-        print(json.dumps(probe(json.loads(args.probe))))
-        return
     if args.quick:
         args.repeats = min(args.repeats, 3)
     if args.train_steps is None:
         args.train_steps = 60 if args.quick else 150
+    return args
 
+
+def main() -> None:
+    args = _arguments()
+    if args.probe:
+        print(json.dumps(probe(json.loads(args.probe))))
+        return
     hw = hardware(args.device)
     print(f"hardware: {hw}; torch {torch.__version__}\n", flush=True)
     speed = bench_speed(args)
