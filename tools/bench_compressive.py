@@ -17,41 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from bench_tokenizer import hardware, timed, train_steps
 
 from wmkit.tokenizers import CompressiveModule, CompressiveTokenizer, psnr, ssim
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _hardware(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"CPU: {os.cpu_count()} cores ({platform.machine()}), torch threads {threads}"
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _timed(fn, device: str, repeats: int) -> list[float]:
-    fn()
-    _sync(device)
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        out.append(time.perf_counter() - start)
-    return out
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -88,17 +63,13 @@ def run(args: argparse.Namespace) -> list[dict]:
         )
         opt = module.configure_optimizers()
         tok.train()
-        start, steps = time.perf_counter(), 0
-        while steps < args.train_steps:
-            for batch in data.train_dataloader():
-                frames = batch["frames"].to(args.device)
-                losses, _ = module._losses(frames, module.sample_context(frames.shape[1]))
-                opt.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                opt.step()
-                steps += 1
-                if steps == args.train_steps:
-                    break
+        start = time.perf_counter()
+
+        def loss_fn(frames: torch.Tensor) -> torch.Tensor:
+            frames = frames.to(args.device)
+            return module._losses(frames, module.sample_context(frames.shape[1]))[0]["loss"]  # noqa: B023
+
+        train_steps(data.train_dataloader, args.train_steps, loss_fn, opt)
         train_s = time.perf_counter() - start
         tok.eval()
         p, s = [], []
@@ -110,8 +81,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                 s.append(ssim(recon[:, t0:], frames[:, t0:]).item())
             clip = torch.rand(1, 16, 3, h, h, device=args.device) * 2 - 1
             lat = tok.encode(clip, context_frames=t0)
-            enc = _timed(lambda: tok.encode(clip, context_frames=t0), args.device, args.repeats)  # noqa: B023
-            dec = _timed(lambda: tok.decode(lat), args.device, args.repeats)  # noqa: B023
+            enc = timed(lambda: tok.encode(clip, context_frames=t0), args.device, args.repeats)  # noqa: B023
+            dec = timed(lambda: tok.decode(lat), args.device, args.repeats)  # noqa: B023
         per = tok.tokens_per_frame(h, h)
         rows.append(
             {
@@ -162,7 +133,7 @@ def main() -> None:
     if args.quick:
         args.repeats = min(args.repeats, 3)
     rows = run(args)
-    hw = _hardware(args.device)
+    hw = hardware(args.device)
     print(f"\nHardware: {hw}; {args.train_steps} steps, batch {args.batch} x {args.clip} frames\n")
     print(
         "| model | params | tokens/frame ctx / future | tokens per 16 frames | train s "

@@ -18,7 +18,9 @@ Three tables:
    causal), each beside a per-frame 2D tokenizer (no temporal layers) at 1x16x16 with the
    same channels, i.e. the same number of latent values per second of video.
 
-Writes the raw numbers to ``results/bench_tokenizer.json``.
+Writes the raw numbers to ``results/bench_tokenizer.json``. Its timing, memory and hardware
+helpers serve the other tokenizer benchmarks too (``bench_compressive.py``,
+``bench_vidtok_pretrained.py``).
 """
 
 from __future__ import annotations
@@ -41,18 +43,49 @@ from wmkit.tokenizers import VidTokTokenizer, psnr, ssim
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
+    """Wait for ``device``'s queued work (CUDA); nothing on CPU."""
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
-def _autocast(device: str, dtype: str):
+def autocast(device: str, dtype: str):
+    """bf16 autocast on ``device`` for ``dtype == "bf16"``, else no context."""
     if dtype == "bf16":
         return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
     return nullcontext()
 
 
-def _hardware(device: str) -> str:
+def timed(fn, device: str, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn`` after one warm-up call, synchronised."""
+    fn()
+    sync(device)
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def train_steps(batches, steps: int, loss_fn, opt: torch.optim.Optimizer) -> None:
+    """``steps`` optimiser steps on ``loss_fn(frames)`` of successive training batches,
+    calling ``batches()`` for a new pass over the loader whenever one runs out."""
+    done = 0
+    while done < steps:
+        for batch in batches():
+            loss = loss_fn(batch["frames"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            if done == steps:
+                return
+
+
+def hardware(device: str) -> str:
+    """The GPU's name, or the CPU's cores, architecture and torch threads."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(device)
     threads = torch.get_num_threads()
@@ -75,6 +108,24 @@ def _reset_peak_rss() -> None:
         f.write("5")
 
 
+def start_peak_memory(device: str) -> float:
+    """Reset the peak-memory counter of ``device``; return the baseline to pass to
+    :func:`peak_memory_mb` (CUDA: bytes allocated; CPU: resident set in MB)."""
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device)
+    _reset_peak_rss()
+    return _status_mb("VmRSS")
+
+
+def peak_memory_mb(device: str, base: float) -> float:
+    """Peak memory in MB above ``base`` since :func:`start_peak_memory`: CUDA's
+    ``max_memory_allocated``, or on CPU the peak resident set (``VmHWM``)."""
+    if device.startswith("cuda"):
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    return _status_mb("VmHWM") - base
+
+
 def _model(size: str, **kw) -> VidTokTokenizer:
     torch.manual_seed(0)
     return VidTokTokenizer(size, regularizer="kl", latent_channels=4, **kw).eval()
@@ -87,16 +138,11 @@ def probe(spec: dict) -> dict:
     tok = _model(spec["size"]).to(device)
     t, res = spec["frames"], spec["resolution"]
     video = torch.rand(1, t, 3, res, res, device=device) * 2 - 1
-    with torch.no_grad(), _autocast(device, dtype):
+    with torch.no_grad(), autocast(device, dtype):
         latents = tok.encode(video).values if spec["op"] in ("decode", "stream_decode") else None
-    _sync(device)
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-    else:
-        _reset_peak_rss()
-        base = _status_mb("VmRSS")
-    with torch.no_grad(), _autocast(device, dtype):
+    sync(device)
+    base = start_peak_memory(device)
+    with torch.no_grad(), autocast(device, dtype):
         op = spec["op"]
         if op == "encode":
             tok.encode(video)
@@ -108,12 +154,8 @@ def probe(spec: dict) -> dict:
         elif op == "stream_decode":
             for _ in tok.decode_chunks(latents.split(1, dim=1)):
                 pass
-    _sync(device)
-    if device.startswith("cuda"):
-        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    else:
-        peak = _status_mb("VmHWM") - base
-    return {"peak_mb": round(peak, 1)}
+    sync(device)
+    return {"peak_mb": round(peak_memory_mb(device, base), 1)}
 
 
 def run_probe(spec: dict) -> float:
@@ -136,22 +178,15 @@ def bench_speed(args: argparse.Namespace) -> list[dict]:
     rows = []
     for res in resolutions:
         video = torch.rand(1, frames, 3, res, res, device=args.device) * 2 - 1
-        with torch.no_grad(), _autocast(args.device, args.dtype):
+        with torch.no_grad(), autocast(args.device, args.dtype):
             latents = tok.encode(video).values
         row = {"size": args.size, "resolution": res, "frames": frames, "dtype": args.dtype}
         for name, fn in (
             ("encode", lambda v=video: tok.encode(v)),
             ("decode", lambda z=latents: tok.decode(z)),
         ):
-            times = []
-            with torch.no_grad(), _autocast(args.device, args.dtype):
-                for i in range(args.repeats + 1):
-                    _sync(args.device)
-                    start = time.perf_counter()
-                    fn()
-                    _sync(args.device)
-                    if i:  # the first run is the warm-up
-                        times.append(time.perf_counter() - start)
+            with torch.no_grad(), autocast(args.device, args.dtype):
+                times = timed(fn, args.device, args.repeats)
             fps = [frames / t for t in times]
             row[f"{name}_fps"] = statistics.median(fps)
             row[f"{name}_fps_min"], row[f"{name}_fps_max"] = min(fps), max(fps)
@@ -228,18 +263,11 @@ def bench_quality(args: argparse.Namespace) -> list[dict]:
             opt = module.configure_optimizers()[0]
             start = time.perf_counter()
             tok.train()
-            steps = 0
-            while steps < args.train_steps:
-                for batch in data.train_dataloader():
-                    frames = batch["frames"]
-                    out = tok(frames)
-                    loss = module._generator_losses(frames, out, adversarial=False)["loss"]
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    steps += 1
-                    if steps == args.train_steps:
-                        break
+
+            def loss_fn(frames: torch.Tensor) -> torch.Tensor:
+                return module._generator_losses(frames, tok(frames), adversarial=False)["loss"]  # noqa: B023
+
+            train_steps(data.train_dataloader, args.train_steps, loss_fn, opt)
             train_s = time.perf_counter() - start
             tok.eval()
             p, s = [], []
@@ -269,7 +297,7 @@ def bench_quality(args: argparse.Namespace) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- main
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--size", default="small", help="tokenizer size for speed/memory")
@@ -285,16 +313,20 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "results" / "bench_tokenizer.json"))
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.probe:
-        print(json.dumps(probe(json.loads(args.probe))))
-        return
     if args.quick:
         args.repeats = min(args.repeats, 3)
     if args.train_steps is None:
         args.train_steps = 60 if args.quick else 150
+    return args
 
-    hardware = _hardware(args.device)
-    print(f"hardware: {hardware}; torch {torch.__version__}\n", flush=True)
+
+def main() -> None:
+    args = _arguments()
+    if args.probe:
+        print(json.dumps(probe(json.loads(args.probe))))
+        return
+    hw = hardware(args.device)
+    print(f"hardware: {hw}; torch {torch.__version__}\n", flush=True)
     speed = bench_speed(args)
     print(f"### Speed: VidTok KL-4 4x8x8, size {args.size}, 17-frame clips, batch 1, {args.dtype}")
     print()
@@ -340,7 +372,7 @@ def main() -> None:
     out.write_text(
         json.dumps(
             {
-                "hardware": hardware,
+                "hardware": hw,
                 "torch": torch.__version__,
                 "args": {k: v for k, v in vars(args).items() if k != "probe"},
                 "speed": speed,

@@ -24,16 +24,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from bench_tokenizer import autocast, hardware, peak_memory_mb, start_peak_memory, sync
 
 from wmkit.tokenizers import VidTokLayout, VidTokTokenizer
 
@@ -61,31 +59,6 @@ GENERATIONS = {
     "1.1": VidTokLayout(**_LEVELS, time_padding="first_frame", temporal_upsample="trilinear"),
 }
 OPS = ["encode", "decode", "stream_encode", "stream_decode"]
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{key} not in /proc/self/status")
-
-
-def _reset_peak_rss() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # VmHWM := VmRSS (Linux >= 4.0)
-
-
-def _hardware(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"CPU: {os.cpu_count()} cores ({platform.machine()}), torch threads {threads}"
 
 
 def build(model: str, generation: str) -> VidTokTokenizer:
@@ -123,32 +96,19 @@ def probe(spec: dict) -> dict:
     device = spec["device"]
     torch.set_num_threads(spec["threads"]) if spec["threads"] else None
     tok = build(spec["model"], spec["generation"]).to(device)
-    autocast = (
-        torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
-        if spec["dtype"] == "bf16"
-        else nullcontext()
-    )
     small = _inputs(tok, 1 + tok.temporal_compression, 32, device)
     video, latents = _inputs(tok, spec["frames"], spec["resolution"], device)
-    with torch.no_grad(), autocast:
+    with torch.no_grad(), autocast(device, spec["dtype"]):
         _run(tok, spec["op"], *small, spec["chunk"])  # warm-up
-        _sync(device)
-        if device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats(device)
-            base = torch.cuda.memory_allocated(device)
-        else:
-            _reset_peak_rss()
-            base = _status_mb("VmRSS")
+        sync(device)
+        base = start_peak_memory(device)
         times = []
         for _ in range(spec["repeats"]):
             start = time.perf_counter()
             _run(tok, spec["op"], video, latents, spec["chunk"])
-            _sync(device)
+            sync(device)
             times.append(time.perf_counter() - start)
-    if device.startswith("cuda"):
-        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    else:
-        peak = _status_mb("VmHWM") - base
+    peak = peak_memory_mb(device, base)
     fps = [spec["frames"] / t for t in times]
     return {
         "fps_median": statistics.median(fps),
@@ -200,9 +160,9 @@ def main() -> None:
                     rows.append(row)
                     print(f"  {model} v{gen} {dtype} {op}: {row['fps_median']:.2f} frames/s, "
                           f"{row['peak_mb']:.0f} MB", file=sys.stderr, flush=True)  # fmt: skip
-    hardware = _hardware(args.device)
+    hw = hardware(args.device)
     date = datetime.date.today().isoformat()
-    print(f"\n{hardware}; {args.frames}x{args.resolution}x{args.resolution}, batch 1, "
+    print(f"\n{hw}; {args.frames}x{args.resolution}x{args.resolution}, batch 1, "
           f"random weights; {args.repeats} repeat(s); {date}\n")  # fmt: skip
     print("| model | gen. | dtype | operation | frames/s (median, min–max) | peak memory (MB) |")
     print("|---|---|---|---|---|---|")
@@ -215,7 +175,7 @@ def main() -> None:
               f"({r['fps_min']:.2f}–{r['fps_max']:.2f}) | {r['peak_mb']:.0f} |")  # fmt: skip
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"hardware": hardware, "date": date, "rows": rows}, indent=2))
+    path.write_text(json.dumps({"hardware": hw, "date": date, "rows": rows}, indent=2))
     print(f"\nwrote {path}")
 
 

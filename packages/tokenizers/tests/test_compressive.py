@@ -3,20 +3,22 @@ cross-attention ablation, code usage, save/load, conformance, configs."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 import yaml
 
-from wmkit.core import load_pretrained, run_stage
+from wmkit.core import load_pretrained
 from wmkit.core.protocols import Latents
 from wmkit.core.testing import check_config_runs, check_save_load, check_tokenizer, moving_squares
 from wmkit.tokenizers import CompressiveModule, CompressiveTokenizer, FrameTokens
 
+sys.path.insert(0, str(Path(__file__).parent))
+from tokenizer_lit_helpers import fit_and_test, recorded_data_overrides
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "compressive"
-QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
 #: Parameter count of compressive_crafter.yaml's tokenizer, as stated in the README.
 CRAFTER_PARAMS = 4_160_598
 
@@ -249,30 +251,10 @@ def test_crafter_config_fits_and_tests_at_tiny_size(tmp_path):
         "--model.init_args.tokenizer.init_args.codebook_size=64",
         "--model.init_args.tokenizer.init_args.future_codebook_size=64",
         "--model.init_args.perceptual_weight=0",
-        f"--data.init_args.path={root}",
-        "--data.init_args.clip_length=4",
-        "--data.init_args.batch_size=2",
-        "--data.init_args.num_workers=0",
+        *recorded_data_overrides(root, tmp_path, 2, clip_length=4),
         "--trainer.precision=32-true",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=1",
-        f"--model.init_args.export_dir={tmp_path / 'export'}",
     ]
-    for sub in ("fit", "test"):
-        cli = run_stage(
-            L.LightningModule,
-            L.LightningDataModule,
-            [
-                sub,
-                "-c",
-                str(CONFIGS / "compressive_crafter.yaml"),
-                "--trainer.fast_dev_run=1",
-                *overrides,
-                *QUIET,
-                f"--trainer.default_root_dir={tmp_path}",
-            ],
-        )
-        assert cli.trainer.state.finished, sub
+    fit_and_test(CONFIGS / "compressive_crafter.yaml", overrides)
     assert CompressiveTokenizer.from_pretrained(tmp_path / "export").tokens_per_frame(
         16, 16
     ) == FrameTokens(context=16, future=1)

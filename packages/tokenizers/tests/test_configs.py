@@ -8,7 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 import yaml
@@ -23,13 +22,15 @@ from wmkit.tokenizers import (
 )
 from wmkit.tokenizers.cli import command
 
+sys.path.insert(0, str(Path(__file__).parent))
+from tokenizer_lit_helpers import QUIET, fit_and_test, recorded_data_overrides
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = sorted(CONFIGS.glob("*tiny*.yaml"))
 REAL = sorted(set(CONFIGS.glob("*.yaml")) - set(TINY))
 VIDTOK_REAL = [c for c in REAL if c.name.startswith("vidtok")]
 PATCH_VQ_REAL = [c for c in REAL if c.name.startswith("patch_vq")]
 IVIDEOGPT_REAL = [c for c in REAL if c.name.startswith("ivideogpt")]
-QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
 
 # Parameter counts of each real-size config's tokenizer, as stated in the README.
 README_COUNTS = {
@@ -68,14 +69,7 @@ def test_every_config_is_covered():
 
 @pytest.mark.parametrize("cfg", TINY, ids=lambda p: p.stem)
 def test_tiny_config_fits_and_tests(cfg, tmp_path):
-    for sub in ("fit", "test"):
-        argv = [sub, "-c", str(cfg), "--trainer.fast_dev_run=1", "--trainer.accelerator=cpu"]
-        cli = run_stage(
-            L.LightningModule,
-            L.LightningDataModule,
-            [*argv, f"--trainer.default_root_dir={tmp_path}", *QUIET],
-        )
-        assert cli.trainer.state.finished, (cfg.name, sub)
+    fit_and_test(cfg, ["--trainer.accelerator=cpu", f"--trainer.default_root_dir={tmp_path}"])
 
 
 @pytest.mark.parametrize("cfg", REAL, ids=lambda p: p.stem)
@@ -90,20 +84,8 @@ def test_real_config_builds_on_meta_with_stated_size(cfg):
 def test_patch_vq_real_config_fits_and_tests(cfg, tmp_path, squares_dataset):
     """The real patch-VQ config (k-means seeding, reseeding, export) end to end on a tiny
     recorded dataset at 32x32 (8x8 patches of 4 pixels); the exported codebook is fitted."""
-    overrides = [
-        f"--data.init_args.path={squares_dataset}",
-        "--data.init_args.resolution=32",
-        "--data.init_args.batch_size=2",
-        "--data.init_args.num_workers=0",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=1",
-        f"--model.init_args.export_dir={tmp_path / 'export'}",
-        f"--trainer.default_root_dir={tmp_path}",
-    ]
-    for sub in ("fit", "test"):
-        argv = [sub, "-c", str(cfg), "--trainer.fast_dev_run=2", *overrides, *QUIET]
-        cli = run_stage(L.LightningModule, L.LightningDataModule, argv)
-        assert cli.trainer.state.finished, (cfg.name, sub)
+    overrides = recorded_data_overrides(squares_dataset, tmp_path, 2, resolution=32)
+    fit_and_test(cfg, overrides, fast_dev_run=2)
     tok = PatchVQTokenizer.from_pretrained(tmp_path / "export")
     assert bool(tok.fitted) and tok.vocab_size == _tokenizer_args(cfg)["codebook_size"]
 
@@ -115,35 +97,14 @@ def test_real_config_fits_and_tests_at_tiny_size(cfg, tmp_path, squares_dataset)
     args = _tokenizer_args(cfg)
     overrides = [
         "--model.init_args.tokenizer.init_args.size=tiny",
-        f"--data.init_args.path={squares_dataset}",
-        "--data.init_args.resolution=32",
-        "--data.init_args.clip_length=9",
-        "--data.init_args.batch_size=1",
-        "--data.init_args.num_workers=0",
+        *recorded_data_overrides(squares_dataset, tmp_path, 1, 32, 9),
         "--trainer.precision=32-true",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=1",
         "--trainer.strategy=auto",
-        f"--model.init_args.export_dir={tmp_path / 'export'}",
     ]
     if yaml.safe_load(cfg.read_text())["model"]["init_args"].get("init_from"):
         VidTokTokenizer(**{**args, "size": "tiny"}).save_pretrained(tmp_path / "stage1")
         overrides.append(f"--model.init_args.init_from={tmp_path / 'stage1'}")
-    for sub in ("fit", "test"):
-        cli = run_stage(
-            L.LightningModule,
-            L.LightningDataModule,
-            [
-                sub,
-                "-c",
-                str(cfg),
-                "--trainer.fast_dev_run=1",
-                *overrides,
-                *QUIET,
-                f"--trainer.default_root_dir={tmp_path}",
-            ],
-        )
-        assert cli.trainer.state.finished, (cfg.name, sub)
+    fit_and_test(cfg, overrides)
     assert VidTokTokenizer.from_pretrained(tmp_path / "export").temporal_compression == args.get(
         "temporal_compression", 4
     )
@@ -157,22 +118,11 @@ def test_ivideogpt_real_config_fits_and_tests_at_tiny_size(cfg, tmp_path, square
     shrink = [f"--model.init_args.tokenizer.init_args.{k}={v}" for k, v in tiny.items()]
     overrides = [
         *shrink,
-        f"--data.init_args.path={squares_dataset}",
-        "--data.init_args.resolution=16",
-        "--data.init_args.clip_length=4",
-        "--data.init_args.batch_size=2",
-        "--data.init_args.num_workers=0",
+        *recorded_data_overrides(squares_dataset, tmp_path, 2, 16, 4),
         "--model.init_args.perceptual_weight=0",
         "--trainer.precision=32-true",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=1",
-        f"--model.init_args.export_dir={tmp_path / 'export'}",
-        f"--trainer.default_root_dir={tmp_path}",
     ]
-    for sub in ("fit", "test"):
-        argv = [sub, "-c", str(cfg), "--trainer.fast_dev_run=1", *overrides, *QUIET]
-        cli = run_stage(L.LightningModule, L.LightningDataModule, argv)
-        assert cli.trainer.state.finished, (cfg.name, sub)
+    fit_and_test(cfg, overrides)
     tok = IVideoGPTTokenizer.from_pretrained(tmp_path / "export")
     assert tok.grid == (4, 2) and tok.context_length == 2
 

@@ -149,12 +149,3 @@ class CompressiveModule(TokenizerLitMixin, L.LightningModule):
                 metrics["future_ssim"] = ssim(recon[:, t0:], frames[:, t0:])
         metrics["context_psnr"] = psnr(recon[:, :t0], frames[:, :t0])
         self.log_evaluation(frames, recon, metrics, split, batch_idx)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        hp = self.hparams
-        return torch.optim.AdamW(
-            self.tokenizer.parameters(),
-            lr=hp.lr,
-            betas=tuple(hp.betas),
-            weight_decay=hp.weight_decay,
-        )

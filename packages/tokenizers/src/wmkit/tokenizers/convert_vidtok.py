@@ -7,7 +7,8 @@ config per model; the config names the generation (``model_3dcausal`` for v1.0,
 
 - reads the ``.ckpt`` as tensors only (``torch.load(weights_only=True)``): a file whose
   unpickling would run code is refused;
-- maps the config's model section to ``VidTokTokenizer`` arguments (:func:`vidtok_config`);
+- maps the config's model section to ``VidTokTokenizer`` arguments (:func:`vidtok_config`,
+  in :mod:`~wmkit.tokenizers.convert_vidtok_config`);
 - renames VidTok's keys to wmkit's with the table :data:`KEY_RULES`, requiring every
   ``encoder.*`` / ``decoder.*`` key and ignoring (and naming) the training-only entries
   (``loss.*``, ``model_ema.*``, optimizer and trainer state).
@@ -29,8 +30,8 @@ import yaml
 from torch import Tensor
 
 from wmkit.core.convert import load_tensor_checkpoint
+from wmkit.tokenizers.convert_vidtok_config import vidtok_config
 from wmkit.tokenizers.vidtok import VidTokTokenizer
-from wmkit.tokenizers.vidtok_layout import VidTokLayout
 
 __all__ = [
     "KEY_RULES",
@@ -58,27 +59,42 @@ _TDOWN = r"encoder\.down_temporal\.(?P<lvl>\d+)\.downsample"
 _TUP = r"decoder\.up_temporal\.(?P<lvl>\d+)\.upsample"
 _MID = _AE + r"\.mid\.block_(?P<i>[12])"
 _ATTN = _AE + r"\.mid\.attn_1"
+
+
+def _resnet(src: str, dst: str, conv: str, skip: str | None) -> list[tuple[str, str]]:
+    """Rules of one VidTok resnet block ``src`` → wmkit's ``dst``: its two norms, its two
+    convs (``conv`` between the conv's name and the parameter: ``.`` for a plain conv,
+    ``.conv.`` for a wrapped one) and, when it has one, its ``nin_shortcut`` (``skip``)."""
+    rules = [
+        (src + r"\.(?P<m>norm[12])\.norm\." + _W, dst + ".{m}.norm.{p}"),
+        (src + r"\.(?P<m>conv[12])" + conv + _W, dst + ".{m}.conv.{p}"),
+    ]
+    if skip is not None:
+        rules.append((src + r"\.nin_shortcut" + skip + _W, dst + ".skip.conv.{p}"))
+    return rules
+
+
+def _resample(src: str, dst: str) -> list[tuple[str, str]]:
+    """Rules of a VidTok temporal resampler: its blend logit and its conv."""
+    return [
+        (src + r"\.mix_factor", dst + ".blend.logit"),
+        (src + r"\.conv\.conv\." + _W, dst + ".conv.conv.{p}"),
+    ]
+
+
 KEY_RULES: tuple[tuple[str, str], ...] = (
     (_AE + r"\.conv_(?P<io>in|out)\.conv\." + _W, "{part}.conv_{io}.conv.{p}"),
     (_AE + r"\.norm_out\.norm\." + _W, "{part}.norm_out.norm.{p}"),
-    # per-frame 2D resnet blocks
-    (_BLOCK + r"\.(?P<m>norm[12])\.norm\." + _W, "{lv}.blocks.{S}.{m}.norm.{p}"),
-    (_BLOCK + r"\.(?P<m>conv[12])\." + _W, "{lv}.blocks.{S}.{m}.conv.{p}"),
-    (_BLOCK + r"\.nin_shortcut\." + _W, "{lv}.blocks.{S}.skip.conv.{p}"),
-    # 1D causal temporal resnet blocks
-    (_TBLOCK + r"\.(?P<m>norm[12])\.norm\." + _W, "{lv}.blocks.{T}.{m}.norm.{p}"),
-    (_TBLOCK + r"\.(?P<m>conv[12])\.conv\." + _W, "{lv}.blocks.{T}.{m}.conv.{p}"),
+    # per-frame 2D resnet blocks, then 1D causal temporal resnet blocks
+    *_resnet(_BLOCK, "{lv}.blocks.{S}", r"\.", skip=r"\."),
+    *_resnet(_TBLOCK, "{lv}.blocks.{T}", r"\.conv\.", skip=None),
     # spatial and temporal resampling
     (r"encoder\.down\.(?P<lvl>\d+)\.downsample\.conv\." + _W, "{lv}.down.conv.conv.{p}"),
     (r"decoder\.up\.(?P<lvl>\d+)\.upsample\.conv\." + _W, "{lv}.up.conv.conv.{p}"),
-    (_TDOWN + r"\.mix_factor", "{lv}.time_down.blend.logit"),
-    (_TDOWN + r"\.conv\.conv\." + _W, "{lv}.time_down.conv.conv.{p}"),
-    (_TUP + r"\.mix_factor", "{lv}.time_up.blend.logit"),
-    (_TUP + r"\.conv\.conv\." + _W, "{lv}.time_up.conv.conv.{p}"),
-    # bottleneck: 3D resnet, per-frame attention, 3D resnet
-    (_MID + r"\.(?P<m>norm[12])\.norm\." + _W, "{part}.mid.{M}.{m}.norm.{p}"),
-    (_MID + r"\.(?P<m>conv[12])\.conv\." + _W, "{part}.mid.{M}.{m}.conv.{p}"),
-    (_MID + r"\.nin_shortcut\.conv\." + _W, "{part}.mid.{M}.skip.conv.{p}"),
+    *_resample(_TDOWN, "{lv}.time_down"),
+    *_resample(_TUP, "{lv}.time_up"),
+    # bottleneck: 3D resnet, per-frame attention (VidTok's q, k, v → wmkit's qkv), 3D resnet
+    *_resnet(_MID, "{part}.mid.{M}", r"\.conv\.", skip=r"\.conv\."),
     (_ATTN + r"\.norm\.norm\." + _W, "{part}.mid.1.norm.norm.{p}"),
     (_ATTN + r"\.q\.conv\." + _W, "{part}.mid.1.qkv.{p}#0"),
     (_ATTN + r"\.k\.conv\." + _W, "{part}.mid.1.qkv.{p}#1"),
@@ -127,109 +143,6 @@ def read_vidtok_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], list[st
     if bad:
         raise ValueError(f"{path}: state_dict entries that are not tensors: {bad[:5]}")
     return dict(state), [str(k) for k in others]
-
-
-def _model_section(config: dict[str, Any], source: str) -> dict[str, Any]:
-    model = config.get("model", config)
-    if not isinstance(model, dict) or "params" not in model:
-        raise ValueError(f"{source}: expected a VidTok config with model.params")
-    return model
-
-
-def _resolve(params: Any, encoder_params: dict[str, Any]) -> dict[str, Any]:
-    # Released configs write the decoder's params as the OmegaConf reference
-    # ``${model.params.encoder_config.params}``; yaml.safe_load leaves it a string.
-    if isinstance(params, str) and params.strip().startswith("${"):
-        if params.strip() != "${model.params.encoder_config.params}":
-            raise ValueError(f"unsupported OmegaConf reference in decoder params: {params}")
-        return encoder_params
-    if not isinstance(params, dict):
-        raise ValueError(f"decoder_config.params must be a mapping; got {params!r}")
-    return params
-
-
-def vidtok_config(config: dict[str, Any], source: str = "config") -> tuple[dict[str, Any], str]:
-    """Map a VidTok YAML config (parsed; the ``model`` section is read) to
-    ``VidTokTokenizer`` arguments and the generation (``"1.0"`` or ``"1.1"``).
-
-    Raises ``ValueError`` naming the field for a model this converter does not express
-    (non-causal models, FSQ with a projection, other padding modes).
-    """
-    model = _model_section(config, source)
-    p = model["params"]
-    enc_cfg, dec_cfg = p.get("encoder_config", {}), p.get("decoder_config", {})
-    enc_target, dec_target = str(enc_cfg.get("target", "")), str(dec_cfg.get("target", ""))
-    if "model_3dcausal" not in enc_target or "model_3dcausal" not in dec_target:
-        raise ValueError(
-            f"{source}: only causal VidTok models convert (encoder/decoder targets in "
-            f"vidtok.modules.model_3dcausal[_v1_1]); got {enc_target!r}, {dec_target!r}"
-        )
-    generation = "1.1" if enc_target.split(".")[-2].endswith("_v1_1") else "1.0"
-    enc = enc_cfg.get("params", {})
-    dec = _resolve(dec_cfg.get("params", {}), enc)
-    n = len(enc["ch_mult"])
-    factor = int(enc.get("time_downsample_factor", 4))
-    spatial_ds = [int(i) for i in enc.get("spatial_ds") or range(n - 1)]
-    spatial_us = [int(i) for i in dec.get("spatial_us") or range(1, n)]
-    if len(spatial_ds) != len(spatial_us):
-        raise ValueError(f"{source}: spatial_ds {spatial_ds} and spatial_us {spatial_us} differ")
-    if enc.get("init_pad_mode", "replicate") != "replicate":
-        raise ValueError(f"{source}: init_pad_mode={enc['init_pad_mode']!r}; expected replicate")
-    norm_type = enc.get("norm_type", "groupnorm")
-    if norm_type not in ("layernorm", "groupnorm"):
-        raise ValueError(f"{source}: norm_type={norm_type!r}; expected layernorm or groupnorm")
-    if norm_type == "groupnorm" and any(enc["ch"] * m % 32 for m in enc["ch_mult"]):
-        raise ValueError(f"{source}: groupnorm needs every width to be a multiple of 32")
-    if enc.get("in_channels", 3) != dec.get("out_ch", 3):
-        raise ValueError(f"{source}: in_channels and out_ch differ")
-    reg = p.get("regularizer_config", {})
-    reg_target = str(reg.get("target", ""))
-    kwargs: dict[str, Any] = {
-        "size": "base",
-        "spatial_compression": 2 ** len(spatial_ds),
-        "temporal_compression": factor,
-        "in_channels": int(enc.get("in_channels", 3)),
-        "channels": int(enc["ch"]),
-        "multipliers": [int(m) for m in enc["ch_mult"]],
-        "blocks": int(enc["num_res_blocks"]),
-        "attention": True,
-        "layout": VidTokLayout(
-            norm="layer" if norm_type == "layernorm" else "group",
-            encoder_spatial_levels=spatial_ds,
-            decoder_spatial_levels=spatial_us,
-            encoder_temporal_levels=[int(i) for i in enc.get("tempo_ds") or [n - 2, n - 3]],
-            decoder_temporal_levels=[int(i) for i in dec.get("tempo_us") or [1, 2]],
-            time_padding="first_frame" if generation == "1.1" else "zeros",
-            temporal_upsample=dec.get("interpolation_mode", "nearest")
-            if generation == "1.1"
-            else "nearest",
-        ),
-    }
-    z = int(enc["z_channels"])
-    if reg_target.endswith("DiagonalGaussianRegularizer"):
-        if not enc.get("double_z", True):
-            raise ValueError(f"{source}: a KL model needs double_z: true")
-        kwargs.update(regularizer="kl", latent_channels=z)
-    elif reg_target.endswith("FSQRegularizer"):
-        levels = [int(v) for v in reg.get("params", {}).get("levels", [])]
-        if len(levels) != z or enc.get("double_z", False):
-            raise ValueError(
-                f"{source}: FSQ with {len(levels)} levels on z_channels={z} needs a projection, "
-                "which wmkit's FSQ does not have"
-            )
-        kwargs.update(regularizer="fsq", fsq_levels=levels)
-    else:
-        raise ValueError(f"{source}: unknown regularizer target {reg_target!r}")
-    layout = kwargs["layout"]
-    try:
-        layout.resolve(len(spatial_ds), factor.bit_length() - 1, n)
-    except ValueError as e:
-        raise ValueError(
-            f"{source}: spatial_ds/us {spatial_ds}/{spatial_us}, tempo_ds/us "
-            f"{layout.encoder_temporal_levels}/{layout.decoder_temporal_levels} do not fit "
-            f"time_downsample_factor={factor} with {n} levels: {e}"
-        ) from e
-    return kwargs, generation
 
 
 def _wmkit_key(key: str, n_levels: int) -> str | None:

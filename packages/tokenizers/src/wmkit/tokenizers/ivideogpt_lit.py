@@ -132,12 +132,3 @@ class IVideoGPTModule(TokenizerLitMixin, L.LightningModule):
         if split == "test":
             metrics["future_ssim"] = ssim(recon[:, n:], frames[:, n:])
         self.log_evaluation(frames, recon, metrics, split, batch_idx)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        hp = self.hparams
-        return torch.optim.AdamW(
-            self.tokenizer.parameters(),
-            lr=hp.lr,
-            betas=tuple(hp.betas),
-            weight_decay=hp.weight_decay,
-        )

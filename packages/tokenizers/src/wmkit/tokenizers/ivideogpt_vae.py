@@ -51,6 +51,15 @@ class ContextAttention:
             channels, resolution, self.context_frames, self.heads, self.groups, self.dropout
         )
 
+    def blocks(
+        self, widths: list[int], resolutions: list[int]
+    ) -> tuple[tuple[int, ...], list[StackedContextAttention]]:
+        """For feature maps of ``widths[i]`` channels ``resolutions[i]`` pixels wide: the
+        indices of those that get cross-attention (at most ``max_resolution`` wide) and
+        their attention blocks."""
+        levels = [i for i, res in enumerate(resolutions) if res <= self.max_resolution]
+        return tuple(levels), [self.block(widths[i], resolutions[i]) for i in levels]
+
 
 class FeatureEncoder(nn.Module):
     """Frame ``[N, C_in, H, W]`` → latent ``[N, C_out, H/s, W/s]`` (``s = 2^(levels-1)``),
@@ -89,13 +98,9 @@ class FeatureEncoder(nn.Module):
         #: indices of the down blocks followed by cross-attention
         self.attend_after: tuple[int, ...] = ()
         if context is not None:
-            res, levels, blocks = context.resolution, [], []
-            for i in range(n):
-                res = res // 2 if i < n - 1 else res
-                if res <= context.max_resolution:
-                    levels.append(i)
-                    blocks.append(context.block(widths[i], res))
-            self.attend_after = tuple(levels)
+            # down block i ends at resolution / 2^(i+1); the last one does not downsample
+            sizes = [context.resolution // 2 ** min(i + 1, n - 1) for i in range(n)]
+            self.attend_after, blocks = context.blocks(widths, sizes)
             self.cross_att_blocks = nn.ModuleList(blocks)
 
     def forward(
@@ -120,14 +125,9 @@ class FeatureDecoder(nn.Module):
     """Latent ``[N, C_in, h, w]`` → frame ``[N, C_out, h·s, w·s]``, plus the bottleneck
     output and the output of each up block.
 
-    Args:
-        in_channels: latent channels.
-        out_channels: pixel channels.
-        widths: channels of each level, full resolution first (as the encoder's).
-        layers: resnets per level (the up blocks hold ``layers + 1``).
-        groups: GroupNorm groups.
-        mid_attention: self-attention in the bottleneck.
-        context: cross-attention to context features (``None``: a plain decoder).
+    Args: as :class:`FeatureEncoder`'s, with ``in_channels`` the latent channels,
+    ``out_channels`` the pixel channels, ``widths`` full resolution first (as the encoder's)
+    and ``layers + 1`` resnets per up block; ``context=None`` makes a plain decoder.
     """
 
     def __init__(
@@ -154,15 +154,13 @@ class FeatureDecoder(nn.Module):
         #: indices of the up blocks followed by cross-attention (the bottleneck always is)
         self.attend_after: tuple[int, ...] = ()
         if context is not None:
-            res = context.resolution // 2 ** (n - 1)
-            levels, blocks = [], [context.block(rev[0], res)]
-            for i in range(n):
-                res = res * 2 if i < n - 1 else res
-                if res <= context.max_resolution:
-                    levels.append(i)
-                    blocks.append(context.block(rev[i], res))
-            self.attend_after = tuple(levels)
-            self.cross_att_blocks = nn.ModuleList(blocks)
+            # the bottleneck is at the latent grid; up block i ends at 2^(i+1) times it (the
+            # last one does not upsample)
+            latent = context.resolution // 2 ** (n - 1)
+            sizes = [latent * 2 ** min(i + 1, n - 1) for i in range(n)]
+            mid = context.block(rev[0], latent)
+            self.attend_after, blocks = context.blocks(rev, sizes)
+            self.cross_att_blocks = nn.ModuleList([mid, *blocks])
 
     @property
     def conditional(self) -> bool:

@@ -35,8 +35,7 @@ first attention resolution; here they follow from ``resolution`` and the number 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from einops import rearrange
@@ -44,7 +43,16 @@ from torch import Tensor, nn
 
 from wmkit.core.pretrained import PretrainedMixin
 from wmkit.core.protocols import Latents
-from wmkit.core.video import check_video
+from wmkit.tokenizers.compressive_contract import CompressiveContract
+from wmkit.tokenizers.ivideogpt_io import (
+    DecodedContext,
+    IVideoGPTCodes,
+    IVideoGPTTokenizerOutput,
+    check_arguments,
+    check_ids,
+    check_size,
+    check_unit_pixels,
+)
 from wmkit.tokenizers.ivideogpt_vae import ContextAttention, FeatureDecoder, FeatureEncoder
 from wmkit.tokenizers.nearest_vq import NearestVQ, NearestVQOutput
 
@@ -81,58 +89,7 @@ IVIDEOGPT_TOKENIZER_SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
-class IVideoGPTCodes:
-    """What :meth:`IVideoGPTTokenizer.encode_unit` returns (model order: context first).
-
-    Attributes:
-        context_ids: ``long [B, T0, h, w]``.
-        future_ids: ``long [B, F, h', w']``, raw dynamics code indices.
-        prequant_context: the context VQ's input ``quant_conv(encoder(x))`` ``[B, T0, D, h, w]``.
-        prequant_future: the dynamics VQ's input, ``quant_linear`` of each patch,
-            ``[B, F, h'·w', D]``.
-    """
-
-    context_ids: Tensor
-    future_ids: Tensor
-    prequant_context: Tensor
-    prequant_future: Tensor
-
-
-@dataclass
-class DecodedContext:
-    """Context frames decoded once (:meth:`IVideoGPTTokenizer.decode_context`).
-
-    Attributes:
-        frames: ``[0, 1]``-scale frames ``[B, T0, C, H, W]``, unclamped.
-        features: the plain decoder's bottleneck and up-block outputs of those frames, each
-            ``[B, T0, C_i, H_i, W_i]``: what future frames cross-attend to.
-    """
-
-    frames: Tensor
-    features: list[Tensor]
-
-
-@dataclass
-class IVideoGPTTokenizerOutput:
-    """What :meth:`IVideoGPTTokenizer.forward` returns for training.
-
-    Attributes:
-        reconstruction: ``[B, T, C, H, W]`` in wmkit's ``[-1, 1]`` scale, not clamped.
-        context_ids: ``long [B, T0, h, w]``.
-        future_ids: ``long [B, F, h', w']``.
-        loss: both codebooks' VQ losses (codebook + ``beta``·commitment), summed.
-        logs: the two VQ losses apart.
-    """
-
-    reconstruction: Tensor
-    context_ids: Tensor
-    future_ids: Tensor
-    loss: Tensor
-    logs: dict[str, Tensor] = field(default_factory=dict)
-
-
-class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
+class IVideoGPTTokenizer(CompressiveContract, nn.Module, PretrainedMixin):
     """iVideoGPT's plain-VQ compressive tokenizer (module docstring); satisfies
     :class:`wmkit.core.Tokenizer` (kind ``"discrete"``).
 
@@ -180,21 +137,7 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
     ) -> None:
         super().__init__()
         widths = list(block_out_channels or [128, 256, 512])
-        if not widths or min(widths) < 1:
-            raise ValueError(f"block_out_channels must be positive widths; got {widths}")
-        if any(w % norm_num_groups for w in widths):
-            raise ValueError(
-                f"every block_out_channels entry must be divisible by norm_num_groups "
-                f"({norm_num_groups}); got {widths}"
-            )
-        s = 2 ** (len(widths) - 1)
-        if resolution % (s * patch_size) or patch_size < 1:
-            raise ValueError(
-                f"resolution ({resolution}) must be a multiple of 2^(levels-1)·patch_size = "
-                f"{s}·{patch_size}"
-            )
-        if context_length < 1:
-            raise ValueError(f"context_length must be >= 1; got {context_length}")
+        s = check_arguments(widths, norm_num_groups, resolution, patch_size, context_length)
         self.s, self.p = s, patch_size
         self.resolution = resolution
         self.in_channels = in_channels
@@ -229,10 +172,6 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
 
     # ------------------------------------------------------------------ protocol properties
     @property
-    def kind(self) -> Literal["discrete", "continuous"]:
-        return "discrete"
-
-    @property
     def vocab_size(self) -> int:
         """Ids of the context codebook (``Latents.values``)."""
         return self.num_vq_embeddings
@@ -243,30 +182,13 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
         return self.num_dyn_embeddings
 
     @property
-    def latent_channels(self) -> None:
-        return None
-
-    @property
-    def spatial_compression(self) -> int:
-        return self.s
-
-    @property
-    def future_spatial_compression(self) -> int:
-        return self.s * self.p
-
-    @property
-    def temporal_compression(self) -> int:
-        return 1
-
-    @property
     def grid(self) -> tuple[int, int]:
         """(context ids per side, future ids per side): ``(16, 4)`` for the released 64×64."""
         return self.resolution // self.s, self.resolution // (self.s * self.p)
 
-    def tokens_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
-        """Shape of ``encode(video).values`` (every frame a context frame)."""
-        self._check_size(height, width)
-        return (num_frames, *[self.grid[0]] * 2)
+    def num_context_frames(self, num_frames: int) -> int:
+        """``T0`` that ``encode(video)`` uses without a context argument: every frame."""
+        return num_frames
 
     def future_tokens_shape(
         self, num_frames: int, height: int, width: int, context_frames: int | None = None
@@ -280,41 +202,16 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
                 f"context_frames must be {self.context_length} (the tokenizer's "
                 f"context_length); got {context_frames}"
             )
-        self._check_size(height, width)
+        check_size(height, width, self.resolution)
         return (num_frames - self.context_length, *[self.grid[1]] * 2)
 
     # ------------------------------------------------------------------ checks
-    def _check_size(self, height: int, width: int) -> None:
-        if (height, width) != (self.resolution, self.resolution):
-            raise ValueError(
-                f"video frames must be {self.resolution}x{self.resolution} (the tokenizer's "
-                f"resolution); got {height}x{width}"
-            )
-
-    def _check_pixels(self, pixels: Tensor, name: str) -> None:
-        if not isinstance(pixels, Tensor) or pixels.ndim != 5 or not pixels.is_floating_point():
-            raise ValueError(
-                f"{name} must be float [B, T, C, H, W]; got "
-                + (f"{pixels.dtype} {tuple(pixels.shape)}" if isinstance(pixels, Tensor) else "")
-                + type(pixels).__name__
-            )
-        if pixels.shape[2] != self.in_channels:
-            raise ValueError(
-                f"{name} must have {self.in_channels} channels at dim 2; got {tuple(pixels.shape)}"
-            )
-        self._check_size(pixels.shape[3], pixels.shape[4])
-        if pixels.numel():
-            lo, hi = pixels.detach().aminmax()
-            if lo < -1e-3 or hi > 1 + 1e-3:
-                raise ValueError(
-                    f"{name} must be in [0, 1] (iVideoGPT's pixels; encode takes wmkit's "
-                    f"[-1, 1] video); got values in [{lo.item():.4g}, {hi.item():.4g}]"
-                )
+    def _context_grid(self, height: int, width: int) -> tuple[int, int]:
+        check_size(height, width, self.resolution)
+        return self.grid[0], self.grid[0]
 
     def _context_count(self, num_frames: int, context_frames: int | None) -> int:
-        n = num_frames if context_frames is None else context_frames
-        if not 1 <= n <= num_frames:
-            raise ValueError(f"context_frames must be in [1, {num_frames}]; got {n}")
+        n = super()._context_count(num_frames, context_frames)
         if n < num_frames and n != self.context_length:
             raise ValueError(
                 f"with future frames the context must be context_length = "
@@ -322,27 +219,6 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
                 f"context_frames={n} of {num_frames}"
             )
         return n
-
-    def split(
-        self,
-        num_frames: int,
-        context_frames: int | None = None,
-        context_indices: Sequence[int] | None = None,
-    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(context indices, future indices in time order) of a ``num_frames`` clip."""
-        if context_frames is not None and context_indices is not None:
-            raise ValueError("give context_frames or context_indices, not both")
-        if context_indices is None:
-            ctx = tuple(range(self._context_count(num_frames, context_frames)))
-        else:
-            ctx = tuple(int(i) for i in context_indices)
-            if not ctx or len(set(ctx)) != len(ctx) or min(ctx) < 0 or max(ctx) >= num_frames:
-                raise ValueError(
-                    f"context_indices must be distinct frame indices in [0, {num_frames}); "
-                    f"got {ctx}"
-                )
-            self._context_count(num_frames, len(ctx))
-        return ctx, tuple(i for i in range(num_frames) if i not in set(ctx))
 
     # ------------------------------------------------------------------ networks
     def _encode(
@@ -366,10 +242,9 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
 
     def _future_ids(self, qc: NearestVQOutput, qf: NearestVQOutput | None) -> Tensor:
         """Dynamics ids as a grid ``long [B, F, h', w']`` (``F = 0`` without future frames)."""
-        g = self.grid[1]
         if qf is None:
-            return qc.ids.new_zeros((qc.ids.shape[0], 0, g, g))
-        return rearrange(qf.ids, "b t (y x) -> b t y x", y=g)
+            return self._no_future(qc.ids)
+        return rearrange(qf.ids, "b t (y x) -> b t y x", y=self.grid[1])
 
     def _decode_context(self, codes: Tensor) -> DecodedContext:
         """Context codes ``[B, T0, h, w, D]`` → :class:`DecodedContext`."""
@@ -389,19 +264,12 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
         frames, _ = self.cond_decoder(y, context.features)  # [B·F, C, H, W]
         return rearrange(frames, "(b t) c h w -> b t c h w", b=b)
 
-    def _check_ids(self, ids: Tensor, name: str, side: int, batch: int | None = None) -> None:
-        b = "B" if batch is None else str(batch)
-        ok = isinstance(ids, Tensor) and ids.ndim == 4 and ids.shape[2:] == (side, side)
-        if not ok or (batch is not None and ids.shape[0] != batch):
-            got = str(tuple(ids.shape)) if isinstance(ids, Tensor) else type(ids).__name__
-            raise ValueError(f"{name} must be long [{b}, T, {side}, {side}]; got {got}")
-
     # ------------------------------------------------------------------ [0, 1] interface
     def encode_unit(self, pixels: Tensor, context_frames: int | None = None) -> IVideoGPTCodes:
         """iVideoGPT's ``tokenize`` on ``[0, 1]`` pixels ``[B, T, C, H, W]`` whose first
         ``context_frames`` (default: all) are the context; returns the id grids and the VQ
         inputs."""
-        self._check_pixels(pixels, "pixels")
+        check_unit_pixels(pixels, "pixels", self.in_channels, self.resolution)
         n = self._context_count(pixels.shape[1], context_frames)
         qc, qf, z, d = self._encode(pixels, n)
         b, g = pixels.shape[0], self.grid[1]
@@ -418,7 +286,7 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
         """Context ids ``long [B, T0, h, w]`` → their frames and the features future frames
         attend to; pass it to :meth:`decode_future` for every future frame of a rollout
         instead of decoding the context each time (the original's ``detokenize`` cache)."""
-        self._check_ids(context_ids, "context_ids", self.grid[0])
+        check_ids(context_ids, "context_ids", self.grid[0])
         return self._decode_context(self.quantize.lookup(context_ids))
 
     def decode_future(self, context: DecodedContext, future_ids: Tensor) -> Tensor:
@@ -427,7 +295,7 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
         ``context_length`` frames. Ids out of range raise (the original clamps generated
         ids into range; a caller holding a generated sequence clamps them itself)."""
         b, t0 = context.frames.shape[:2]
-        self._check_ids(future_ids, "future_ids", self.grid[1], batch=b)
+        check_ids(future_ids, "future_ids", self.grid[1], batch=b)
         if t0 != self.context_length:
             raise ValueError(
                 f"decoding future frames needs context_length = {self.context_length} "
@@ -443,7 +311,7 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
         context = self.decode_context(context_ids)
         if future_ids is None:
             return context.frames
-        self._check_ids(future_ids, "future_ids", self.grid[1], batch=context_ids.shape[0])
+        check_ids(future_ids, "future_ids", self.grid[1], batch=context_ids.shape[0])
         if not future_ids.shape[1]:
             return context.frames
         return torch.cat([context.frames, self.decode_future(context, future_ids)], dim=1)
@@ -453,8 +321,7 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
         """Training pass on a ``[-1, 1]`` video (straight-through codes); the first
         ``context_frames`` (default ``context_length``, or all frames of a shorter clip) are
         the context."""
-        check_video(video, "video", channels=self.in_channels)
-        self._check_size(video.shape[3], video.shape[4])
+        self._check_input(video)
         t = video.shape[1]
         n = self._context_count(
             t, min(self.context_length, t) if context_frames is None else context_frames
@@ -488,8 +355,7 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
         ``context_frames=context_length`` makes the rest future frames; ``context_indices``
         picks the context frames (e.g. ``(T - 1, 0)``: goal first), the future ones keep
         their time order."""
-        check_video(video, "video", channels=self.in_channels)
-        self._check_size(video.shape[3], video.shape[4])
+        self._check_input(video)
         ctx, fut = self.split(video.shape[1], context_frames, context_indices)
         codes = self.encode_unit((video[:, list(ctx + fut)] + 1) / 2, len(ctx))
         return Latents(
@@ -502,8 +368,7 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
     def decode(self, latents: Latents | Tensor) -> Tensor:
         """``Latents`` (context ids, future ids, context indices) or context ids alone →
         video ``[B, T, C, H, W]`` in ``[-1, 1]`` (clamped), frames in time order."""
-        values = latents.values if isinstance(latents, Latents) else latents
-        future = latents.future if isinstance(latents, Latents) else None
+        values, future = self._unpack(latents)
         if not isinstance(values, Tensor) or values.is_floating_point():
             raise ValueError(
                 "latents must be Latents or context token ids long [B, T0, h, w]; got "
@@ -511,16 +376,7 @@ class IVideoGPTTokenizer(nn.Module, PretrainedMixin):
             )
         t0 = values.shape[1] if values.ndim == 4 else 0
         tf = future.shape[1] if future is not None and future.ndim == 4 else 0
-        given = isinstance(latents, Latents) and latents.context_indices is not None
-        ctx = tuple(latents.context_indices) if given else tuple(range(t0))  # type: ignore[union-attr,arg-type]
-        if len(ctx) != t0:
-            raise ValueError(
-                f"latents.context_indices has {len(ctx)} entries for {t0} context frames"
-            )
-        ctx, fut = self.split(t0 + tf, context_indices=ctx)
+        ctx, fut = self._latents_split(latents, t0, tf)
         frames = self.decode_unit(values, future) * 2 - 1  # [B, T, C, H, W], model order
         order = torch.tensor(ctx + fut, device=frames.device).argsort()
         return frames[:, order].clamp(-1, 1)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())

@@ -202,19 +202,9 @@ class VidTokModule(TokenizerLitMixin, L.LightningModule):
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         hp = self.hparams
-        params = [p for p in self.tokenizer.parameters() if p.requires_grad]
-        opts = [
-            torch.optim.AdamW(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
-        ]
+        opts = [self.adamw(p for p in self.tokenizer.parameters() if p.requires_grad)]
         if self.discriminator is not None:
-            opts.append(
-                torch.optim.AdamW(
-                    self.discriminator.parameters(),
-                    lr=hp.discriminator_lr or hp.lr,
-                    betas=tuple(hp.betas),
-                    weight_decay=hp.weight_decay,
-                )
-            )
+            opts.append(self.adamw(self.discriminator.parameters(), hp.discriminator_lr or hp.lr))
         return opts
 
 

@@ -12,16 +12,21 @@ stage's ``--export_dir`` says otherwise) is :attr:`~TokenizerLitMixin.eval_token
 loss or metric (``hparams.perceptual_weight`` and ``perceptual_net``), built on first use.
 
 Mix it in before ``L.LightningModule`` (``class M(TokenizerLitMixin, L.LightningModule)``);
-the module keeps its loss, its optimisers and its ``_evaluate``. The mixin puts nothing in
-the module tree, so checkpoints are the module's own.
+the module keeps its loss and its ``_evaluate``. Its default optimiser is AdamW over the
+tokenizer's parameters with ``hparams.lr``, ``betas`` and ``weight_decay``
+(:meth:`~TokenizerLitMixin.adamw`; a module with more players overrides
+``configure_optimizers``). The mixin puts nothing in the module tree, so checkpoints are the
+module's own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+from torch.optim import AdamW
 
 from wmkit.tokenizers.losses import load_perceptual
 from wmkit.tokenizers.reconstruction_log import log_reconstructions
@@ -61,6 +66,16 @@ class TokenizerLitMixin:
         if not built:
             built.append(load_perceptual(hparams.perceptual_net))
         return built[0].to(device) if built[0] is not None else None
+
+    def adamw(self, params: Iterable[nn.Parameter], lr: float | None = None) -> AdamW:
+        """AdamW over ``params`` with the module's ``betas`` and ``weight_decay`` and
+        learning rate ``lr`` (default ``hparams.lr``)."""
+        hp = self.hparams  # type: ignore[attr-defined]
+        lr = hp.lr if lr is None else lr
+        return AdamW(params, lr=lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.adamw(self.tokenizer.parameters())  # type: ignore[attr-defined]
 
     def _evaluate(self, batch: dict[str, Tensor], batch_idx: int, split: str) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement _evaluate")

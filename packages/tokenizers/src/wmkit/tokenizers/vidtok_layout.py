@@ -11,6 +11,7 @@ upsampling, resampling at the deepest levels) are its own and stay the defaults.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -79,53 +80,24 @@ class VidTokLayout:
         n_s, n_t = spatial_levels, temporal_levels
         custom = self.encoder_spatial_levels is not None or self.decoder_spatial_levels is not None
         count = multipliers if custom else n_s + 1
-        enc_s = _levels(
-            self.encoder_spatial_levels,
-            list(range(n_s)),
-            list(range(count - 1)),
-            n_s,
-            "encoder_spatial_levels",
-            "spatial_compression",
-        )
-        dec_s = _levels(
-            self.decoder_spatial_levels,
-            list(range(1, n_s + 1)),
-            list(range(1, count)),
-            n_s,
-            "decoder_spatial_levels",
-            "spatial_compression",
-        )
-        enc_t = _levels(
-            self.encoder_temporal_levels,
-            sorted(enc_s)[n_s - n_t :],
-            enc_s,
-            n_t,
-            "encoder_temporal_levels",
-            "temporal_compression",
-        )
-        dec_t = _levels(
-            self.decoder_temporal_levels,
-            sorted(dec_s)[n_s - n_t :],
-            dec_s,
-            n_t,
-            "decoder_temporal_levels",
-            "temporal_compression",
-        )
+        enc_s = self._levels("encoder_spatial_levels", range(n_s), range(count - 1), n_s)
+        dec_s = self._levels("decoder_spatial_levels", range(1, n_s + 1), range(1, count), n_s)
+        enc_t = self._levels("encoder_temporal_levels", sorted(enc_s)[n_s - n_t :], enc_s, n_t)
+        dec_t = self._levels("decoder_temporal_levels", sorted(dec_s)[n_s - n_t :], dec_s, n_t)
         return ResolvedLevels(count, enc_s, dec_s, enc_t, dec_t)
 
-
-def _levels(
-    given: list[int] | None,
-    default: list[int],
-    allowed: list[int],
-    count: int,
-    name: str,
-    factor: str,
-) -> list[int]:
-    levels = list(default) if given is None else [int(i) for i in given]
-    if len(set(levels)) != count or not set(levels) <= set(allowed):
-        raise ValueError(
-            f"{name} must be {count} distinct levels (log2 of {factor}) among {allowed}; "
-            f"got {given}"
-        )
-    return levels
+    def _levels(
+        self, name: str, default: Iterable[int], allowed: Iterable[int], count: int
+    ) -> list[int]:
+        """Field ``name`` (``None``: ``default``) checked to be ``count`` distinct levels
+        among ``allowed``."""
+        given = getattr(self, name)
+        levels = list(default) if given is None else [int(i) for i in given]
+        allowed = list(allowed)
+        if len(set(levels)) != count or not set(levels) <= set(allowed):
+            factor = "temporal_compression" if "temporal" in name else "spatial_compression"
+            raise ValueError(
+                f"{name} must be {count} distinct levels (log2 of {factor}) among {allowed}; "
+                f"got {given}"
+            )
+        return levels
