@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ import torch
 from torch import Tensor
 
 from wmkit.core.protocols import LatentActionModel, Latents, Tokenizer, WorldModel
+from wmkit.core.testing.asserts import assert_same, check_video_out
+from wmkit.core.testing.world_model_steps import check_buffered, stepwise_frames
 
 __all__ = [
     "assert_same",
@@ -30,52 +31,6 @@ __all__ = [
     "check_tokenizer",
     "check_world_model",
 ]
-
-
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested tensors of an output (tensor, dataclass, dict, list) keyed by path."""
-    if isinstance(obj, Tensor):
-        return {prefix or "output": obj}
-    if is_dataclass(obj) and not isinstance(obj, type):
-        out: dict[str, Any] = {}
-        for f in fields(obj):
-            out.update(_flatten(getattr(obj, f.name), f"{prefix}.{f.name}".lstrip(".")))
-        return out
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}.{k}".lstrip(".")))
-        return out
-    if isinstance(obj, list | tuple):
-        out = {}
-        for i, v in enumerate(obj):
-            out.update(_flatten(v, f"{prefix}[{i}]"))
-        return out
-    return {prefix or "output": obj}
-
-
-def assert_same(a: Any, b: Any, atol: float = 0.0, what: str = "outputs") -> None:
-    """Assert two outputs (tensors, dataclasses, dicts, lists) are equal: bit-identical when
-    ``atol`` is 0, else within ``atol``."""
-    fa, fb = _flatten(a), _flatten(b)
-    if fa.keys() != fb.keys():
-        raise AssertionError(f"{what} differ in structure: {sorted(fa)} vs {sorted(fb)}")
-    for key in fa:
-        x, y = fa[key], fb[key]
-        if isinstance(x, Tensor) and isinstance(y, Tensor):
-            if x.shape != y.shape or x.dtype != y.dtype:
-                raise AssertionError(
-                    f"{what}: {key} is {x.dtype}{tuple(x.shape)} vs {y.dtype}{tuple(y.shape)}"
-                )
-            if atol == 0.0:
-                if not torch.equal(x, y):
-                    diff = (x.double() - y.double()).abs().max().item()
-                    raise AssertionError(f"{what}: {key} not bit-identical (max diff {diff:.3g})")
-            elif not torch.allclose(x.double(), y.double(), atol=atol, rtol=0):
-                diff = (x.double() - y.double()).abs().max().item()
-                raise AssertionError(f"{what}: {key} differs by {diff:.3g} > {atol:g}")
-        elif x != y and not (isinstance(x, Tensor) or isinstance(y, Tensor)):
-            raise AssertionError(f"{what}: {key} is {x!r} vs {y!r}")
 
 
 def check_protocol(obj: Any, protocol: type) -> None:
@@ -209,19 +164,6 @@ def check_save_load(
 
 
 # ------------------------------------------------------------------------------ models
-def _check_video_out(video: Tensor, shape: tuple[int, ...], what: str) -> None:
-    if not isinstance(video, Tensor):
-        raise AssertionError(f"{what} must be a Tensor; got {type(video).__name__}")
-    if tuple(video.shape) != tuple(shape):
-        raise AssertionError(f"{what} has shape {tuple(video.shape)}; expected {tuple(shape)}")
-    if not video.is_floating_point():
-        raise AssertionError(f"{what} must be float; got {video.dtype}")
-    if video.numel() and (video.min() < -1 - 1e-4 or video.max() > 1 + 1e-4):
-        raise AssertionError(
-            f"{what} must be in [-1, 1]; got [{video.min().item():.3g}, {video.max().item():.3g}]"
-        )
-
-
 @torch.no_grad()
 def check_world_model(
     model: WorldModel,
@@ -248,7 +190,7 @@ def check_world_model(
     b, _, c, h, w = context_frames.shape
     steps = actions.shape[1]
     out = check_determinism(lambda: model.rollout(context_frames, actions), what="rollout")
-    _check_video_out(out.frames, (b, steps, c, h, w), "rollout frames")
+    check_video_out(out.frames, (b, steps, c, h, w), "rollout frames")
     for name in ("rewards", "dones"):
         value = getattr(out, name)
         if value is not None and tuple(value.shape) != (b, steps):
@@ -274,12 +216,12 @@ def check_world_model(
     torch.manual_seed(0)
     rolled = model.rollout(context_frames, actions).frames
     torch.manual_seed(0)
-    served, generated, lags = _stepwise(model, context_frames, actions, (b, c, h, w))
+    served, generated, lags = stepwise_frames(model, context_frames, actions, (b, c, h, w))
     if not stochastic:
         if k == 1:
             assert_same(rolled, served, atol=atol, what="rollout vs reset+step")
         else:
-            _check_buffered(rolled, served, generated, lags, context_frames, k, atol)
+            check_buffered(rolled, served, generated, lags, context_frames, k, atol)
 
     bad_shape = torch.zeros((b, steps, *spec.action_shape, 2), dtype=spec.dtype)
     check_rejects(lambda: model.rollout(context_frames, bad_shape), match="actions")
@@ -292,56 +234,6 @@ def check_world_model(
             model,  # type: ignore[arg-type]
             forward=lambda m: m.rollout(context_frames, actions).frames,  # type: ignore[operator]
         )
-
-
-def _stepwise(
-    model: WorldModel, context_frames: Tensor, actions: Tensor, frame_shape: tuple[int, ...]
-) -> tuple[Tensor, list[Tensor], list[int]]:
-    """``reset`` + one ``step`` per action: the served frames ``[B, T, ...]``, the
-    ``new_frames`` of the calls that generated some, and each call's ``lag``."""
-    state = model.reset(context_frames)
-    served, generated, lags = [], [], []
-    for t in range(actions.shape[1]):
-        step = model.step(state, actions[:, t])
-        _check_video_out(step.frame, frame_shape, "step frame")
-        served.append(step.frame)
-        lags.append(step.lag)
-        if step.new_frames is not None:
-            generated.append(step.new_frames)
-        state = step.state
-    return torch.stack(served, 1), generated, lags
-
-
-def _check_buffered(
-    rolled: Tensor,
-    served: Tensor,
-    generated: list[Tensor],
-    lags: list[int],
-    context_frames: Tensor,
-    k: int,
-    atol: float,
-) -> None:
-    """A model with ``k``-frame latent steps (:mod:`wmkit.core.latent_steps`): the latent
-    steps ``step`` generates are ``rollout``'s frames, and call ``c`` serves frame
-    ``c - (k - 1)`` (the last context frame before the first step is complete)."""
-    steps = served.shape[1]
-    whole = steps // k * k
-    expected_lags = [min(c + 1, k - 1) for c in range(steps)]
-    if lags != expected_lags:
-        raise AssertionError(f"step lags {lags}; a {k}-frame latent step gives {expected_lags}")
-    if len(generated) != steps // k:
-        raise AssertionError(
-            f"{steps} steps generated {len(generated)} latent steps (new_frames); expected "
-            f"{steps // k}"
-        )
-    if whole:
-        assert_same(
-            rolled[:, :whole], torch.cat(generated, 1), atol=atol,
-            what="rollout vs the new_frames of reset+step",
-        )  # fmt: skip
-    for c in range(steps):
-        want = context_frames[:, -1] if c < k - 1 else rolled[:, c - (k - 1)]
-        assert_same(want, served[:, c], atol=atol, what=f"frame served by step call {c}")
 
 
 @torch.no_grad()
@@ -375,7 +267,7 @@ def check_tokenizer(
         if latents.values.min() < 0 or latents.values.max() >= tokenizer.vocab_size:
             raise AssertionError(f"token ids outside [0, {tokenizer.vocab_size})")
     recon = check_determinism(lambda: tokenizer.decode(latents), what="decode")
-    _check_video_out(recon, tuple(video.shape), "decode(encode(video))")
+    check_video_out(recon, tuple(video.shape), "decode(encode(video))")
     assert_same(
         recon, tokenizer.decode(latents.values), atol=1e-6, what="decode(Latents) vs decode(tensor)"
     )
@@ -412,7 +304,7 @@ def check_latent_action_model(
             f"infer must give [B, T - 1, ...] = {(b, t - 1)}; got {tuple(latent.shape)}"
         )
     nxt = check_determinism(lambda: model.apply(frames[:, 0], latent[:, 0]), what="apply")
-    _check_video_out(nxt.unsqueeze(1), (b, 1, c, h, w), "apply(frame, latent_action)")
+    check_video_out(nxt.unsqueeze(1), (b, 1, c, h, w), "apply(frame, latent_action)")
     if causal and t > 2:
         check_causality(
             model.infer, frames, unaffected=lambda s: s - 1, positions=range(2, t), what="frames"
