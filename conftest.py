@@ -9,6 +9,12 @@ import pytest
 import torch
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One thread from the start, so that module- and session-scoped fixtures (set up before
+    any function-scoped fixture) train on one thread too."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """One thread for every test, restored after it (a test that sets its own, as the
