@@ -1,7 +1,9 @@
-"""A diffusers VAE as a per-frame tokenizer: both VAE classes encode each frame on its own with
-their latent normalisation (SD's scaling and shift, Wan's per-channel mean and std), decode
-inverts it, the saved tokenizer loads without the VAE's directory, it drives a Wan world model
-on its latents, and bad input fails clearly."""
+"""A diffusers VAE as a per-frame tokenizer (``AutoencoderKL``, and ``AutoencoderKLWan`` with
+``frame_wise=True``): both VAE classes encode each frame on its own with their latent
+normalisation (SD's scaling and shift, Wan's per-channel mean and std), decode inverts it, the
+saved tokenizer loads without the VAE's directory, ``decode_next`` streams per-frame latents
+without state, it drives a Wan world model on its latents,
+and bad input fails clearly. Wan's video latents: ``test_vae_tokenizer_video.py``."""
 
 import json
 import shutil
@@ -12,9 +14,10 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, AutoencoderKLWan
 
-from wmkit.core import ActionSpec, Tokenizer, load_pretrained, to_float_video
-from wmkit.core.testing import WorldModelTests, moving_squares
+from wmkit.core import ActionSpec, StreamingDecoder, Tokenizer, load_pretrained, to_float_video
+from wmkit.core.testing import WorldModelTests, check_streaming_decode, moving_squares
 from wmkit.diffusion_world import DiffusersVAETokenizer, DiffusionWorldModel
+from wmkit.diffusion_world.vae_tokenizer import VAEStream
 
 sys.path.insert(0, str(Path(__file__).parent))
 from diffusion_helpers import flat_model
@@ -55,7 +58,7 @@ def _raw_mode(vae, frames):  # frames [N, C, H, W] → the VAE's own posterior m
 @pytest.mark.parametrize("vae_class", VAES)
 def test_each_frame_is_encoded_alone_with_the_vaes_normalisation(vae_class):
     torch.manual_seed(0)
-    tok = DiffusersVAETokenizer(vae_class, vae_kwargs=VAES[vae_class][1])
+    tok = DiffusersVAETokenizer(vae_class, vae_kwargs=VAES[vae_class][1], frame_wise=True)
     assert isinstance(tok, Tokenizer) and tok.kind == "continuous"
     assert (tok.latent_channels, tok.spatial_compression, tok.temporal_compression) == (4, 2, 1)
     video = _video()
@@ -83,11 +86,22 @@ def test_each_frame_is_encoded_alone_with_the_vaes_normalisation(vae_class):
 
 
 @pytest.mark.parametrize("vae_class", VAES)
+def test_per_frame_latents_stream_without_state(vae_class):
+    torch.manual_seed(0)
+    tok = DiffusersVAETokenizer(vae_class, vae_kwargs=VAES[vae_class][1], frame_wise=True)
+    assert isinstance(tok, StreamingDecoder)
+    latents = tok.encode(_video())
+    check_streaming_decode(tok, latents, [1, 2], atol=1e-6)
+    frames, stream = tok.decode_next(latents.values[:, :2])
+    assert frames.shape[1] == 2 and stream == VAEStream(feat_cache=(), latent_frames=2)
+
+
+@pytest.mark.parametrize("vae_class", VAES)
 def test_a_pretrained_vae_is_saved_into_the_tokenizer(tmp_path, vae_class):
     cls, config = VAES[vae_class]
     torch.manual_seed(3)
     cls(**config).save_pretrained(tmp_path / "vae")
-    tok = DiffusersVAETokenizer(vae_class, pretrained_vae=str(tmp_path / "vae"))
+    tok = DiffusersVAETokenizer(vae_class, pretrained_vae=str(tmp_path / "vae"), frame_wise=True)
     tok.save_pretrained(tmp_path / "tokenizer")
     saved = json.loads((tmp_path / "tokenizer" / "config.json").read_text())
     channels = "latent_channels" if vae_class == "AutoencoderKL" else "z_dim"
@@ -113,7 +127,9 @@ def test_bad_input_fails_clearly(tmp_path):
     with pytest.raises(ValueError, match="vae_class is AutoencoderKLWan"):
         DiffusersVAETokenizer("AutoencoderKLWan", pretrained_vae=str(tmp_path / "kl"))
     with pytest.raises(ValueError, match="latents_mean"):
-        DiffusersVAETokenizer("AutoencoderKLWan", vae_kwargs={**WAN, "latents_mean": [0.0] * 3})
+        DiffusersVAETokenizer(
+            "AutoencoderKLWan", vae_kwargs={**WAN, "latents_mean": [0.0] * 3}, frame_wise=True
+        )
 
 
 def _wan_world(tokenizer: str) -> DiffusionWorldModel:
@@ -129,7 +145,8 @@ class TestWanWorldModelOnWanLatents(WorldModelTests):
     @pytest.fixture(autouse=True)
     def _tokenizer(self, tmp_path):
         torch.manual_seed(0)
-        DiffusersVAETokenizer("AutoencoderKLWan", vae_kwargs=WAN).save_pretrained(tmp_path / "t")
+        wan = DiffusersVAETokenizer("AutoencoderKLWan", vae_kwargs=WAN, frame_wise=True)
+        wan.save_pretrained(tmp_path / "t")
         self.tokenizer_dir = str(tmp_path / "t")
 
     def make_model(self):
@@ -142,7 +159,8 @@ class TestWanWorldModelOnWanLatents(WorldModelTests):
 
 def test_a_world_model_on_vae_latents_saves_its_tokenizer(tmp_path):
     torch.manual_seed(0)
-    DiffusersVAETokenizer("AutoencoderKLWan", vae_kwargs=WAN).save_pretrained(tmp_path / "tok")
+    wan = DiffusersVAETokenizer("AutoencoderKLWan", vae_kwargs=WAN, frame_wise=True)
+    wan.save_pretrained(tmp_path / "tok")
     model = _wan_world(str(tmp_path / "tok")).eval()
     model.save_pretrained(tmp_path / "world")
     shutil.rmtree(tmp_path / "tok")

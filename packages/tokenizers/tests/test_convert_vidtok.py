@@ -141,7 +141,8 @@ def test_long_video_streaming_parity(case, converted):
     """``encode_chunks`` / ``decode_chunks`` cut as VidTok's long-video path
     (``--read_long_video --chunk_size 16``: frames [0:1] then 16 at a time, latents [0:1]
     then ``16 / t`` at a time) reproduce the ``long_*`` tensors: v1.1's tiled path with
-    overlapping decode chunks, v1.0's whole-clip call (its decoder is exactly causal)."""
+    overlapping decode chunks, v1.0's whole-clip call (its decoder is exactly causal), which
+    v1.0's ``decode_next`` also reproduces one latent step at a time."""
     tok = load_pretrained(converted[case]).eval()
     io = load_file(str(PARITY / case / "io.safetensors"))
     video = rearrange(io["x_long"], "b c t h w -> b t c h w")
@@ -156,6 +157,13 @@ def test_long_video_streaming_parity(case, converted):
     recon = torch.cat(list(tok.decode_chunks(chunks)), dim=1)
     want = io["long_recon"][:, :, -n:].clamp(-1, 1)
     _assert_close(_bcthw(recon), want, RECON_ATOL, "streamed decode")
+    if tok.temporal_upsample == "nearest":  # v1.0 is causal: one latent step per decode_next
+        stream, steps = None, []
+        with torch.no_grad():
+            for j in range(latents.shape[1]):
+                frames, stream = tok.decode_next(latents[:, j : j + 1], stream)
+                steps.append(frames)
+        _assert_close(_bcthw(torch.cat(steps, dim=1)), want, RECON_ATOL, "decode_next steps")
 
 
 @needs_fixtures

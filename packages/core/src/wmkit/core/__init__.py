@@ -35,6 +35,7 @@ from wmkit.core.protocols import (
     WorldState,
 )
 from wmkit.core.stage import make_stage, run_stage
+from wmkit.core.streaming import StreamingDecoder, streamed_frames
 from wmkit.core.video import (
     check_frames,
     check_video,
@@ -66,6 +67,7 @@ __all__ = [
     "Rollout",
     "StepOutput",
     "StepwiseRolloutMixin",
+    "StreamingDecoder",
     "Tokenizer",
     "WorldModel",
     "WorldState",
@@ -89,6 +91,7 @@ __all__ = [
     "run_stage",
     "start_buffered",
     "step_action_spec",
+    "streamed_frames",
     "to_float_video",
     "to_uint8_frames",
     "trim_context",

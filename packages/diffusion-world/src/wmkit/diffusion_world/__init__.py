@@ -56,7 +56,7 @@ from wmkit.diffusion_world.state import DiffusionState
 from wmkit.diffusion_world.temporal_cache import TemporalHistory, TemporalHistoryCache
 from wmkit.diffusion_world.transition_heads import HeadsConfig, TransitionHeads
 from wmkit.diffusion_world.unet3d import UNET3D_SIZES, CausalUNet3D, tiny_unet3d_config
-from wmkit.diffusion_world.vae_tokenizer import VAE_CLASSES, DiffusersVAETokenizer
+from wmkit.diffusion_world.vae_tokenizer import VAE_CLASSES, DiffusersVAETokenizer, VAEStream
 from wmkit.diffusion_world.wan import (
     WAN_SIZES,
     CausalWanAttnProcessor,
@@ -103,6 +103,7 @@ __all__ = [
     "TemporalHistory",
     "TemporalHistoryCache",
     "TransitionHeads",
+    "VAEStream",
     "WindowSampler",
     "add_frame_noise",
     "build_network",

@@ -45,6 +45,7 @@ from wmkit.tokenizers.vidtok import (
     TokenizerOutput,
     VidTokDecoder,
     VidTokEncoder,
+    VidTokStream,
     VidTokTokenizer,
 )
 from wmkit.tokenizers.vidtok_layout import VidTokLayout
@@ -93,6 +94,7 @@ __all__ = [
     "VidTokEncoder",
     "VidTokLayout",
     "VidTokModule",
+    "VidTokStream",
     "VidTokTokenizer",
     "psnr",
     "ssim",

@@ -30,46 +30,29 @@ frames (v1.1's decoder returns ``t·T'`` and its callers keep the last ``T``);
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 from wmkit.core.pretrained import PretrainedMixin
 from wmkit.core.protocols import Latents
 from wmkit.core.video import check_video
-from wmkit.tokenizers.blocks import (
-    CausalResBlock3d,
-    FrameAttention,
-    FrameNorm,
-    NormKind,
-    SpatialDownsample,
-    SpatialResBlock,
-    SpatialUpsample,
-    TemporalDownsample,
-    TemporalResBlock,
-    TemporalUpsample,
-)
-from wmkit.tokenizers.causal_conv import (
-    CausalConv3d,
-    StreamingModule,
-    is_streaming,
-    set_past_padding,
-    streaming,
-)
+from wmkit.tokenizers.causal_conv import is_streaming, set_past_padding
 from wmkit.tokenizers.fsq import FSQQuantizer
 from wmkit.tokenizers.kl import GaussianRegularizer
+from wmkit.tokenizers.vidtok_backbone import VidTokDecoder, VidTokEncoder
 from wmkit.tokenizers.vidtok_layout import VidTokLayout
+from wmkit.tokenizers.vidtok_streaming import VidTokStream, VidTokStreamingMixin
 
 __all__ = [
     "VIDTOK_SIZES",
     "TokenizerOutput",
     "VidTokDecoder",
     "VidTokEncoder",
+    "VidTokStream",
     "VidTokTokenizer",
 ]
 
@@ -93,6 +76,39 @@ def _multipliers(base: list[int], levels: int) -> list[int]:
     return [base[min(i, len(base) - 1)] for i in range(levels)]
 
 
+def _compression_levels(spatial: int, temporal: int, temporal_mixing: bool) -> tuple[int, int]:
+    """Validated ``(log2 spatial_compression, log2 temporal_compression)``."""
+    n_s = _log2(spatial, "spatial_compression")
+    n_t = _log2(temporal, "temporal_compression")
+    if n_t > n_s:
+        raise ValueError(
+            f"temporal_compression ({temporal}) must be <= spatial_compression "
+            f"({spatial}): temporal downsampling rides on the spatial levels"
+        )
+    if not temporal_mixing and temporal != 1:
+        raise ValueError(
+            f"temporal_mixing=False (per-frame) needs temporal_compression=1; got {temporal}"
+        )
+    return n_s, n_t
+
+
+def _size_config(size: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The named size's architecture with the arguments that are not ``None`` put over it."""
+    if size not in VIDTOK_SIZES:
+        raise ValueError(f"size must be one of {sorted(VIDTOK_SIZES)}; got {size!r}")
+    return {**VIDTOK_SIZES[size], **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def _as_layout(layout: VidTokLayout | dict | None) -> VidTokLayout:
+    """``layout`` as given, from its ``config.json`` dict, or wmkit's default."""
+    layout = VidTokLayout() if layout is None else layout
+    if isinstance(layout, dict):  # as written in config.json
+        layout = VidTokLayout(**layout)
+    if not isinstance(layout, VidTokLayout):
+        raise TypeError(f"layout must be a VidTokLayout; got {type(layout).__name__}")
+    return layout
+
+
 @dataclass
 class TokenizerOutput:
     """What :meth:`VidTokTokenizer.forward` returns for training.
@@ -113,154 +129,7 @@ class TokenizerOutput:
     logs: dict[str, Tensor] = field(default_factory=dict)
 
 
-class VidTokEncoder(nn.Module):
-    """``[B, C, T, H, W]`` (T a multiple of ``t`` after first-frame padding) →
-    ``[B, out_channels, T / t, H / s, W / s]``.
-
-    ``spatial_levels`` are the resolution levels (0 = full resolution) followed by a 2×
-    spatial downsampling, ``temporal_levels`` those of them that also halve time.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        channels: int,
-        multipliers: list[int],
-        blocks: int,
-        spatial_levels: list[int],
-        temporal_levels: list[int],
-        attention: bool,
-        temporal_mixing: bool,
-        norm: NormKind = "group",
-    ) -> None:
-        super().__init__()
-        kt = 3 if temporal_mixing else 1
-        widths = [channels * m for m in multipliers]
-        self.conv_in = CausalConv3d(in_channels, widths[0], (kt, 3, 3))
-        self.levels = nn.ModuleList()
-        width = widths[0]
-        for i, w in enumerate(widths):
-            level = nn.Module()
-            level.blocks = nn.ModuleList()
-            for _ in range(blocks):
-                level.blocks.append(SpatialResBlock(width, w, norm))
-                level.blocks.append(
-                    TemporalResBlock(w, norm=norm) if temporal_mixing else nn.Identity()
-                )
-                width = w
-            if i in spatial_levels:
-                level.down = SpatialDownsample(width)
-                level.time_down = (
-                    TemporalDownsample(width) if i in temporal_levels else nn.Identity()
-                )
-            self.levels.append(level)
-        self.mid = nn.Sequential(
-            CausalResBlock3d(width, width, kt, norm),
-            FrameAttention(width, norm) if attention else nn.Identity(),
-            CausalResBlock3d(width, width, kt, norm),
-        )
-        self.norm_out = FrameNorm(width, norm)
-        self.conv_out = CausalConv3d(width, out_channels, (kt, 3, 3))
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.conv_in(x)  # [B, C0, T, H, W]
-        for level in self.levels:
-            for block in level.blocks:
-                h = block(h)
-            if hasattr(level, "down"):
-                h = level.time_down(level.down(h))  # [B, C, T (/2), H/2, W/2]
-        h = self.mid(h)
-        return self.conv_out(F.silu(self.norm_out(h)))  # [B, out, T/t, h, w]
-
-
-class VidTokDecoder(nn.Module):
-    """``[B, in_channels, T', h, w]`` → ``[B, out_channels, T'·t, h·s, w·s]`` (mirror of the
-    encoder, one more resnet block per level as in VidTok).
-
-    ``spatial_levels`` are the resolution levels (``levels[k]`` is level ``n - 1 - k``)
-    followed by a 2× spatial upsampling, ``temporal_levels`` those of them that also double
-    time; ``temporal_upsample`` picks its interpolation
-    (:class:`~wmkit.tokenizers.blocks.TemporalUpsample`).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        channels: int,
-        multipliers: list[int],
-        blocks: int,
-        spatial_levels: list[int],
-        temporal_levels: list[int],
-        attention: bool,
-        temporal_mixing: bool,
-        norm: NormKind = "group",
-        temporal_upsample: Literal["nearest", "trilinear"] = "nearest",
-    ) -> None:
-        super().__init__()
-        kt = 3 if temporal_mixing else 1
-        widths = [channels * m for m in multipliers]
-        n_levels = len(widths)
-        width = widths[-1]
-        self.conv_in = CausalConv3d(in_channels, width, (kt, 3, 3))
-        self.mid = nn.Sequential(
-            CausalResBlock3d(width, width, kt, norm),
-            FrameAttention(width, norm) if attention else nn.Identity(),
-            CausalResBlock3d(width, width, kt, norm),
-        )
-        self.levels = nn.ModuleList()
-        first_frames = 1
-        for i in reversed(range(n_levels)):
-            level = nn.Module()
-            level.blocks = nn.ModuleList()
-            for _ in range(blocks + 1):
-                level.blocks.append(SpatialResBlock(width, widths[i], norm))
-                width = widths[i]
-                level.blocks.append(
-                    TemporalResBlock(width, norm=norm) if temporal_mixing else nn.Identity()
-                )
-            if i in spatial_levels:
-                level.up = SpatialUpsample(width)
-                level.time_up = nn.Identity()
-                if i in temporal_levels:
-                    level.time_up = TemporalUpsample(width, temporal_upsample, first_frames)
-                    first_frames *= 2
-            self.levels.append(level)
-        self.norm_out = FrameNorm(width, norm)
-        self.conv_out = CausalConv3d(width, out_channels, (kt, 3, 3))
-
-    def forward(self, z: Tensor) -> Tensor:
-        h = self.mid(self.conv_in(z))  # [B, C, T', h, w]
-        for level in self.levels:
-            for block in level.blocks:
-                h = block(h)
-            if hasattr(level, "up"):
-                h = level.time_up(level.up(h))  # [B, C, T' (·2), 2h, 2w]
-        return self.conv_out(F.silu(self.norm_out(h)))  # [B, out, T'·t, H, W]
-
-    def set_cache_offset(self, latent_frames: int) -> None:
-        """Keep the last ``latent_frames`` latent frames of each chunk out of every causal
-        cache (each module's offset counts frames at its own frame rate), so a chunk can be
-        fed with a look-ahead whose output is dropped; ``0`` switches this off."""
-        rate = 1
-        for part in (self.conv_in, self.mid):
-            _offset(part, latent_frames * rate)
-        for level in self.levels:
-            _offset(level.blocks, latent_frames * rate)
-            if isinstance(getattr(level, "time_up", None), TemporalUpsample):
-                rate *= 2
-                _offset(level.time_up, latent_frames * rate)
-        _offset(self.conv_out, latent_frames * rate)
-
-
-def _offset(module: nn.Module, frames: int) -> None:
-    for m in module.modules():
-        if isinstance(m, StreamingModule):
-            m.cache_offset = frames
-
-
-class VidTokTokenizer(nn.Module, PretrainedMixin):
+class VidTokTokenizer(VidTokStreamingMixin, nn.Module, PretrainedMixin):
     """Causal 3D video tokenizer with a KL (continuous) or FSQ (discrete) bottleneck.
 
     Satisfies :class:`wmkit.core.Tokenizer`. Videos are ``float [B, T, C, H, W]`` in
@@ -307,54 +176,20 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
         layout: VidTokLayout | None = None,
     ) -> None:
         super().__init__()
-        if size not in VIDTOK_SIZES:
-            raise ValueError(f"size must be one of {sorted(VIDTOK_SIZES)}; got {size!r}")
         if regularizer not in ("kl", "fsq"):
             raise ValueError(f"regularizer must be 'kl' or 'fsq'; got {regularizer!r}")
-        n_s = _log2(spatial_compression, "spatial_compression")
-        n_t = _log2(temporal_compression, "temporal_compression")
-        if n_t > n_s:
-            raise ValueError(
-                f"temporal_compression ({temporal_compression}) must be <= spatial_compression "
-                f"({spatial_compression}): temporal downsampling rides on the spatial levels"
-            )
-        if not temporal_mixing and temporal_compression != 1:
-            raise ValueError(
-                "temporal_mixing=False (per-frame) needs temporal_compression=1; "
-                f"got {temporal_compression}"
-            )
-        cfg = dict(VIDTOK_SIZES[size])
-        for key, value in (
-            ("channels", channels),
-            ("multipliers", multipliers),
-            ("blocks", blocks),
-            ("attention", attention),
-        ):
-            if value is not None:
-                cfg[key] = value
+        n_s, n_t = _compression_levels(spatial_compression, temporal_compression, temporal_mixing)
+        overrides = {"channels": channels, "multipliers": multipliers, "blocks": blocks}
+        cfg = _size_config(size, {**overrides, "attention": attention})
         self._kind: Literal["discrete", "continuous"] = (
             "discrete" if regularizer == "fsq" else "continuous"
         )
         self.s, self.t = spatial_compression, temporal_compression
         self.in_channels = in_channels
-        if regularizer == "fsq":
-            self.quantizer: FSQQuantizer | None = FSQQuantizer(
-                list(fsq_levels or [8, 8, 8, 6, 5]), entropy_weight=fsq_entropy_weight
-            )
-            self.gaussian: GaussianRegularizer | None = None
-            self.code_dim = self.quantizer.dim
-            enc_out = self.code_dim
-        else:
-            if latent_channels < 1:
-                raise ValueError(f"latent_channels must be >= 1; got {latent_channels}")
-            self.quantizer, self.gaussian = None, GaussianRegularizer()
-            self.code_dim = latent_channels
-            enc_out = 2 * latent_channels
-        layout = VidTokLayout() if layout is None else layout
-        if isinstance(layout, dict):  # as written in config.json
-            layout = VidTokLayout(**layout)
-        if not isinstance(layout, VidTokLayout):
-            raise TypeError(f"layout must be a VidTokLayout; got {type(layout).__name__}")
+        enc_out = self._build_regularizer(
+            regularizer, latent_channels, fsq_levels, fsq_entropy_weight
+        )
+        layout = _as_layout(layout)
         lv = layout.resolve(n_s, n_t, len(cfg["multipliers"]))
         self.layout = layout
         self.temporal_upsample = layout.temporal_upsample
@@ -382,6 +217,27 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
             **arch,
         )
         set_past_padding(self, layout.time_padding)
+
+    def _build_regularizer(
+        self,
+        regularizer: str,
+        latent_channels: int,
+        fsq_levels: list[int] | None,
+        fsq_entropy_weight: float,
+    ) -> int:
+        """Set ``quantizer`` / ``gaussian`` and ``code_dim``; → the encoder's output channels."""
+        if regularizer == "fsq":
+            self.quantizer: FSQQuantizer | None = FSQQuantizer(
+                list(fsq_levels or [8, 8, 8, 6, 5]), entropy_weight=fsq_entropy_weight
+            )
+            self.gaussian: GaussianRegularizer | None = None
+            self.code_dim = self.quantizer.dim
+            return self.code_dim
+        if latent_channels < 1:
+            raise ValueError(f"latent_channels must be >= 1; got {latent_channels}")
+        self.quantizer, self.gaussian = None, GaussianRegularizer()
+        self.code_dim = latent_channels
+        return 2 * latent_channels
 
     # ------------------------------------------------------------------ protocol properties
     @property
@@ -527,68 +383,6 @@ class VidTokTokenizer(nn.Module, PretrainedMixin):
         if self.quantizer is None:
             raise ValueError("ids_to_codes needs regularizer='fsq'")
         return rearrange(self.quantizer.ids_to_codes(ids), "b d t h w -> b t d h w")
-
-    # ------------------------------------------------------------------ streaming
-    def split_frames(self, video: Tensor, latents_per_chunk: int = 1) -> list[Tensor]:
-        """Cut ``[B, T, C, H, W]`` into chunks for :meth:`encode_chunks`: the first holds
-        ``1 + (n - 1)·t`` frames, the others ``n·t`` (the last may be shorter)."""
-        n = self.t * latents_per_chunk
-        first = 1 + (latents_per_chunk - 1) * self.t
-        return [video[:, :first], *video[:, first:].split(n, dim=1)]
-
-    @torch.no_grad()  # as a decorator it wraps each step: the caller's grad mode is untouched
-    def encode_chunks(self, chunks: Iterable[Tensor]) -> Iterator[Latents]:
-        """Encode a long video chunk by chunk (first chunk ``1 + k·t`` frames, the rest
-        multiples of ``t``), yielding each chunk's ``Latents``. Concatenated along time they
-        equal ``encode`` of the whole video; memory depends on the chunk size only."""
-        with streaming(self.encoder):
-            for i, chunk in enumerate(chunks):
-                check_video(chunk, name=f"chunks[{i}]", channels=self.in_channels)
-                n = chunk.shape[1]
-                if (i == 0 and (n - 1) % self.t) or (i > 0 and (n == 0 or n % self.t)):
-                    rule = "1 + k·t" if i == 0 else "a positive multiple of t"
-                    raise ValueError(f"chunks[{i}] must have {rule} frames (t={self.t}); got {n}")
-                h = self._encode_moments(chunk, first=i == 0)
-                yield Latents(values=self._latent_values(h), kind=self._kind)
-
-    @torch.no_grad()
-    def decode_chunks(self, chunks: Iterable[Latents | Tensor]) -> Iterator[Tensor]:
-        """Decode latents chunk by chunk (any number of latent frames per chunk), yielding
-        the video of each chunk (``1 + t·(n - 1)`` frames for the first, ``t·n`` after).
-
-        With ``temporal_upsample="nearest"`` the decoder is causal and the chunks
-        concatenate to ``decode`` of all latents. With ``"trilinear"`` it looks one latent
-        frame ahead, so this reproduces VidTok v1.1's long-video decode
-        (``use_tiling``, ``use_overlap``): each chunk but the last is decoded together with
-        the next chunk's first latent frame, whose ``t`` frames are dropped and kept out of
-        the causal caches; a chunk's video is yielded once the next chunk has arrived. The
-        result depends on where the chunks are cut (VidTok cuts after the first latent, then
-        every ``16 / t``) and differs slightly from the whole-clip ``decode``.
-        """
-        overlap = self.temporal_upsample == "trilinear"
-        with streaming(self.decoder):
-            self.decoder.set_cache_offset(1 if overlap else 0)
-            try:
-                pending: Tensor | None = None
-                for i, chunk in enumerate(chunks):
-                    z = self._to_codes(chunk)
-                    if not overlap:
-                        yield self._decode_codes(z, first=i == 0).clamp(-1, 1)
-                        continue
-                    if pending is not None:
-                        yield self._decode_overlapped(pending, z[:, :, :1], first=i == 1)
-                    pending = z
-                if pending is not None:
-                    yield self._decode_overlapped(pending, None, first=i == 0)
-            finally:
-                self.decoder.set_cache_offset(0)
-
-    def _decode_overlapped(self, z: Tensor, ahead: Tensor | None, first: bool) -> Tensor:
-        """Decode ``z`` with one latent frame of look-ahead whose output is dropped."""
-        if ahead is None:
-            return self._decode_codes(z, first=first).clamp(-1, 1)
-        x = self._decode_codes(torch.cat([z, ahead], dim=2), first=first)
-        return x[:, : -self.t].clamp(-1, 1)
 
     def num_parameters(self) -> int:
         """Trainable parameter count."""

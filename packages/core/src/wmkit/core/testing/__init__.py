@@ -16,6 +16,7 @@ from wmkit.core.testing.decoding import count_decoded_frames
 from wmkit.core.testing.lerobot_dataset import write_lerobot_dataset
 from wmkit.core.testing.moving_squares import MovingSquaresEpisodes, moving_squares
 from wmkit.core.testing.readme import readme_examples, run_readme_examples
+from wmkit.core.testing.streaming import check_streaming_decode
 from wmkit.core.testing.suites import LatentActionModelTests, TokenizerTests, WorldModelTests
 from wmkit.core.testing.toy_latent_steps import ToyLatentStepWorldModel, ToyVideoTokenizer
 from wmkit.core.testing.toys import ToyCompressiveTokenizer, ToyTokenizer, ToyWorldModel
@@ -40,6 +41,7 @@ __all__ = [
     "check_protocol",
     "check_rejects",
     "check_save_load",
+    "check_streaming_decode",
     "check_tokenizer",
     "check_world_model",
     "count_decoded_frames",
