@@ -19,7 +19,8 @@ from diffusion_helpers import flat_model
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
 TINY = [
-    "tiny.yaml", "tiny_flow.yaml", "tiny_svd_unet.yaml", "tiny_unet3d.yaml", "tiny_wan.yaml",
+    "tiny.yaml", "tiny_4x.yaml", "tiny_flow.yaml", "tiny_svd_unet.yaml", "tiny_unet3d.yaml",
+    "tiny_wan.yaml",
     "diamond-tiny.yaml", "diamond-upsampler-tiny.yaml",
 ]  # fmt: skip
 # parameter counts stated in the README

@@ -417,7 +417,7 @@ def test_history_cache_gives_the_rollout_of_recomputing_the_window(kwargs):
 def test_encoding_and_decoding_bring_the_tokenizer_to_the_frames_device(monkeypatch):
     """Strategies that place parameters themselves (FSDP) bypass ``_apply``: encoding and
     decoding call ``follow_device`` with the frames' device (core's test checks the move)."""
-    import wmkit.diffusion_world.world_model as wm
+    import wmkit.diffusion_world.model_space as wm
 
     tok = ToyTokenizer(patch=4, channels=3, kind="continuous")
     model = flat_model(SPEC, image_size=4, network_kwargs={"patch_size": 1})

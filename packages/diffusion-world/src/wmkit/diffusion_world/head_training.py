@@ -88,7 +88,9 @@ class HeadTrainingMixin:
         inside the window, their actions and action ``index - 1``. What ``step`` generates
         one step after ``reset`` on that past, in the model's space (pixels, or the
         tokenizer's latents) → ``[B, c, h, w]``. ``latents``: ``encode(frames)``, when already
-        computed. Draws from torch's global random stream."""
+        computed. Draws from torch's global random stream. Frame models only (``k = 1``)."""
+        if getattr(self, "frames_per_step", 1) > 1:
+            raise ValueError("sample_frame samples one frame: frames_per_step must be 1")
         check_video(frames, "frames")
         b, t = frames.shape[:2]
         if not 1 <= index < t:

@@ -18,6 +18,8 @@ decoding (pixels, or the continuous latents of a frozen ``wmkit.core.Tokenizer``
 the model in ``tokenizer/``), the per-frame action conditions (frame ``i`` is conditioned on
 action ``i - 1``), ``reset`` / ``step`` / ``rollout`` and save/load. ``config.json`` files
 written by 0.1.x (flat arguments) load through :meth:`DiffusionWorldModel.upgrade_config`.
+With ``frames_per_step = k > 1`` it runs in the latents of a tokenizer with temporal
+compression ``k``, one latent (``k`` frames) per step (:mod:`~wmkit.diffusion_world.latent_steps`).
 """
 
 from __future__ import annotations
@@ -33,15 +35,27 @@ from wmkit.core import (
     StepOutput,
     StepwiseRolloutMixin,
     Tokenizer,
+    build_component,
     check_video,
     check_world_model_inputs,
-    follow_device,
     load_pretrained,
+)
+from wmkit.core.latent_steps import (
+    BufferedState,
+    buffered_step,
+    num_latent_steps,
+    step_action_spec,
 )
 from wmkit.diffusion_world.action_embedding import ActionEmbedding
 from wmkit.diffusion_world.frame_denoiser import DiffusionLoss, FrameDenoiser
 from wmkit.diffusion_world.head_training import HeadTrainingMixin
+from wmkit.diffusion_world.latent_steps import (
+    LatentStepsMixin,
+    check_latent_steps,
+    latent_conditions,
+)
 from wmkit.diffusion_world.legacy_config import upgrade_flat_config, upgrade_flat_state_dict
+from wmkit.diffusion_world.model_space import ModelSpaceMixin
 from wmkit.diffusion_world.networks import (
     build_network,
     check_network,
@@ -57,7 +71,14 @@ from wmkit.diffusion_world.window_sampler import WindowSampler
 __all__ = ["DiffusionLoss", "DiffusionWorldModel"]
 
 
-class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, StepwiseRolloutMixin):
+class DiffusionWorldModel(
+    nn.Module,
+    ModelSpaceMixin,
+    HeadTrainingMixin,
+    LatentStepsMixin,
+    PretrainedMixin,
+    StepwiseRolloutMixin,
+):
     """Causal, action-conditioned video diffusion world model.
 
     Args:
@@ -78,12 +99,17 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
             training (``None``: the objective's default).
         sampling: how ``step`` / ``rollout`` generate frames (``None``: the defaults).
         heads: reward / termination heads (``None``: none).
-        tokenizer: local path of a saved continuous wmkit tokenizer (frozen); ``None`` works
-            on pixels (or on a tokenizer attached with :meth:`set_tokenizer`).
+        tokenizer: local path of a saved continuous wmkit tokenizer (frozen), or its
+            ``{"class_path", "init_args"}``; ``None`` works on pixels (or on a tokenizer
+            attached with :meth:`set_tokenizer`).
         latent_scale: latents are multiplied by this before diffusion.
         anchored_decoding: with a tokenizer, decode each generated frame as the last real
             frame plus the decoded change since it, ``x_a + D(z) - D(z_a)``, so the
             tokenizer's reconstruction error cancels wherever the scene did not change.
+        frames_per_step: ``k``, the frames of one latent step: ``k > 1`` needs a tokenizer of
+            temporal compression ``k`` and no heads or anchored decoding; latent ``j >= 1``
+            is conditioned on actions ``(j-1)·k … j·k - 1`` together, latent 0 (frame 0
+            alone) on the "no action" vector (:mod:`~wmkit.diffusion_world.latent_steps`).
     """
 
     frozen_components = ("tokenizer",)  # saved in tokenizer/ (PretrainedMixin)
@@ -100,11 +126,14 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
         clean_history_prob: float | None = None,
         sampling: SamplingConfig | None = None,
         heads: HeadsConfig | None = None,
-        tokenizer: str | None = None,
+        tokenizer: str | dict[str, Any] | None = None,
         latent_scale: float = 1.0,
         anchored_decoding: bool = False,
+        frames_per_step: int = 1,
     ) -> None:
         super().__init__()
+        check_latent_steps(frames_per_step, heads, anchored_decoding)
+        self.frames_per_step = frames_per_step
         action_spec = ActionSpec.coerce(action_spec, "DiffusionWorldModel action_spec")
         sampling = _as(SamplingConfig, sampling)
         heads = None if heads is None else _as(HeadsConfig, heads)
@@ -133,7 +162,9 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
             net, obj, residual, action_dropout, clean_history_prob, sampling.history_cache,
             sampling.cuda_graphs,
         )  # fmt: skip
-        self.action_embed = ActionEmbedding(action_spec, net.cond_dim)
+        self.action_embed = ActionEmbedding(
+            step_action_spec(action_spec, frames_per_step), net.cond_dim
+        )
         self.heads = None
         if heads is not None:
             self.heads = TransitionHeads(
@@ -149,7 +180,9 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
         self.window = WindowSampler(
             self.denoiser, sampler, sampling.context_window, sampling.carry_history
         )
-        if tokenizer is not None:
+        if isinstance(tokenizer, dict):
+            self.set_tokenizer(build_component(tokenizer, Tokenizer, "tokenizer"))
+        elif tokenizer is not None:
             self.set_tokenizer(load_pretrained(tokenizer))
 
     @classmethod
@@ -201,80 +234,15 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
     def action_spec(self) -> ActionSpec:
         return self._action_spec
 
-    @property
-    def tokenizer(self) -> Tokenizer | None:
-        return self._tokenizer
-
-    def set_tokenizer(self, tokenizer: Tokenizer | None) -> DiffusionWorldModel:
-        """Work on ``tokenizer``'s latents (frozen; ``None``: on pixels). Returns self.
-
-        The tokenizer is not a submodule (its weights are not in the model's state dict), but
-        ``save_pretrained`` saves it beside the model (``tokenizer/``), so it must have a
-        ``save_pretrained`` of its own for the model to be saved. Predicted samples are
-        clipped to [-1, 1] on pixels only, so attaching a tokenizer turns that clipping off
-        (as a ``tokenizer=`` path does), and ``None`` turns it back on.
-        """
-        if tokenizer is not None:
-            _check_tokenizer(tokenizer, self.channels)
-            if isinstance(tokenizer, nn.Module):
-                tokenizer.eval().requires_grad_(False)
-        # not registered as a submodule: the tokenizer is frozen and saved in its own directory
-        object.__setattr__(self, "_tokenizer", tokenizer)
-        clip = tokenizer is None and not self.residual
-        self.denoiser.objective.set_clip_sample(clip)
-        scheduler = getattr(self.sampler, "scheduler", None)
-        if scheduler is not None and "clip_sample" in scheduler.config:
-            scheduler.register_to_config(clip_sample=clip)
-        return self
-
-    def encode(self, video: Tensor) -> Tensor:
-        """Video ``[B, T, C, H, W]`` in [-1, 1] → what the network sees ``[B, T, c, h, w]``."""
-        check_video(video, "video")
-        if self._tokenizer is None:
-            x = video
-        else:
-            follow_device(self._tokenizer, video.device)  # FSDP bypasses _apply
-            with torch.no_grad():
-                x = self._tokenizer.encode(video).values.float() * self.latent_scale
-        expected = (self.channels, self.image_size, self.image_size)
-        if tuple(x.shape[2:]) != expected:
-            raise ValueError(
-                f"video encodes to frames of shape {tuple(x.shape[2:])} but the model expects "
-                f"{expected} (channels, image_size, image_size)"
-            )
-        return x
-
-    def decode(self, x: Tensor) -> Tensor:
-        """Model-space frames ``[B, T, c, h, w]`` → video in [-1, 1]."""
-        return self._decode_raw(x).clamp(-1, 1)
-
-    def _decode_raw(self, x: Tensor) -> Tensor:
-        if self._tokenizer is None:
-            return x
-        follow_device(self._tokenizer, x.device)
-        with torch.no_grad():
-            return self._tokenizer.decode(x / self.latent_scale).float()
-
     # ------------------------------------------------------------------ conditioning
     def frame_conditions(self, actions: Tensor | None, num_frames: int, batch: int) -> Tensor:
         """Per-frame conditions ``[B, T, D]``: frame ``i`` gets action ``i - 1``; frame 0 and
-        frames without a known action get the "no action" vector."""
-        null = self.action_embed.null_like((batch, 1))
-        if actions is None or num_frames == 1:
-            return null.expand(batch, num_frames, -1)
-        emb = self.action_embed(actions[:, : num_frames - 1])  # [B, T - 1, D]
-        return torch.cat([null, emb], dim=1)
-
-    def _encoded(self, frames: Tensor, latents: Tensor | None) -> Tensor:
-        """``encode(frames)``, or ``latents`` when given (checked against the frames)."""
-        if latents is None:
-            return self.encode(frames)
-        expected = (*frames.shape[:2], self.channels, self.image_size, self.image_size)
-        if tuple(latents.shape) != expected:
-            raise ValueError(
-                f"latents must be encode(frames)'s {expected}; got {tuple(latents.shape)}"
-            )
-        return latents
+        frames without a known action get the "no action" vector. ``k > 1``: per-latent
+        conditions ``[B, 1 + (T - 1) // k, D]`` of a clip of ``T`` frames
+        (:func:`~wmkit.diffusion_world.latent_steps.latent_conditions`)."""
+        k = self.frames_per_step
+        num = 1 + (num_frames - 1) // k
+        return latent_conditions(self.action_embed, self.action_spec, k, actions, num, batch)
 
     def forward(
         self, x: Tensor, levels: Tensor, cond: Tensor, base: Tensor | None = None
@@ -295,9 +263,11 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
         """Diffusion Forcing loss (:meth:`FrameDenoiser.loss`) on a clip ``frames [B, T, C, H,
         W]``, ``actions [B, T, ...]`` (action ``t`` follows frame ``t``; the last one is
         unused). ``latents``: ``encode(frames)`` when the caller has it already (the tokenizer
-        then runs once per batch for this loss and the heads')."""
+        then runs once per batch for this loss and the heads'). ``k > 1``: clips of ``1 + n·k``
+        frames, each latent step's ``k`` actions one condition."""
         check_video(frames, "frames")
         b, t = frames.shape[:2]
+        num_latent_steps(t, self.frames_per_step, "training clips")
         if actions is not None:
             self.action_spec.validate(actions)
             if actions.shape[:2] != (b, t) and actions.shape[:2] != (b, t - 1):
@@ -305,9 +275,9 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
                     f"actions must be [B, T, ...] or [B, T - 1, ...] for frames [B, T] = "
                     f"{(b, t)}; got {tuple(actions.shape)}"
                 )
-        x = self._encoded(frames, latents)  # [B, T, c, h, w]
-        cond = self.frame_conditions(actions, t, b)  # [B, T, D]
-        return self.denoiser.loss(x, cond, self.action_embed.null_like((b, t)))
+        x = self._encoded(frames, latents)  # [B, T', c, h, w]
+        cond = self.frame_conditions(actions, t, b)  # [B, T', D]
+        return self.denoiser.loss(x, cond, self.action_embed.null_like(cond.shape[:2]))
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         self.denoiser.set_gradient_checkpointing(enabled)
@@ -316,8 +286,11 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
     @torch.no_grad()
     def reset(
         self, context_frames: Tensor, context_actions: Tensor | None = None
-    ) -> DiffusionState:
+    ) -> DiffusionState | BufferedState:
+        """The state after ``context_frames``; ``k > 1``: the last ``1 + n·k`` of them."""
         check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
+        if self.frames_per_step > 1:
+            return self._reset_latent_steps(context_frames, context_actions)
         b, t0 = context_frames.shape[:2]
         keep = self.context_window - 1
         x = self.encode(context_frames)  # [B, T0, c, h, w]
@@ -333,7 +306,10 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
         )  # fmt: skip
 
     @torch.no_grad()
-    def step(self, state: DiffusionState, action: Tensor) -> StepOutput:
+    def step(self, state: DiffusionState | BufferedState, action: Tensor) -> StepOutput:
+        """The next frame; ``k > 1``: :func:`~wmkit.core.latent_steps.buffered_step`."""
+        if self.frames_per_step > 1:
+            return buffered_step(self, state, action)  # type: ignore[arg-type]
         self.action_spec.validate(action, name="action", batch_dims=1)
         hist, hist_cond = state.x, state.cond
         if action.shape[0] != hist.shape[0]:
@@ -351,17 +327,7 @@ class DiffusionWorldModel(nn.Module, HeadTrainingMixin, PretrainedMixin, Stepwis
             frame = (self._decode_raw(new[:, None])[:, 0] + offset).clamp(-1, 1)
         # the heads read the generated frame, as the frames they trained on
         heads = {} if self.heads is None else self.heads(hist[:, -1], self._head_view(new), action)
-        keep = self.context_window - 1
-        if kv is None and self.sampling.carry_history:  # the window is full: refresh
-            keep = self.sampling.keep
-        new_state = DiffusionState(
-            t=state.t + 1,
-            frames=torch.cat([state.frames, frame[:, None]], dim=1)[:, -keep:],
-            x=torch.cat([hist, new[:, None]], dim=1)[:, -keep:],
-            cond=torch.cat([hist_cond, cond[:, None]], dim=1)[:, -keep:],
-            kv=kv,
-            anchor_offset=offset,
-        )
+        new_state = state.advanced(new, cond, frame[:, None], kv, self._keep(kv))
         return StepOutput(frame, heads.get("reward"), new_state, heads.get("done"))
 
 
@@ -370,22 +336,3 @@ def _as(cls: type, value: Any) -> Any:
     if value is None:
         return cls()
     return cls(**value) if isinstance(value, dict) else value
-
-
-def _check_tokenizer(tokenizer: Tokenizer, channels: int) -> None:
-    """A tokenizer a diffusion world model can run on: continuous, one latent per frame,
-    ``channels`` latent channels."""
-    if not isinstance(tokenizer, Tokenizer) or tokenizer.kind != "continuous":
-        raise ValueError(
-            "tokenizer must be a continuous wmkit.core.Tokenizer; got "
-            f"{type(tokenizer).__name__} (kind {getattr(tokenizer, 'kind', None)!r})"
-        )
-    if tokenizer.temporal_compression != 1:
-        raise ValueError(
-            "diffusion world models step one frame at a time: the tokenizer's "
-            f"temporal_compression must be 1; got {tokenizer.temporal_compression}"
-        )
-    if tokenizer.latent_channels != channels:
-        raise ValueError(
-            f"tokenizer has {tokenizer.latent_channels} latent channels; channels={channels}"
-        )
