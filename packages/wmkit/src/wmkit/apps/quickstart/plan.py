@@ -265,7 +265,7 @@ class QuickstartPlan:
 
         With ``vidtok-4x`` each step is one latent of 4 frames (``frames_per_step``), on clips
         of ``1 + 4n`` frames, without heads or anchored decoding (diffusion-world has them
-        per frame only)."""
+        per frame only), decoded streaming (the tokenizer's ``decode_next``)."""
         latent = self.latent_tokenizer
         world: dict[str, Any] = {
             "action_spec": action_spec,
@@ -291,9 +291,11 @@ class QuickstartPlan:
             # for play, agents and the report
             "heads": {"reward": True, "done": True},
         }
-        if self.frames_per_step > 1:
+        k = self.frames_per_step
+        if k > 1:  # the window counts latents: a clip's 1 + n
             del world["heads"]
-            world.update(anchored_decoding=False, frames_per_step=self.frames_per_step)
+            world.update(anchored_decoding=False, frames_per_step=k)
+            world["sampling"]["context_window"] = 1 + (self.world_clip - 1) // k
         return {
             "seed_everything": self.seed,
             "trainer": self.trainer_config("world", self.world_steps),
