@@ -37,10 +37,12 @@ class StepTimes:
     """The last ``window`` world-model step times and the lag of the last step.
 
     Args:
-        window: how many recent steps the mean step time covers.
+        window: how many recent steps the mean step time covers (a multiple of the frames
+            per latent step, 1, 2, 4, 8 or 16, holds as many generating calls whenever the
+            window is full, so the mean does not wobble from one frame to the next).
     """
 
-    def __init__(self, window: int = 30) -> None:
+    def __init__(self, window: int = 32) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1; got {window}")
         self.seconds: deque[float] = deque(maxlen=window)
