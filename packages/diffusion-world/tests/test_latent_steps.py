@@ -1,6 +1,7 @@
 """DiffusionWorldModel in latent steps of k = 4 frames (issue #33) over the weight-free
-ToyVideoTokenizer: the k-aware conformance, causality per latent step, streamed vs window
-decoding, training clips, refusals, and the tiny config trained through the CLI and played."""
+ToyVideoTokenizer: the k-aware conformance, causality per latent step, the carried history
+cache, streamed vs window decoding, training clips, refusals, and the tiny config trained
+through the CLI and played."""
 
 import json
 import sys
@@ -11,7 +12,7 @@ import torch
 
 from wmkit.core import ActionSpec, BufferedState, load_pretrained, to_float_video
 from wmkit.core.testing import ToyVideoTokenizer, WorldModelTests, moving_squares
-from wmkit.diffusion_world import DiffusionWorldModel, HeadsConfig
+from wmkit.diffusion_world import DiffusionWorldModel, EDMObjective, HeadsConfig
 from wmkit.diffusion_world.cli import command
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -32,8 +33,9 @@ def _model(tokenizer: str | None = None, **kwargs) -> DiffusionWorldModel:
     parameters drawn at random so that actions change the frames."""
     network = {
         "class_path": "wmkit.diffusion_world.SpatioTemporalDiT",
-        "init_args": {"in_channels": 12, "image_size": 4, "patch_size": 1, "hidden_size": 16,
-                      "depth": 1, "num_heads": 2},
+        "init_args": {"in_channels": 24 if kwargs.get("residual") else 12, "out_channels": 12,
+                      "image_size": 4, "patch_size": 1, "hidden_size": 16, "depth": 1,
+                      "num_heads": 2},
     }  # fmt: skip
     args = {"sampling": {"num_steps": 2, "context_window": 3, "guidance_scale": 1.5}, **kwargs}
     torch.manual_seed(0)
@@ -77,6 +79,21 @@ def test_an_action_changes_only_its_latent_step_and_later():
         step = t // K
         assert torch.equal(a[:, : step * K], b[:, : step * K]), t
         assert not torch.equal(a[:, step * K : (step + 1) * K], b[:, step * K : (step + 1) * K])
+
+
+def test_a_carried_history_cache_gives_the_sliding_windows_latent_steps():
+    # EDM + residual (each latent diffused as its change from the previous one), a window of
+    # 6 latents: until it is full, carrying the cache equals re-encoding the history
+    frames, actions = _data()
+    rolled = []
+    for carry in (False, True):
+        model = _model(
+            objective=EDMObjective(sigma_data=0.2), residual=True,
+            sampling={"num_steps": 2, "context_window": 6, "carry_history": carry},
+        )  # fmt: skip
+        torch.manual_seed(4)
+        rolled.append(model.rollout(frames[:, :5], actions[:, 4:12]).frames)
+    torch.testing.assert_close(rolled[0], rolled[1], atol=1e-5, rtol=0)
 
 
 class _NoStreaming(torch.nn.Module):
@@ -132,6 +149,8 @@ def test_latent_steps_refuse_what_they_do_not_support():
     frames, actions = _data()
     with pytest.raises(ValueError, match=r"\[B, 4, \.\.\.\] actions"):
         model.step_latent(model.reset(frames[:, :5]).inner, actions[:, :3])
+    with pytest.raises(TypeError, match="DiffusionState"):
+        model.step_latent(model.reset(frames[:, :5]), actions[:, :4])
     with pytest.raises(ValueError, match="frames_per_step must be 1"):
         model.sample_frame(frames, actions, 1)
     with pytest.raises(ValueError, match="attach one"):
@@ -163,3 +182,12 @@ def test_tiny_4x_config_trains_through_the_cli_and_plays(tmp_path):
         served.append(out.frame)
         state = out.state
     assert torch.equal(torch.stack(served, 1)[:, K - 1 :], rolled[:, : acts.shape[1] - K + 1])
+
+
+def test_a_config_saved_without_frames_per_step_loads_per_frame(tmp_path):
+    model = DiffusionWorldModel(SPEC, sampling={"num_steps": 1})
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config.pop("frames_per_step") == 1
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))  # as 0.1.x wrote it
+    assert DiffusionWorldModel.from_pretrained(tmp_path / "m").frames_per_step == 1

@@ -28,7 +28,7 @@ REAL = {
     "crafter_dit_base.yaml": 179_855_474,
     "crafter_svd_unet_small.yaml": 29_470_559,
     "crafter32_dit_edm.yaml": 524_112,
-    "crafter_wan_1.3b.yaml": 1_421_398_386,
+    "crafter_wan_1.3b.yaml": 1_421_467_712,
 }
 
 
@@ -52,9 +52,21 @@ def test_real_size_configs_build_on_meta(name):
     cfg = yaml.safe_load((CONFIGS / name).read_text())
     args = dict(cfg["model"]["init_args"]["model"]["init_args"])
     args["action_spec"] = ActionSpec.from_dict(args["action_spec"])
+    tokenizer = args.get("tokenizer")
+    if isinstance(tokenizer, dict):  # a VAE named by its local directory: its architecture
+        assert tokenizer["init_args"] == {
+            "vae_class": "AutoencoderKLWan",
+            "pretrained_vae": "models/Wan2.1-T2V-1.3B-Diffusers/vae",
+        }
+        args["tokenizer"] = {**tokenizer, "init_args": {"vae_class": "AutoencoderKLWan"}}
     with torch.device("meta"):
         model = flat_model(**args)
     assert sum(p.numel() for p in model.parameters()) == REAL[name]
+    if isinstance(tokenizer, dict):  # diffusers' default AutoencoderKLWan is Wan 2.1's VAE
+        tok, k = model.tokenizer, model.frames_per_step
+        assert (tok.temporal_compression, tok.latent_channels) == (k, model.channels) == (4, 16)
+        assert 64 // tok.spatial_compression == model.image_size  # data/crafter-64
+        assert (cfg["data"]["init_args"]["clip_length"] - 1) % k == 0
     assert cfg["data"]["class_path"].endswith("EpisodeDataModule")
 
 

@@ -15,8 +15,9 @@ and one sampled latent, so ``k`` frames, per step.
   no action before it: it gets the learned "no action" vector, the one action dropout and the
   unconditional branch of guidance use (frame 0 of a clip is conditioned so at ``k = 1``
   too). Action dropout therefore drops a whole latent step's actions.
-- **Decoding.** ``reset`` primes the tokenizer's streaming decode (``decode_next(latents,
-  stream) -> (frames, stream)``, the stream immutable and kept in the
+- **Decoding.** ``reset`` primes the tokenizer's streaming decode
+  (:class:`~wmkit.core.StreamingDecoder`: ``decode_next(latents, stream) -> (frames,
+  stream)``, the stream immutable and kept in the
   :class:`~wmkit.diffusion_world.state.DiffusionState`, so a copied state decodes on from where
   it was) with the context latents, and each latent step decodes its one new latent into its
   ``k`` frames: a rollout never decodes the history again. A tokenizer without
@@ -40,7 +41,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from wmkit.core import ActionSpec, Rollout, check_world_model_inputs, follow_device
+from wmkit.core import (
+    ActionSpec,
+    Rollout,
+    StreamingDecoder,
+    check_world_model_inputs,
+    follow_device,
+)
 from wmkit.core.latent_steps import (
     BufferedState,
     LatentStep,
@@ -111,7 +118,7 @@ class LatentStepsMixin:
         x = self.encode(frames)  # type: ignore[attr-defined]  # [B, 1 + n, c, h, w]
         cond = self.frame_conditions(actions, frames.shape[1], frames.shape[0])  # type: ignore[attr-defined]
         stream = None
-        if hasattr(self.tokenizer, "decode_next"):
+        if isinstance(self.tokenizer, StreamingDecoder):
             follow_device(self.tokenizer, x.device)
             _, stream = self.tokenizer.decode_next(x / self.latent_scale, None)
         inner = DiffusionState(
@@ -132,6 +139,11 @@ class LatentStepsMixin:
         (sampled by the window sampler, with guidance and the history cache, as a frame at
         ``k = 1``), decoded to its ``k`` frames ``[B, k, C, H, W]``."""
         k, spec = self.frames_per_step, self.action_spec
+        if not isinstance(state, DiffusionState):
+            raise TypeError(
+                f"step_latent takes the model's DiffusionState (a BufferedState's inner); got "
+                f"{type(state).__name__}"
+            )
         spec.validate(actions, name="latent step actions")
         if actions.shape[1] != k or state.x is None or actions.shape[0] != state.x.shape[0]:
             raise ValueError(
@@ -146,7 +158,7 @@ class LatentStepsMixin:
 
     def _decode_latent(self, state: DiffusionState, new: Tensor) -> tuple[Tensor, Any]:
         """The ``k`` frames of the new latent ``[B, c, h, w]`` and the stream after it."""
-        if not hasattr(self.tokenizer, "decode_next"):  # the slower path: the window again
+        if not isinstance(self.tokenizer, StreamingDecoder):  # the slower path: the window again
             window = torch.cat([state.x, new[:, None]], dim=1)
             return self._decode_raw(window)[:, -self.frames_per_step :].clamp(-1, 1), None  # type: ignore[attr-defined]
         follow_device(self.tokenizer, new.device)

@@ -41,7 +41,8 @@ class DiffusionForcingModule(L.LightningModule):
         weight_decay: AdamW weight decay.
         warmup_steps: linear learning-rate warm-up.
         gradient_checkpointing: recompute network blocks in the backward pass.
-        eval_context: context frames for the evaluation rollouts (the rest are generated).
+        eval_context: context frames for the evaluation rollouts (the rest are generated;
+            with latent steps of ``k`` frames ``reset`` keeps the last ``1 + n·k`` of them).
         reward_weight: weight of the reward head's MSE in the loss (models with a reward
             head, batches with ``rewards``).
         done_weight: weight of the done head's binary cross-entropy (models with a done

@@ -9,7 +9,7 @@ temporal compression must be ``k`` and a clip of ``1 + n·k`` frames gives ``1 +
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +37,7 @@ class ModelSpaceMixin:
     def tokenizer(self) -> Tokenizer | None:
         return self._tokenizer
 
-    def set_tokenizer(self, tokenizer: Tokenizer | None) -> ModelSpaceMixin:
+    def set_tokenizer(self, tokenizer: Tokenizer | None) -> Self:
         """Work on ``tokenizer``'s latents (frozen; ``None``: on pixels). Returns self.
 
         The tokenizer is not a submodule (its weights are not in the model's state dict), but

@@ -8,8 +8,8 @@ wraps the VAE of its pipeline:
 - ``AutoencoderKL`` (Stable Diffusion's image VAE; ModelScope text-to-video's and
   DynamiCrafter's, which Vid2World builds on, encode frames this way too): every frame on its
   own, latents ``(mode - shift_factor) * scaling_factor``;
-- ``AutoencoderKLWan`` (Wan 2.1 / 2.2, Wan et al. 2025 §3.1): by default the clip as a video,
-  the way Wan's pipelines encode it: the causal 3D VAE encodes frame 0 alone and every later
+- ``AutoencoderKLWan`` (Wan 2.1 / 2.2's Wan-VAE, arXiv:2503.20314): by default the clip as a
+  video, the way Wan's pipelines encode it: the causal 3D VAE encodes frame 0 alone and every later
   group of ``k = 4`` frames into one latent frame (``T = 1 + n·k`` frames → ``1 + n`` latents,
   ``temporal_compression`` ``k``); ``decode`` inverts it through diffusers' own
   ``vae.decode``. ``frame_wise=True`` encodes every frame as a one-frame video instead (Wan's

@@ -15,7 +15,8 @@ It composes parts passed in, as diffusers' pipelines do (DESIGN.md §5a):
 
 The model itself keeps what ties them to the ``wmkit.core.WorldModel`` protocol: encoding and
 decoding (pixels, or the continuous latents of a frozen ``wmkit.core.Tokenizer``, saved with
-the model in ``tokenizer/``), the per-frame action conditions (frame ``i`` is conditioned on
+the model in ``tokenizer/``; :mod:`~wmkit.diffusion_world.model_space`), the per-frame action
+conditions (frame ``i`` is conditioned on
 action ``i - 1``), ``reset`` / ``step`` / ``rollout`` and save/load. ``config.json`` files
 written by 0.1.x (flat arguments) load through :meth:`DiffusionWorldModel.upgrade_config`.
 With ``frames_per_step = k > 1`` it runs in the latents of a tokenizer with temporal
