@@ -1,14 +1,23 @@
-"""Time `wmkit quickstart` end to end and print whether its world model beats copy-last-frame.
+"""Time `wmkit quickstart` end to end, per tokenizer, and say which one wins on each measure.
 
     uv run python tools/bench_quickstart.py                   # the default budget (~15 min target)
+    uv run python tools/bench_quickstart.py --tokenizer per-frame,vidtok-4x   # one row each
     uv run python tools/bench_quickstart.py --preset tiny     # a quick check
 
-Prints a Markdown table (per-step seconds; PSNR of the mean MSE, mean per-frame PSNR, SSIM
-and LPIPS of the model beside copy-last-frame, whether it beats copy-last on all four;
-controllability) with
-the hardware named and writes the raw numbers to results/bench_quickstart.json. Each run
-uses a fresh output directory (the dataset is re-recorded too, unless --data-dir is given),
-so the timing includes every step.
+Prints a Markdown table, one row per tokenizer × repeat: per-step seconds and the training
+time (tokenizer + world model); PSNR of the mean MSE, mean per-frame PSNR, SSIM and LPIPS of
+the model beside copy-last-frame, whether it beats copy-last on all four; controllability;
+and play: frames/s, the lag and play latency (below). Then, with several tokenizers, a line
+naming the best tokenizer on each measure (means over repeats). The hardware is named and the
+raw numbers go to results/bench_quickstart.json. Each repeat uses a fresh output directory and
+records its dataset once (unless --data-dir is given), shared by its tokenizers' rows.
+
+Play is measured as `wmkit play` steps a world model: a ``PlaySession`` reset on a held-out
+clip, then ``--play-frames`` steps (after 8 of warm-up) through the ``WorldModel`` protocol,
+each frame PNG-encoded as the server sends it. frames/s = steps / wall time; latency =
+lag × frame period + mean step time (``wmkit.apps.play.latency``), the lag being
+``StepOutput.lag`` (``k − 1`` frames for a ``k``-frame latent step, 0 per frame) and the frame
+period ``wmkit play``'s at its default 15 frames/s, or the model's own when it is slower.
 """
 
 from __future__ import annotations
@@ -18,130 +27,209 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import Tensor
 
 from wmkit.apps.quickstart import PRESETS, QuickstartPlan, run_quickstart
+from wmkit.apps.quickstart.latent_tokenizers import LATENT_TOKENIZERS
+
+#: ``wmkit play``'s default target frame rate
+PLAY_FPS = 15.0
+#: (column, row key, higher is better) of the measures the "best" line compares
+MEASURES = (
+    ("PSNR", "psnr", True),
+    ("PSNR/frame", "psnr_frame_mean", True),
+    ("SSIM", "ssim", True),
+    ("LPIPS", "lpips", False),
+    ("ΔPSNR controllability", "delta_psnr", True),
+    ("training time", "training_s", False),
+    ("play frames/s", "play_fps", True),
+    ("play latency", "play_latency_ms", False),
+)
 
 
-def play_fps(world_dir: Path, data: Path, context: int, device: str, frames: int = 60) -> float:
-    """Frames/s of `wmkit play`'s per-frame work with this world model: one ``PlaySession``
-    step (world model step + token decoding) and the PNG encoding sent to the browser."""
-    from wmkit.apps.play.cli import _dataset_context
+def play_timing(
+    world: Any, context: Callable[[], Tensor], device: str = "cpu", frames: int = 60
+) -> dict[str, float]:
+    """Play ``world`` as ``wmkit play`` does (module docstring): ``play_fps``,
+    ``play_step_ms`` (mean step time), ``play_lag`` (frames) and ``play_latency_ms``."""
+    from wmkit.apps.play.latency import play_latency
     from wmkit.apps.play.server import encode_png
     from wmkit.apps.play.session import PlaySession
+
+    session = PlaySession(world, context=context, device=device)
+    session.reset()
+    warm_up = 8
+    actions = world.action_spec.sample(
+        (frames + warm_up,), generator=torch.Generator().manual_seed(0)
+    )
+    for a in actions[:warm_up]:
+        encode_png(session.step(a))
+    steps = []
+    start = time.perf_counter()
+    for a in actions[warm_up:]:
+        t0 = time.perf_counter()
+        frame = session.step(a)
+        steps.append(time.perf_counter() - t0)
+        encode_png(frame)
+    wall = time.perf_counter() - start
+    step = statistics.mean(steps)
+    period = max(1.0 / PLAY_FPS, wall / frames)
+    lag = session.timing.lag
+    return {
+        "play_fps": frames / wall,
+        "play_step_ms": 1000 * step,
+        "play_lag": lag,
+        "play_latency_ms": 1000 * play_latency(lag, period, step),
+    }
+
+
+def run_row(plan: QuickstartPlan, play_frames: int) -> dict[str, Any]:
+    """Run the quickstart of ``plan`` and play its world model: one table row."""
+    from wmkit.apps.play.cli import _dataset_context
     from wmkit.core import load_pretrained
 
-    world = load_pretrained(world_dir, map_location=device)
-    session = PlaySession(
-        world, context=_dataset_context(data, context, 0), context_frames=context, device=device
-    )
-    session.reset()
-    spec = world.action_spec
-    actions = spec.sample((frames + 5,), generator=torch.Generator().manual_seed(0))
-    for a in actions[:5]:  # warm-up
-        encode_png(session.step(a))
     start = time.perf_counter()
-    for a in actions[5:]:
-        encode_png(session.step(a))
-    return frames / (time.perf_counter() - start)
+    result = run_quickstart(plan)
+    total = time.perf_counter() - start
+    world = load_pretrained(result.world_dir, map_location=plan.device)
+    context = _dataset_context(plan.dataset, plan.context, 0, plan.data_options().get("resolution"))
+    steps = result.durations
+    return {
+        "tokenizer": plan.tokenizer if plan.world == "diffusion" else "compressive (ar)",
+        "repeat": plan.seed,
+        "total_s": total,
+        "steps_s": steps,
+        "training_s": steps.get("tokenizer", 0.0) + steps.get("world", 0.0),
+        **play_timing(world, context, plan.device, play_frames),
+        **{k: v for k, v in result.metrics.items() if k != "table"},
+    }
 
 
-def main() -> None:
+HEAD = [
+    "tokenizer", "repeat", "total (s)", "record", "tokenizer (s)", "world (s)", "evaluate",
+    "training (s)", "PSNR model", "PSNR copy-last", "PSNR tokenizer recon", "PSNR/frame model",
+    "PSNR/frame copy-last", "SSIM model", "SSIM copy-last", "LPIPS model", "LPIPS copy-last",
+    "beats copy-last (all four)", "ΔPSNR controllability", "reward MSE (always 0)",
+    "reward MSE one step (always 0)", "play frames/s", "play lag (frames)", "play step (ms)",
+    "play latency (ms)",
+]  # fmt: skip
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def table_row(r: dict[str, Any]) -> list[str]:
+    """The cells of one row (``HEAD``); "–" where the world model has no such figure."""
+    s = r["steps_s"]
+    reward = [
+        "–" if r.get(k) is None else f"{r[k]:.4f} ({r[z]:.4f})"
+        for k, z in (("reward_mse", "reward_mse_zero"),
+                     ("reward_mse_one_step", "reward_mse_zero_one_step"))
+    ]  # fmt: skip
+    return [
+        r["tokenizer"], str(r["repeat"]), f"{r['total_s']:.0f}",
+        *(f"{s.get(k, 0):.0f}" for k in ("record", "tokenizer", "world", "evaluate")),
+        f"{r['training_s']:.0f}", f"{r['psnr']:.2f}", f"{r['copy_last_psnr']:.2f}",
+        _num(r.get("reconstruction_psnr"), ".2f"),
+        f"{r['psnr_frame_mean']:.2f}", f"{r['copy_last_psnr_frame_mean']:.2f}",
+        f"{r['ssim']:.3f}", f"{r['copy_last_ssim']:.3f}",
+        _num(r.get("lpips"), ".4f"), _num(r.get("copy_last_lpips"), ".4f"),
+        "yes" if r["beats_copy_last"] else "no", f"{r['delta_psnr']:+.2f}", *reward,
+        f"{r['play_fps']:.1f}", str(r["play_lag"]), f"{r['play_step_ms']:.1f}",
+        f"{r['play_latency_ms']:.0f}",
+    ]  # fmt: skip
+
+
+def winners(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """The best tokenizer on each of :data:`MEASURES` (mean over its rows; ties named
+    together; a measure some row lacks is left out)."""
+    by_tokenizer: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_tokenizer.setdefault(r["tokenizer"], []).append(r)
+    best = {}
+    for label, key, higher in MEASURES:
+        if any(r.get(key) is None for r in rows):
+            continue
+        means = {t: statistics.mean(r[key] for r in rs) for t, rs in by_tokenizer.items()}
+        top = max(means.values()) if higher else min(means.values())
+        best[label] = " = ".join(t for t, m in means.items() if m == top)
+    return best
+
+
+def print_table(rows: list[dict[str, Any]], title: str) -> None:
+    print(f"\n{title}\n")
+    print("| " + " | ".join(HEAD) + " |")
+    print("|" + "---|" * len(HEAD))
+    for r in rows:
+        print("| " + " | ".join(table_row(r)) + " |")
+    if len({r["tokenizer"] for r in rows}) > 1:
+        best = winners(rows)
+        print("\nbest: " + "; ".join(f"{label}: {t}" for label, t in best.items()))
+
+
+def tokenizers(value: str) -> list[str]:
+    """``--tokenizer``'s comma-separated names, checked."""
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in LATENT_TOKENIZERS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"--tokenizer takes names from {sorted(LATENT_TOKENIZERS)}, comma-separated; got "
+            f"{value!r}"
+        )
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="default", choices=sorted(PRESETS))
     p.add_argument("--device", default=None)
     p.add_argument("--size", default=None, help="world model size override")
     p.add_argument("--world", default=None, choices=["ar", "diffusion"], help="world model family")
+    p.add_argument("--tokenizer", type=tokenizers, default=["per-frame"],
+                   help="diffusion tokenizers, comma-separated: per-frame, vidtok-4x")  # fmt: skip
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--play-frames", type=int, default=60, help="play steps measured")
     p.add_argument("--data-dir", type=Path, help="reuse a recorded dataset (skips recording time)")
+    p.add_argument("--keep", type=Path, help="keep each run under KEEP/<tokenizer>-s<repeat>")
     p.add_argument("--out", type=Path, default=Path("results/bench_quickstart.json"))
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     changes = dict(PRESETS[args.preset])
-    if args.device:
-        changes["device"] = args.device
-    if args.size:
-        changes["world_size"] = args.size
-    if args.world:
-        changes["world"] = args.world
+    for name, value in (("device", args.device), ("world_size", args.size), ("world", args.world)):
+        if value:
+            changes[name] = value
     rows = []
     for repeat in range(args.repeats):
         work = Path(tempfile.mkdtemp(prefix="wmkit-bench-quickstart-"))
-        plan = QuickstartPlan(
-            out=work / "run", data_dir=args.data_dir or work / "data", seed=repeat
-        ).scaled(**changes)
-        start = time.perf_counter()
-        result = run_quickstart(plan)
-        total = time.perf_counter() - start
-        fps = play_fps(result.world_dir, plan.dataset, plan.context, plan.device)
-        rows.append(
-            {
-                "repeat": repeat,
-                "total_s": total,
-                "steps_s": result.durations,
-                "play_fps": fps,
-                **{k: v for k, v in result.metrics.items() if k != "table"},
-            }
-        )
+        for name in args.tokenizer:
+            run = (args.keep or work) / f"{name}-s{repeat}"
+            plan = QuickstartPlan(
+                out=run, data_dir=args.data_dir or work / "data", tokenizer=name, seed=repeat
+            ).scaled(**changes)
+            rows.append(run_row(plan, args.play_frames))
         shutil.rmtree(work, ignore_errors=True)
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {gpu}"
     world = QuickstartPlan().scaled(**changes).world
-    print(f"\nwmkit quickstart --preset {args.preset} --world {world} ({hardware})\n")
-    head = [
-        "repeat",
-        "total (s)",
-        "record",
-        "tokenizer",
-        "world",
-        "evaluate",
-        "PSNR model",
-        "PSNR copy-last",
-        "PSNR tokenizer recon",
-        "PSNR/frame model",
-        "PSNR/frame copy-last",
-        "SSIM model",
-        "SSIM copy-last",
-        "LPIPS model",
-        "LPIPS copy-last",
-        "beats copy-last (all four)",
-        "ΔPSNR controllability",
-        "reward MSE (always 0)",
-        "reward MSE one step (always 0)",
-        "play FPS",
-    ]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for r in rows:
-        s = r["steps_s"]
-        cells = [
-            r["repeat"], f"{r['total_s']:.0f}",
-            *(f"{s.get(k, 0):.0f}" for k in ("record", "tokenizer", "world", "evaluate")),
-            f"{r['psnr']:.2f}", f"{r['copy_last_psnr']:.2f}",
-            "–" if r.get("reconstruction_psnr") is None else f"{r['reconstruction_psnr']:.2f}",
-            f"{r['psnr_frame_mean']:.2f}", f"{r['copy_last_psnr_frame_mean']:.2f}",
-            f"{r['ssim']:.3f}", f"{r['copy_last_ssim']:.3f}",
-            *(("–", "–") if r.get("lpips") is None
-              else (f"{r['lpips']:.4f}", f"{r['copy_last_lpips']:.4f}")),
-            "yes" if r["beats_copy_last"] else "no", f"{r['delta_psnr']:+.2f}",
-            "–" if r.get("reward_mse") is None
-            else f"{r['reward_mse']:.4f} ({r['reward_mse_zero']:.4f})",
-            "–" if r.get("reward_mse_one_step") is None
-            else f"{r['reward_mse_one_step']:.4f} ({r['reward_mse_zero_one_step']:.4f})",
-            f"{r['play_fps']:.1f}",
-        ]  # fmt: skip
-        print("| " + " | ".join(map(str, cells)) + " |")
+    print_table(rows, f"wmkit quickstart --preset {args.preset} --world {world} ({hardware})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps({"preset": args.preset, "hardware": hardware, "runs": rows}, indent=2)
-    )
+    report = {"preset": args.preset, "hardware": hardware, "runs": rows}
+    if len(args.tokenizer) > 1:
+        report["best"] = winners(rows)
+    args.out.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

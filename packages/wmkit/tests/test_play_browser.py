@@ -99,6 +99,9 @@ def test_play_in_headless_chromium(server, tmp_path):
         fps = float(page.text_content("#fps"))
         shown = float(page.text_content("#client-fps"))
         assert fps > 2 and shown > 2
+        # a per-frame model: no lag, the latency is the step time (and no latent-step line)
+        assert page.text_content("#lag") == "0" and float(page.text_content("#latency")) >= 0
+        assert not page.is_visible("#latent-step")
         step = int(page.text_content("#t"))
         page.wait_for_function(f"parseInt(document.getElementById('t').textContent) > {step}")
         page.screenshot(path=str(tmp_path / "play.png"))

@@ -153,3 +153,34 @@ def test_checkpoints_never_fall_on_an_epoch_end():
         every = checkpoint_interval(steps)
         assert every >= max(1, steps // 10)
         assert all(k % EPOCH_BATCHES for k in range(every, steps + 1, every)), steps
+
+
+def test_the_vidtok_4x_plan_trains_a_4_frame_latent_step_world_model_on_1_plus_4n_frames():
+    plan = QuickstartPlan(tokenizer="vidtok-4x")
+    assert plan.frames_per_step == 4 and plan.world_clip == 9  # clip_length 8 raised to 1 + 4n
+    assert "tokenizer" not in QuickstartPlan().to_dict()  # old runs' saved settings still match
+    assert plan.to_dict()["tokenizer"] == "vidtok-4x"
+    tok = plan.tokenizer_config()
+    args = tok["model"]["init_args"]["tokenizer"]["init_args"]
+    assert args["temporal_compression"] == 4 and args["spatial_compression"] == 4
+    assert args["temporal_mixing"] and args["layout"] == {"temporal_upsample": "nearest"}
+    assert tok["data"]["init_args"]["clip_length"] == 9
+    world = plan.world_config({"type": "discrete", "n": 17}, latent_scale=0.5)
+    model = world["model"]["init_args"]["model"]["init_args"]
+    assert model["frames_per_step"] == 4 and "heads" not in model
+    assert not model["anchored_decoding"] and model["sampling"]["context_window"] == 3
+    assert model["channels"] == 16 and model["image_size"] == 8
+    net = model["network"]["init_args"]
+    assert (net["in_channels"], net["out_channels"], net["patch_size"]) == (32, 16, 1)
+    assert world["data"]["init_args"]["clip_length"] == 9
+    with pytest.raises(ValueError, match="diffusion world model only"):
+        QuickstartPlan(world="ar", tokenizer="vidtok-4x")
+    with pytest.raises(ValueError, match="tokenizer must be one of"):
+        QuickstartPlan(tokenizer="vidtok-8x")
+
+
+def test_the_cli_refuses_vidtok_4x_with_the_autoregressive_world_model(tmp_path):
+    from wmkit.core.cli import main
+
+    with pytest.raises(SystemExit, match="diffusion world model only"):
+        main(["quickstart", "--world", "ar", "--tokenizer", "vidtok-4x", "--out", str(tmp_path)])

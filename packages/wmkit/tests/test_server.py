@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from aiohttp import WSMsgType, WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
@@ -262,3 +263,37 @@ def test_a_recording_stops_at_its_limit_and_play_goes_on(world, context, tmp_pat
         assert read_video(saved["path"])[0].shape[0] == 5
 
     _run(play, world, context, tmp_path, session_kwargs={"max_record_seconds": 0.5})
+
+
+def test_status_shows_the_lag_and_latency_of_a_k_frame_latent_step_model(world, context, tmp_path):
+    """A k = 4 latent-step model serves its frames 3 actions behind: the status says so and
+    its latency adds 3 frame periods (at most 40 frames/s here: >= 25 ms each) to the step
+    time; the scripted per-frame model's latency is its step time alone."""
+    from wmkit.core.testing import ToyLatentStepWorldModel
+
+    torch.manual_seed(0)
+    latent = ToyLatentStepWorldModel(world.action_spec, frames_per_step=4, hidden=4).eval()
+
+    def watch(k: int):
+        async def play(client):
+            config = await (await client.get("/config")).json()
+            assert config["frames_per_step"] == k
+            ws = await client.ws_connect("/ws")
+            status = await _next(ws, "status")
+            assert status["lag"] == 0 and status["latency_ms"] == status["step_ms"] == 0
+            lags = []
+            while len(lags) < 8:
+                status = await _next(ws, "status")
+                lags.append(status["lag"])
+            await ws.close()
+            if k == 1:
+                assert set(lags) == {0} and status["latency_ms"] == status["step_ms"] > 0
+            else:  # lag 1, 2, 3 while the first latent step fills, then k - 1
+                assert lags[:3] == [1, 2, 3] and set(lags[3:]) == {3}
+                assert status["step_ms"] > 0 and status["fps"] > 0
+                assert status["latency_ms"] >= status["step_ms"] + 3 * 25 - 0.1
+
+        return play
+
+    _run(watch(4), latent, context, tmp_path)
+    _run(watch(1), world, context, tmp_path)

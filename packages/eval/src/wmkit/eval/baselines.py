@@ -42,8 +42,17 @@ class CopyLastFrame(StepwiseRolloutMixin):
 @torch.no_grad()
 def tokenizer_reconstruction(tokenizer: Tokenizer, clip: Tensor, horizon: int) -> Tensor:
     """Encode and decode the whole ``clip [B, T, C, H, W]`` (so a causal tokenizer sees the
-    context too) and return the reconstruction of its last ``horizon`` frames."""
+    context too) and return the reconstruction of its last ``horizon`` frames.
+
+    A tokenizer with temporal compression ``t > 1`` encodes ``1 + n·t`` frames (VidTok, the Wan
+    VAE): a clip of another length is padded at its start with copies of its first frame up
+    to the next such length (VidTok pads its first frame so too), and the padding is dropped.
+    """
     check_video(clip, "clip")
+    t = int(getattr(tokenizer, "temporal_compression", 1))
+    pad = -(clip.shape[1] - 1) % t
+    if pad:
+        clip = torch.cat([clip[:, :1].expand(-1, pad, -1, -1, -1), clip], dim=1)
     latents = tokenizer.encode(clip)
     recon = tokenizer.decode(latents)
     if recon.ndim != 5 or recon.shape[1] < horizon or recon.shape[2:] != clip.shape[2:]:

@@ -205,6 +205,13 @@ def _run(argv: list[str]) -> int:
     session, bindings = build_session(args)
     title = str(args.world or args.env)
     app = create_app(session, bindings, fps=args.fps, title=title, host=args.host, token=token)
+    k = session.frames_per_step
+    if k > 1:
+        print(
+            f"wmkit play: {title} generates {k} frames per latent step, so each frame shows "
+            f"{k - 1} frames after its action (+{1000 * (k - 1) / args.fps:.0f} ms at "
+            f"{args.fps:g} frames/s; the page shows the measured latency)"
+        )
     print(f"wmkit play: open {page_url(args.host, args.port, token)} (Ctrl-C to stop)")
     web.run_app(app, host=args.host, port=args.port, print=None)
     return 0

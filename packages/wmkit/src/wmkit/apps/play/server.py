@@ -12,7 +12,9 @@ Protocol (JSON text messages, at most ``MAX_MESSAGE_BYTES``):
   ``{"type": "source", "source": "model" | "env"}``, ``{"type": "driver", "driver": "person" |
   "agent"}`` (who acts when the session has a policy).
 - server → client: each frame as a binary PNG message, then ``{"type": "status", ...}``
-  (t, fps, reward, done, paused, recording, source, driver); ``{"type": "saved", "path":
+  (t, fps, reward, done, paused, recording, source, driver, and play's latency:
+  ``lag`` frames the frame is behind the last action, mean ``step_ms``, ``latency_ms`` =
+  lag × frame period + step time, :mod:`wmkit.apps.play.latency`); ``{"type": "saved", "path":
   ...}`` after a recording, with a ``"message"`` when it stopped at the session's
   ``max_record_seconds`` (play goes on); ``{"type": "error", "message": ...}`` for anything
   malformed. A bad message is answered, never fatal; one client plays at a time (a second one
@@ -157,11 +159,14 @@ class _Player:
         await self.send_status(ws)
 
     async def send_status(self, ws: web.WebSocketResponse) -> None:
-        s = self.session
+        s, fps = self.session, self.fps()
+        period = 1.0 / fps if fps > 0 else self.period  # the target's until ticks are measured
         await ws.send_json({
-            "type": "status", "t": s.t, "fps": round(self.fps(), 2), "reward": s.last_reward,
+            "type": "status", "t": s.t, "fps": round(fps, 2), "reward": s.last_reward,
             "paused": self.paused, "recording": s.recording is not None, "source": s.source,
-            "done": s.done, "driver": s.driver,
+            "done": s.done, "driver": s.driver, "lag": s.timing.lag,
+            "step_ms": round(1000 * s.timing.mean, 2),
+            "latency_ms": round(1000 * s.timing.latency(period), 2),
         })  # fmt: skip
 
     async def run_loop(self, ws: web.WebSocketResponse) -> None:
@@ -255,7 +260,8 @@ def create_app(
     host: str = "127.0.0.1",
     token: str | None = None,
 ) -> web.Application:
-    """The aiohttp application: ``/`` (the page), ``/config`` (bindings, sources) and ``/ws``.
+    """The aiohttp application: ``/`` (the page), ``/config`` (bindings, sources, the world
+    model's frames per latent step) and ``/ws``.
 
     ``host`` is the address the application will be served on and ``token`` the one every
     request must carry (required off loopback); see ``wmkit.apps.play.access``.
@@ -281,6 +287,7 @@ def create_app(
         return web.json_response({
             "title": title, "fps": fps, "sources": session.sources, "source": session.source,
             "drivers": session.drivers, "driver": session.driver,
+            "frames_per_step": session.frames_per_step,
             "bindings": bindings.to_dict(), "help": bindings.describe(),
             "action_spec": session.action_spec.to_dict(),
         })  # fmt: skip

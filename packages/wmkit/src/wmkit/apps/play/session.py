@@ -8,6 +8,11 @@ model's imagined state). Frames are ``uint8 [H, W, 3]``; a session can be record
 A recording is held in memory until it stops, so it keeps at most ``max_record_seconds`` of
 video: past that it takes no more frames and ``recording_full`` says so.
 
+``timing`` keeps the recent step times and the lag of the last frame (``StepOutput.lag``: a
+world model whose latent step spans ``k`` frames serves its frames ``k - 1`` actions behind;
+0 for per-frame models and the environment), from which the server shows play's latency
+(:mod:`wmkit.apps.play.latency`).
+
 With a ``policy`` (a wmkit-agents ``Policy``, e.g. DIAMOND's actor-critic), the agent can
 drive: while ``driver == "agent"`` the policy's action replaces the person's, and
 ``set_driver("person")`` hands control back (DIAMOND's play toggles the same way). Unlike
@@ -28,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from wmkit.apps.play.latency import StepTimes
 from wmkit.core import ActionSpec, WorldModel, WorldState, to_float_video, write_video
 
 __all__ = ["Driver", "PlaySession", "Source"]
@@ -98,6 +104,7 @@ class PlaySession:
         self.done = False
         self.recording: list[np.ndarray] | None = None
         self.frame: np.ndarray | None = None
+        self.timing = StepTimes()
         if policy is not None and not (
             callable(policy) and callable(getattr(policy, "reset", None))
         ):
@@ -111,6 +118,11 @@ class PlaySession:
     @property
     def action_spec(self) -> ActionSpec:
         return self.world.action_spec if self.world is not None else self.env.action_spec
+
+    @property
+    def frames_per_step(self) -> int:
+        """Frames per world-model call that generates (``k`` of a latent-step model, else 1)."""
+        return int(getattr(self.world, "frames_per_step", 1))
 
     @property
     def max_record_frames(self) -> int:
@@ -175,6 +187,7 @@ class PlaySession:
     def reset(self) -> np.ndarray:
         """Start over: a new environment episode (next seed) or a new model context."""
         self.t, self.last_reward, self.done = 0, None, False
+        self.timing.clear()
         self._reset_policy()
         self.history.clear()
         if self.env is not None:
@@ -198,11 +211,13 @@ class PlaySession:
             self.reset()
         action = self._policy_action(action)
         self.action_spec.validate(action.unsqueeze(0), name="action", batch_dims=1)
+        start = time.perf_counter()
         if self.source == "env":
             native: Any = action.numpy()
             if self.action_spec.kind == "discrete":
                 native = int(native)
             frame, reward, done = self.env.step(native)
+            self.timing.record(time.perf_counter() - start, lag=0)
             self.last_reward, self.done = float(reward), bool(done)
             self.t += 1
             out = self._show(frame)
@@ -211,12 +226,14 @@ class PlaySession:
             return out
         assert self.world is not None and self.state is not None
         result = self.world.step(self.state, action.unsqueeze(0).to(self.device))
+        frame = _to_u8(result.frame[0])  # on the CPU: the step's time includes the device's
+        self.timing.record(time.perf_counter() - start, lag=result.lag)
         self.state = result.state
         self.last_reward = None if result.reward is None else float(result.reward[0])
         # a predicted termination is shown, not acted on: play goes on in the imagined world
         self.done = result.done is not None and bool(result.done[0] > 0.5)
         self.t += 1
-        return self._show(_to_u8(result.frame[0]))
+        return self._show(frame)
 
     def set_source(self, source: Source) -> np.ndarray:
         """Switch between the world model and the environment (see the module docstring)."""
@@ -226,6 +243,7 @@ class PlaySession:
             return self.frame
         previous, self.source = self.source, source
         if source == "model" and previous == "env" and self.history:
+            self.timing.clear()
             self._reset_policy()
             return self._show(self._reset_model(self._context_from_history()))
         return self.reset()

@@ -39,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
         "its latents; the default) or ar (compressive FSQ tokenizer + autoregressive "
         "transformer)",
     )
+    p.add_argument(
+        "--tokenizer",
+        default="per-frame",
+        choices=["per-frame", "vidtok-4x"],
+        help="the diffusion world model's tokenizer: per-frame (the default: one latent per "
+        "frame) or vidtok-4x (a causal VidTok with 4x temporal compression: the world model "
+        "makes 4 frames per step, so play shows each frame 3 frames after its action)",
+    )
     p.add_argument("--preset", default="default", help="budget: tiny (tests), default, gpu")
     p.add_argument("--tiny", action="store_true", help="shorthand for --preset tiny")
     p.add_argument("--device", help="cpu or cuda (default: the preset's)")
@@ -102,9 +110,13 @@ def _run(argv: list[str]) -> int:
     ):
         if value is not None:
             changes[name] = value
-    plan = QuickstartPlan(
-        out=args.out, data_dir=args.data_dir, env=args.env, world=args.world, seed=args.seed
-    ).scaled(**changes, **_data_changes(args))
+    try:
+        plan = QuickstartPlan(
+            out=args.out, data_dir=args.data_dir, env=args.env, world=args.world,
+            tokenizer=args.tokenizer, seed=args.seed,
+        ).scaled(**changes, **_data_changes(args))  # fmt: skip
+    except ValueError as e:
+        raise SystemExit(f"wmkit quickstart: {e}") from e
     start = time.perf_counter()
     result = run_quickstart(plan)
     m = result.metrics

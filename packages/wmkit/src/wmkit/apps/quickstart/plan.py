@@ -11,10 +11,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from wmkit.apps.quickstart.ar_configs import ar_world_config, compressive_config
+from wmkit.apps.quickstart.latent_tokenizers import (
+    LATENT_TOKENIZERS,
+    LatentTokenizer,
+    latent_tokenizer_config,
+)
+
 __all__ = ["EPOCH_BATCHES", "PRESETS", "QuickstartPlan", "checkpoint_interval"]
 
-#: latent channels of the diffusion path's tokenizer
-LATENT_CHANNELS = 4
 #: training batches per epoch (validation runs at each epoch's end)
 EPOCH_BATCHES = 50
 
@@ -48,11 +53,15 @@ class QuickstartPlan:
         world: ``diffusion`` (per-frame KL tokenizer + Diffusion Forcing DiT on its latents;
             the default, which beats copy-last-frame on the default budget) or ``ar``
             (compressive FSQ tokenizer + autoregressive transformer).
+        tokenizer: the diffusion path's tokenizer (``latent_tokenizers.LATENT_TOKENIZERS``):
+            ``per-frame`` or ``vidtok-4x`` (4 frames per latent, so 4 frames per world-model
+            step; ``ar`` takes ``per-frame`` only, meaning its own compressive tokenizer).
         device: ``cpu`` or ``cuda``.
         resolution: frame size.
         episodes: episodes recorded.
         max_steps: steps per recorded episode.
-        clip_length: frames per training clip.
+        clip_length: frames per training clip (raised to ``1 + 4n`` for ``vidtok-4x``:
+            :attr:`world_clip`).
         tokenizer_steps / world_steps: optimisation steps per stage.
         tokenizer_size / world_size: named sizes of the two models (``world_size=None``:
             ``small`` on CPU; on CUDA ``300M`` for ``ar`` and ``base`` for ``diffusion``).
@@ -71,6 +80,7 @@ class QuickstartPlan:
     env: str = "crafter"
     policy: str | None = "explore"
     world: Literal["ar", "diffusion"] = "diffusion"
+    tokenizer: str = "per-frame"
     device: str = "cpu"
     resolution: int = 32
     episodes: int = 48
@@ -86,6 +96,37 @@ class QuickstartPlan:
     horizon: int = 6
     seed: int = 0
     threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in LATENT_TOKENIZERS:
+            raise ValueError(
+                f"tokenizer must be one of {sorted(LATENT_TOKENIZERS)}; got {self.tokenizer!r}"
+            )
+        if self.world == "ar" and self.tokenizer != "per-frame":
+            raise ValueError(
+                f"--tokenizer {self.tokenizer} drives the diffusion world model only: the "
+                "autoregressive world model over a temporally compressing tokenizer is not "
+                "in the quickstart yet; use --world diffusion"
+            )
+
+    @property
+    def latent_tokenizer(self) -> LatentTokenizer:
+        """The geometry of the diffusion path's tokenizer (``tokenizer``)."""
+        return LATENT_TOKENIZERS[self.tokenizer]
+
+    @property
+    def frames_per_step(self) -> int:
+        """Frames per world-model step: the tokenizer's temporal compression (diffusion)."""
+        return self.latent_tokenizer.temporal_compression if self.world == "diffusion" else 1
+
+    @property
+    def world_clip(self) -> int:
+        """Frames per world-model training clip: ``clip_length``, raised to ``1 + n·k``."""
+        return (
+            self.latent_tokenizer.fit_clip(self.clip_length)
+            if self.world == "diffusion"
+            else self.clip_length
+        )
 
     @property
     def world_model_size(self) -> str:
@@ -120,10 +161,15 @@ class QuickstartPlan:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        """The settings as JSON values; the default ``per-frame`` tokenizer is left out, so a
+        run started before ``tokenizer`` existed resumes (its saved settings match)."""
+        out = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        if out["tokenizer"] == "per-frame":
+            del out["tokenizer"]
+        return out
 
     # ------------------------------------------------------------------------- configs
-    def _trainer(self, stage: str, steps: int) -> dict[str, Any]:
+    def trainer_config(self, stage: str, steps: int) -> dict[str, Any]:
         accelerator = "gpu" if self.device.startswith("cuda") else "cpu"
         return {
             "max_steps": steps,
@@ -149,7 +195,7 @@ class QuickstartPlan:
             }],  # the stage adds RandomStateCheckpoint: resumes draw the same noise
         }  # fmt: skip
 
-    def _data(self, with_steps: bool, clip_length: int) -> dict[str, Any]:
+    def data_config(self, with_steps: bool, clip_length: int) -> dict[str, Any]:
         return {
             "class_path": "wmkit.core.data.datamodule.EpisodeDataModule",
             "init_args": {
@@ -166,89 +212,11 @@ class QuickstartPlan:
         }
 
     def tokenizer_config(self) -> dict[str, Any]:
-        """The tokenizer stage: a compressive FSQ tokenizer for ``ar``, a per-frame KL VidTok
-        for ``diffusion`` (:meth:`_latent_tokenizer_config`)."""
+        """The tokenizer stage: a compressive FSQ tokenizer for ``ar``, a KL VidTok of
+        ``tokenizer`` for ``diffusion`` (:mod:`~wmkit.apps.quickstart.latent_tokenizers`)."""
         if self.world == "diffusion":
-            return self._latent_tokenizer_config()
-        return self._compressive_config()
-
-    def _compressive_config(self) -> dict[str, Any]:
-        """iVideoGPT-style compressive tokenizer: each context frame gets ``(R/s)²`` tokens
-        (``s`` = 4 at 32², 8 above), each future frame 4× fewer, decoded as the latest real
-        context frame plus a change (``future_residual``: an untrained tokenizer is exactly
-        copy-last-frame, and future tokens only describe what moved). Trained with MSE (L1
-        keeps a residual decoder at zero change) on clips of ``context`` + the rest."""
-        return {
-            "seed_everything": self.seed,
-            "trainer": self._trainer("tokenizer", self.tokenizer_steps),
-            "model": {
-                "class_path": "wmkit.tokenizers.compressive_lit.CompressiveModule",
-                "init_args": {
-                    "lr": 2e-3,
-                    "l1_weight": 0.0,
-                    "mse_weight": 1.0,
-                    "perceptual_weight": 0.0,
-                    "min_context_frames": self.context,
-                    "max_context_frames": self.context,
-                    "eval_context_frames": self.context,
-                    "export_dir": str(self.out / "tokenizer"),
-                    "log_videos_every_n_epochs": 0,
-                    "tokenizer": {
-                        "class_path": "wmkit.tokenizers.compressive.CompressiveTokenizer",
-                        "init_args": {
-                            "size": self.tokenizer_size,
-                            "spatial_compression": 4 if self.resolution <= 32 else 8,
-                            "future_patch": 2,
-                            "future_residual": True,
-                            "context_frames": self.context,
-                            "context_levels": [8, 5, 5, 5],
-                            "future_levels": [8, 5, 5, 5],
-                            "cross_attention_levels": 2,
-                        },
-                    },
-                },
-            },
-            "data": self._data(with_steps=False, clip_length=self.clip_length),
-        }
-
-    def _latent_tokenizer_config(self) -> dict[str, Any]:
-        """Per-frame KL VidTok with 2× spatial compression and 4 latent channels (a 32² frame
-        becomes 4×16×16), trained with MSE for PSNR. On CPU presets its width is 16 instead of
-        the ``tiny`` size's 4: it reconstructed held-out Crafter frames at 27.7 dB after 150 s
-        of training (a width-4, 4×-down, L1-trained one: 22.3 dB). The diffusion world model
-        decodes its latents anchored on the last real frame (``anchored_decoding``), so this
-        error mostly cancels."""
-        tokenizer: dict[str, Any] = {
-            "size": self.tokenizer_size,
-            "regularizer": "kl",
-            "latent_channels": LATENT_CHANNELS,
-            "spatial_compression": 2,
-            "temporal_compression": 1,
-            "temporal_mixing": False,
-        }
-        if not self.device.startswith("cuda"):
-            tokenizer.update(channels=16, multipliers=[1, 2])
-        return {
-            "seed_everything": self.seed,
-            "trainer": self._trainer("tokenizer", self.tokenizer_steps),
-            "model": {
-                "class_path": "wmkit.tokenizers.lit.VidTokModule",
-                "init_args": {
-                    "lr": 2e-3,
-                    "l1_weight": 0.0,
-                    "mse_weight": 1.0,
-                    "perceptual_weight": 0.0,
-                    "kl_weight": 1e-6,
-                    "export_dir": str(self.out / "tokenizer"),
-                    "log_videos_every_n_epochs": 0,
-                    "tokenizer": {
-                        "class_path": "wmkit.tokenizers.vidtok.VidTokTokenizer",
-                        "init_args": tokenizer,
-                    },
-                },
-            },
-            "data": self._data(with_steps=False, clip_length=4),
-        }
+            return latent_tokenizer_config(self)
+        return compressive_config(self)
 
     def world_config(
         self, action_spec: dict[str, Any], latent_scale: float = 1.0
@@ -258,62 +226,30 @@ class QuickstartPlan:
         ``latent_scale``)."""
         if self.world == "diffusion":
             return self._diffusion_config(action_spec, latent_scale)
-        from wmkit.ar_world.sizes import transformer_spec
-
-        return {
-            "seed_everything": self.seed,
-            "trainer": self._trainer("world", self.world_steps),
-            "model": {
-                "class_path": "wmkit.ar_world.lit.ARWorldModelModule",
-                "init_args": {
-                    "lr": 1e-3,
-                    "warmup_steps": 50,
-                    "action_dropout": 0.1,
-                    "model": {
-                        "class_path": "wmkit.ar_world.world_model.ARWorldModel",
-                        "init_args": {
-                            "action_spec": action_spec,
-                            "tokenizer": str(self.out / "tokenizer"),
-                            "frame_size": [self.resolution, self.resolution],
-                            "transformer": transformer_spec(self.world_model_size),
-                            "layout": {
-                                "class_path": "wmkit.ar_world.TokenLayout",
-                                "init_args": {
-                                    "action_mode": "tokens",
-                                    "context_frames": self.context,
-                                },
-                            },
-                            "decoder": {
-                                "class_path": "wmkit.ar_world.DiagonalDecoder",
-                                "init_args": {"window": 4, "temperature": 1.0, "top_k": 1},
-                            },
-                            "max_frames": self.clip_length,
-                        },
-                    },
-                },
-            },
-            "data": self._data(with_steps=True, clip_length=self.clip_length),
-        }
+        return ar_world_config(self, action_spec)
 
     def _dit_overrides(self) -> dict[str, Any]:
-        """2×2 patches on the 2×-down latents (the 4×4 pixel patches of a 32² frame, 64 tokens
-        per frame); on CPU presets a DiT of width 96 (the best next-frame PSNR per CPU second
-        measured on Crafter 32², ``packages/diffusion-world/README.md``)."""
+        """Patches of 4×4 pixels (2×2 on ``per-frame``'s 2×-down latents, 1×1 on
+        ``vidtok-4x``'s 4×-down ones: 64 tokens per latent frame at 32²); on CPU presets a DiT
+        of width 96 (the best next-frame PSNR per CPU second measured on Crafter 32²,
+        ``packages/diffusion-world/README.md``)."""
+        patch = self.latent_tokenizer.dit_patch
         if self.device.startswith("cuda"):
-            return {"patch_size": 2}
-        return {"patch_size": 2, "hidden_size": 96, "depth": 2, "num_heads": 4}
+            return {"patch_size": patch}
+        return {"patch_size": patch, "hidden_size": 96, "depth": 2, "num_heads": 4}
 
     def _dit_args(self) -> dict[str, Any]:
         """The DiT's arguments: the named ``world_model_size`` with :meth:`_dit_overrides`, on
         the latents (``residual``: the change and the previous latent frame as channels)."""
         from wmkit.diffusion_world.dit import DIT_SIZES
 
+        latent = self.latent_tokenizer
         return {
             **DIT_SIZES[self.world_model_size],
             **self._dit_overrides(),
-            "in_channels": 2 * LATENT_CHANNELS,
-            "out_channels": LATENT_CHANNELS,
-            "image_size": self.resolution // 2,
+            "in_channels": 2 * latent.latent_channels,
+            "out_channels": latent.latent_channels,
+            "image_size": self.resolution // latent.spatial_compression,
         }
 
     def _diffusion_config(self, action_spec: dict[str, Any], latent_scale: float) -> dict[str, Any]:
@@ -325,10 +261,44 @@ class QuickstartPlan:
         transition's reward and termination; they train on real next frames and, 4x weighted,
         on next frames the DiT generates (``generated_head_weight``), which is what they read
         in ``step``. ``latent_scale`` makes latent changes as large
-        as pixel changes, so ``sigma_data`` (0.1, tuned on pixels) carries over."""
+        as pixel changes, so ``sigma_data`` (0.1, tuned on pixels) carries over.
+
+        With ``vidtok-4x`` each step is one latent of 4 frames (``frames_per_step``), on clips
+        of ``1 + 4n`` frames, without heads or anchored decoding (diffusion-world has them
+        per frame only), decoded streaming (the tokenizer's ``decode_next``)."""
+        latent = self.latent_tokenizer
+        world: dict[str, Any] = {
+            "action_spec": action_spec,
+            "network": {
+                "class_path": "wmkit.diffusion_world.SpatioTemporalDiT",
+                "init_args": self._dit_args(),
+            },
+            "objective": {
+                "class_path": "wmkit.diffusion_world.EDMObjective",
+                "init_args": {"sigma_data": 0.1},
+            },
+            "channels": latent.latent_channels,
+            "image_size": self.resolution // latent.spatial_compression,
+            "residual": True,
+            "tokenizer": str(self.out / "tokenizer"),
+            "latent_scale": latent_scale,
+            "anchored_decoding": True,
+            "sampling": {
+                "num_steps": 1,
+                "context_window": self.world_clip,
+                "carry_history": True,
+            },
+            # for play, agents and the report
+            "heads": {"reward": True, "done": True},
+        }
+        k = self.frames_per_step
+        if k > 1:  # the window counts latents: a clip's 1 + n
+            del world["heads"]
+            world.update(anchored_decoding=False, frames_per_step=k)
+            world["sampling"]["context_window"] = 1 + (self.world_clip - 1) // k
         return {
             "seed_everything": self.seed,
-            "trainer": self._trainer("world", self.world_steps),
+            "trainer": self.trainer_config("world", self.world_steps),
             "model": {
                 "class_path": "wmkit.diffusion_world.lit.DiffusionForcingModule",
                 "init_args": {
@@ -338,34 +308,11 @@ class QuickstartPlan:
                     "generated_head_weight": 4.0,
                     "model": {
                         "class_path": "wmkit.diffusion_world.DiffusionWorldModel",
-                        "init_args": {
-                            "action_spec": action_spec,
-                            "network": {
-                                "class_path": "wmkit.diffusion_world.SpatioTemporalDiT",
-                                "init_args": self._dit_args(),
-                            },
-                            "objective": {
-                                "class_path": "wmkit.diffusion_world.EDMObjective",
-                                "init_args": {"sigma_data": 0.1},
-                            },
-                            "channels": LATENT_CHANNELS,
-                            "image_size": self.resolution // 2,
-                            "residual": True,
-                            "tokenizer": str(self.out / "tokenizer"),
-                            "latent_scale": latent_scale,
-                            "anchored_decoding": True,
-                            "sampling": {
-                                "num_steps": 1,
-                                "context_window": self.clip_length,
-                                "carry_history": True,
-                            },
-                            # for play, agents and the report
-                            "heads": {"reward": True, "done": True},
-                        },
+                        "init_args": world,
                     },
                 },
             },
-            "data": self._data(with_steps=True, clip_length=self.clip_length),
+            "data": self.data_config(with_steps=True, clip_length=self.world_clip),
         }
 
 

@@ -228,7 +228,8 @@ def _evaluate_step(
 def latent_scale(plan: QuickstartPlan, tokenizer_dir: Path, batches: int = 8) -> float:
     """The ``latent_scale`` of the diffusion world model: the tokenizer's latent frame changes
     brought to the size of pixel changes (``latent_change_scale``), on ``batches`` training
-    batches."""
+    batches of the world model's clips (``1 + 4n`` frames for ``vidtok-4x``, whose latent
+    changes then span 4 frames: the world model's step)."""
     from itertools import islice
 
     from wmkit.core import load_pretrained
@@ -237,7 +238,7 @@ def latent_scale(plan: QuickstartPlan, tokenizer_dir: Path, batches: int = 8) ->
 
     tokenizer = load_pretrained(tokenizer_dir, map_location=plan.device)
     data = EpisodeDataModule(
-        str(plan.dataset), clip_length=plan.clip_length, batch_size=plan.batch_size,
+        str(plan.dataset), clip_length=plan.world_clip, batch_size=plan.batch_size,
         split=(0.8, 0.1, 0.1), seed=plan.seed, **plan.data_options(),
     )  # fmt: skip
     data.setup("fit")
