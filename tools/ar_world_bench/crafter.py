@@ -91,6 +91,22 @@ def _clip_metrics(pred: torch.Tensor, true: torch.Tensor) -> dict:
     }  # fmt: skip
 
 
+def _held_out_clips(
+    held: list, k: int, horizon: int, stride: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every ``stride`` frames of each held-out episode, a clip: ``k`` context frames, the
+    ``k - 1`` actions between them, the ``horizon`` actions after (action ``t - 1`` leads to
+    frame ``t``) and the ``horizon`` real frames they lead to."""
+    ctx, ctx_a, acts, true = [], [], [], []
+    for video, actions, _ in held:
+        for s in range(0, video.shape[1] - k - horizon + 1, stride):
+            ctx.append(video[:, s : s + k])
+            ctx_a.append(actions[:, s : s + k - 1])
+            acts.append(actions[:, s + k - 1 : s + k - 1 + horizon])
+            true.append(video[:, s + k : s + k + horizon])
+    return tuple(torch.cat(x) for x in (ctx, ctx_a, acts, true))  # type: ignore[return-value]
+
+
 def crafter_quality(args: argparse.Namespace) -> dict:
     """Quality on held-out *recorded* Crafter episodes after a fixed wall-clock budget.
 
@@ -131,15 +147,8 @@ def crafter_quality(args: argparse.Namespace) -> dict:
     steps = _train_on_tokens(model, tokens, train, args)
     train_s = time.perf_counter() - t0
     model.eval()
-    k, horizon = 2, args.horizon
-    ctx, ctx_a, acts, true = [], [], [], []
-    for video, actions, _ in held:
-        for s in range(0, video.shape[1] - k - horizon + 1, args.stride):
-            ctx.append(video[:, s : s + k])
-            ctx_a.append(actions[:, s : s + k - 1])
-            acts.append(actions[:, s + k - 1 : s + k - 1 + horizon])  # action t-1 → frame t
-            true.append(video[:, s + k : s + k + horizon])
-    ctx, ctx_a, acts, true = (torch.cat(x) for x in (ctx, ctx_a, acts, true))
+    horizon = args.horizon
+    ctx, ctx_a, acts, true = _held_out_clips(held, 2, horizon, args.stride)
     shuffled = acts.roll(1, dims=0)
     copy_last = ctx[:, -1:].expand_as(true)
     out: dict = {
