@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from agents_bench.metaworld import bench_metaworld, plot_metaworld, print_metaworld
+from bench_common import sync
 
 from wmkit.agents import (
     MBPO,
@@ -60,11 +61,6 @@ from wmkit.core.testing import ToyWorldModel, moving_squares
 from wmkit.core.testing.toy_lit import ToyWorldModelModule
 
 SIZES = {"tiny": {"resolution": 16, "hidden": 32}, "small": {"resolution": 32, "hidden": 64}}
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def bench_steps(device: str, size: str, repeats: int, quick: bool) -> list[dict]:
@@ -95,10 +91,10 @@ def bench_steps(device: str, size: str, repeats: int, quick: bool) -> list[dict]
         run(5)  # warm-up
         rates = []
         for _ in range(repeats):
-            _sync(device)
+            sync(device)
             t = time.perf_counter()
             run()
-            _sync(device)
+            sync(device)
             rates.append(steps * num_envs / (time.perf_counter() - t))
         rows.append({"num_envs": num_envs, "steps_per_s": statistics.median(rates),
                      "min": min(rates), "max": max(rates)})  # fmt: skip

@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_common import hardware_line, sync
 
 from wmkit.core import ActionSpec
 from wmkit.diffusion_world.convert_diamond import CSGO_PRESETS
@@ -66,20 +65,6 @@ def build(size: str, preset: str) -> tuple[DiamondWorldModel, tuple[int, int]]:
     return world, (150, 280)
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _hardware(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    return (
-        f"CPU: {os.cpu_count()} cores ({platform.machine()}), "
-        f"torch threads {torch.get_num_threads()}"
-    )
-
-
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 
 
@@ -95,10 +80,10 @@ def bench(
     state = world.reset(frames, acts[:, :-1])
     times = []
     for i in range(warmup + repeats):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         out = world.step(state, acts[:, -1], generator=g)
-        _sync(device)
+        sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
         state = out.state
@@ -141,7 +126,7 @@ def main() -> None:
                 rows.append(row)
                 print(f"  {size} {row['preset']} {layout}: {row['latency_ms_median']:.1f} ms",
                       file=sys.stderr, flush=True)  # fmt: skip
-    hardware = _hardware(args.device)
+    hardware = hardware_line(args.device)
     date = datetime.date.today().isoformat()
     print(f"\n{hardware}; batch 1, random weights, fp32; {args.repeats} repeat(s); {date}\n")
     print("| model | sampler | layout | frame | params | steps | next-frame latency ms (median, "

@@ -40,13 +40,12 @@ import argparse
 import datetime
 import itertools
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from bench_common import hardware_line, sync
 
 from wmkit.ar_world.ivideogpt_decoding import IVideoGPTDecoder
 from wmkit.ar_world.ivideogpt_layout import IVideoGPTLayout
@@ -69,18 +68,6 @@ MODES = ["cache", "prefill"]
 DECODINGS = ["raster", "diagonal"]
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _hardware(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"CPU: {os.cpu_count()} cores ({platform.machine()}), torch threads {threads}"
-
-
 def rollout_times(
     model: IVideoGPTTransformer,
     layout: IVideoGPTLayout,
@@ -95,10 +82,10 @@ def rollout_times(
     context = context.to(device)
     dim = model.action_dim
     actions = None if dim is None else torch.rand(batch, frames, dim, device=device) * 2 - 1
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     cursor = decoder.start(model, layout, context, frames)
-    _sync(device)
+    sync(device)
     prefill = time.perf_counter() - start
     times = []
     for i in range(frames):
@@ -114,7 +101,7 @@ def rollout_times(
             cursor.logits = model.llm(embeds=x, cache=cursor.cache)[:, -1]
             cursor.ids = ids
         decoder.next_frame(model, layout, cursor, None if actions is None else actions[:, i])
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     return prefill, times
 
@@ -175,7 +162,7 @@ def main() -> None:
                 "frames_per_s": args.batch / latency,
                 "tokens_per_s": args.batch * (layout.future_tokens + 1) / latency,
             })  # fmt: skip
-    hardware = _hardware(args.device)
+    hardware = hardware_line(args.device)
     print(f"iVideoGPT transformer, next-frame decoding ({hardware}, {args.dtype})\n")
     print(
         "| size | mode | decoding | passes/frame | params | prefill ms | next-frame ms (min–max) "

@@ -9,6 +9,7 @@ import statistics
 import time
 
 import torch
+from bench_common import sync
 
 from diffusion_world_bench.models import flat_world_model, model_kwargs
 from wmkit.core import ActionSpec
@@ -151,10 +152,10 @@ def history_cache_speed(args: argparse.Namespace) -> list[dict]:
                 times = []
                 for _ in range(args.repeats):
                     torch.manual_seed(1)
-                    _sync(args.device)
+                    sync(args.device)
                     t0 = time.perf_counter()
                     frames[cache, carry] = model.rollout(ctx, acts).frames
-                    _sync(args.device)
+                    sync(args.device)
                     times.append(time.perf_counter() - t0)
                 fps = [n / t for t in times]
                 row = {"network": args.cache_network, "steps": steps,
@@ -169,11 +170,6 @@ def history_cache_speed(args: argparse.Namespace) -> list[dict]:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     return rows
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def _print_cache_table(rows: list[dict], extra: str, key: str, digits: int) -> None:

@@ -77,3 +77,20 @@ def check_pretrained_network(
     model = flat_model(action_spec, network=name, image_size=8, pretrained_network=str(folder))
     assert isinstance(model.network, network)
     return loaded
+
+
+def diffusers_networks() -> dict:
+    """The causalized diffusers networks by name: ``(diffusers class, tiny config function)``."""
+    from diffusers import (
+        UNet3DConditionModel,
+        UNetSpatioTemporalConditionModel,
+        WanTransformer3DModel,
+    )
+
+    from wmkit.diffusion_world import tiny_svd_unet_config, tiny_unet3d_config, tiny_wan_config
+
+    return {
+        "svd_unet": (UNetSpatioTemporalConditionModel, tiny_svd_unet_config),
+        "unet3d": (UNet3DConditionModel, tiny_unet3d_config),
+        "wan": (WanTransformer3DModel, tiny_wan_config),
+    }

@@ -10,25 +10,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel, WanTransformer3DModel
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import flat_model, randomised
+from diffusion_helpers import diffusers_networks, flat_model, randomised
 
 from wmkit.core import ActionSpec, to_float_video
 from wmkit.core.testing import moving_squares
 from wmkit.diffusion_world import DiffusionWorldModel
-from wmkit.diffusion_world.causalize import causalize, tiny_svd_unet_config
+from wmkit.diffusion_world.causalize import causalize
 from wmkit.diffusion_world.temporal_cache import TemporalHistory
-from wmkit.diffusion_world.unet3d import tiny_unet3d_config
-from wmkit.diffusion_world.wan import tiny_wan_config
 
 SPEC = ActionSpec.discrete(5)
-NETWORKS = {
-    "svd_unet": (UNetSpatioTemporalConditionModel, tiny_svd_unet_config),
-    "unet3d": (UNet3DConditionModel, tiny_unet3d_config),
-    "wan": (WanTransformer3DModel, tiny_wan_config),
-}
+NETWORKS = diffusers_networks()
 
 
 def _net(kind: str):

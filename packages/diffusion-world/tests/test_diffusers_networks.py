@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel, WanTransformer3DModel
 from torch import nn
 
 from wmkit.core import ActionSpec, to_float_video
@@ -17,20 +16,13 @@ from wmkit.core.testing import check_loss_decreases, moving_squares
 from wmkit.diffusion_world import (
     DiffusionWorldModel,
     causalize,
-    tiny_svd_unet_config,
-    tiny_unet3d_config,
-    tiny_wan_config,
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from diffusion_helpers import flat_model
+from diffusion_helpers import diffusers_networks, flat_model
 
 SPEC = ActionSpec.discrete(5)
-NETWORKS = {
-    "svd_unet": (UNetSpatioTemporalConditionModel, tiny_svd_unet_config),
-    "unet3d": (UNet3DConditionModel, tiny_unet3d_config),
-    "wan": (WanTransformer3DModel, tiny_wan_config),
-}
+NETWORKS = diffusers_networks()
 
 
 def _base(kind: str, seed: int = 0) -> nn.Module:
