@@ -11,7 +11,7 @@ prediction papers; SSIM's constants depend on the range, PSNR's do not).
   many frames, torchmetrics' default reduction (``PeakSignalNoiseRatio`` accumulates squared
   errors over everything it sees). Rollout evaluation reports this as its headline PSNR: a mean
   of per-frame PSNRs is dominated by the cap whenever frames repeat exactly (copy-last-frame
-  gets 100 dB on the ~9% of Crafter steps where nothing changes, 9 of its 39 dB mean), so the
+  gets the cap on every Crafter step where nothing changes), so the
   cap's value, not the predictions, would decide rankings.
 - SSIM: Gaussian window 11, sigma 1.5, k1 0.01, k2 0.03 (torchmetrics
   ``structural_similarity_index_measure``, Wang et al. 2004), mean over the image.

@@ -76,10 +76,11 @@ LATENT_TOKENIZERS: dict[str, LatentTokenizer] = {
 
 def latent_tokenizer_config(plan: QuickstartPlan) -> dict[str, Any]:
     """KL VidTok of ``plan.latent_tokenizer``, trained with MSE for PSNR. ``per-frame``: on
-    4-frame clips; on CPU presets its width is 16 instead of the ``tiny`` size's 4: it
-    reconstructed held-out Crafter frames at 27.7 dB after 150 s of training (a width-4,
-    4×-down, L1-trained one: 22.3 dB). The diffusion world model decodes its latents anchored
-    on the last real frame (``anchored_decoding``), so this error mostly cancels.
+    4-frame clips; on CPU presets its width is 16 instead of the ``tiny`` size's 4, which within
+    the CPU budget reconstructs Crafter frames far better than a width-4, 4×-down, L1-trained
+    one (the benchmark pages give the tokenizer's reconstruction PSNR). The diffusion world
+    model decodes its latents anchored on the last real frame (``anchored_decoding``), so this
+    error mostly cancels.
     ``vidtok-4x``: on clips of ``1 + 4n`` frames, the world model's (``plan.world_clip``)."""
     geometry = plan.latent_tokenizer
     cpu = not plan.device.startswith("cuda")

@@ -48,8 +48,8 @@ def _deterministic_env_class() -> type:
 class CrafterEnv(RecordableEnv):
     """Crafter at any square resolution; episodes end on death or after ``max_steps``.
 
-    Each episode builds a fresh world from its seed (``reset`` costs ~0.8 s of world
-    generation), so episode ``i`` does not depend on the episodes recorded before it.
+    Each episode builds a fresh world from its seed (``reset`` generates a whole
+    world, its slowest step), so episode ``i`` does not depend on the episodes recorded before it.
 
     Args:
         resolution: frame height and width in pixels.
