@@ -1,19 +1,13 @@
 """`report.html` opens in a real browser (headless Debian Chromium via Playwright): the
 metric table renders, every plot and GIF decodes, and the videos load."""
 
-import shutil
-
 import pytest
 
+from wmkit.core.testing.browser import CHROMIUM, CHROMIUM_FLAGS
 from wmkit.eval.report import write_report
 from wmkit.eval.rollout import evaluate_rollouts
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 
 
 def test_report_html_in_headless_chromium(squares, oracle, tmp_path):
@@ -26,7 +20,7 @@ def test_report_html_in_headless_chromium(squares, oracle, tmp_path):
     html = files["html"] if "html" in files else tmp_path / "report" / "report.html"
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.set_default_timeout(30000)
         page.goto(html.resolve().as_uri())

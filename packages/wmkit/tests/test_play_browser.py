@@ -3,7 +3,6 @@ scripted world and on a converted DIAMOND agent."""
 
 import asyncio
 import contextlib
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -20,13 +19,9 @@ from wmkit.core import ActionSpec
 from wmkit.core.cli import main as wmkit_main
 from wmkit.core.data.envs.atari import rom_available
 from wmkit.core.testing import needs_parity, parity_dir
+from wmkit.core.testing.browser import CHROMIUM, CHROMIUM_FLAGS
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 # The square's left edge in the frame shown; NaN while the newest frame is still decoding
 # (every frame replaces the image's blob URL, and an undecoded image draws nothing), so that
 # comparisons with it wait instead of reading an empty canvas.
@@ -79,7 +74,7 @@ def test_play_in_headless_chromium(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         page = browser.new_page()
         page.set_default_timeout(30000)
         page.goto(server)
@@ -114,7 +109,7 @@ def test_the_page_passes_its_token_on_and_shows_the_recording_limit(world, conte
     session = PlaySession(world, context=context, record_dir=tmp_path, max_record_seconds=0.5)
     app = create_app(session, fps=20, host="0.0.0.0", token="s3cret")
     with _serve(app) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         page = browser.new_page()
         page.set_default_timeout(30000)
         page.goto(url)
@@ -144,7 +139,7 @@ def test_the_agent_drives_then_tab_hands_control_to_the_person(world, context, t
     from playwright.sync_api import sync_playwright
 
     with _serve(create_app(session, fps=20)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         page = browser.new_page()
         page.set_default_timeout(30000)
         page.goto(url)
@@ -235,7 +230,7 @@ def test_converted_diamond_agent_drives_then_the_person(tmp_path):
 
     start = time.monotonic()
     with _serve(create_app(session, bindings, fps=10)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         page = browser.new_page()
         page.set_default_timeout(20000)
         page.goto(url)

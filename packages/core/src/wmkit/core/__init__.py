@@ -45,7 +45,11 @@ from wmkit.core.video import (
     to_uint8_frames,
 )
 from wmkit.core.video_io import read_video, write_gif, write_video
-from wmkit.core.world_model import StepwiseRolloutMixin, check_world_model_inputs
+from wmkit.core.world_model import (
+    MarkovStepMixin,
+    StepwiseRolloutMixin,
+    check_world_model_inputs,
+)
 
 try:
     __version__ = version("wmkit-core")
@@ -62,6 +66,7 @@ __all__ = [
     "LatentStep",
     "LatentStepModel",
     "Latents",
+    "MarkovStepMixin",
     "PretrainedLoadError",
     "PretrainedMixin",
     "Rollout",

@@ -8,10 +8,10 @@ import torch
 from torch import Tensor
 
 from wmkit.core.action_spec import ActionSpec
-from wmkit.core.protocols import Rollout, WorldState
+from wmkit.core.protocols import Rollout, StepOutput, WorldState
 from wmkit.core.video import check_video
 
-__all__ = ["StepwiseRolloutMixin", "check_world_model_inputs"]
+__all__ = ["MarkovStepMixin", "StepwiseRolloutMixin", "check_world_model_inputs"]
 
 
 def check_world_model_inputs(
@@ -73,3 +73,22 @@ class StepwiseRolloutMixin:
             rewards=None if any(r is None for r in rewards) else torch.stack(rewards, dim=1),
             dones=None if any(d is None for d in dones) else torch.stack(dones, dim=1),
         )
+
+
+class MarkovStepMixin(StepwiseRolloutMixin):
+    """``reset`` / ``step`` of a model whose next frame depends on the last frame and the
+    action alone: the state is the last frame, and subclasses define ``transition(frame [B, C,
+    H, W], action [B, ...]) -> (next frame [B, C, H, W], reward [B] | None)``."""
+
+    def transition(self, frame: Tensor, action: Tensor) -> tuple[Tensor, Tensor | None]:
+        raise NotImplementedError
+
+    def reset(self, context_frames: Tensor, context_actions: Tensor | None = None) -> WorldState:
+        check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
+        return WorldState(t=context_frames.shape[1], frames=context_frames[:, -1:])
+
+    @torch.no_grad()
+    def step(self, state: WorldState, action: Tensor) -> StepOutput:
+        self.action_spec.validate(action, name="action", batch_dims=1)
+        frame, reward = self.transition(state.frames[:, -1], action)
+        return StepOutput(frame, reward, WorldState(t=state.t + 1, frames=frame.unsqueeze(1)))

@@ -17,18 +17,15 @@ from torch import Tensor
 from wmkit.core import (
     ActionSpec,
     LatentActionModel,
-    StepOutput,
-    StepwiseRolloutMixin,
+    MarkovStepMixin,
     WorldModel,
-    WorldState,
     check_video,
 )
-from wmkit.core.world_model import check_world_model_inputs
 
 __all__ = ["ImitationResult", "LatentDecoderWorldModel", "imitate"]
 
 
-class LatentDecoderWorldModel(StepwiseRolloutMixin):
+class LatentDecoderWorldModel(MarkovStepMixin):
     """A ``WorldModel`` over latent actions: ``step`` = ``latent_model.apply(last frame, a)``.
 
     Args:
@@ -42,15 +39,9 @@ class LatentDecoderWorldModel(StepwiseRolloutMixin):
     def action_spec(self) -> ActionSpec:
         return self.latent_model.latent_action_spec
 
-    def reset(self, context_frames: Tensor, context_actions: Tensor | None = None) -> WorldState:
-        check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
-        return WorldState(t=context_frames.shape[1], frames=context_frames[:, -1:])
-
-    @torch.no_grad()
-    def step(self, state: WorldState, action: Tensor) -> StepOutput:
-        self.action_spec.validate(action, name="action", batch_dims=1)
-        frame = self.latent_model.apply(state.frames[:, -1], action)  # [B, C, H, W]
-        return StepOutput(frame, None, WorldState(t=state.t + 1, frames=frame.unsqueeze(1)))
+    def transition(self, frame: Tensor, action: Tensor) -> tuple[Tensor, None]:
+        """The latent action model's next frame; no reward."""
+        return self.latent_model.apply(frame, action), None  # [B, C, H, W]
 
 
 @dataclass

@@ -17,14 +17,14 @@ from torch import Tensor, nn
 
 from wmkit.core.action_spec import ActionSpec
 from wmkit.core.pretrained import PretrainedMixin
-from wmkit.core.protocols import Latents, StepOutput, WorldState
+from wmkit.core.protocols import Latents
 from wmkit.core.video import check_video
-from wmkit.core.world_model import StepwiseRolloutMixin, check_world_model_inputs
+from wmkit.core.world_model import MarkovStepMixin
 
 __all__ = ["ToyCompressiveTokenizer", "ToyTokenizer", "ToyWorldModel"]
 
 
-class ToyWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
+class ToyWorldModel(nn.Module, PretrainedMixin, MarkovStepMixin):
     """Markov pixel-space world model: next frame = last frame + CNN(last frame, action).
 
     Deterministic and strictly causal; predicts a reward from the new frame.
@@ -79,15 +79,9 @@ class ToyWorldModel(nn.Module, PretrainedMixin, StepwiseRolloutMixin):
         nxt, reward = self.predict(x, a)
         return rearrange(nxt, "(b t) c h w -> b t c h w", b=b), reward.reshape(b, -1)
 
-    def reset(self, context_frames: Tensor, context_actions: Tensor | None = None) -> WorldState:
-        check_world_model_inputs(self.action_spec, context_frames, None, context_actions)
-        return WorldState(t=context_frames.shape[1], frames=context_frames[:, -1:])
-
-    @torch.no_grad()
-    def step(self, state: WorldState, action: Tensor) -> StepOutput:
-        self.action_spec.validate(action, name="action", batch_dims=1)
-        frame, reward = self.predict(state.frames[:, -1], action)
-        return StepOutput(frame, reward, WorldState(t=state.t + 1, frames=frame.unsqueeze(1)))
+    def transition(self, frame: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """``predict``: the ``MarkovStepMixin`` step."""
+        return self.predict(frame, action)
 
 
 class ToyTokenizer(nn.Module, PretrainedMixin):
