@@ -29,7 +29,7 @@ latent step from its own state) and calls :func:`buffered_step` / :func:`buffere
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -154,7 +154,6 @@ class BufferedState(WorldState):
     queue_rewards: Tensor | None = None
     queue_dones: Tensor | None = None
     lag: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def start_buffered(inner: WorldState, context_frames: Tensor) -> BufferedState:
@@ -191,7 +190,7 @@ def buffered_step(model: LatentStepModel, state: BufferedState, action: Tensor) 
     if len(pending) == model.frames_per_step:
         out = model.step_latent(inner, torch.stack(pending, dim=1))  # type: ignore[arg-type]
         inner, pending, new = out.state, (), out.frames
-        queue = out.frames if queue is None or queue.shape[1] == 0 else _cat(queue, out.frames)
+        queue = _cat(queue, out.frames)
         rewards, dones = _cat(rewards, out.rewards), _cat(dones, out.dones)
     frame, queue = _pop(queue)
     reward, rewards = _pop(rewards)

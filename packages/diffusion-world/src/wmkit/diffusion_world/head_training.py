@@ -136,10 +136,3 @@ class HeadTrainingMixin:
             return {}
         new = self._head_view(self.sample_frame(frames, actions, index, x))
         return self.heads.generated_losses(x, actions, targets, index, new)
-        if self.heads is None:
-            return {}
-        targets = self.heads.trainable_targets({"rewards": rewards, "dones": dones}, b, t)
-        if not targets:
-            return {}
-        new = self._head_view(self.sample_frame(frames, actions, index, x))
-        return self.heads.generated_losses(x, actions, targets, index, new)
