@@ -12,7 +12,8 @@ quickstart uses, Atari's ``--game``), trains the quickstart recipe on them exact
 and prints one row per env × world × seed: PSNR of the mean MSE, mean per-frame PSNR, SSIM and
 LPIPS of the model, of copy-last-frame and of the tokenizer's reconstruction (the
 ceiling), whether the model beats copy-last on all four,
-controllability (ΔPSNR of true over random actions) and the training time. ``--data DIR`` adds
+controllability (ΔPSNR of true over random actions), the same measures of the world model
+without the change gate it is served through, and the training time. ``--data DIR`` adds
 a dataset wmkit did not record (a LeRobot dataset, a wmkit dataset, a video folder). An env
 whose simulator is not installed is skipped with the reason printed. The raw numbers go to
 ``results/bench_quality.json``. A recording is shared by the world families of its seed.
@@ -52,6 +53,7 @@ COLUMNS = [
     "LPIPS model", "LPIPS copy-last",
     "beats copy-last (all four)", "model − copy-last (PSNR, PSNR/frame, SSIM, LPIPS)",
     "tokenizer ceiling (PSNR, PSNR/frame, SSIM, LPIPS)", "ΔPSNR controllability",
+    "world model without its gate (PSNR, PSNR/frame, SSIM, LPIPS, ΔPSNR)",
     "record (s)", "train (s)", "evaluate (s)",
 ]  # fmt: skip
 
@@ -110,9 +112,11 @@ def train(plan: QuickstartPlan) -> dict[str, Any]:
         "beats_copy_last": bool(m["beats_copy_last"]),
         "verdict": m["verdict"],
         "delta_psnr": m["delta_psnr"],
-        "train_s": d.get("tokenizer", 0.0) + d.get("world", 0.0),
+        "world_alone": m.get("world_alone") or {},
+        "train_s": sum(d.get(k, 0.0) for k in ("tokenizer", "world", "gate")),
         "tokenizer_s": d.get("tokenizer", 0.0),
         "world_s": d.get("world", 0.0),
+        "gate_s": d.get("gate", 0.0),
         "evaluate_s": d.get("evaluate", 0.0),
     }
 
@@ -138,6 +142,16 @@ def ceiling(row: dict[str, Any]) -> str:
     return " / ".join(_fmt(row.get(f"reconstruction_{k}"), specs[k]) for k in IMAGE)
 
 
+def alone(measures: dict[str, Any]) -> str:
+    """The world model's own measures, without the change gate the quickstart serves it
+    through ("–" when it has no gate)."""
+    if not measures:
+        return "–"
+    specs = {"psnr": ".2f", "psnr_frame_mean": ".2f", "ssim": ".3f", "lpips": ".4f"}
+    cells = [_fmt(measures.get(k), specs[k]) for k in IMAGE]
+    return " / ".join([*cells, _fmt(measures.get("delta_psnr"), "+.2f")])
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table: one row per data × world × seed (a failed run says why)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -153,7 +167,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 _fmt(r["ssim"], ".3f"), _fmt(r["copy_last_ssim"], ".3f"),
                 _fmt(r["lpips"], ".4f"), _fmt(r["copy_last_lpips"], ".4f"),
                 "yes" if r["beats_copy_last"] else "no", margins(r), ceiling(r),
-                f"{r['delta_psnr']:+.2f}",
+                f"{r['delta_psnr']:+.2f}", alone(r.get("world_alone") or {}),
                 _fmt(r.get("record_s"), ".0f"), f"{r['train_s']:.0f}", f"{r['evaluate_s']:.0f}",
             ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")

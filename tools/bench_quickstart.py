@@ -5,9 +5,11 @@
     uv run python tools/bench_quickstart.py --preset tiny     # a quick check
 
 Prints a Markdown table, one row per tokenizer × repeat: per-step seconds and the training
-time (tokenizer + world model); PSNR of the mean MSE, mean per-frame PSNR, SSIM and LPIPS of
-the model beside copy-last-frame, whether it beats copy-last on all four; controllability;
-and play: frames/s, the lag and play latency (below). Then, with several tokenizers, a line
+time (tokenizer + world model + change gate); PSNR of the mean MSE, mean per-frame PSNR, SSIM
+and LPIPS of the served model (the world model behind its change gate where the quickstart
+trains one) beside copy-last-frame, whether it beats copy-last on all four; controllability;
+the same measures of the world model without its gate; and play: frames/s, the lag and play
+latency (below). Then, with several tokenizers, a line
 naming the best tokenizer on each measure (means over repeats). The hardware is named and the
 raw numbers go to results/bench_quickstart.json. Each repeat uses a fresh output directory and
 records its dataset once (unless --data-dir is given), shared by its tokenizers' rows.
@@ -99,7 +101,7 @@ def run_row(plan: QuickstartPlan, play_frames: int) -> dict[str, Any]:
     start = time.perf_counter()
     result = run_quickstart(plan)
     total = time.perf_counter() - start
-    world = load_pretrained(result.world_dir, map_location=plan.device)
+    world = load_pretrained(result.served_dir, map_location=plan.device)
     context = _dataset_context(plan.dataset, plan.context, 0, plan.data_options().get("resolution"))
     steps = result.durations
     return {
@@ -107,17 +109,19 @@ def run_row(plan: QuickstartPlan, play_frames: int) -> dict[str, Any]:
         "repeat": plan.seed,
         "total_s": total,
         "steps_s": steps,
-        "training_s": steps.get("tokenizer", 0.0) + steps.get("world", 0.0),
+        "training_s": sum(steps.get(k, 0.0) for k in ("tokenizer", "world", "gate")),
         **play_timing(world, context, plan.device, play_frames),
         **{k: v for k, v in result.metrics.items() if k != "table"},
     }
 
 
 HEAD = [
-    "tokenizer", "repeat", "total (s)", "record", "tokenizer (s)", "world (s)", "evaluate",
-    "training (s)", "PSNR model", "PSNR copy-last", "PSNR tokenizer recon", "PSNR/frame model",
-    "PSNR/frame copy-last", "SSIM model", "SSIM copy-last", "LPIPS model", "LPIPS copy-last",
-    "beats copy-last (all four)", "ΔPSNR controllability", "reward MSE (always 0)",
+    "tokenizer", "repeat", "total (s)", "record", "tokenizer (s)", "world (s)", "gate (s)",
+    "evaluate", "training (s)", "PSNR model", "PSNR copy-last", "PSNR tokenizer recon",
+    "PSNR/frame model", "PSNR/frame copy-last", "SSIM model", "SSIM copy-last", "LPIPS model",
+    "LPIPS copy-last",
+    "beats copy-last (all four)", "ΔPSNR controllability",
+    "world model without its gate (PSNR, PSNR/frame, SSIM, LPIPS, ΔPSNR)", "reward MSE (always 0)",
     "reward MSE one step (always 0)", "play frames/s", "play lag (frames)", "play step (ms)",
     "play latency (ms)",
 ]  # fmt: skip
@@ -137,16 +141,25 @@ def table_row(r: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
     return [
         r["tokenizer"], str(r["repeat"]), f"{r['total_s']:.0f}",
-        *(f"{s.get(k, 0):.0f}" for k in ("record", "tokenizer", "world", "evaluate")),
+        *(f"{s.get(k, 0):.0f}" for k in ("record", "tokenizer", "world", "gate", "evaluate")),
         f"{r['training_s']:.0f}", f"{r['psnr']:.2f}", f"{r['copy_last_psnr']:.2f}",
         _num(r.get("reconstruction_psnr"), ".2f"),
         f"{r['psnr_frame_mean']:.2f}", f"{r['copy_last_psnr_frame_mean']:.2f}",
         f"{r['ssim']:.3f}", f"{r['copy_last_ssim']:.3f}",
         _num(r.get("lpips"), ".4f"), _num(r.get("copy_last_lpips"), ".4f"),
-        "yes" if r["beats_copy_last"] else "no", f"{r['delta_psnr']:+.2f}", *reward,
+        "yes" if r["beats_copy_last"] else "no", f"{r['delta_psnr']:+.2f}",
+        alone_cell(r.get("world_alone") or {}), *reward,
         f"{r['play_fps']:.1f}", str(r["play_lag"]), f"{r['play_step_ms']:.1f}",
         f"{r['play_latency_ms']:.0f}",
     ]  # fmt: skip
+
+
+def alone_cell(alone: dict[str, Any]) -> str:
+    """The world model's own measures (without its change gate), or "–" when it has none."""
+    if not alone:
+        return "–"
+    return (f"{alone['psnr']:.2f}, {alone['psnr_frame_mean']:.2f}, {alone['ssim']:.3f}, "
+            f"{_num(alone.get('lpips'), '.4f')}, {alone['delta_psnr']:+.2f}")  # fmt: skip
 
 
 def winners(rows: list[dict[str, Any]]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from wmkit.apps.quickstart import PRESETS, QuickstartPlan, run_quickstart
 from wmkit.apps.quickstart.plan import EPOCH_BATCHES, checkpoint_interval
-from wmkit.core import load_pretrained, run_stage
+from wmkit.core import GatedWorldModel, load_pretrained, run_stage
 
 
 def _kill_during_world_training(out, data):
@@ -62,6 +62,7 @@ def test_tiny_quickstart_killed_while_training_the_world_model_resumes_to_the_sa
         "record",
         "tokenizer",
         "world",
+        "gate",
         "evaluate",
     }
 
@@ -83,8 +84,17 @@ def test_tiny_quickstart_killed_while_training_the_world_model_resumes_to_the_sa
         assert (result.report_dir / name).is_file()
     assert list(result.report_dir.glob("*.png")) and list((result.report_dir / "videos").iterdir())
     tokenizer = load_pretrained(result.tokenizer_dir)
+    served = load_pretrained(result.served_dir)
+    # the default: a per-frame continuous tokenizer, a diffusion world model on its latents,
+    # served through a change gate trained on its rollouts
+    assert isinstance(served, GatedWorldModel) and result.served_dir == out / "gated"
     world = load_pretrained(result.world_dir)
-    # the default: a per-frame continuous tokenizer, a diffusion world model on its latents
+
+    def roll(model):
+        torch.manual_seed(0)
+        return model.rollout(torch.zeros(1, 2, 3, 32, 32), torch.zeros(1, 2, dtype=torch.long))
+
+    assert torch.equal(roll(served.world).frames, roll(world).frames)  # the trained world model
     assert type(world).__name__ == "DiffusionWorldModel" and world.action_spec.n == 17
     assert tokenizer.kind == "continuous" and tokenizer.temporal_compression == 1
     assert world.tokenizer is not None and world.anchored_decoding and world.sampling.carry_history
@@ -106,12 +116,15 @@ def test_tiny_quickstart_killed_while_training_the_world_model_resumes_to_the_sa
         for m in ("psnr", "psnr_frame_mean", "ssim", "lpips")
     )
     assert result.metrics["beats_copy_last"] is beats
+    alone = result.metrics["world_alone"]  # the world model without its gate, beside it
+    assert all(isinstance(alone[k], float) for k in ("psnr", "psnr_frame_mean", "ssim", "lpips",
+                                                     "delta_psnr"))  # fmt: skip
     assert result.metrics["verdict"].startswith(
         "world model beats" if beats else "world model does NOT"
     )
     report = (result.report_dir / "report.md").read_text()
     assert "Rewards and terminations" in report and "one step from real context" in report
-    for stage in ("tokenizer", "world"):
+    for stage in ("tokenizer", "world", "gate"):
         assert result.configs[stage].is_file()
 
     again = run_quickstart(plan, log=lambda _: None)  # everything done: nothing reruns

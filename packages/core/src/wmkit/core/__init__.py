@@ -4,9 +4,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from wmkit.core.action_spec import ActionKind, ActionSpec
 from wmkit.core.batch import Batch
+from wmkit.core.change_gate import ChangeGate
 from wmkit.core.cli import Command
 from wmkit.core.components import build_component, init_config
 from wmkit.core.devices import follow_device
+from wmkit.core.gated_world_model import GatedState, GatedWorldModel
 from wmkit.core.latent_steps import (
     BufferedState,
     LatentStep,
@@ -61,7 +63,10 @@ __all__ = [
     "ActionSpec",
     "Batch",
     "BufferedState",
+    "ChangeGate",
     "Command",
+    "GatedState",
+    "GatedWorldModel",
     "LatentActionModel",
     "LatentStep",
     "LatentStepModel",

@@ -25,7 +25,9 @@ T = TypeVar("T")
 def build_component(spec: Any, base: type[T] | tuple[type, ...], what: str) -> T:
     """``spec`` itself if it is an instance of ``base``, else the object its
     ``{"class_path": "pkg.module.Name", "init_args": {...}}`` builds, checked against
-    ``base``. ``what`` names the argument in errors."""
+    ``base``. ``what`` names the argument in errors. Dataclass arguments given as dicts (an
+    ``ActionSpec`` in YAML) are rebuilt from the class's annotations, as ``from_pretrained``
+    does."""
     if isinstance(spec, base):
         return spec  # type: ignore[return-value]
     if not isinstance(spec, dict) or not isinstance(spec.get("class_path"), str):
@@ -42,7 +44,12 @@ def build_component(spec: Any, base: type[T] | tuple[type, ...], what: str) -> T
         target = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as e:
         raise ValueError(f"{what} class_path {spec['class_path']!r} cannot be imported: {e}") from e
-    obj = target(**(spec.get("init_args") or {}))
+    from wmkit.core.pretrained import _decode_dataclasses
+
+    init_args = spec.get("init_args") or {}
+    obj = target(
+        **(_decode_dataclasses(target, init_args) if isinstance(target, type) else init_args)
+    )
     if not isinstance(obj, base):
         names = base.__name__ if isinstance(base, type) else " or ".join(b.__name__ for b in base)
         raise TypeError(

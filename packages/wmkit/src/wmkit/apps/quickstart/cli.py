@@ -132,20 +132,30 @@ def _run(argv: list[str]) -> int:
     )
     print(m["table"])
     print(f"{m['verdict']}; action controllability ΔPSNR {m['delta_psnr']:+.2f} dB")
+    alone = m.get("world_alone") or {}
+    if alone:
+        print(
+            f"the world model without its change gate: PSNR {alone['psnr']:.2f} dB, PSNR/frame "
+            f"{alone['psnr_frame_mean']:.2f} dB, SSIM {alone['ssim']:.3f}"
+            + (f", LPIPS {alone['lpips']:.4f}" if alone.get("lpips") is not None else "")
+            + f", ΔPSNR {alone['delta_psnr']:+.2f} dB"
+        )
     print(f"\nreport:      {result.report_dir / 'report.html'}")
     print(f"tokenizer:   {result.tokenizer_dir}   (load_pretrained)")
-    print(f"world model: {result.world_dir}   (load_pretrained)")
+    print(f"world model: {result.served_dir}   (load_pretrained)")
     print("rerun one stage:")
     print(f"  wmkit tokenizer fit -c {result.configs['tokenizer']}")
     stage = "diffusion-world" if plan.world == "diffusion" else "ar-world"
     print(f"  wmkit {stage} fit -c {result.configs['world']}")
+    if result.gated_dir is not None:
+        print(f"  wmkit gate fit -c {result.configs['gate']}")
     source = f"--data {plan.dataset}" if plan.data else f"--env {plan.env}"
     print(
-        f"play it:     wmkit play --world {result.world_dir} {source} "
+        f"play it:     wmkit play --world {result.served_dir} {source} "
         f"--resolution {plan.resolution}"
     )
     print(
-        f"evaluate:    wmkit eval rollout --world {result.world_dir} "
+        f"evaluate:    wmkit eval rollout --world {result.served_dir} "
         f"--config {result.configs['world']}"
     )
     return 0

@@ -63,6 +63,10 @@ class QuickstartPlan:
         clip_length: frames per training clip (raised to ``1 + 4n`` for ``vidtok-4x``:
             :attr:`world_clip`).
         tokenizer_steps / world_steps: optimisation steps per stage.
+        gate_steps: optimisation steps of the change gate that serves the world model's frames
+            (:class:`wmkit.core.GatedWorldModel`: per 4×4 block, the model's block or the last
+            frame's, learned on the world model's rollouts); 0: no gate. World models of
+            several frames per step (``vidtok-4x``) take no gate.
         tokenizer_size / world_size: named sizes of the two models (``world_size=None``:
             ``small`` on CPU; on CUDA ``300M`` for ``ar`` and ``base`` for ``diffusion``).
         batch_size: clips per batch.
@@ -88,6 +92,7 @@ class QuickstartPlan:
     clip_length: int = 8
     tokenizer_steps: int = 600
     world_steps: int = 1000
+    gate_steps: int = 300
     tokenizer_size: str = "tiny"
     world_size: str | None = None
     batch_size: int = 8
@@ -113,6 +118,12 @@ class QuickstartPlan:
     def latent_tokenizer(self) -> LatentTokenizer:
         """The geometry of the diffusion path's tokenizer (``tokenizer``)."""
         return LATENT_TOKENIZERS[self.tokenizer]
+
+    @property
+    def gated(self) -> bool:
+        """Whether a change gate is trained on the world model (``gate_steps > 0``, one
+        frame per step)."""
+        return self.gate_steps > 0 and self.frames_per_step == 1
 
     @property
     def frames_per_step(self) -> int:
@@ -209,6 +220,33 @@ class QuickstartPlan:
                 "seed": self.seed,
                 **self.data_options(),
             },
+        }
+
+    def gate_config(self, world_dir: Path) -> dict[str, Any]:
+        """The change-gate stage (``wmkit gate fit``): a per-4×4-block gate on the frozen world
+        model in ``world_dir``, trained on its rollouts from ``context`` real frames over
+        ``horizon`` frames of the training clips
+        (:class:`~wmkit.core.change_gate_lit.ChangeGateModule`)."""
+        trainer = self.trainer_config("gate", self.gate_steps)
+        trainer["limit_val_batches"] = 0  # the evaluation step scores the gated model
+        return {
+            "seed_everything": self.seed,
+            "trainer": trainer,
+            "model": {
+                "class_path": "wmkit.core.change_gate_lit.ChangeGateModule",
+                "init_args": {
+                    "context": self.context,
+                    "horizon": self.horizon,
+                    "lr": 2e-3,
+                    "mse_floor": 1e-6,
+                    "block_mse_weight": 0.5,
+                    "model": {
+                        "class_path": "wmkit.core.gated_world_model.GatedWorldModel",
+                        "init_args": {"world": str(world_dir), "patch": 4},
+                    },
+                },
+            },
+            "data": self.data_config(with_steps=True, clip_length=self.context + self.horizon),
         }
 
     def tokenizer_config(self) -> dict[str, Any]:
@@ -320,7 +358,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the test budget: every step runs for real, in about a minute
     "tiny": {
         "resolution": 32, "episodes": 6, "max_steps": 40, "tokenizer_steps": 12,
-        "world_steps": 12, "tokenizer_size": "tiny", "world_size": "tiny", "batch_size": 4,
+        "world_steps": 12, "gate_steps": 6, "tokenizer_size": "tiny", "world_size": "tiny",
+        "batch_size": 4,
         "eval_batches": 1, "horizon": 3,
     },
     # the default: whole loop on 2 CPU cores in about 15 minutes
@@ -328,7 +367,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # a bigger run for a GPU
     "gpu": {
         "resolution": 64, "episodes": 400, "max_steps": 200, "clip_length": 16,
-        "tokenizer_steps": 20000, "world_steps": 40000, "tokenizer_size": "base",
+        "tokenizer_steps": 20000, "world_steps": 40000, "gate_steps": 3000,
+        "tokenizer_size": "base",
         "batch_size": 16, "eval_batches": 16, "horizon": 8,
         "device": "cuda",
     },

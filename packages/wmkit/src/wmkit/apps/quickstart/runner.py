@@ -1,4 +1,5 @@
-"""Run the quickstart's steps, each resumable: record → tokenizer → world model → evaluation.
+"""Run the quickstart's steps, each resumable: record → tokenizer → world model → change gate
+→ evaluation.
 
 A step that finished is recorded in ``OUT/quickstart_state.json`` and skipped on a rerun;
 a training step killed midway resumes from its ``last.ckpt`` (Lightning restores model,
@@ -25,7 +26,10 @@ from wmkit.apps.quickstart.plan import QuickstartPlan
 
 __all__ = ["QuickstartResult", "latent_scale", "run_quickstart"]
 
-STEPS = ("record", "tokenizer", "world", "evaluate")
+STEPS = ("record", "tokenizer", "world", "gate", "evaluate")
+#: plan settings added after runs were made: a saved run without one resumes (and runs the
+#: steps it adds)
+ADDED_SETTINGS = ("gate_steps",)
 
 
 @dataclass
@@ -37,9 +41,16 @@ class QuickstartResult:
     tokenizer_dir: Path
     world_dir: Path
     report_dir: Path
+    gated_dir: Path | None
     configs: dict[str, Path]
     metrics: dict[str, Any] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def served_dir(self) -> Path:
+        """The model the quickstart evaluates and plays: the gated world model when the plan
+        trains a gate, else the world model."""
+        return self.gated_dir or self.world_dir
 
 
 class _State:
@@ -50,7 +61,10 @@ class _State:
             saved = json.loads(path.read_text())
             if saved.get("plan") != self.data["plan"]:
                 differ = sorted(
-                    k for k in self.data["plan"] if saved["plan"].get(k) != self.data["plan"][k]
+                    k
+                    for k in self.data["plan"]
+                    if saved["plan"].get(k) != self.data["plan"][k]
+                    and not (k in ADDED_SETTINGS and k not in saved["plan"])
                 )
                 raise ValueError(
                     f"{path.parent} holds a quickstart run with other settings "
@@ -104,9 +118,11 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
         tokenizer_dir=out / "tokenizer",
         world_dir=out / "world",
         report_dir=out / "report",
+        gated_dir=out / "gated" if plan.gated else None,
         configs={
             "tokenizer": out / "configs" / "tokenizer.yaml",
             "world": out / "configs" / "world.yaml",
+            "gate": out / "configs" / "gate.yaml",
         },
     )
     torch.manual_seed(plan.seed)
@@ -118,6 +134,7 @@ def run_quickstart(plan: QuickstartPlan, log: Callable[[str], None] = print) -> 
     _data_step(plan, state, log)
     _tokenizer_step(plan, state, result, log)
     if _world_step(plan, state, result, log):
+        _gate_step(plan, state, result, log)
         _evaluate_step(plan, state, result, log)
         result.metrics = state.data["done"]["evaluate"]
     result.durations = dict(state.data["durations"])
@@ -128,12 +145,12 @@ def _data_step(plan: QuickstartPlan, state: _State, log: Callable[[str], None]) 
     """Step 1: use the given dataset, or record ``plan.episodes`` episodes of ``plan.env``
     (skipped when a previous run finished it; ``record`` itself resumes a partial one)."""
     if plan.data is not None:
-        log(f"[1/4] training on {plan.dataset} ({plan.data_kind}) at {plan.resolution}²")
+        log(f"[1/5] training on {plan.dataset} ({plan.data_kind}) at {plan.resolution}²")
     elif not state.done("record"):
         from wmkit.core.data.record import record
 
         log(
-            f"[1/4] recording {plan.episodes} {plan.env} episodes at {plan.resolution}² "
+            f"[1/5] recording {plan.episodes} {plan.env} episodes at {plan.resolution}² "
             f"into {plan.dataset} (reused if already there)"
         )
         start = time.perf_counter()
@@ -149,7 +166,7 @@ def _data_step(plan: QuickstartPlan, state: _State, log: Callable[[str], None]) 
         )
         state.finish("record", time.perf_counter() - start)
     else:
-        log(f"[1/4] dataset ready: {plan.dataset}")
+        log(f"[1/5] dataset ready: {plan.dataset}")
 
 
 def _tokenizer_step(
@@ -160,9 +177,9 @@ def _tokenizer_step(
     configs = result.configs
     _write_yaml(configs["tokenizer"], plan.tokenizer_config())
     if state.done("tokenizer"):
-        log(f"[2/4] tokenizer ready: {result.tokenizer_dir}")
+        log(f"[2/5] tokenizer ready: {result.tokenizer_dir}")
         return
-    log(f"[2/4] training the tokenizer: wmkit tokenizer fit -c {configs['tokenizer']}")
+    log(f"[2/5] training the tokenizer: wmkit tokenizer fit -c {configs['tokenizer']}")
     start = time.perf_counter()
     _fit(configs["tokenizer"], plan.out / "checkpoints" / "tokenizer", result.tokenizer_dir, log)
     if not (result.tokenizer_dir / "config.json").is_file():
@@ -188,7 +205,7 @@ def _world_step(
     ).action_spec
     if spec is None:
         log(
-            f"[3/4] {plan.dataset} has no actions, so no world model is trained on it: train "
+            f"[3/5] {plan.dataset} has no actions, so no world model is trained on it: train "
             "a latent-action model on it (wmkit latent-action fit) to get actions, or use a "
             "dataset with actions"
         )
@@ -198,26 +215,49 @@ def _world_step(
     _write_yaml(configs["world"], plan.world_config(spec.to_dict(), latent_scale=scale))
     if not state.done("world"):
         stage = "diffusion-world" if plan.world == "diffusion" else "ar-world"
-        log(f"[3/4] training the world model: wmkit {stage} fit -c {configs['world']}")
+        log(f"[3/5] training the world model: wmkit {stage} fit -c {configs['world']}")
         start = time.perf_counter()
         _fit(configs["world"], plan.out / "checkpoints" / "world", result.world_dir, log)
         if not (result.world_dir / "config.json").is_file():
             raise RuntimeError(f"the world-model stage did not export {result.world_dir}")
         state.finish("world", time.perf_counter() - start)
     else:
-        log(f"[3/4] world model ready: {result.world_dir}")
+        log(f"[3/5] world model ready: {result.world_dir}")
     return True
+
+
+def _gate_step(
+    plan: QuickstartPlan, state: _State, result: QuickstartResult, log: Callable[[str], None]
+) -> None:
+    """Step 4: train (or resume) the change gate that serves the world model's frames
+    (``plan.gated``), exported to ``result.gated_dir``."""
+    if result.gated_dir is None:
+        reason = "gate_steps=0" if plan.gate_steps == 0 else "several frames per step"
+        log(f"[4/5] no change gate ({reason}): the world model's frames are served as they are")
+        return
+    config = _write_yaml(result.configs["gate"], plan.gate_config(result.world_dir))
+    if state.done("gate"):
+        log(f"[4/5] change gate ready: {result.gated_dir}")
+        return
+    log(f"[4/5] training the change gate: wmkit gate fit -c {config}")
+    start = time.perf_counter()
+    _fit(config, plan.out / "checkpoints" / "gate", result.gated_dir, log)
+    if not (result.gated_dir / "config.json").is_file():
+        raise RuntimeError(f"the gate stage did not export {result.gated_dir}")
+    state.finish("gate", time.perf_counter() - start)
 
 
 def _evaluate_step(
     plan: QuickstartPlan, state: _State, result: QuickstartResult, log: Callable[[str], None]
 ) -> None:
-    """Step 4: evaluate rollouts on held-out episodes, unless a previous run did; the metrics
-    are kept in the state, which is where the result reads them from."""
-    if state.done("evaluate"):
+    """Step 5: evaluate rollouts on held-out episodes, unless a previous run evaluated the same
+    served model; the metrics are kept in the state, which is where the result reads them
+    from."""
+    done = state.data["done"].get("evaluate")
+    if isinstance(done, dict) and done.get("served") == str(result.served_dir):
         return
     log(
-        f"[4/4] evaluating rollouts on held-out episodes ({plan.context} context frames, "
+        f"[5/5] evaluating rollouts on held-out episodes ({plan.context} context frames, "
         f"{plan.horizon} predicted)"
     )
     start = time.perf_counter()
@@ -256,7 +296,7 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
     from wmkit.eval.frame_metrics import lpips_if_available
 
     device = torch.device(plan.device)
-    world = load_pretrained(result.world_dir, map_location=device)
+    world = load_pretrained(result.served_dir, map_location=device)
     tokenizer = load_pretrained(result.tokenizer_dir, map_location=device)
     data = EpisodeDataModule(
         str(plan.dataset),
@@ -267,17 +307,16 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
         **plan.data_options(),
     )
     data.setup("test")
-    evaluation = evaluate_rollouts(
-        world,
-        data.test_dataloader(),
-        context=plan.context,
-        horizon=plan.horizon,
-        tokenizer=tokenizer,
-        lpips=lpips_if_available("alex", device),
-        max_batches=plan.eval_batches,
-        seed=plan.seed,
-        device=device,
-    )
+    lpips = lpips_if_available("alex", device)
+
+    def evaluate(model: Any, with_tokenizer: bool) -> Any:
+        return evaluate_rollouts(
+            model, data.test_dataloader(), context=plan.context, horizon=plan.horizon,
+            tokenizer=tokenizer if with_tokenizer else None, lpips=lpips,
+            max_batches=plan.eval_batches, seed=plan.seed, device=device,
+        )  # fmt: skip
+
+    evaluation = evaluate(world, with_tokenizer=True)
     if evaluation.heads:  # the heads again on every held-out transition, from its real past
         test = data.datasets["test"]
         windows = ClipDataset(test.source, clip_length=plan.context + 1, mode="sequential",
@@ -295,7 +334,14 @@ def _evaluate(plan: QuickstartPlan, result: QuickstartResult) -> dict[str, Any]:
     )
     overall = evaluation.overall
     image = ("psnr", "psnr_frame_mean", "ssim", "lpips")
+    alone: dict[str, Any] = {}
+    if result.gated_dir is not None:  # the world model without its gate, for comparison
+        bare = evaluate(world.world, with_tokenizer=False)
+        alone = {m: bare.overall["model"].get(m) for m in image}
+        alone["delta_psnr"] = bare.controllability["delta_psnr"]
     return {
+        "served": str(result.served_dir),
+        "world_alone": alone,
         **{m: overall["model"].get(m) for m in image},
         **{f"copy_last_{m}": overall["copy_last_frame"].get(m) for m in image},
         **{f"reconstruction_{m}": overall.get("tokenizer_recon", {}).get(m) for m in image},
