@@ -13,7 +13,9 @@ frame in each ``patch``×``patch`` block whose mean absolute change from that fr
     uv run python tools/bench_change_gate.py --run /tmp/runs/per-frame-s0 --data /tmp/crafter32
 
 Prints a Markdown table: the four image measures and controllability (ΔPSNR true vs random
-actions) per gate.
+actions) per gate. ``--gated DIR ...`` adds rows for learned gates (``GatedWorldModel``
+directories, e.g. from ``wmkit gate fit -c RUN/configs/gate.yaml --export_dir DIR`` with other
+``--model.init_args.*`` settings), scored the same way.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def main() -> None:
     p.add_argument("--taus", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2])
     p.add_argument("--patches", type=int, nargs="+", default=[2, 4, 8])
     p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--gated", nargs="*", default=[], help="learned gated models to score too")
     args = p.parse_args()
     torch.set_num_threads(1)
     world = load_pretrained(f"{args.run}/world")
@@ -74,15 +77,15 @@ def main() -> None:
     lpips = lpips_if_available("alex", torch.device("cpu"))
     print("| gate (tau, patch) | PSNR | PSNR/frame | SSIM | LPIPS | ΔPSNR controllability |")
     print("|---|---|---|---|---|---|")
-    gates = [(0.0, 1)] + [(t, q) for q in args.patches for t in args.taus]
-    for tau, patch in gates:
-        model = world if tau == 0 else ChangeGated(world, tau, patch)
+    gates: list[tuple[str, Any]] = [("none", world)]
+    gates += [(f"{t:g}, {q}", ChangeGated(world, t, q)) for q in args.patches for t in args.taus]
+    gates += [(f"learned: {d}", load_pretrained(d)) for d in args.gated]
+    for name, model in gates:
         ev = evaluate_rollouts(model, data.test_dataloader(), context=2, horizon=6,
                                tokenizer=tokenizer, lpips=lpips, max_batches=4, seed=0,
                                device=torch.device("cpu"))  # fmt: skip
         m, c = ev.overall["model"], ev.overall["copy_last_frame"]
         cells = " | ".join(f"{m[k]:.4g} ({c[k]:.4g})" for k in MEASURES)
-        name = "none" if tau == 0 else f"{tau:g}, {patch}"
         print(f"| {name} | {cells} | {ev.controllability['delta_psnr']:+.2f} |", flush=True)
     print("\n(copy-last-frame in parentheses)")
 

@@ -71,7 +71,8 @@ def test_tiny_run_on_crafter_and_a_never_seen_dataset_prints_every_column(tool, 
         assert isinstance(row["beats_copy_last"], bool) and "copy last frame" in row["verdict"]
         assert row["verdict"].startswith("world model beats") == row["beats_copy_last"]
         assert math.isfinite(row["delta_psnr"])
-        assert row["train_s"] == pytest.approx(row["tokenizer_s"] + row["world_s"])
+        assert row["train_s"] == pytest.approx(row["tokenizer_s"] + row["world_s"] + row["gate_s"])
+        assert row["gate_s"] > 0 and row["world_alone"]["psnr"] > 5  # served through its gate
         assert row["tokenizer_s"] > 0 and row["world_s"] > 0 and row["evaluate_s"] > 0
     assert not (tmp_path / "work" / "data" / "game-s0").exists()  # --data is not re-recorded
 
@@ -143,8 +144,13 @@ def test_tables_show_failures_missing_lpips_and_the_spread_over_seeds(tool):
     assert table[2].startswith("| atari | ar | 0 | 21.00 | 20.00 | 25.00 | 26.00 | 0.800 | ")
     # LPIPS not measured; the differences to copy-last to more digits; the tokenizer's ceiling
     margins, ceiling = "+1.000 / -1.000 / -0.0500 / –", "29.00 / 30.00 / 0.900 / –"
-    assert f"| – | – | yes | {margins} | {ceiling} | +0.00 | 3 | 10 | 1 |" in table[2]
+    # no gate: "–" for the world model alone
+    assert f"| – | – | yes | {margins} | {ceiling} | +0.00 | – | 3 | 10 | 1 |" in table[2]
     assert "| failed: record: boom |" in table[5]
+    gated = tool.markdown([_row(0, 21.0, True, world_alone={
+        "psnr": 21.5, "psnr_frame_mean": 24.0, "ssim": 0.81, "lpips": 0.02, "delta_psnr": 0.8,
+    })]).splitlines()[2]  # fmt: skip
+    assert "| +0.00 | 21.50 / 24.00 / 0.810 / 0.0200 / +0.80 | 3 |" in gated
     assert all(len(line.split(" | ")) == len(tool.COLUMNS) for line in table[2:])
     spread = tool.summary(rows).splitlines()[2]
     assert spread.startswith("| atari | ar | 4 (1) | 22.00 (21.00 – 23.00) | 20.00 | ")
