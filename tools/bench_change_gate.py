@@ -63,7 +63,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", required=True, help="a kept quickstart run (bench_quickstart --keep)")
     p.add_argument("--data", required=True, help="its recording (same env, seed and size)")
-    p.add_argument("--taus", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2])
+    p.add_argument("--taus", type=float, nargs="*", default=[0.02, 0.05, 0.1, 0.2])
     p.add_argument("--patches", type=int, nargs="+", default=[2, 4, 8])
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--gated", nargs="*", default=[], help="learned gated models to score too")
