@@ -76,15 +76,20 @@ def test_entry_point_plugin_in_subprocess(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: wmkit-fakeplugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[wmkit.commands]\nfake = wmkit_fakeplugin:command\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    code = "import sys; from wmkit.core.cli import main; sys.exit(main(sys.argv[1:]))"
-    help_out = subprocess.run(
-        [sys.executable, "-c", code, "--help"], env=env, capture_output=True, text=True, check=True
-    ).stdout
+    # one fresh interpreter for both commands (each start imports torch): --help, then the plugin
+    code = textwrap.dedent("""
+        import sys
+        from wmkit.core.cli import main
+        print("--help exit code", main(["--help"]))
+        print("=== help ends ===")
+        sys.exit(main(["fake", "x"]))
+    """)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    help_out, plugin_out = run.stdout.split("=== help ends ===")
     assert "fake" in help_out and "a plugin command" in help_out
-    run = subprocess.run(
-        [sys.executable, "-c", code, "fake", "x"], env=env, capture_output=True, text=True
-    )
-    assert run.returncode == 0 and "plugin ran with ['x']" in run.stdout
+    assert "--help exit code 0" in help_out
+    assert "plugin ran with ['x']" in plugin_out
 
 
 def test_console_script_installed():

@@ -159,7 +159,8 @@ def test_datamodule_batches(dataset_dir, workers):
 
 def test_ddp_two_processes_share_evaluation(dataset_dir, tmp_path):
     """Real DDP (2 CPU processes, gloo): validation clips split disjointly and completely,
-    training draws disjoint."""
+    training draws disjoint. Rank 1 is forked (``ddp_fork``) rather than started as a fresh
+    interpreter, so it does not import torch and Lightning again; the sampling is the same."""
     script = tmp_path / "ddp_run.py"
     script.write_text(
         textwrap.dedent(f"""
@@ -187,7 +188,7 @@ def test_ddp_two_processes_share_evaluation(dataset_dir, tmp_path):
         if __name__ == "__main__":
             dm = EpisodeDataModule("{dataset_dir}", clip_length=4, batch_size=1,
                                    split=(0.5, 0.5, 0.0), samples_per_epoch=8)
-            trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1,
+            trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_fork", max_epochs=1,
                                 logger=False, enable_checkpointing=False,
                                 enable_progress_bar=False, enable_model_summary=False,
                                 num_sanity_val_steps=0)

@@ -57,7 +57,7 @@ def trained(squares) -> LatentActionAutoencoder:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     model = LatentActionAutoencoder.from_size("tiny")
-    train_pairs(model, to_float_video(squares.frames[:40]), steps=400)
+    train_pairs(model, to_float_video(squares.frames[:40]), steps=200)
     torch.set_num_threads(before)
     return model.eval()
 

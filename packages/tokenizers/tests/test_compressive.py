@@ -126,7 +126,7 @@ def trained(squares) -> dict[str, tuple[CompressiveTokenizer, float]]:
             future_levels=[5, 5, 5],
             cross_attention_levels=3,  # every resolution: fine detail comes from the context
         )
-        out[str(cross)] = (tok, _train(tok, squares, 150))
+        out[str(cross)] = (tok, _train(tok, squares, 100))
     return out
 
 

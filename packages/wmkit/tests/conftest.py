@@ -1,6 +1,9 @@
-"""A scripted world model (known dynamics) and a tiny real environment for play tests."""
+"""A scripted world model (known dynamics) and a tiny real environment for play tests; the
+tiny quickstart preset's Crafter recording, made once for the quickstart runs."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +75,17 @@ def context():
 @pytest.fixture
 def square_env():
     return SquareEnv
+
+
+@pytest.fixture(scope="session")
+def tiny_crafter(tmp_path_factory) -> Path:
+    """The Crafter dataset ``wmkit quickstart --tiny`` records (its ``data_dir``), recorded once
+    by the quickstart's own record step: the quickstart runs given it reuse it (the step finds
+    it complete) instead of each recording the same episodes again."""
+    from wmkit.apps.quickstart import PRESETS, QuickstartPlan
+    from wmkit.apps.quickstart.runner import _data_step, _State
+
+    root = tmp_path_factory.mktemp("tiny_crafter")
+    plan = QuickstartPlan(data_dir=root / "data").scaled(**PRESETS["tiny"])
+    _data_step(plan, _State(root / "quickstart_state.json", plan), log=lambda _: None)
+    return plan.dataset

@@ -36,12 +36,12 @@ def tool():
 
 
 @pytest.fixture(scope="module")
-def bench(tool, tmp_path_factory):
+def bench(tool, tmp_path_factory, tiny_crafter):
     """The tiny vidtok-4x row, its run kept: ``(printed, report, run directory)``."""
     root = tmp_path_factory.mktemp("bench")
     out = root / "bench.json"
     argv = ["--preset", "tiny", "--tokenizer", "vidtok-4x", "--play-frames", "8", "--data-dir",
-            str(root / "data"), "--keep", str(root / "runs"), "--out", str(out)]  # fmt: skip
+            str(tiny_crafter), "--keep", str(root / "runs"), "--out", str(out)]  # fmt: skip
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert tool.main(argv) == 0

@@ -45,9 +45,9 @@ def _kill_during_world_training(out, data):
 
 
 def test_tiny_quickstart_killed_while_training_the_world_model_resumes_to_the_same_weights(
-    tmp_path,
+    tmp_path, tiny_crafter
 ):
-    out, data = tmp_path / "qs", tmp_path / "data"
+    out, data = tmp_path / "qs", tiny_crafter
     plan = QuickstartPlan(out=out, data_dir=data).scaled(**PRESETS["tiny"])
     step = _kill_during_world_training(out, data)
     assert 0 < step < plan.world_steps  # killed while the world model was training
@@ -134,8 +134,8 @@ def test_tiny_quickstart_killed_while_training_the_world_model_resumes_to_the_sa
         run_quickstart(plan.scaled(world_steps=99), log=lambda _: None)
 
 
-def test_tiny_quickstart_with_the_autoregressive_world_model(tmp_path):
-    plan = QuickstartPlan(out=tmp_path / "qs", data_dir=tmp_path / "data", world="ar")
+def test_tiny_quickstart_with_the_autoregressive_world_model(tmp_path, tiny_crafter):
+    plan = QuickstartPlan(out=tmp_path / "qs", data_dir=tiny_crafter, world="ar")
     result = run_quickstart(plan.scaled(**PRESETS["tiny"]), log=lambda _: None)
     tokenizer = load_pretrained(result.tokenizer_dir)
     world = load_pretrained(result.world_dir)
