@@ -51,7 +51,7 @@ class QuickstartPlan:
         policy: exploration policy (``None``: the env's default; Crafter's ``explore`` walks
             and interacts more often than uniform random, so actions visibly matter).
         world: ``diffusion`` (per-frame KL tokenizer + Diffusion Forcing DiT on its latents;
-            the default, which beats copy-last-frame on the default budget) or ``ar``
+            the default) or ``ar``
             (compressive FSQ tokenizer + autoregressive transformer).
         tokenizer: the diffusion path's tokenizer (``latent_tokenizers.LATENT_TOKENIZERS``):
             ``per-frame`` or ``vidtok-4x`` (4 frames per latent, so 4 frames per world-model
