@@ -222,33 +222,6 @@ class QuickstartPlan:
             },
         }
 
-    def gate_config(self, world_dir: Path) -> dict[str, Any]:
-        """The change-gate stage (``wmkit gate fit``): a per-4×4-block gate on the frozen world
-        model in ``world_dir``, trained on its rollouts from ``context`` real frames over
-        ``horizon`` frames of the training clips
-        (:class:`~wmkit.core.change_gate_lit.ChangeGateModule`)."""
-        trainer = self.trainer_config("gate", self.gate_steps)
-        trainer["limit_val_batches"] = 0  # the evaluation step scores the gated model
-        return {
-            "seed_everything": self.seed,
-            "trainer": trainer,
-            "model": {
-                "class_path": "wmkit.core.change_gate_lit.ChangeGateModule",
-                "init_args": {
-                    "context": self.context,
-                    "horizon": self.horizon,
-                    "lr": 2e-3,
-                    "mse_floor": 1e-6,
-                    "block_mse_weight": 0.5,
-                    "model": {
-                        "class_path": "wmkit.core.gated_world_model.GatedWorldModel",
-                        "init_args": {"world": str(world_dir), "patch": 4},
-                    },
-                },
-            },
-            "data": self.data_config(with_steps=True, clip_length=self.context + self.horizon),
-        }
-
     def tokenizer_config(self) -> dict[str, Any]:
         """The tokenizer stage: a compressive FSQ tokenizer for ``ar``, a KL VidTok of
         ``tokenizer`` for ``diffusion`` (:mod:`~wmkit.apps.quickstart.latent_tokenizers`)."""

@@ -235,7 +235,9 @@ def _gate_step(
         reason = "gate_steps=0" if plan.gate_steps == 0 else "several frames per step"
         log(f"[4/5] no change gate ({reason}): the world model's frames are served as they are")
         return
-    config = _write_yaml(result.configs["gate"], plan.gate_config(result.world_dir))
+    from wmkit.apps.quickstart.gate_config import gate_config
+
+    config = _write_yaml(result.configs["gate"], gate_config(plan, result.world_dir))
     if state.done("gate"):
         log(f"[4/5] change gate ready: {result.gated_dir}")
         return
