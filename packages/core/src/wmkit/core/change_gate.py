@@ -4,18 +4,20 @@ Copy-last-frame is exact wherever nothing moves; a world model returns its token
 sampler's error there, and, where the scene changes by a few pixels, a guess that is often
 worse than not changing at all. The mean per-frame PSNR (the measure iVideoGPT and MineWorld
 report, capped at 100 dB for identical frames) and SSIM punish both. :class:`ChangeGate` reads
-the last frame shown (the *anchor*), the world model's next frame and the action, and gives one
-logit per ``patch``×``patch`` block: positive takes the model's block, otherwise the anchor's
-block is kept bit-exactly.
+the last frame shown (the *anchor*), the world model's next frame and the action, and gives
+two logits: one per ``patch``×``patch`` block ("this block changes") and one per frame
+("anything changes"), computed from the mean of the block features. A block is taken from the
+model where both are positive; otherwise the anchor's block is kept bit-exactly, so a frame
+judged still is the anchor exactly.
 
-It is trained (:func:`gate_loss`) on the world model's own rollouts against the real frames,
-minimising what the per-frame PSNR measures: the mean over frames of ``log10`` of each frame's
-MSE, with the two frames blended by the gate's probabilities. So a block is kept where the
-model's block is, in expectation, further from the truth than the anchor's, which covers both
-"nothing changed" and "the model's change is wrong", not just a threshold on how much the model
-changed it (a fixed threshold trades action following for stillness:
-``docs/benchmarks/diffusion-world.md``). A global branch (the mean of the block features, added
-back to every block) lets one decision cover a whole frame, as it must when nothing moves.
+It is trained (:func:`gate_loss`) on the world model's own rollouts against the real frames:
+the blocks on the mean per-frame ``log10`` MSE of the blend of the two frames (what the
+per-frame PSNR measures) plus a weight times the ``log10`` of their mean MSE (what the PSNR
+of the mean MSE measures), the frame decision as a classifier of whether the blocks beat the
+anchor on that frame. So a block is kept where the model's block is, in expectation, further
+from the truth than the anchor's, which covers both "nothing changed" and "the model's change
+is wrong", not just a threshold on how much the model changed it (a fixed threshold trades
+action following for stillness: ``docs/benchmarks/diffusion-world.md``).
 
 This is not from a paper: frame-difference gates are old in video coding (skip blocks), and
 residual world models such as DIAMOND's predict the next frame from the last one, but their
